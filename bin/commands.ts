@@ -1,0 +1,13 @@
+import type { CommandSpec } from '../common/cli.ts';
+
+/**
+ * Every subcommand, loaded lazily so `sdt --help` stays fast. Each module exports `command: CommandSpec`.
+ * Add one line per command; keep the command's code in its own package (pipelines/, trainer/, eval/...).
+ */
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load: () => Promise<{ command: CommandSpec }>;
+}
+
+export const commands: CommandEntry[] = [];

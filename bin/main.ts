@@ -1,0 +1,57 @@
+import { type CommandSpec, formatHelp, parseCommandArgs } from '../common/cli.ts';
+import { UserError } from '../common/errors.ts';
+import { commands } from './commands.ts';
+
+function topHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length), 10) + 2;
+  const lines = [
+    'sdt: build, train, sample and evaluate discrete-diffusion code models (Seed Diffusion style).',
+    '',
+    'Usage: sdt <command> [options]      sdt <command> --help for its options and defaults',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(topHelp());
+    return 0;
+  }
+  // Longest match first: "data build" before "data".
+  const sorted = [...commands].sort((a, b) => b.name.split(' ').length - a.name.split(' ').length);
+  const entry = sorted.find((c) => {
+    const words = c.name.split(' ');
+    return words.every((w, i) => argv[i] === w);
+  });
+  if (!entry) {
+    const group = commands.filter((c) => c.name.split(' ')[0] === argv[0]);
+    if (group.length > 0) {
+      process.stderr.write(`sdt ${argv[0]}: unknown or missing subcommand${argv[1] ? ` "${argv[1]}"` : ''}. One of:\n`);
+      for (const c of group) process.stderr.write(`  sdt ${c.name.padEnd(22)} ${c.summary}\n`);
+    } else {
+      process.stderr.write(`sdt: unknown command "${argv[0]}". Run \`sdt --help\` for the list.\n`);
+    }
+    return 2;
+  }
+  const rest = argv.slice(entry.name.split(' ').length);
+  let spec: CommandSpec | undefined;
+  try {
+    spec = (await entry.load()).command;
+    const { opts, positionals, help } = parseCommandArgs(spec, rest);
+    if (help) {
+      process.stdout.write(formatHelp(spec));
+      return 0;
+    }
+    return (await spec.run(opts, positionals)) ?? 0;
+  } catch (err) {
+    if (err instanceof UserError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`sdt ${entry.name}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}

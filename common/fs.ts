@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** A temporary name beside `path`, so the final rename stays on one filesystem (and is atomic). */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** Write a file atomically: readers see the old content or the new one, never a torn file. */
+export async function atomicWriteFile(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export async function atomicWriteJson(path: string, value: unknown): Promise<void> {
+  await atomicWriteFile(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * A write stream to a temporary file that becomes `path` only on commit(); abort() removes it.
+ * For large outputs (shards, stream files) that must never be visible half-written.
+ */
+export class AtomicWriteStream {
+  readonly tmp: string;
+  readonly stream: WriteStream;
+  constructor(readonly path: string) {
+    this.tmp = tempPathFor(path);
+    this.stream = createWriteStream(this.tmp);
+  }
+  static async open(path: string): Promise<AtomicWriteStream> {
+    await mkdir(dirname(path), { recursive: true });
+    return new AtomicWriteStream(path);
+  }
+  write(chunk: Uint8Array | string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ok = this.stream.write(chunk, (err) => (err ? reject(err) : undefined));
+      if (ok) resolve();
+      else this.stream.once('drain', resolve);
+    });
+  }
+  async commit(): Promise<void> {
+    await new Promise<void>((resolve, reject) => this.stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await rename(this.tmp, this.path);
+  }
+  async abort(): Promise<void> {
+    this.stream.destroy();
+    await rm(this.tmp, { force: true });
+  }
+}
