@@ -29,7 +29,9 @@ export async function main(argv: string[]): Promise<number> {
   if (!entry) {
     const group = commands.filter((c) => c.name.split(' ')[0] === argv[0]);
     if (group.length > 0) {
-      process.stderr.write(`sdt ${argv[0]}: unknown or missing subcommand${argv[1] ? ` "${argv[1]}"` : ''}. One of:\n`);
+      process.stderr.write(
+        `sdt ${argv[0]}: unknown or missing subcommand${argv[1] ? ` "${argv[1]}"` : ''}. One of:\n`,
+      );
       for (const c of group) process.stderr.write(`  sdt ${c.name.padEnd(22)} ${c.summary}\n`);
     } else {
       process.stderr.write(`sdt: unknown command "${argv[0]}". Run \`sdt --help\` for the list.\n`);
@@ -51,7 +53,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`sdt ${entry.name}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `sdt ${entry.name}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     return 1;
   }
 }

@@ -46,7 +46,8 @@ export function formatHelp(spec: CommandSpec): string {
     let desc = o.description;
     if (o.choices) desc += ` (${o.choices.join('|')})`;
     if (o.required) desc += ' [required]';
-    else if (o.default !== undefined && o.type !== 'boolean') desc += ` [default: ${JSON.stringify(o.default)}]`;
+    else if (o.default !== undefined && o.type !== 'boolean')
+      desc += ` [default: ${JSON.stringify(o.default)}]`;
     lines.push(`  ${flag.padEnd(30)} ${desc}`);
   }
   if (spec.examples?.length) {
@@ -57,7 +58,10 @@ export function formatHelp(spec: CommandSpec): string {
 }
 
 /** Parse argv for a command; errors name the flag at fault and point at --help. */
-export function parseCommandArgs(spec: CommandSpec, argv: string[]): { opts: OptionValues; positionals: string[]; help: boolean } {
+export function parseCommandArgs(
+  spec: CommandSpec,
+  argv: string[],
+): { opts: OptionValues; positionals: string[]; help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     help: { type: 'boolean', short: 'h' },
   };
@@ -70,7 +74,13 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): { opts: Opt
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true, allowNegative: true } as never);
+    parsed = parseArgs({
+      args: argv,
+      options,
+      allowPositionals: true,
+      strict: true,
+      allowNegative: true,
+    } as never);
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new UserError(`sdt ${spec.name}: ${msg}. Run \`sdt ${spec.name} --help\` for the options.`);
@@ -96,7 +106,9 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): { opts: Opt
       opts[name] = (raw as string[]).flatMap((v) => v.split(',')).filter((v) => v.length > 0);
     } else {
       if (o.choices && typeof raw === 'string' && !o.choices.includes(raw)) {
-        throw new UserError(`sdt ${spec.name}: --${name} must be one of ${o.choices.join(', ')}; got ${JSON.stringify(raw)}.`);
+        throw new UserError(
+          `sdt ${spec.name}: --${name} must be one of ${o.choices.join(', ')}; got ${JSON.stringify(raw)}.`,
+        );
       }
       opts[name] = raw as string | boolean;
     }

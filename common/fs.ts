@@ -48,7 +48,9 @@ export class AtomicWriteStream {
     });
   }
   async commit(): Promise<void> {
-    await new Promise<void>((resolve, reject) => this.stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      this.stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
     await rename(this.tmp, this.path);
   }
   async abort(): Promise<void> {

@@ -9,7 +9,9 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export function nativeBinary(): string {
   const path = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
   if (!existsSync(path)) {
-    throw new UserError(`sdt-native not found at ${path}. Build it with \`npm run build:native\` (needs CMake and g++).`);
+    throw new UserError(
+      `sdt-native not found at ${path}. Build it with \`npm run build:native\` (needs CMake and g++).`,
+    );
   }
   return path;
 }

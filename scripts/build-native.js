@@ -21,7 +21,9 @@ function run(cmd, args) {
   console.log(`sdt: ${cmd} ${args.join(' ')}`);
   const r = spawnSync(cmd, args, { stdio: 'inherit' });
   if (r.error) {
-    console.error(`sdt: could not run ${cmd} (${r.error.message}). Install CMake >= 3.20 and a C++17 compiler.`);
+    console.error(
+      `sdt: could not run ${cmd} (${r.error.message}). Install CMake >= 3.20 and a C++17 compiler.`,
+    );
     process.exit(1);
   }
   if (r.status !== 0) {
@@ -31,7 +33,10 @@ function run(cmd, args) {
 }
 
 const configure = [
-  '-S', src, '-B', build,
+  '-S',
+  src,
+  '-B',
+  build,
   '-DCMAKE_BUILD_TYPE=Release',
   `-DSDT_CUDA=${process.env.SDT_CUDA ?? 'OFF'}`,
   `-DSDT_BLAS=${process.env.SDT_BLAS ?? 'AUTO'}`,

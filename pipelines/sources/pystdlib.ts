@@ -33,7 +33,9 @@ const SKIP_DIRS = new Set(['site-packages', 'dist-packages', '__pycache__', 'con
 /** A path is held out when any of its folders is a test folder (test, tests, idle_test, ...). */
 export function isTestPath(rel: string): boolean {
   const parts = rel.split('/');
-  return parts.slice(0, -1).some((p) => p === 'test' || p === 'tests' || p.endsWith('_test') || p === 'testing');
+  return parts
+    .slice(0, -1)
+    .some((p) => p === 'test' || p === 'tests' || p.endsWith('_test') || p === 'testing');
 }
 
 /** Every .py file under the stdlib, sorted by relative path so the corpus order is stable. */
