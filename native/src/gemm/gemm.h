@@ -1,0 +1,24 @@
+// The one matrix multiply used by every op: C = alpha * op(A) * op(B) + beta * C, row-major.
+// op(A) is [M, K] (A is [K, M] with leading dimension lda when transA), op(B) is [K, N].
+// Backend: OpenBLAS cblas_sgemm when built with SDT_HAVE_OPENBLAS, otherwise gemm_own.
+// Call it from outside OpenMP parallel regions: both backends parallelise internally.
+#pragma once
+
+namespace sdt {
+
+void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc);
+
+// Our cache-blocked, packed, OpenMP-parallel kernel (always compiled, so tests can compare it
+// with OpenBLAS and with the naive loop).
+void gemm_own(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc);
+
+// Triple loop with double accumulation: the reference for tests.
+void gemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                const float* B, int ldb, float beta, float* C, int ldc);
+
+// "openblas" or "own".
+const char* gemm_backend_name();
+
+}  // namespace sdt

@@ -1,0 +1,140 @@
+// The Llama-style diffusion language model on the CPU: parameters, training forward/backward,
+// inference logits and the KV-cache forward used by the block sampler.
+//
+// Conventions (see docs/model.md):
+//  * All tensors are fp32, row-major. Linear weights are [out, in] as in Hugging Face.
+//  * Token rows are flattened: index n = b * T + t.
+//  * The <|mask|> logit (config.mask_token_id) is -inf in every logits output and is excluded
+//    from every softmax; it can never be a target.
+//  * Positions are absolute within the row (t = 0..T-1) unless Batch::position_ids is given.
+//  * A Model holds scratch activations: calls on one Model must not run concurrently.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace sdt {
+
+// One named parameter tensor, a view into the model's contiguous buffers.
+struct ParamView {
+  std::string name;            // Hugging Face Llama name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::vector<int64_t> shape;  // [out, in] for linear weights, [vocab, hidden] for embeddings, [hidden] for norms
+  int64_t numel = 0;
+  int64_t offset = 0;          // offset of `data` in param_data() (and of `grad` in grad_data())
+  float* data = nullptr;
+  float* grad = nullptr;
+  bool decay = false;          // true for matrices (embeddings, projections, lm_head), false for norms
+};
+
+// A training / evaluation batch. Pointers are borrowed for the duration of the call.
+struct Batch {
+  int B = 0;
+  int T = 0;
+  const int32_t* input_ids = nullptr;     // [B*T], each in [0, vocab_size)
+  const int32_t* target_ids = nullptr;    // [B*T]; a negative target means "no loss at this position"
+  const float* weights = nullptr;         // [B*T] per-token loss weight; nullptr: all 1
+  const int32_t* segment_ids = nullptr;   // [B*T] or nullptr (the whole row is one segment).
+                                          // Attention stays within equal ids; a negative id marks
+                                          // padding: nothing attends to it and it attends only to itself.
+  const int32_t* position_ids = nullptr;  // [B*T] RoPE positions (and block index = pos / block_size);
+                                          // nullptr: t. Must be in [0, max_position_embeddings).
+  AttentionMode mode = AttentionMode::Bidirectional;
+};
+
+// What a loss call measured. loss = weighted_ce_sum / normalizer.
+struct LossStats {
+  double loss = 0.0;
+  double weighted_ce_sum = 0.0;  // sum_i w_i * CE_i over positions with a target >= 0
+  double weight_sum = 0.0;       // sum_i w_i over the same positions
+  int64_t targets = 0;           // number of positions with a target >= 0
+  double normalizer = 0.0;       // the value actually used
+};
+
+// Keys and values of already-processed positions, per layer, for batch rows [0, batch).
+// Layout of k and v: [layer][b][kv_head][max_len][head_dim]; K is stored after RoPE.
+struct KVCache {
+  int batch = 0;
+  int max_len = 0;
+  int length = 0;  // positions [0, length) hold valid K/V
+  int num_layers = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  std::vector<float> k;
+  std::vector<float> v;
+  // Forget everything (length = 0); the memory is kept.
+  void clear() { length = 0; }
+};
+
+class Model {
+ public:
+  // Throws std::invalid_argument with config.validate()'s message when the config is unusable.
+  explicit Model(const ModelConfig& config);
+
+  const ModelConfig& config() const { return cfg_; }
+
+  // Parameters in a fixed order (embed_tokens, then per layer: input_layernorm, q, k, v, o,
+  // post_attention_layernorm, gate, up, down; then model.norm, then lm_head when untied).
+  // Views point into one contiguous parameter buffer and one contiguous gradient buffer.
+  std::vector<ParamView>& params() { return params_; }
+  const std::vector<ParamView>& params() const { return params_; }
+  // nullptr when there is no parameter of that name.
+  ParamView* find_param(const std::string& hf_name);
+  float* param_data() { return data_.data(); }
+  float* grad_data() { return grad_.data(); }
+  const float* param_data() const { return data_.data(); }
+  const float* grad_data() const { return grad_.data(); }
+  int64_t num_params() const { return static_cast<int64_t>(data_.size()); }
+
+  // Deterministic initialisation from `seed`: linear and embedding weights ~ N(0, 0.02); the
+  // residual output projections (o_proj, down_proj) ~ N(0, 0.02 / sqrt(2 * num_hidden_layers));
+  // norm weights = 1. Gradients are zeroed.
+  void init(uint64_t seed);
+  void zero_grad();
+
+  // Forward + backward. loss = sum_i w_i * CE_i / normalizer where CE_i is the cross-entropy of
+  // target_i under softmax over all logits except <|mask|>. normalizer <= 0 means B*T.
+  // Gradients are ADDED to grad_data() (call zero_grad() between optimizer steps), so gradient
+  // accumulation over micro-batches works by passing the global normalizer to each call.
+  // Throws std::invalid_argument naming the row and column of an out-of-range id or a target
+  // equal to mask_token_id.
+  LossStats forward_backward(const Batch& batch, double normalizer = 0.0);
+
+  // Forward only, same loss definition. token_ce (optional, [B*T]) receives CE_i (unweighted;
+  // 0 where the target is negative) — e.g. for ELBO scoring of trajectories.
+  LossStats forward_loss(const Batch& batch, double normalizer = 0.0, float* token_ce = nullptr);
+
+  // Logits [B*T, vocab_size] for a full sequence; logits_out[..., mask_token_id] = -inf.
+  // segment_ids / position_ids as in Batch (nullable).
+  void forward_logits(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
+                      float* logits_out, const int32_t* position_ids = nullptr);
+
+  // A cache for `batch` rows and up to `max_len` positions (<= max_position_embeddings).
+  KVCache make_cache(int batch, int max_len) const;
+
+  // Logits [cache.batch * C, vocab_size] for C new positions start_pos .. start_pos+C-1 of every
+  // row (ids: [cache.batch * C]). Each new position attends to cached positions [0, start_pos)
+  // and, inside the chunk: Bidirectional and Block — every chunk position (the chunk is one
+  // block); Causal — chunk positions <= its own. Requires start_pos <= cache.length and
+  // start_pos + C <= cache.max_len. When append_to_cache is true the chunk's K/V are written
+  // at [start_pos, start_pos + C) and cache.length becomes start_pos + C.
+  // Exactness: for a Block model, calling this block by block (C = block_size, start_pos a
+  // multiple of block_size) reproduces forward_logits(mode = Block); for Causal, token by token
+  // reproduces forward_logits(mode = Causal) (up to fp32 summation order).
+  void forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
+                     float* logits_out, bool append_to_cache);
+
+ private:
+  struct Workspace;
+  LossStats run(const Batch& batch, double normalizer, bool backward, float* token_ce);
+
+  ModelConfig cfg_;
+  std::vector<float> data_;
+  std::vector<float> grad_;
+  std::vector<ParamView> params_;
+  std::vector<float> scratch_;  // activations, reused between calls
+};
+
+}  // namespace sdt
