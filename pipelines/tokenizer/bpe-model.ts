@@ -1,0 +1,230 @@
+import { pairKey } from './bpe-train.ts';
+import { compileSplitPattern, forEachPiece } from './pretokenize.ts';
+import type { Encoding, SpecialIds, Tokenizer } from './types.ts';
+
+/** Everything needed to encode and decode, independent of the file format. */
+export interface BpeModelData {
+  /** The pre-tokenizer split regex (Oniguruma syntax restricted to what JavaScript reads alike). */
+  pattern: string;
+  /** Bytes of each token by id; special tokens hold the UTF-8 of their literal text. */
+  tokenBytes: Uint8Array[];
+  /** merges[rank] = [left id, right id, merged id]. */
+  merges: Array<[number, number, number]>;
+  special: SpecialIds;
+  /** Ids that are special tokens (never produced by encode). */
+  specialIdList: number[];
+}
+
+/** Words up to this many bytes use the simple quadratic merge loop; longer ones use a heap. */
+const SHORT_WORD = 48;
+/** Pieces longer than this (in UTF-16 units) are not cached: they are rare and would bloat the cache. */
+const MAX_CACHED_PIECE = 128;
+const MAX_CACHE_ENTRIES = 200_000;
+
+export class BpeTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly special: SpecialIds;
+  private readonly tokenBytes: Uint8Array[];
+  private readonly byteId = new Int32Array(256);
+  private readonly rankOf = new Map<number, number>();
+  private readonly mergedId: Int32Array;
+  private readonly re: RegExp;
+  private readonly cache = new Map<string, Int32Array>();
+  private readonly utf8 = new TextEncoder();
+  private readonly utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+
+  constructor(
+    readonly data: BpeModelData,
+    readonly hash: string,
+  ) {
+    this.vocabSize = data.tokenBytes.length;
+    this.special = data.special;
+    this.tokenBytes = data.tokenBytes;
+    this.re = compileSplitPattern(data.pattern);
+    const specials = new Set(data.specialIdList);
+    this.byteId.fill(-1);
+    for (let id = 0; id < data.tokenBytes.length; id++) {
+      const b = data.tokenBytes[id];
+      if (b.length === 1 && !specials.has(id) && this.byteId[b[0]] === -1) this.byteId[b[0]] = id;
+    }
+    const missing = [...this.byteId.keys()].filter((b) => this.byteId[b] === -1);
+    if (missing.length > 0) {
+      throw new Error(`the vocabulary lacks byte tokens for bytes ${missing.slice(0, 8).join(', ')}`);
+    }
+    this.mergedId = new Int32Array(data.merges.length);
+    data.merges.forEach(([l, r, m], rank) => {
+      const k = pairKey(l, r);
+      // A repeated pair keeps its first (lowest) rank, as the reference implementations do.
+      if (!this.rankOf.has(k)) this.rankOf.set(k, rank);
+      this.mergedId[rank] = m;
+    });
+  }
+
+  encode(text: string): Int32Array {
+    let out = new Int32Array(Math.max(16, text.length >> 1));
+    let n = 0;
+    const cache = this.cache;
+    forEachPiece(text, this.re, (s, e) => {
+      const piece = text.slice(s, e);
+      let ids = cache.get(piece);
+      if (ids === undefined) {
+        ids = this.encodeWord(this.utf8.encode(piece));
+        if (piece.length <= MAX_CACHED_PIECE) {
+          if (cache.size >= MAX_CACHE_ENTRIES) cache.clear();
+          cache.set(piece, ids);
+        }
+      }
+      if (n + ids.length > out.length) {
+        const grown = new Int32Array(Math.max(out.length * 2, n + ids.length));
+        grown.set(out.subarray(0, n));
+        out = grown;
+      }
+      out.set(ids, n);
+      n += ids.length;
+    });
+    return out.slice(0, n);
+  }
+
+  encodeWithOffsets(text: string): Encoding {
+    const ids = this.encode(text);
+    const byteOffsets = new Int32Array(ids.length + 1);
+    let pos = 0;
+    for (let i = 0; i < ids.length; i++) {
+      byteOffsets[i] = pos;
+      pos += this.tokenBytes[ids[i]].length;
+    }
+    byteOffsets[ids.length] = pos;
+    return { ids, byteOffsets };
+  }
+
+  /** Concatenated bytes of the tokens (the exact UTF-8 of the encoded text). */
+  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) total += this.bytesOf(ids[i], i).length;
+    const out = new Uint8Array(total);
+    let pos = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const b = this.tokenBytes[ids[i]];
+      out.set(b, pos);
+      pos += b.length;
+    }
+    return out;
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    return this.utf8Decoder.decode(this.decodeBytes(ids));
+  }
+
+  tokenText(id: number): string {
+    return this.utf8Decoder.decode(this.bytesOf(id, 0));
+  }
+
+  /** The raw bytes of one token. */
+  bytesOf(id: number, position = 0): Uint8Array {
+    const b = Number.isInteger(id) ? this.tokenBytes[id] : undefined;
+    if (b === undefined) {
+      throw new RangeError(
+        `token id ${id} at position ${position} is outside the vocabulary (0..${this.vocabSize - 1})`,
+      );
+    }
+    return b;
+  }
+
+  /** BPE over one pre-token: repeatedly merge the lowest-rank adjacent pair, leftmost first. */
+  encodeWord(bytes: Uint8Array): Int32Array {
+    const syms = new Int32Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) syms[i] = this.byteId[bytes[i]];
+    return bytes.length <= SHORT_WORD ? this.mergeShort(syms) : this.mergeLong(syms);
+  }
+
+  /** O(n^2) in the word length, and the fastest for the short words that dominate code. */
+  mergeShort(syms: Int32Array): Int32Array {
+    let n = syms.length;
+    const rankOf = this.rankOf;
+    while (n > 1) {
+      let best = -1;
+      let bestRank = Number.MAX_SAFE_INTEGER;
+      for (let i = 0; i + 1 < n; i++) {
+        const r = rankOf.get(pairKey(syms[i], syms[i + 1]));
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
+      }
+      if (best < 0) break;
+      syms[best] = this.mergedId[bestRank];
+      syms.copyWithin(best + 1, best + 2, n);
+      n--;
+    }
+    return syms.slice(0, n);
+  }
+
+  /** O(n log n): a linked list of symbols and a heap of candidate merges ordered by (rank, position). */
+  mergeLong(syms: Int32Array): Int32Array {
+    const n = syms.length;
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    const alive = new Uint8Array(n).fill(1);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    // Heap entries pack (rank, position) in one number; positions < 2^21 keep it exact.
+    const heap: number[] = [];
+    const POS = 2 ** 21;
+    const push = (v: number): void => {
+      heap.push(v);
+      let i = heap.length - 1;
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (heap[p] <= v) break;
+        heap[i] = heap[p];
+        i = p;
+      }
+      heap[i] = v;
+    };
+    const pop = (): number => {
+      const top = heap[0];
+      const last = heap.pop()!;
+      if (heap.length > 0) {
+        let i = 0;
+        const size = heap.length;
+        for (;;) {
+          const l = 2 * i + 1;
+          if (l >= size) break;
+          const c = l + 1 < size && heap[l + 1] < heap[l] ? l + 1 : l;
+          if (heap[c] >= last) break;
+          heap[i] = heap[c];
+          i = c;
+        }
+        heap[i] = last;
+      }
+      return top;
+    };
+    const candidate = (i: number): void => {
+      const j = next[i];
+      if (j < 0) return;
+      const r = this.rankOf.get(pairKey(syms[i], syms[j]));
+      if (r !== undefined) push(r * POS + i);
+    };
+    if (n >= POS) throw new RangeError(`pre-token of ${n} bytes is too long to encode`);
+    for (let i = 0; i + 1 < n; i++) candidate(i);
+    while (heap.length > 0) {
+      const v = pop();
+      const rank = Math.floor(v / POS);
+      const i = v - rank * POS;
+      const j = next[i];
+      if (!alive[i] || j < 0 || this.rankOf.get(pairKey(syms[i], syms[j])) !== rank) continue;
+      syms[i] = this.mergedId[rank];
+      alive[j] = 0;
+      const k = next[j];
+      next[i] = k;
+      if (k >= 0) prev[k] = i;
+      if (prev[i] >= 0) candidate(prev[i]);
+      candidate(i);
+    }
+    const out: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]) out.push(syms[i]);
+    return Int32Array.from(out);
+  }
+}
