@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../pipelines/corrupt/rng.ts';
+import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
+import { arExample } from '../trainer/ar.ts';
+import { defaultConfig, type TrainConfig } from '../trainer/config.ts';
+import { editStageStart, stageAt } from '../trainer/curriculum.ts';
+import { EpochOrder, type FeedContext, trainFrame } from '../trainer/feed.ts';
+import { buildValidationFrames, stratifiedTimes } from '../trainer/validation.ts';
+import { buildWindowStore, type WindowLike } from '../trainer/window-store.ts';
+
+const SP = { pad: 0, bos: 1, eos: 2, mask: 3, del: 4 };
+const L = 48;
+const V = 120;
+
+/** Synthetic windows: one or two packed documents of BOS content EOS, then padding. */
+function windows(count: number, seed: number): WindowLike[] {
+  const rng = new Rng(seed);
+  const out: WindowLike[] = [];
+  for (let w = 0; w < count; w++) {
+    const tokens = new Int32Array(L);
+    const segment = new Int32Array(L);
+    let pos = 0;
+    const docs = 1 + rng.int(2);
+    for (let d = 1; d <= docs; d++) {
+      const len = 5 + rng.int(14);
+      tokens[pos] = SP.bos;
+      segment[pos++] = d;
+      for (let i = 0; i < len; i++) {
+        tokens[pos] = 8 + rng.int(V - 8);
+        segment[pos++] = d;
+      }
+      tokens[pos] = SP.eos;
+      segment[pos++] = d;
+    }
+    out.push({ tokens, segment, length: pos, spans: [{ kind: 'statement', start: 1, end: 4 }] });
+  }
+  return out;
+}
+
+function context(over: Partial<TrainConfig> = {}): FeedContext {
+  const cfg: TrainConfig = { ...defaultConfig(), ...over };
+  cfg.data = { ...cfg.data, seq_len: L };
+  return { cfg, specials: SP, editVocab: plainVocabulary(V, 8), train: buildWindowStore(windows(10, 7), L) };
+}
+
+const frames = (ctx: FeedContext, from: number, to: number) => {
+  const order = new EpochOrder(ctx.cfg.seed, ctx.train.count);
+  const out = [];
+  for (let f = from; f < to; f++) out.push(trainFrame(ctx, order, f));
+  return out;
+};
+
+describe('feed', () => {
+  it('is deterministic: same seed, same batches; another seed, other batches', () => {
+    const ctx = context({ steps: 10, batch: { batch_size: 4, micro_batches: 2 } });
+    const a = frames(ctx, 0, 20);
+    const b = frames(context({ steps: 10, batch: { batch_size: 4, micro_batches: 2 } }), 0, 20);
+    expect(b).toEqual(a);
+    const c = frames(context({ steps: 10, seed: 99, batch: { batch_size: 4, micro_batches: 2 } }), 0, 20);
+    expect(c.map((f) => f.batch.input)).not.toEqual(a.map((f) => f.batch.input));
+  });
+
+  it('restarting at a stream position reproduces the later batches', () => {
+    const ctx = context({ steps: 10, batch: { batch_size: 4, micro_batches: 2 } });
+    const full = frames(ctx, 0, 20);
+    expect(frames(ctx, 13, 20)).toEqual(full.slice(13));
+    expect(full[13].step).toBe(6);
+  });
+
+  it('visits every window once per epoch', () => {
+    const ctx = context();
+    const order = new EpochOrder(ctx.cfg.seed, ctx.train.count);
+    for (const epoch of [0, 1, 5]) {
+      const seen = Array.from({ length: 10 }, (_, i) => order.windowOf(epoch * 10 + i)).sort((x, y) => x - y);
+      expect(seen).toEqual([...Array(10).keys()]);
+    }
+  });
+
+  it('switches from mask to mask+edit at mask_fraction of the steps', () => {
+    const base = defaultConfig();
+    const ctx = context({
+      steps: 10,
+      batch: { batch_size: 8, micro_batches: 2 },
+      curriculum: { ...base.curriculum, mask_fraction: 0.7, edit_mix: 0.5 },
+    });
+    expect(editStageStart(ctx.cfg)).toBe(7);
+    expect(stageAt(ctx.cfg, 6)).toBe('mask');
+    expect(stageAt(ctx.cfg, 7)).toBe('edit');
+    const all = frames(ctx, 0, 20);
+    for (const f of all) {
+      if (f.step < 7) expect(f.kinds).toEqual({ mask: 4, edit: 0, ar: 0 });
+      else expect(f.kinds.mask + f.kinds.edit).toBe(4);
+    }
+    const edits = all.filter((f) => f.step >= 7).reduce((s, f) => s + f.kinds.edit, 0);
+    expect(edits).toBeGreaterThan(0);
+    expect(edits).toBeLessThan(24);
+    // Mask examples: loss only where the input is <|mask|>, weight 1/p >= 1; edit examples: weight on content.
+    for (const f of all) {
+      const { input, weight, target } = f.batch;
+      for (let i = 0; i < input.length; i++) {
+        if (f.step < 7) {
+          expect(weight[i] > 0).toBe(input[i] === SP.mask);
+          if (weight[i] > 0) expect(weight[i]).toBeGreaterThanOrEqual(1);
+        }
+        expect(target[i]).not.toBe(SP.mask);
+      }
+    }
+  });
+
+  it('ar: targets are the inputs shifted by one, within a document', () => {
+    const ctx = context({ objective: 'ar', steps: 4, batch: { batch_size: 2, micro_batches: 1 } });
+    for (const f of frames(ctx, 0, 4)) {
+      const { input, target, weight, segment } = f.batch;
+      for (let b = 0; b < f.batch.B; b++) {
+        for (let t = 0; t < L; t++) {
+          const i = b * L + t;
+          const sameDoc = t + 1 < L && segment[i] >= 0 && segment[i] === segment[i + 1];
+          expect(weight[i]).toBe(sameDoc ? 1 : 0);
+          if (sameDoc) expect(target[i]).toBe(input[i + 1]);
+        }
+      }
+    }
+    // A window without segment ids: every position but the last predicts the next non-pad token.
+    const ex = arExample(Int32Array.from([1, 10, 11, 12, 2, 0, 0]), undefined, 0);
+    expect([...ex.target]).toEqual([10, 11, 12, 2, 0, 0, 0]);
+    expect([...ex.weight]).toEqual([1, 1, 1, 1, 0, 0, 0]);
+  });
+
+  it('validation: stratified t covers each stratum once; frames are fixed across calls', () => {
+    const t = stratifiedTimes(16, 3);
+    const strata = [...t].map((x) => Math.floor(x * 16)).sort((a, b) => a - b);
+    expect(strata).toEqual([...Array(16).keys()]);
+    const ctx = context({ validation: { every: 10, batches: 2 } });
+    const val = buildWindowStore(windows(5, 11), L);
+    const a = buildValidationFrames(ctx, val, 'elbo');
+    expect(buildValidationFrames(ctx, val, 'elbo')).toEqual(a);
+    expect(a).toHaveLength(2);
+    // The denominator counts maskable positions: content and EOS, not BOS or padding.
+    for (const f of a) {
+      let n = 0;
+      f.batch.segment.forEach((s, i) => {
+        if (s >= 0 && f.batch.target[i] !== SP.bos) n++;
+      });
+      expect(f.denominator).toBe(n);
+    }
+  });
+});

@@ -1,0 +1,598 @@
+/**
+ * The train config: its schema, its defaults, its presets and its validation, in one place. The CLI options of
+ * `sdt train` are generated from FIELDS below, so `--help` shows the same defaults the config file gets.
+ */
+import { readFile } from 'node:fs/promises';
+import type { OptionSpec, OptionValues } from '../common/cli.ts';
+import { UserError } from '../common/errors.ts';
+
+export type Objective = 'diffusion' | 'ar';
+export type EditTargets = 'positional' | 'aligned';
+
+export interface ModelShape {
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  tie_word_embeddings: boolean;
+  rope_theta: number;
+  rms_norm_eps: number;
+}
+
+export interface TrainConfig {
+  model: ModelShape & { preset: string };
+  data: {
+    /** A dataset directory written by `sdt data build`. */
+    dataset: string;
+    seq_len: number;
+  };
+  objective: Objective;
+  curriculum: {
+    /** Fraction of the steps trained with mask corruption only; the rest mixes in edits. */
+    mask_fraction: number;
+    /** In the edit stage, the probability that an example is edit-corrupted (else masked). */
+    edit_mix: number;
+    mask_eps: number;
+    edit_alpha_max: number;
+    edit_targets: EditTargets;
+    /** Mask whole tree-sitter spans (structure-aware) instead of uniform tokens. */
+    structure: boolean;
+  };
+  batch: {
+    /** Sequences per optimizer step (all micro-batches together). */
+    batch_size: number;
+    micro_batches: number;
+  };
+  schedule: {
+    lr: number;
+    min_lr: number;
+    warmup_steps: number;
+    weight_decay: number;
+    clip: number;
+    beta1: number;
+    beta2: number;
+  };
+  /** Optimizer steps; 0 means: derive from `tokens`. */
+  steps: number;
+  /** Tokens to see (used when steps is 0): steps = ceil(tokens / (batch_size * seq_len)). */
+  tokens: number;
+  checkpoint: { every: number; keep: number };
+  validation: { every: number; batches: number };
+  seed: number;
+  /** OpenMP threads of the native trainer. */
+  threads: number;
+  /** Worker threads that corrupt examples for the feed. */
+  workers: number;
+  out: string;
+}
+
+/** Model size presets; explicit fields override them. */
+export const PRESETS: Record<string, ModelShape> = {
+  tiny: {
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 2,
+    num_key_value_heads: 2,
+    tie_word_embeddings: true,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-6,
+  },
+  demo: {
+    hidden_size: 128,
+    intermediate_size: 352,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 4,
+    tie_word_embeddings: true,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-6,
+  },
+  small: {
+    hidden_size: 256,
+    intermediate_size: 688,
+    num_hidden_layers: 6,
+    num_attention_heads: 8,
+    num_key_value_heads: 4,
+    tie_word_embeddings: true,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-6,
+  },
+};
+
+type FieldType = 'int' | 'number' | 'boolean' | 'string';
+
+interface FieldSpec {
+  /** Dotted path in the config, e.g. "schedule.lr". */
+  path: string;
+  /** CLI flag without dashes. */
+  flag: string;
+  type: FieldType;
+  description: string;
+  default: number | boolean | string;
+  choices?: readonly string[];
+  /** Inclusive lower bound / exclusive-or-inclusive upper bound checks. */
+  min?: number;
+  minExclusive?: boolean;
+  max?: number;
+}
+
+const MODEL_FIELDS: (keyof ModelShape)[] = [
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'tie_word_embeddings',
+  'rope_theta',
+  'rms_norm_eps',
+];
+
+const MODEL_FLAGS: Record<keyof ModelShape, string> = {
+  hidden_size: 'hidden-size',
+  intermediate_size: 'intermediate-size',
+  num_hidden_layers: 'layers',
+  num_attention_heads: 'heads',
+  num_key_value_heads: 'kv-heads',
+  tie_word_embeddings: 'tie-embeddings',
+  rope_theta: 'rope-theta',
+  rms_norm_eps: 'rms-norm-eps',
+};
+
+/** Every config field, its flag, type, bounds and default. */
+export const FIELDS: FieldSpec[] = [
+  {
+    path: 'model.preset',
+    flag: 'model',
+    type: 'string',
+    description: 'model size preset; explicit model fields override it',
+    default: 'demo',
+    choices: Object.keys(PRESETS),
+  },
+  ...MODEL_FIELDS.map((k): FieldSpec => {
+    const v = PRESETS.demo[k];
+    const isBool = typeof v === 'boolean';
+    const isFloat = k === 'rope_theta' || k === 'rms_norm_eps';
+    return {
+      path: `model.${k}`,
+      flag: MODEL_FLAGS[k],
+      type: isBool ? 'boolean' : isFloat ? 'number' : 'int',
+      description: `model ${k}, overrides the preset`,
+      default: v,
+      ...(isBool ? {} : { min: 0, minExclusive: true }),
+    };
+  }),
+  {
+    path: 'data.dataset',
+    flag: 'dataset',
+    type: 'string',
+    description: 'dataset directory written by `sdt data build`',
+    default: 'runs/data/default',
+  },
+  {
+    path: 'data.seq_len',
+    flag: 'seq-len',
+    type: 'int',
+    description: 'tokens per sequence',
+    default: 256,
+    min: 2,
+  },
+  {
+    path: 'objective',
+    flag: 'objective',
+    type: 'string',
+    description: 'diffusion (mask then edit curriculum) or ar (causal next-token baseline)',
+    default: 'diffusion',
+    choices: ['diffusion', 'ar'],
+  },
+  {
+    path: 'curriculum.mask_fraction',
+    flag: 'mask-fraction',
+    type: 'number',
+    description: 'fraction of steps in the mask-only stage',
+    default: 0.8,
+    min: 0,
+    max: 1,
+  },
+  {
+    path: 'curriculum.edit_mix',
+    flag: 'edit-mix',
+    type: 'number',
+    description: 'edit stage: probability an example is edit-corrupted (else masked)',
+    default: 0.5,
+    min: 0,
+    max: 1,
+  },
+  {
+    path: 'curriculum.mask_eps',
+    flag: 'mask-eps',
+    type: 'number',
+    description: 'mask rate floor: p_mask = (1-eps) t + eps',
+    default: 1e-3,
+    min: 0,
+    minExclusive: true,
+    max: 1,
+  },
+  {
+    path: 'curriculum.edit_alpha_max',
+    flag: 'edit-alpha-max',
+    type: 'number',
+    description: 'edit stage: edits k = floor(len * alpha), alpha ~ U(0, alpha_max)',
+    default: 0.1,
+    min: 0,
+    max: 1,
+  },
+  {
+    path: 'curriculum.edit_targets',
+    flag: 'edit-targets',
+    type: 'string',
+    description: 'edit targets: positional (canvas) or aligned (Levenshtein, <|del|> for insertions)',
+    default: 'positional',
+    choices: ['positional', 'aligned'],
+  },
+  {
+    path: 'curriculum.structure',
+    flag: 'structure',
+    type: 'boolean',
+    description: 'structure-aware masking of whole tree-sitter spans',
+    default: false,
+  },
+  {
+    path: 'batch.batch_size',
+    flag: 'batch-size',
+    type: 'int',
+    description: 'sequences per optimizer step',
+    default: 8,
+    min: 1,
+  },
+  {
+    path: 'batch.micro_batches',
+    flag: 'micro-batches',
+    type: 'int',
+    description: 'micro-batches per step (gradient accumulation); must divide batch-size',
+    default: 1,
+    min: 1,
+  },
+  {
+    path: 'schedule.lr',
+    flag: 'lr',
+    type: 'number',
+    description: 'peak learning rate',
+    default: 3e-3,
+    min: 0,
+    minExclusive: true,
+  },
+  {
+    path: 'schedule.min_lr',
+    flag: 'min-lr',
+    type: 'number',
+    description: 'learning rate at the end of the cosine decay',
+    default: 3e-4,
+    min: 0,
+  },
+  {
+    path: 'schedule.warmup_steps',
+    flag: 'warmup',
+    type: 'int',
+    description: 'linear warm-up steps',
+    default: 30,
+    min: 0,
+  },
+  {
+    path: 'schedule.weight_decay',
+    flag: 'weight-decay',
+    type: 'number',
+    description: 'AdamW decoupled weight decay',
+    default: 0.1,
+    min: 0,
+  },
+  {
+    path: 'schedule.clip',
+    flag: 'clip',
+    type: 'number',
+    description: 'clip the global gradient norm to this (0: off)',
+    default: 1,
+    min: 0,
+  },
+  {
+    path: 'schedule.beta1',
+    flag: 'beta1',
+    type: 'number',
+    description: 'AdamW beta1',
+    default: 0.9,
+    min: 0,
+    max: 1,
+  },
+  {
+    path: 'schedule.beta2',
+    flag: 'beta2',
+    type: 'number',
+    description: 'AdamW beta2',
+    default: 0.95,
+    min: 0,
+    max: 1,
+  },
+  {
+    path: 'steps',
+    flag: 'steps',
+    type: 'int',
+    description: 'optimizer steps (0: derive from --tokens)',
+    default: 300,
+    min: 0,
+  },
+  {
+    path: 'tokens',
+    flag: 'tokens',
+    type: 'int',
+    description: 'tokens to see, used when steps is 0',
+    default: 0,
+    min: 0,
+  },
+  {
+    path: 'checkpoint.every',
+    flag: 'checkpoint-every',
+    type: 'int',
+    description: 'write a checkpoint every N steps (0: only at the end)',
+    default: 100,
+    min: 0,
+  },
+  {
+    path: 'checkpoint.keep',
+    flag: 'keep',
+    type: 'int',
+    description: 'checkpoints to keep',
+    default: 2,
+    min: 1,
+  },
+  {
+    path: 'validation.every',
+    flag: 'val-every',
+    type: 'int',
+    description: 'validate every N steps (0: only at the end)',
+    default: 50,
+    min: 0,
+  },
+  {
+    path: 'validation.batches',
+    flag: 'val-batches',
+    type: 'int',
+    description: 'validation batches (of batch-size sequences) per evaluation',
+    default: 4,
+    min: 1,
+  },
+  {
+    path: 'seed',
+    flag: 'seed',
+    type: 'int',
+    description: 'seed of data order, corruption and init',
+    default: 1234,
+    min: 0,
+  },
+  {
+    path: 'threads',
+    flag: 'threads',
+    type: 'int',
+    description: 'OpenMP threads of the native trainer',
+    default: 2,
+    min: 1,
+  },
+  {
+    path: 'workers',
+    flag: 'workers',
+    type: 'int',
+    description: 'worker threads that corrupt examples (0: in the main thread)',
+    default: 1,
+    min: 0,
+  },
+  {
+    path: 'out',
+    flag: 'out',
+    type: 'string',
+    description: 'run directory',
+    default: 'runs/demo',
+  },
+];
+
+function getPath(obj: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = obj;
+  for (const key of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let cur = obj;
+  for (const key of keys.slice(0, -1)) {
+    if (cur[key] === undefined || cur[key] === null || typeof cur[key] !== 'object') cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1]] = value;
+}
+
+/** The config every file and flag starts from. */
+export function defaultConfig(): TrainConfig {
+  const cfg: Record<string, unknown> = {};
+  for (const f of FIELDS) setPath(cfg, f.path, f.default);
+  return cfg as unknown as TrainConfig;
+}
+
+/**
+ * CLI options of `sdt train` generated from FIELDS. No `default` is attached so that an unset flag stays
+ * undefined and does not override the config file; the default is shown in the description instead.
+ */
+export function configOptions(): Record<string, OptionSpec> {
+  const out: Record<string, OptionSpec> = {};
+  for (const f of FIELDS) {
+    const isModel = f.path.startsWith('model.') && f.path !== 'model.preset';
+    const shown = isModel ? `${JSON.stringify(f.default)} in preset demo` : JSON.stringify(f.default);
+    out[f.flag] = {
+      type: f.type === 'int' ? 'number' : f.type,
+      description: `${f.description} [default: ${shown}; config: ${f.path}]`,
+      ...(f.choices ? { choices: f.choices } : {}),
+    };
+  }
+  return out;
+}
+
+/** Flags the user actually gave (the options above have no defaults, so unset ones are undefined). */
+export function explicitFlags(opts: OptionValues): Set<string> {
+  return new Set(FIELDS.map((f) => f.flag).filter((flag) => opts[flag] !== undefined));
+}
+
+/** Where a config came from, for messages: a file name or "flags". */
+function checkField(f: FieldSpec, value: unknown, source: string): string | undefined {
+  const name = `${source}: ${f.path}`;
+  switch (f.type) {
+    case 'boolean':
+      if (typeof value !== 'boolean') return `${name} must be true or false (got ${JSON.stringify(value)})`;
+      return undefined;
+    case 'string':
+      if (typeof value !== 'string' || value === '')
+        return `${name} must be a non-empty string (got ${JSON.stringify(value)})`;
+      if (f.choices && !f.choices.includes(value))
+        return `${name} must be one of ${f.choices.join(', ')} (got ${JSON.stringify(value)})`;
+      return undefined;
+    default: {
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        return `${name} must be a number (got ${JSON.stringify(value)})`;
+      if (f.type === 'int' && !Number.isInteger(value)) return `${name} must be an integer (got ${value})`;
+      if (f.min !== undefined && (f.minExclusive ? value <= f.min : value < f.min))
+        return `${name} must be ${f.minExclusive ? '>' : '>='} ${f.min} (got ${value})`;
+      if (f.max !== undefined && value > f.max) return `${name} must be <= ${f.max} (got ${value})`;
+      return undefined;
+    }
+  }
+}
+
+function unknownKeys(obj: unknown, prefix: string, known: Set<string>, out: string[]): void {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return;
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (known.has(path)) continue;
+    const isGroup = [...known].some((p) => p.startsWith(`${path}.`));
+    if (isGroup) unknownKeys(v, path, known, out);
+    else out.push(path);
+  }
+}
+
+/**
+ * Merge a partial config (from a file) over the defaults: model fields come from the preset unless given.
+ * Rejects unknown keys (typos would otherwise be silently ignored), naming them.
+ */
+export function mergeConfig(partial: Record<string, unknown>, source: string): TrainConfig {
+  const known = new Set(FIELDS.map((f) => f.path));
+  const unknown: string[] = [];
+  unknownKeys(partial, '', known, unknown);
+  if (unknown.length > 0) {
+    throw new UserError(
+      `${source}: unknown field ${unknown.map((u) => JSON.stringify(u)).join(', ')}; the fields are listed by \`sdt train --help\`.`,
+    );
+  }
+  const preset = (getPath(partial, 'model.preset') as string | undefined) ?? 'demo';
+  if (typeof preset !== 'string' || !(preset in PRESETS)) {
+    throw new UserError(
+      `${source}: model.preset must be one of ${Object.keys(PRESETS).join(', ')} (got ${JSON.stringify(preset)})`,
+    );
+  }
+  const cfg = defaultConfig() as unknown as Record<string, unknown>;
+  for (const k of MODEL_FIELDS) setPath(cfg, `model.${k}`, PRESETS[preset][k]);
+  for (const f of FIELDS) {
+    const v = getPath(partial, f.path);
+    if (v !== undefined) setPath(cfg, f.path, v);
+  }
+  return cfg as unknown as TrainConfig;
+}
+
+/** Apply CLI flag values over a config; a preset flag resets the model shape before explicit model flags. */
+export function applyFlags(base: TrainConfig, opts: OptionValues, explicit: Set<string>): TrainConfig {
+  const cfg = structuredClone(base) as unknown as Record<string, unknown>;
+  if (explicit.has('model')) {
+    const preset = opts.model as string;
+    setPath(cfg, 'model.preset', preset);
+    for (const k of MODEL_FIELDS) setPath(cfg, `model.${k}`, PRESETS[preset][k]);
+  }
+  for (const f of FIELDS) {
+    if (f.flag === 'model' || !explicit.has(f.flag)) continue;
+    setPath(cfg, f.path, opts[f.flag]);
+  }
+  return cfg as unknown as TrainConfig;
+}
+
+/** Every problem of a config, each naming the field; empty when it is usable. */
+export function configProblems(cfg: TrainConfig, source: string): string[] {
+  const problems: string[] = [];
+  const obj = cfg as unknown as Record<string, unknown>;
+  for (const f of FIELDS) {
+    const p = checkField(f, getPath(obj, f.path), source);
+    if (p) problems.push(p);
+  }
+  if (problems.length > 0) return problems;
+  const m = cfg.model;
+  if (m.hidden_size % m.num_attention_heads !== 0)
+    problems.push(
+      `${source}: model.hidden_size must be a positive multiple of num_attention_heads (got ${m.hidden_size} with ${m.num_attention_heads} heads)`,
+    );
+  else if ((m.hidden_size / m.num_attention_heads) % 2 !== 0)
+    problems.push(
+      `${source}: model.hidden_size / num_attention_heads must be even for rotary embeddings (got head size ${m.hidden_size / m.num_attention_heads})`,
+    );
+  if (m.num_attention_heads % m.num_key_value_heads !== 0)
+    problems.push(
+      `${source}: model.num_key_value_heads must divide num_attention_heads (got ${m.num_key_value_heads} for ${m.num_attention_heads} heads)`,
+    );
+  if (cfg.batch.batch_size % cfg.batch.micro_batches !== 0)
+    problems.push(
+      `${source}: batch.batch_size must be a multiple of batch.micro_batches (got ${cfg.batch.batch_size} and ${cfg.batch.micro_batches})`,
+    );
+  if (cfg.schedule.min_lr > cfg.schedule.lr)
+    problems.push(
+      `${source}: schedule.min_lr must be <= schedule.lr (got ${cfg.schedule.min_lr} > ${cfg.schedule.lr})`,
+    );
+  if (cfg.steps === 0 && cfg.tokens === 0)
+    problems.push(`${source}: steps and tokens are both 0; set one of them (e.g. --steps 300)`);
+  return problems;
+}
+
+export function validateConfig(cfg: TrainConfig, source: string): TrainConfig {
+  const problems = configProblems(cfg, source);
+  if (problems.length > 0) throw new UserError(problems.join('\n'));
+  return cfg;
+}
+
+/** Read and validate a config file (JSON). */
+export async function loadConfigFile(path: string): Promise<TrainConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read config ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(
+      `${path}: not valid JSON (${(err as Error).message}); fix the file or pass flags instead.`,
+    );
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new UserError(`${path}: the config must be a JSON object`);
+  return validateConfig(mergeConfig(parsed as Record<string, unknown>, path), path);
+}
+
+/** Sequences per micro-batch (one stream frame). */
+export const microBatchSize = (cfg: TrainConfig): number => cfg.batch.batch_size / cfg.batch.micro_batches;
+
+/** Optimizer steps of the run. */
+export function totalSteps(cfg: TrainConfig): number {
+  if (cfg.steps > 0) return cfg.steps;
+  return Math.ceil(cfg.tokens / (cfg.batch.batch_size * cfg.data.seq_len));
+}
+
+/** Tokens the run will see (positions fed to the model, padding included). */
+export const totalTokens = (cfg: TrainConfig): number =>
+  totalSteps(cfg) * cfg.batch.batch_size * cfg.data.seq_len;
