@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "ops/ops.h"
 
 namespace sdt {
 
@@ -127,14 +128,41 @@ class Model {
                      float* logits_out, bool append_to_cache);
 
  private:
-  struct Workspace;
+  // Offsets of one layer's tensors in data_ / grad_. q/k/v are adjacent (one fused [q;k;v]
+  // projection) and so are gate/up, so each pair or triple is a single GEMM.
+  struct LayerOffsets {
+    int64_t input_norm, qkv, o, post_norm, gate_up, down;
+  };
+  // Activations kept for the backward (per layer when training, one slot otherwise).
+  struct Activations {
+    std::vector<float> x, inv1, xn1, qkv, attn, lse, x_mid, inv2, xn2, gu, h;
+  };
+  struct Workspace {
+    std::vector<Activations> layers;
+    std::vector<float> x_final, inv_f, xn_f;
+    std::vector<float> dx, dxn, dqkv, dattn, dgu, dh, logits;
+  };
+
+  void check_batch(const Batch& b, bool need_targets) const;
+  // Embeds ids and runs every layer and the final norm; leaves the result in ws_.xn_f.
+  void forward_trunk(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
+                     const int32_t* position_ids, bool keep_for_backward);
+  void backward_trunk(const Batch& batch);
   LossStats run(const Batch& batch, double normalizer, bool backward, float* token_ce);
+  const float* lm_head() const;
+  float* lm_head_grad();
 
   ModelConfig cfg_;
   std::vector<float> data_;
   std::vector<float> grad_;
   std::vector<ParamView> params_;
-  std::vector<float> scratch_;  // activations, reused between calls
+  std::vector<LayerOffsets> layer_off_;
+  int64_t norm_off_ = 0;
+  int64_t lm_head_off_ = 0;  // == 0 (embed_tokens) when tied
+  Workspace ws_;              // reused between calls
+  Activations chunk_;         // forward_chunk's scratch
+  std::vector<int32_t> chunk_pos_;
+  RopeTable rope_;
 };
 
 }  // namespace sdt

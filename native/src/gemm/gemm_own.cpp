@@ -1,0 +1,165 @@
+// Our GEMM: the classic three-level blocking (KC x NC panel of B packed once and shared,
+// MC x KC panels of A packed per thread) around an MR x NR register-tile micro-kernel.
+// The micro-kernel uses GCC/Clang vector extensions so it compiles to FMA on AVX2 machines
+// and to SSE pairs elsewhere, without intrinsics.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "gemm/gemm.h"
+
+namespace sdt {
+namespace {
+
+constexpr int MR = 6;
+constexpr int NR = 16;
+constexpr int KC = 256;
+constexpr int NC = 3072;
+constexpr int MC_MAX = 96;
+
+typedef float v8f __attribute__((vector_size(32)));
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels laid out [panel][p][MR], zero-padded.
+void pack_a(bool transA, const float* A, int lda, int i0, int mc, int p0, int kc, float* dst) {
+  for (int ir = 0; ir < mc; ir += MR) {
+    const int rows = std::min(MR, mc - ir);
+    float* panel = dst + static_cast<long>(ir) * kc;
+    if (!transA) {
+      for (int i = 0; i < MR; ++i) {
+        if (i < rows) {
+          const float* src = A + static_cast<long>(i0 + ir + i) * lda + p0;
+          for (int p = 0; p < kc; ++p) panel[p * MR + i] = src[p];
+        } else {
+          for (int p = 0; p < kc; ++p) panel[p * MR + i] = 0.0f;
+        }
+      }
+    } else {
+      for (int p = 0; p < kc; ++p) {
+        const float* src = A + static_cast<long>(p0 + p) * lda + i0 + ir;
+        for (int i = 0; i < MR; ++i) panel[p * MR + i] = i < rows ? src[i] : 0.0f;
+      }
+    }
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] into NR-column panels laid out [panel][p][NR], zero-padded.
+void pack_b_panel(bool transB, const float* B, int ldb, int p0, int kc, int j0, int cols, float* panel) {
+  if (!transB) {
+    for (int p = 0; p < kc; ++p) {
+      const float* src = B + static_cast<long>(p0 + p) * ldb + j0;
+      float* d = panel + p * NR;
+      int j = 0;
+      for (; j < cols; ++j) d[j] = src[j];
+      for (; j < NR; ++j) d[j] = 0.0f;
+    }
+  } else {
+    for (int j = 0; j < NR; ++j) {
+      if (j < cols) {
+        const float* src = B + static_cast<long>(j0 + j) * ldb + p0;
+        for (int p = 0; p < kc; ++p) panel[p * NR + j] = src[p];
+      } else {
+        for (int p = 0; p < kc; ++p) panel[p * NR + j] = 0.0f;
+      }
+    }
+  }
+}
+
+// C[0:rows, 0:cols] += alpha * (packed A panel) * (packed B panel).
+void micro_kernel(int kc, const float* a, const float* b, float alpha, float* C, int ldc, int rows, int cols) {
+  v8f c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = v8f{};
+    c1[i] = v8f{};
+  }
+  for (int p = 0; p < kc; ++p) {
+    v8f b0, b1;
+    std::memcpy(&b0, b + p * NR, sizeof(v8f));
+    std::memcpy(&b1, b + p * NR + 8, sizeof(v8f));
+    const float* ap = a + p * MR;
+    for (int i = 0; i < MR; ++i) {
+      const float ai = ap[i];
+      c0[i] += ai * b0;
+      c1[i] += ai * b1;
+    }
+  }
+  float tile[MR][NR];
+  for (int i = 0; i < MR; ++i) {
+    std::memcpy(&tile[i][0], &c0[i], sizeof(v8f));
+    std::memcpy(&tile[i][8], &c1[i], sizeof(v8f));
+  }
+  for (int i = 0; i < rows; ++i) {
+    float* crow = C + static_cast<long>(i) * ldc;
+    for (int j = 0; j < cols; ++j) crow[j] += alpha * tile[i][j];
+  }
+}
+
+void scale_c(int M, int N, float beta, float* C, int ldc) {
+  if (beta == 1.0f) return;
+#pragma omp parallel for schedule(static) if (static_cast<long>(M) * N > 65536)
+  for (int i = 0; i < M; ++i) {
+    float* row = C + static_cast<long>(i) * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < N; ++j) row[j] = 0.0f;  // not beta * C: C may hold NaN garbage
+    } else {
+      for (int j = 0; j < N; ++j) row[j] *= beta;
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_own(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  scale_c(M, N, beta, C, ldc);
+  if (K <= 0 || alpha == 0.0f) return;
+
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  // Enough row blocks for every thread, but no taller than what stays in L2 with one KC slice.
+  int mc = (M + threads - 1) / threads;
+  mc = std::max(MR, std::min(MC_MAX, (mc + MR - 1) / MR * MR));
+
+  std::vector<float> bpack(static_cast<size_t>(KC) * (NC + NR));
+  for (int j0 = 0; j0 < N; j0 += NC) {
+    const int nc = std::min(NC, N - j0);
+    const int npanels = (nc + NR - 1) / NR;
+    for (int p0 = 0; p0 < K; p0 += KC) {
+      const int kc = std::min(KC, K - p0);
+#pragma omp parallel num_threads(threads)
+      {
+#pragma omp for schedule(static)
+        for (int jp = 0; jp < npanels; ++jp) {
+          const int cols = std::min(NR, nc - jp * NR);
+          pack_b_panel(transB, B, ldb, p0, kc, j0 + jp * NR, cols, bpack.data() + static_cast<long>(jp) * NR * kc);
+        }
+        std::vector<float> apack(static_cast<size_t>(MC_MAX + MR) * KC);
+        const int mblocks = (M + mc - 1) / mc;
+        // Split both the row blocks and the column panels so small-M products still use all threads.
+        const int nsplit = mblocks >= threads ? 1 : std::min(npanels, (threads + mblocks - 1) / mblocks);
+        const int per = (npanels + nsplit - 1) / nsplit;
+#pragma omp for schedule(dynamic) collapse(2)
+        for (int ib = 0; ib < mblocks; ++ib) {
+          for (int s = 0; s < nsplit; ++s) {
+            const int i0 = ib * mc;
+            const int rows_blk = std::min(mc, M - i0);
+            pack_a(transA, A, lda, i0, rows_blk, p0, kc, apack.data());
+            const int jp_end = std::min(npanels, (s + 1) * per);
+            for (int jp = s * per; jp < jp_end; ++jp) {
+              const int cols = std::min(NR, nc - jp * NR);
+              const float* bp = bpack.data() + static_cast<long>(jp) * NR * kc;
+              for (int ir = 0; ir < rows_blk; ir += MR) {
+                const int rows = std::min(MR, rows_blk - ir);
+                micro_kernel(kc, apack.data() + static_cast<long>(ir) * kc, bp, alpha,
+                             C + static_cast<long>(i0 + ir) * ldc + j0 + jp * NR, ldc, rows, cols);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace sdt
