@@ -1,0 +1,212 @@
+/**
+ * The mask process (DESIGN.md "Mask process"): t ~ U(0, cap), p_mask = (1 - eps) t + eps, each maskable
+ * token becomes <|mask|>, and the loss weight is 1/p_mask on masked positions and 0 elsewhere.
+ * Pure functions over token arrays, spans and an Rng, so the trainer feed and `sdt data corrupt` agree.
+ */
+import type { Span, SpanKind } from '../../schemas/dataset.ts';
+import type { Rng } from './rng.ts';
+import type { CorruptSpecials, TrainingExample } from './types.ts';
+
+/** Lower clip of the mask rate: keeps 1/p_mask finite when t is close to 0. */
+export const MASK_EPS = 1e-3;
+
+export function maskRate(t: number, eps = MASK_EPS): number {
+  return (1 - eps) * t + eps;
+}
+
+/** Block-clipped rate u_blk = min(1, max(u, 1/B)): a block of B tokens expects at least one mask. */
+export function blockClippedRate(u: number, blockSize: number): number {
+  return Math.min(1, Math.max(u, 1 / blockSize));
+}
+
+/**
+ * Mask-ratio warm-up: the cap on t grows linearly from `start` to 1 over `warmupSteps`, so early training
+ * sees mostly-visible sequences. Pass the result as `MaskOptions.tCap`.
+ */
+export function warmupCap(step: number, warmupSteps: number, start = 0.01): number {
+  if (warmupSteps <= 0 || step >= warmupSteps) return 1;
+  return start + ((1 - start) * Math.max(0, step)) / warmupSteps;
+}
+
+export interface MaskOptions {
+  specials: CorruptSpecials;
+  /** 'sequence': one t per sequence. 'block': one t per block of `blockSize`, with block clipping. */
+  mode?: 'sequence' | 'block';
+  blockSize?: number;
+  /** Structure-aware: mask whole annotated spans until the target count is met, then top up uniformly. */
+  structure?: boolean;
+  /** Span kinds used by structure-aware masking (default: all). */
+  spanKinds?: readonly SpanKind[];
+  /** Warm-up cap on t: t ~ U(0, tCap). Default 1. */
+  tCap?: number;
+  /** Fixed t instead of a random draw (inspection, tests). Applies to every block in block mode. */
+  t?: number;
+  eps?: number;
+}
+
+export interface MaskResult extends TrainingExample {
+  kind: 'mask';
+  /** Number of masked positions. */
+  masked: number;
+  /** Spans masked whole by structure-aware masking (clipped to their block in block mode). */
+  maskedSpans: Span[];
+  /** The rate used per position's region (sequence: one value everywhere; block: per block). */
+  rate: Float32Array;
+}
+
+/** Positions that may be masked: padding and BOS are context, never targets. */
+export function isMaskable(tok: number, sp: CorruptSpecials): boolean {
+  return tok !== sp.pad && tok !== sp.bos;
+}
+
+function maskRegionUniform(
+  maskable: Uint8Array,
+  isMasked: Uint8Array,
+  a: number,
+  b: number,
+  p: number,
+  forceOne: boolean,
+  rng: Rng,
+): void {
+  let count = 0;
+  let candidates = 0;
+  for (let i = a; i < b; i++) {
+    if (!maskable[i]) continue;
+    candidates++;
+    if (rng.float() < p) {
+      isMasked[i] = 1;
+      count++;
+    }
+  }
+  if (forceOne && count === 0 && candidates > 0) {
+    let pick = rng.int(candidates);
+    for (let i = a; i < b; i++) {
+      if (maskable[i] && pick-- === 0) {
+        isMasked[i] = 1;
+        break;
+      }
+    }
+  }
+}
+
+function maskRegionStructured(
+  maskable: Uint8Array,
+  isMasked: Uint8Array,
+  a: number,
+  b: number,
+  p: number,
+  forceOne: boolean,
+  spans: readonly Span[],
+  rng: Rng,
+  maskedSpans: Span[],
+): void {
+  let candidates = 0;
+  for (let i = a; i < b; i++) if (maskable[i]) candidates++;
+  if (candidates === 0) return;
+  // Stochastic rounding keeps E[count] = p * candidates exactly, like the Bernoulli process.
+  let target = Math.min(candidates, Math.floor(p * candidates + rng.float()));
+  if (forceOne) target = Math.max(target, 1);
+  let count = 0;
+  const clipped: Span[] = [];
+  for (const s of spans) {
+    const start = Math.max(s.start, a);
+    const end = Math.min(s.end, b);
+    if (end > start) clipped.push({ kind: s.kind, start, end });
+  }
+  rng.shuffle(clipped);
+  for (const s of clipped) {
+    if (count >= target) break;
+    let fresh = 0;
+    for (let i = s.start; i < s.end; i++) if (maskable[i] && !isMasked[i]) fresh++;
+    // A span that would overshoot the target is skipped: the ratio must stay what t asks for.
+    if (fresh === 0 || count + fresh > target) continue;
+    for (let i = s.start; i < s.end; i++) if (maskable[i]) isMasked[i] = 1;
+    count += fresh;
+    maskedSpans.push(s);
+  }
+  if (count < target) {
+    const rest: number[] = [];
+    for (let i = a; i < b; i++) if (maskable[i] && !isMasked[i]) rest.push(i);
+    // Partial Fisher-Yates: only the first (target - count) picks are needed.
+    const need = target - count;
+    for (let k = 0; k < need; k++) {
+      const j = k + rng.int(rest.length - k);
+      const tmp = rest[k];
+      rest[k] = rest[j];
+      rest[j] = tmp;
+      isMasked[rest[k]] = 1;
+    }
+  }
+}
+
+/**
+ * Mask one sequence. `tokens` is x0 (a window, padding included); `spans` are in the same coordinates.
+ * Returns input (x0 with <|mask|>), target (x0), weight (1/p on masked positions) and bookkeeping.
+ */
+export function maskCorrupt(
+  tokens: Int32Array,
+  spans: readonly Span[],
+  rng: Rng,
+  opts: MaskOptions,
+  segment?: Int32Array,
+): MaskResult {
+  const sp = opts.specials;
+  const n = tokens.length;
+  const eps = opts.eps ?? MASK_EPS;
+  const cap = opts.tCap ?? 1;
+  if (!(cap > 0 && cap <= 1)) throw new Error(`mask: tCap must be in (0, 1], got ${cap}`);
+  const mode = opts.mode ?? 'sequence';
+  const blockSize = mode === 'block' ? (opts.blockSize ?? 0) : n;
+  if (mode === 'block' && !(Number.isInteger(blockSize) && blockSize >= 1)) {
+    throw new Error(`mask: block mode needs an integer blockSize >= 1, got ${opts.blockSize}`);
+  }
+  const kinds = opts.spanKinds ? new Set(opts.spanKinds) : undefined;
+  const usable = opts.structure ? spans.filter((s) => !kinds || kinds.has(s.kind)) : [];
+
+  const maskable = new Uint8Array(n);
+  for (let i = 0; i < n; i++) maskable[i] = isMaskable(tokens[i], sp) ? 1 : 0;
+  const isMasked = new Uint8Array(n);
+  const rate = new Float32Array(n);
+  const maskedSpans: Span[] = [];
+  let tSum = 0;
+  let regions = 0;
+  for (let a = 0; a < n; a += Math.max(1, blockSize)) {
+    const b = Math.min(n, a + Math.max(1, blockSize));
+    const t = opts.t ?? rng.float() * cap;
+    let p = maskRate(t, eps);
+    if (mode === 'block') p = blockClippedRate(p, blockSize);
+    tSum += t;
+    regions++;
+    rate.fill(p, a, b);
+    const forceOne = mode === 'block';
+    if (opts.structure) {
+      const inRegion = usable.filter((s) => s.end > a && s.start < b);
+      maskRegionStructured(maskable, isMasked, a, b, p, forceOne, inRegion, rng, maskedSpans);
+    } else {
+      maskRegionUniform(maskable, isMasked, a, b, p, forceOne, rng);
+    }
+  }
+
+  const input = new Int32Array(tokens);
+  const target = new Int32Array(tokens);
+  const weight = new Float32Array(n);
+  let masked = 0;
+  for (let i = 0; i < n; i++) {
+    if (!isMasked[i]) continue;
+    input[i] = sp.mask;
+    weight[i] = 1 / rate[i];
+    masked++;
+  }
+  const result: MaskResult = {
+    kind: 'mask',
+    input,
+    target,
+    weight,
+    t: regions > 0 ? tSum / regions : 0,
+    masked,
+    maskedSpans,
+    rate,
+  };
+  if (segment) result.segment = new Int32Array(segment);
+  return result;
+}

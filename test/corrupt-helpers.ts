@@ -1,0 +1,48 @@
+/** Shared fixtures for the corruption tests: a toy vocabulary and random rows with nested spans. */
+
+import type { Rng } from '../pipelines/corrupt/rng.ts';
+import type { CorruptSpecials } from '../pipelines/corrupt/types.ts';
+import { vocabularyFromTexts } from '../pipelines/corrupt/vocab.ts';
+import type { Span } from '../schemas/dataset.ts';
+
+export const SP: CorruptSpecials = { pad: 0, bos: 1, eos: 2, mask: 3, del: 4 };
+export const FIRST_ORDINARY = 8;
+
+/** Token texts of a toy vocabulary: specials, operators (bare and spaced), newline tokens, words. */
+export function toyTexts(size = 200): string[] {
+  const texts = ['<|pad|>', '<|bos|>', '<|eos|>', '<|mask|>', '<|del|>', '<|p|>', '<|m|>', '<|s|>'];
+  for (const op of ['+', '-', '*', '==', '!=', '<']) texts.push(op, ` ${op}`);
+  texts.push('\n', ':\n', '\n    ');
+  while (texts.length < size) texts.push(`w${texts.length}`);
+  return texts;
+}
+export const TOY_TEXTS = toyTexts();
+export const TOY_VOCAB = vocabularyFromTexts(TOY_TEXTS, FIRST_ORDINARY);
+
+/**
+ * A random "file": lines of tokens ending in a newline token, each line a statement made of identifier
+ * spans (1-2 tokens) separated by operators, with an expression span per line.
+ */
+export function randomRow(rng: Rng, lines: number): { tokens: Int32Array; spans: Span[] } {
+  const toks: number[] = [];
+  const spans: Span[] = [];
+  const words = Array.from({ length: 12 }, () => FIRST_ORDINARY + 21 + rng.int(TOY_TEXTS.length - 29));
+  for (let l = 0; l < lines; l++) {
+    const start = toks.length;
+    const terms = 1 + rng.int(4);
+    for (let k = 0; k < terms; k++) {
+      if (k > 0) toks.push(FIRST_ORDINARY + rng.int(12)); // an operator
+      const a = toks.length;
+      toks.push(words[rng.int(words.length)]);
+      if (rng.bernoulli(0.3)) toks.push(words[rng.int(words.length)]);
+      spans.push({ kind: 'identifier', start: a, end: toks.length });
+    }
+    spans.push({ kind: 'expression', start, end: toks.length });
+    toks.push(FIRST_ORDINARY + 12 + rng.int(3)); // newline token
+    spans.push({ kind: 'statement', start, end: toks.length });
+  }
+  if (lines > 0) spans.push({ kind: 'block', start: 0, end: toks.length });
+  return { tokens: Int32Array.from(toks), spans };
+}
+
+export const seeds = (n: number): number[] => Array.from({ length: n }, (_, i) => i * 7919 + 13);
