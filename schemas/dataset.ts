@@ -61,6 +61,8 @@ export const DATASET_COLUMNS = [
 
 export interface ShardInfo {
   split: Split;
+  /** The input chunk this shard holds the kept rows of (see ChunkInfo). */
+  chunk: number;
   /** Path relative to the dataset directory. */
   file: string;
   rows: number;
@@ -69,6 +71,22 @@ export interface ShardInfo {
   /** sha256 of the shard file: a rerun must reproduce it. */
   sha256: string;
   complete: boolean;
+}
+
+/**
+ * Input records (after --shard i/N), in the source's stable order, are cut into chunks of
+ * `settings.shardRecords`; chunk k's kept rows become train/shard-k and validation/shard-k (a split with
+ * no rows gets no file). A chunk is the unit of resume: a rerun skips chunks listed here.
+ */
+export interface ChunkInfo {
+  index: number;
+  /** Input records the chunk covered, kept or not; its first and last record ids (resume checks them). */
+  records: number;
+  firstId: string;
+  lastId: string;
+  rejects: Record<string, number>;
+  /** Files (relative) of this chunk: its shards and its rejects list. */
+  files: string[];
 }
 
 export interface DatasetManifest {
@@ -85,5 +103,7 @@ export interface DatasetManifest {
   /** Dropped records by reason, e.g. { "invalid-utf8": 3, "near-duplicate": 12 }. */
   rejects: Record<string, number>;
   shards: ShardInfo[];
+  chunks: ChunkInfo[];
+  /** False while a build runs or after it was killed: rerun the same command to resume. */
   complete: boolean;
 }

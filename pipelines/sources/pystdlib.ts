@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { UserError } from '../../common/errors.ts';
+import { readFileRecord } from './directory.ts';
+import type { SourceRecord } from './types.ts';
 
 /** One file of the default corpus. `split` is "validation" for test folders, which are held out. */
 export interface CorpusFile {
@@ -57,4 +60,36 @@ export async function listStdlibCorpus(root = pythonStdlibDir()): Promise<Corpus
   }
   await walk(root);
   return out;
+}
+
+/**
+ * The default corpus as records: train files in path order, test folders held out as validation. Only
+ * the `maxValidationFiles` validation files with the smallest stable hash are kept (a few hundred files
+ * measure loss well; thousands only slow evaluation); the rest are rejected as "validation-cap" so they
+ * never leak into train either.
+ */
+export async function* openStdlibSource(
+  root = pythonStdlibDir(),
+  maxValidationFiles = 200,
+  maxBytes = Number.MAX_SAFE_INTEGER,
+): AsyncGenerator<SourceRecord> {
+  const files = await listStdlibCorpus(root);
+  const heldOut = files
+    .filter((f) => f.split === 'validation')
+    .map((f) => ({ rel: f.rel, h: createHash('sha256').update(f.rel).digest('hex') }))
+    .sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
+  const keptValidation = new Set(heldOut.slice(0, Math.max(0, maxValidationFiles)).map((f) => f.rel));
+  for (const f of files) {
+    if (f.split === 'validation' && !keptValidation.has(f.rel)) {
+      yield {
+        id: f.rel,
+        origin: f.rel,
+        language: 'python',
+        split: 'validation',
+        reject: { reason: 'validation-cap', detail: `beyond --max-validation-files ${maxValidationFiles}` },
+      };
+      continue;
+    }
+    yield await readFileRecord(root, f.rel, maxBytes, { split: f.split, language: 'python' });
+  }
 }

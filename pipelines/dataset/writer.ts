@@ -1,0 +1,66 @@
+import { join } from 'node:path';
+import { atomicWriteFile } from '../../common/fs.ts';
+import type { ChunkInfo, ShardInfo, Split } from '../../schemas/dataset.ts';
+import { sha256Hex } from '../steps/hash.ts';
+import { encodeShard, type ShardRow } from './columns.ts';
+
+export interface RejectLine {
+  id: string;
+  origin: string;
+  reason: string;
+  detail: string;
+}
+
+export const shardFile = (split: Split, chunk: number): string =>
+  `${split}/shard-${String(chunk).padStart(5, '0')}.arrow`;
+export const rejectsFile = (chunk: number): string => `rejects/chunk-${String(chunk).padStart(5, '0')}.jsonl`;
+
+/**
+ * Write one chunk: a shard per split that has rows, and the chunk's rejects list. Each file is written
+ * atomically; the chunk counts as done only once the manifest lists it (run.ts writes that last).
+ */
+export async function writeChunk(
+  dir: string,
+  index: number,
+  records: { count: number; firstId: string; lastId: string },
+  rows: ShardRow[],
+  rejects: RejectLine[],
+): Promise<{ chunk: ChunkInfo; shards: ShardInfo[] }> {
+  const shards: ShardInfo[] = [];
+  for (const split of ['train', 'validation'] as const) {
+    const part = rows.filter((r) => r.split === split);
+    if (part.length === 0) continue;
+    const bytes = encodeShard(part);
+    const file = shardFile(split, index);
+    await atomicWriteFile(join(dir, file), bytes);
+    shards.push({
+      split,
+      chunk: index,
+      file,
+      rows: part.length,
+      tokens: part.reduce((n, r) => n + r.tokens.length, 0),
+      bytes: part.reduce((n, r) => n + r.nBytes, 0),
+      sha256: sha256Hex(bytes),
+      complete: true,
+    });
+  }
+  const counts: Record<string, number> = {};
+  for (const r of rejects) counts[r.reason] = (counts[r.reason] ?? 0) + 1;
+  const rejectPath = rejectsFile(index);
+  await atomicWriteFile(join(dir, rejectPath), rejects.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  return {
+    chunk: {
+      index,
+      records: records.count,
+      firstId: records.firstId,
+      lastId: records.lastId,
+      rejects: sortKeys(counts),
+      files: [...shards.map((s) => s.file), rejectPath],
+    },
+    shards,
+  };
+}
+
+export function sortKeys(o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}

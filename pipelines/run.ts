@@ -1,0 +1,340 @@
+import { readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError } from '../common/errors.ts';
+import { AtomicWriteStream, atomicWriteJson } from '../common/fs.ts';
+import { Progress } from '../common/progress.ts';
+import {
+  type ChunkInfo,
+  DATASET_SCHEMA_VERSION,
+  type DatasetManifest,
+  type ShardInfo,
+  type Split,
+} from '../schemas/dataset.ts';
+import type { ShardRow } from './dataset/columns.ts';
+import { addCounts, MANIFEST_FILE, readManifest } from './dataset/manifest.ts';
+import { type RejectLine, sortKeys, writeChunk } from './dataset/writer.ts';
+import { estimateSource } from './sources/estimate.ts';
+import { openSource } from './sources/index.ts';
+import type { SourceSpec } from './sources/types.ts';
+import { ExactDedup } from './steps/dedup.ts';
+import type { SizeLimits } from './steps/filters.ts';
+import { sha256Hex } from './steps/hash.ts';
+import { DEFAULT_MINHASH, NearDupIndex } from './steps/minhash.ts';
+import { startExecutor } from './steps/pool.ts';
+import { toWorkItem, type WorkItem } from './steps/record.ts';
+import { assignSplit, inShard } from './steps/split.ts';
+import { loadTokenizer } from './tokenizer/index.ts';
+
+export interface BuildOptions {
+  source: SourceSpec;
+  out: string;
+  tokenizerPath: string;
+  limits: SizeLimits;
+  /** Estimated Jaccard at or above which a later file is a near-copy of an earlier one; 0 disables. */
+  nearDupThreshold: number;
+  keepParseErrors: boolean;
+  /** Share of records sent to validation by stable hash, when the source gives no split. */
+  validationFraction: number;
+  /** Input records per chunk (one shard per split per chunk). */
+  shardRecords: number;
+  shard?: { index: number; count: number };
+  workers: number;
+  rejectsOut?: string;
+  /** Replace a dataset built with other settings instead of refusing. */
+  overwrite?: boolean;
+  quiet?: boolean;
+  /** Called after each chunk is written and listed in the manifest (tests use it to simulate a crash). */
+  onChunkWritten?: (index: number) => void;
+}
+
+export interface BuildResult {
+  manifest: DatasetManifest;
+  writtenChunks: number;
+  skippedChunks: number;
+}
+
+const BATCH_RECORDS = 32;
+const BATCH_BYTES = 1 << 20;
+
+interface ChunkState {
+  index: number;
+  records: number;
+  firstId: string;
+  lastId: string;
+  done: boolean;
+  rows: ShardRow[];
+  rejects: RejectLine[];
+}
+
+/** The settings that decide the output; a rerun must match them to resume (workers do not matter). */
+function outputSettings(o: BuildOptions, tokenizerHash: string): Record<string, unknown> {
+  return {
+    limits: o.limits,
+    nearDupThreshold: o.nearDupThreshold,
+    minhash: DEFAULT_MINHASH,
+    keepParseErrors: o.keepParseErrors,
+    validationFraction: o.validationFraction,
+    shardRecords: o.shardRecords,
+    tokenizerHash,
+  };
+}
+
+/** Chunks of an earlier run whose files are all present and intact: a rerun keeps them. */
+async function reusableChunks(dir: string, m: DatasetManifest): Promise<Map<number, ChunkInfo>> {
+  const ok = new Map<number, ChunkInfo>();
+  for (const c of m.chunks) {
+    const shards = m.shards.filter((s) => s.chunk === c.index);
+    let intact = true;
+    for (const s of shards) {
+      try {
+        if (sha256Hex(await readFile(join(dir, s.file))) !== s.sha256) intact = false;
+      } catch {
+        intact = false;
+      }
+    }
+    for (const f of c.files) {
+      if (!(await stat(join(dir, f)).catch(() => undefined))) intact = false;
+    }
+    if (intact) ok.set(c.index, c);
+  }
+  return ok;
+}
+
+/**
+ * Build a tokenized dataset: source -> per-record steps (workers) -> in-order dedup and split -> Arrow
+ * shards + manifest. Deterministic: the same input and settings give byte-identical files whatever the
+ * number of workers, and a killed build resumes from its last complete chunk.
+ */
+export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
+  if (!Number.isInteger(o.shardRecords) || o.shardRecords < 1) {
+    throw new UserError(`--shard-records must be a positive integer; got ${o.shardRecords}.`);
+  }
+  if (o.nearDupThreshold < 0 || o.nearDupThreshold > 1) {
+    throw new UserError(`--near-dup-threshold must be in [0, 1] (0 disables); got ${o.nearDupThreshold}.`);
+  }
+  if (o.validationFraction < 0 || o.validationFraction > 1) {
+    throw new UserError(`--validation-fraction must be in [0, 1]; got ${o.validationFraction}.`);
+  }
+  const tokenizer = await loadTokenizer(o.tokenizerPath);
+  const settings = outputSettings(o, tokenizer.hash);
+  const source =
+    o.source.kind === 'dir' || o.source.kind === 'stdlib'
+      ? { ...o.source, maxBytes: o.limits.maxBytes }
+      : o.source;
+  const sourceKey = JSON.stringify(source);
+
+  const previous = await readManifest(o.out);
+  let reusable = new Map<number, ChunkInfo>();
+  let previousShards: ShardInfo[] = [];
+  if (previous) {
+    const same =
+      JSON.stringify(previous.settings) === JSON.stringify(settings) &&
+      JSON.stringify(previous.source) === sourceKey &&
+      JSON.stringify(previous.shard ?? null) === JSON.stringify(o.shard ?? null);
+    if (same) {
+      reusable = await reusableChunks(o.out, previous);
+      previousShards = previous.shards;
+    } else if (o.overwrite) {
+      for (const p of [MANIFEST_FILE, 'train', 'validation', 'rejects'])
+        await rm(join(o.out, p), { recursive: true, force: true });
+    } else {
+      throw new UserError(
+        `${join(o.out, MANIFEST_FILE)} was built from another source or with other settings; pass --overwrite to replace it or choose another --out.`,
+      );
+    }
+  }
+
+  const estimate = await estimateSource(source);
+  const parts = o.shard?.count ?? 1;
+  const progress = new Progress({
+    label: 'data build',
+    unit: 'files',
+    bytes: true,
+    total: estimate.items ? Math.ceil(estimate.items / parts) : undefined,
+    totalBytes: estimate.bytes ? Math.ceil(estimate.bytes / parts) : undefined,
+    quiet: o.quiet,
+  });
+
+  const chunks = new Map<number, ChunkInfo>();
+  const shards = new Map<number, ShardInfo[]>();
+  let written = 0;
+  let skipped = 0;
+
+  const manifestNow = (complete: boolean): DatasetManifest => {
+    const order = [...chunks.keys()].sort((a, b) => a - b);
+    const allShards = order.flatMap((i) => shards.get(i) ?? []);
+    const counts: DatasetManifest['counts'] = {
+      train: { rows: 0, tokens: 0, bytes: 0 },
+      validation: { rows: 0, tokens: 0, bytes: 0 },
+    };
+    for (const s of allShards) {
+      counts[s.split].rows += s.rows;
+      counts[s.split].tokens += s.tokens;
+      counts[s.split].bytes += s.bytes;
+    }
+    const rejects: Record<string, number> = {};
+    for (const i of order) addCounts(rejects, chunks.get(i)!.rejects);
+    return {
+      schemaVersion: DATASET_SCHEMA_VERSION,
+      createdBy: 'sdt data build',
+      tokenizerHash: tokenizer.hash,
+      tokenizerPath: o.tokenizerPath,
+      source,
+      settings,
+      ...(o.shard ? { shard: o.shard } : {}),
+      counts,
+      rejects: sortKeys(rejects),
+      shards: allShards,
+      chunks: order.map((i) => chunks.get(i)!),
+      complete,
+    };
+  };
+
+  const finishChunk = async (c: ChunkState): Promise<void> => {
+    if (c.done) {
+      const prev = reusable.get(c.index)!;
+      if (prev.records !== c.records || prev.lastId !== c.lastId) {
+        throw new UserError(
+          `the source changed since the interrupted build in ${o.out} (chunk ${c.index} now ends at ${c.lastId}, was ${prev.lastId}); pass --overwrite to rebuild from scratch.`,
+        );
+      }
+      chunks.set(c.index, prev);
+      shards.set(
+        c.index,
+        previousShards.filter((s) => s.chunk === c.index),
+      );
+      skipped++;
+      return;
+    }
+    const records = { count: c.records, firstId: c.firstId, lastId: c.lastId };
+    const result = await writeChunk(o.out, c.index, records, c.rows, c.rejects);
+    chunks.set(c.index, result.chunk);
+    shards.set(c.index, result.shards);
+    written++;
+    await atomicWriteJson(join(o.out, MANIFEST_FILE), manifestNow(false));
+    o.onChunkWritten?.(c.index);
+  };
+
+  const exact = new ExactDedup();
+  const near =
+    o.nearDupThreshold > 0 ? new NearDupIndex(o.nearDupThreshold, DEFAULT_MINHASH.numPerm) : undefined;
+  let current: ChunkState | undefined;
+
+  const consume = async (w: WorkItem): Promise<void> => {
+    const index = Math.floor(w.seq / o.shardRecords);
+    if (!current || current.index !== index) {
+      if (current) await finishChunk(current);
+      current = {
+        index,
+        records: 0,
+        firstId: w.id,
+        lastId: w.id,
+        done: reusable.has(index),
+        rows: [],
+        rejects: [],
+      };
+    }
+    const c = current;
+    c.records++;
+    c.lastId = w.id;
+    progress.tick(1, w.nBytes);
+    const drop = (reason: string, detail: string): void => {
+      c.rejects.push({ id: w.id, origin: w.origin, reason, detail });
+    };
+    if (w.reject) return drop(w.reject.reason, w.reject.detail);
+    // Dedup runs for every chunk, written or not, so the index is the same as in an uninterrupted run.
+    const twin = exact.checkAndAdd(w.id, w.contentHash!);
+    if (twin !== undefined) return drop('exact-duplicate', `same content as ${twin}`);
+    const similar = near?.checkAndAdd(w.id, w.signature!);
+    if (similar)
+      return drop(
+        'near-duplicate',
+        `near-copy of ${similar.id} (similarity ${similar.similarity.toFixed(2)})`,
+      );
+    if (w.parseErrors > 0 && !o.keepParseErrors) {
+      return drop(
+        'parse-error',
+        `${w.parseErrors} ERROR/MISSING nodes; --keep-parse-errors keeps such files`,
+      );
+    }
+    if (!w.tokens) return; // chunk already written: nothing more to do with this record
+    const split: Split = assignSplit(w.id, w.split, o.validationFraction);
+    c.rows.push({
+      id: w.id,
+      origin: w.origin,
+      language: w.language,
+      split,
+      text: w.text!,
+      tokens: w.tokens,
+      spanKind: w.spanKind!,
+      spanStart: w.spanStart!,
+      spanEnd: w.spanEnd!,
+      parseErrors: w.parseErrors,
+      nBytes: w.nBytes,
+    });
+  };
+
+  const executor = await startExecutor(o.workers, {
+    limits: o.limits,
+    minhash: DEFAULT_MINHASH,
+    tokenizerPath: o.tokenizerPath,
+  });
+  const maxInFlight = Math.max(2, o.workers * 3);
+  const inFlight: Promise<WorkItem[]>[] = [];
+  const drainOne = async (): Promise<void> => {
+    for (const w of await inFlight.shift()!) await consume(w);
+  };
+  // A reused chunk is only trusted when it starts and ends at the same records as before.
+  const chunkReused = (index: number, id: string, firstOfChunk: boolean): boolean => {
+    const prev = reusable.get(index);
+    return !!prev && (!firstOfChunk || prev.firstId === id);
+  };
+  try {
+    let seq = 0;
+    let batch: WorkItem[] = [];
+    let heavy: boolean[] = [];
+    let batchBytes = 0;
+    for await (const rec of openSource(source)) {
+      if (!inShard(rec.id, o.shard)) continue;
+      const index = Math.floor(seq / o.shardRecords);
+      const w = toWorkItem(seq++, rec);
+      const reused = chunkReused(index, rec.id, w.seq % o.shardRecords === 0);
+      if (!reused) reusable.delete(index);
+      batch.push(w);
+      heavy.push(!reused);
+      batchBytes += w.nBytes;
+      if (batch.length >= BATCH_RECORDS || batchBytes >= BATCH_BYTES) {
+        inFlight.push(executor.run(batch, heavy));
+        batch = [];
+        heavy = [];
+        batchBytes = 0;
+        while (inFlight.length >= maxInFlight) await drainOne();
+      }
+    }
+    if (batch.length) inFlight.push(executor.run(batch, heavy));
+    while (inFlight.length) await drainOne();
+    if (current) await finishChunk(current);
+  } finally {
+    await Promise.allSettled(inFlight);
+    await executor.close();
+    progress.done();
+  }
+  const manifest = manifestNow(true);
+  await atomicWriteJson(join(o.out, MANIFEST_FILE), manifest);
+  if (o.rejectsOut) await concatRejects(o.out, manifest, o.rejectsOut);
+  return { manifest, writtenChunks: written, skippedChunks: skipped };
+}
+
+async function concatRejects(dir: string, m: DatasetManifest, outPath: string): Promise<void> {
+  const out = await AtomicWriteStream.open(outPath);
+  try {
+    for (const c of m.chunks) {
+      for (const f of c.files.filter((x) => x.startsWith('rejects/')))
+        await out.write(await readFile(join(dir, f)));
+    }
+    await out.commit();
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
+}

@@ -1,0 +1,95 @@
+import type { Worker } from 'node:worker_threads';
+import { spawnTsWorker } from '../../common/worker.ts';
+import type { StepContextSpec } from './context.ts';
+import { makeStepContext } from './context.ts';
+import { processRecord, type StepContext, type WorkItem } from './record.ts';
+
+/** Runs the per-record steps on batches: in worker threads, or inline when workers is 0. */
+export interface RecordExecutor {
+  run(items: WorkItem[], heavy: boolean[]): Promise<WorkItem[]>;
+  close(): Promise<void>;
+}
+
+class InlineExecutor implements RecordExecutor {
+  constructor(private readonly ctx: StepContext) {}
+  async run(items: WorkItem[], heavy: boolean[]): Promise<WorkItem[]> {
+    return items.map((w, i) => processRecord(w, this.ctx, heavy[i]));
+  }
+  async close(): Promise<void> {}
+}
+
+interface Pending {
+  resolve: (items: WorkItem[]) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * A fixed set of worker threads; each batch goes to the worker with the fewest batches in flight. The
+ * caller bounds how many batches are in flight (run.ts), which bounds memory.
+ */
+class WorkerExecutor implements RecordExecutor {
+  private readonly busy: number[];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  private constructor(private readonly workers: Worker[]) {
+    this.busy = workers.map(() => 0);
+    workers.forEach((w, wi) => {
+      w.on('message', (msg: { id: number; items?: WorkItem[]; error?: string }) => {
+        const p = this.pending.get(msg.id);
+        if (!p) return;
+        this.pending.delete(msg.id);
+        this.busy[wi]--;
+        if (msg.error) p.reject(new Error(`data worker failed: ${msg.error}`));
+        else p.resolve(msg.items!);
+      });
+      w.on('error', (err) => this.fail(err));
+      w.on('exit', (code) => {
+        if (code !== 0) this.fail(new Error(`data worker exited with code ${code}`));
+      });
+    });
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  static async start(count: number, spec: StepContextSpec): Promise<WorkerExecutor> {
+    const entry = new URL('./worker-entry.ts', import.meta.url);
+    const workers = Array.from({ length: count }, () => spawnTsWorker(entry, spec));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            w.once('message', () => resolve());
+            w.once('error', reject);
+          }),
+      ),
+    );
+    return new WorkerExecutor(workers);
+  }
+
+  run(items: WorkItem[], heavy: boolean[]): Promise<WorkItem[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    let wi = 0;
+    for (let i = 1; i < this.busy.length; i++) if (this.busy[i] < this.busy[wi]) wi = i;
+    const id = this.nextId++;
+    this.busy[wi]++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.workers[wi].postMessage({ id, items, heavy });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+export async function startExecutor(workers: number, spec: StepContextSpec): Promise<RecordExecutor> {
+  if (workers <= 0) return new InlineExecutor(await makeStepContext(spec));
+  return WorkerExecutor.start(workers, spec);
+}

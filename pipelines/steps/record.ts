@@ -1,0 +1,138 @@
+import type { Split } from '../../schemas/dataset.ts';
+import type { SourceRecord } from '../sources/types.ts';
+import type { Tokenizer } from '../tokenizer/types.ts';
+import { decodeText } from './decode.ts';
+import { checkSize, type SizeLimits } from './filters.ts';
+import { sha256Hex } from './hash.ts';
+import { type MinHashOptions, minhashSignature } from './minhash.ts';
+import { type NodeRange, parseCode } from './parse.ts';
+import { nodesToSpans } from './spans.ts';
+import type { Reject } from './types.ts';
+
+/** A record on its way through the per-record steps; fields fill in as steps run. */
+export interface WorkItem {
+  seq: number;
+  id: string;
+  origin: string;
+  language: string;
+  split?: Split;
+  reject?: Reject;
+  input?: Uint8Array | string;
+  text?: string;
+  nBytes: number;
+  contentHash?: string;
+  signature?: Uint32Array;
+  parseErrors: number;
+  nodes?: NodeRange[];
+  tokens?: Int32Array;
+  byteOffsets?: Int32Array;
+  spanKind?: Uint8Array;
+  spanStart?: Int32Array;
+  spanEnd?: Int32Array;
+}
+
+export interface StepContext {
+  limits: SizeLimits;
+  minhash: MinHashOptions;
+  tokenizer: Tokenizer;
+}
+
+interface RecordStep {
+  name: string;
+  /** Heavy steps are skipped for records whose shard is already written (resume). */
+  heavy: boolean;
+  run(w: WorkItem, ctx: StepContext): Reject | undefined | void;
+}
+
+/**
+ * The per-record pipeline, in order. These steps depend on one record only, so they run in worker
+ * threads; the steps that compare records (dedup) run afterwards in sequence order (see run.ts).
+ */
+export const RECORD_STEPS: RecordStep[] = [
+  {
+    name: 'decode',
+    heavy: false,
+    run(w) {
+      const r = decodeText(w.input ?? '');
+      w.input = undefined;
+      if ('reason' in r) return r;
+      w.text = r.text;
+      w.nBytes = r.nBytes;
+    },
+  },
+  { name: 'size-filter', heavy: false, run: (w, ctx) => checkSize(w.text!, w.nBytes, ctx.limits) },
+  {
+    name: 'fingerprint',
+    heavy: false,
+    run(w, ctx) {
+      w.contentHash = sha256Hex(w.text!);
+      w.signature = minhashSignature(w.text!, ctx.minhash);
+    },
+  },
+  {
+    name: 'parse',
+    heavy: true,
+    run(w) {
+      const parsed = parseCode(w.text!, w.language);
+      w.parseErrors = parsed?.errors ?? 0;
+      w.nodes = parsed?.nodes;
+    },
+  },
+  {
+    name: 'tokenize',
+    heavy: true,
+    run(w, ctx) {
+      const enc = ctx.tokenizer.encodeWithOffsets(w.text!);
+      w.tokens = enc.ids;
+      w.byteOffsets = enc.byteOffsets;
+    },
+  },
+  {
+    name: 'annotate',
+    heavy: true,
+    run(w) {
+      const spans = nodesToSpans(w.text!, w.nodes ?? [], w.byteOffsets!, w.tokens!.length);
+      w.spanKind = new Uint8Array(spans.length);
+      w.spanStart = new Int32Array(spans.length);
+      w.spanEnd = new Int32Array(spans.length);
+      spans.forEach((s, i) => {
+        w.spanKind![i] = SPAN_CODE[s.kind];
+        w.spanStart![i] = s.start;
+        w.spanEnd![i] = s.end;
+      });
+      w.nodes = undefined;
+      w.byteOffsets = undefined;
+    },
+  },
+];
+
+const SPAN_CODE = { identifier: 0, expression: 1, statement: 2, block: 3, function: 4 } as const;
+
+export function toWorkItem(seq: number, rec: SourceRecord): WorkItem {
+  return {
+    seq,
+    id: rec.id,
+    origin: rec.origin,
+    language: rec.language,
+    split: rec.split,
+    reject: rec.reject,
+    input: rec.bytes ?? rec.text,
+    nBytes: rec.bytes?.length ?? 0,
+    parseErrors: 0,
+  };
+}
+
+/** Run the per-record steps; stops at the first reject. `heavy` false runs only what dedup needs. */
+export function processRecord(w: WorkItem, ctx: StepContext, heavy: boolean): WorkItem {
+  if (w.reject) return w;
+  for (const step of RECORD_STEPS) {
+    if (step.heavy && !heavy) break;
+    const r = step.run(w, ctx);
+    if (r) {
+      w.reject = r;
+      w.text = undefined;
+      return w;
+    }
+  }
+  return w;
+}
