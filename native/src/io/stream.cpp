@@ -106,15 +106,21 @@ void StreamReader::fail(const std::string& what) const {
                     std::to_string(offset_) + "." + kWhatToRun);
 }
 
-size_t StreamReader::read_fully(void* dst, size_t n) {
+size_t StreamReader::read_fully(void* dst, size_t n, bool interruptible) {
   auto* p = static_cast<uint8_t*>(dst);
   size_t got = 0;
   while (got < n) {
     const ssize_t r = ::read(fd_, p + got, n - got);
     if (r < 0) {
-      // A signal (SIGINT/SIGTERM) interrupts the read; the trainer checks its stop flag between
-      // steps, so keep reading here.
-      if (errno == EINTR) continue;
+      // A signal (SIGINT/SIGTERM) interrupts the read. Between frames the caller may stop here;
+      // inside a frame keep reading, since the trainer finishes the step it is on.
+      if (errno == EINTR) {
+        if (interruptible && got == 0 && stop_ != nullptr && stop_->load()) {
+          interrupted_ = true;
+          return 0;
+        }
+        continue;
+      }
       throw StreamError(path_ + ": read failed (" + std::strerror(errno) + ")");
     }
     if (r == 0) break;
@@ -124,9 +130,10 @@ size_t StreamReader::read_fully(void* dst, size_t n) {
   return got;
 }
 
-bool StreamReader::next(StreamFrame& frame) {
+bool StreamReader::next(StreamFrame& frame, bool interruptible) {
+  interrupted_ = false;
   uint8_t fh[kFrameHeaderBytes];
-  const size_t got = read_fully(fh, sizeof fh);
+  const size_t got = read_fully(fh, sizeof fh, interruptible);
   if (got == 0) return false;
   if (got < sizeof fh) fail("truncated frame header (" + std::to_string(got) + " of 12 bytes)");
   const uint32_t kind = get_u32(fh);

@@ -3,6 +3,7 @@
 // detected at the frame that is bad.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
@@ -61,13 +62,17 @@ class StreamReader {
   const StreamHeader& header() const { return header_; }
   const std::string& path() const { return path_; }
   // false at a clean end of input (between frames); throws StreamError otherwise.
-  bool next(StreamFrame& frame);
+  // When `interruptible` and the stop flag (set_stop_flag) is raised while waiting for the first
+  // byte of a frame (a signal interrupts the blocking read), returns false with interrupted().
+  bool next(StreamFrame& frame, bool interruptible = false);
+  void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
+  bool interrupted() const { return interrupted_; }
   uint64_t frames_read() const { return frames_; }
   uint64_t bytes_read() const { return offset_; }
 
  private:
   // Reads exactly n bytes; returns the number read (< n only at end of input).
-  size_t read_fully(void* dst, size_t n);
+  size_t read_fully(void* dst, size_t n, bool interruptible = false);
   [[noreturn]] void fail(const std::string& what) const;
 
   std::string path_;
@@ -77,6 +82,8 @@ class StreamReader {
   uint64_t frames_ = 0;
   uint64_t offset_ = 0;
   std::vector<uint8_t> payload_;
+  const std::atomic<bool>* stop_ = nullptr;
+  bool interrupted_ = false;
 };
 
 // Encodes frames (the C++ writer is for tests and tools; trainer/ writes with schemas/stream.ts).
