@@ -1,0 +1,98 @@
+// Block-wise parallel decoding (diffusion inside a block, blocks left to right over a KV cache)
+// and the autoregressive baseline over the same cache.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sampler/lm.h"
+
+namespace sdt::sampler {
+
+enum class DecodeMode { Diffusion, Autoregressive };
+
+// How a diffusion step decides which masked positions of the block to commit.
+//   Threshold: every masked position whose confidence >= threshold, at least the most confident one,
+//              at most max_per_step when that is > 0.
+//   Fixed:     the tokens_per_step most confident masked positions.
+//   Remask:    low-confidence remasking over steps_per_block steps: after step s the
+//              ceil(n * (s + 1) / steps) most confident positions of the block are kept, where
+//              already committed tokens are re-scored, so a committed token can be masked again.
+enum class CommitRule { Threshold, Fixed, Remask };
+
+const char* decode_mode_name(DecodeMode mode);
+const char* commit_rule_name(CommitRule rule);
+bool parse_decode_mode(const std::string& name, DecodeMode* out);
+bool parse_commit_rule(const std::string& name, CommitRule* out);
+
+struct SamplerSettings {
+  DecodeMode mode = DecodeMode::Diffusion;
+  int max_new = 128;  // generated positions at most (clipped to the context)
+  int block_size = 32;
+  CommitRule rule = CommitRule::Threshold;
+  float threshold = 0.9f;
+  int max_per_step = 0;     // Threshold: cap per step, 0 = none
+  int tokens_per_step = 1;  // Fixed
+  int steps_per_block = 0;  // Remask: 0 = one step per position
+  float temperature = 0.0f;  // 0 = greedy
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  // Bidirectional checkpoints only: the cache is approximate there (committed keys never see later
+  // blocks); every n blocks it is recomputed over the whole sequence. 0 = never.
+  int refresh_every = 0;
+  // Block checkpoints: blocks start at multiples of block_size counted from position 0, as in
+  // training, so the first block also holds the prompt's last partial block. Makes the cache exact.
+  bool align_blocks = true;
+  // Revision (edit-trained models): after a block is filled, re-score it and replace tokens the
+  // model now predicts differently with probability >= revise_threshold; at most revise_passes.
+  int revise_passes = 0;
+  float revise_threshold = 0.9f;
+  bool record_trajectory = false;
+  int32_t eos_id = -2;  // -2: the checkpoint's eos_token_id; -1: never stop early
+};
+
+// Empty when usable with `config`; otherwise a message naming the setting at fault.
+std::string validate_settings(const SamplerSettings& s, const ModelConfig& config);
+
+// One change of the canvas. Positions count from the first generated position.
+struct TrajectoryStep {
+  enum Kind : uint8_t { Commit = 0, Remask = 1, Revise = 2 };
+  int block = 0;
+  int step = 0;  // index within the block
+  Kind kind = Commit;
+  std::vector<int32_t> positions;
+  std::vector<int32_t> tokens;  // the mask id for Remask
+  std::vector<float> confidences;
+};
+
+struct BlockStats {
+  int start = 0;  // first generated position of the block
+  int size = 0;   // generated positions in the block
+  int steps = 0;  // denoising steps (forward passes that committed tokens)
+  int forward_passes = 0;  // all model calls for this block: steps, revision, cache write
+  int revised = 0;         // tokens replaced by revision
+};
+
+struct Generation {
+  std::vector<int32_t> tokens;  // generated tokens, up to (not including) <|eos|>
+  bool hit_eos = false;
+  int context_clipped = 0;      // how many of max_new did not fit in the context
+  std::vector<BlockStats> blocks;
+  int steps = 0;
+  int forward_passes = 0;  // including the prompt prefill
+  std::vector<TrajectoryStep> trajectory;
+  double prefill_ms = 0.0;
+  double decode_ms = 0.0;
+};
+
+// Decodes one prompt. Throws std::invalid_argument for unusable settings or prompts.
+Generation generate(const LanguageModel& model, const std::vector<int32_t>& prompt,
+                    const SamplerSettings& settings, uint64_t sequence_index = 0);
+
+// Decodes several prompts with the same settings; sequence i uses sequence_seed(seed, i).
+std::vector<Generation> generate_batch(const LanguageModel& model,
+                                       const std::vector<std::vector<int32_t>>& prompts,
+                                       const SamplerSettings& settings);
+
+}  // namespace sdt::sampler

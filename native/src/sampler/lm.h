@@ -1,0 +1,52 @@
+// The narrow view of a language model that the sampler drives. The sampler never touches weights:
+// it asks for logits of a chunk of positions that attends to a per-sequence key/value cache, and
+// says whether the chunk's keys/values should be appended to that cache. Keeping this interface
+// small lets the decoding rules be tested against tiny fake models as well as the real one
+// (ModelLM in model_lm.h adapts sdt::Model).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+
+namespace sdt::sampler {
+
+// Per-sequence attention state (keys/values of the positions committed so far).
+class LMCache {
+ public:
+  virtual ~LMCache() = default;
+  // Number of positions currently held (positions 0..length()-1).
+  virtual int length() const = 0;
+  // Forget everything (used to refresh an approximate cache by recomputing it).
+  virtual void clear() = 0;
+};
+
+class LanguageModel {
+ public:
+  virtual ~LanguageModel() = default;
+  virtual const ModelConfig& config() const = 0;
+
+  virtual std::unique_ptr<LMCache> new_cache() const = 0;
+
+  // Token ids the sampler never emits: <|mask|>, <|pad|>, <|bos|> and whatever else the model
+  // knows to be a training-only symbol (e.g. <|del|>). Ids of -1 are ignored.
+  virtual std::vector<int32_t> never_emit() const {
+    return {config().mask_token_id, config().pad_token_id, config().bos_token_id};
+  }
+
+  // Runs positions [start_pos, start_pos + n) holding `ids`. Each query attends to every cached
+  // position and, inside the chunk, to the keys `within` allows (Bidirectional: all of the chunk;
+  // Causal: chunk positions <= its own). start_pos must equal cache.length(). When `logits` is not
+  // null it receives n * vocab_size floats (row i for chunk position i). When `append` is true the
+  // chunk's keys/values are added to the cache afterwards.
+  virtual void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos,
+                             AttentionMode within, float* logits, bool append) const = 0;
+
+  // Whole-sequence forward without any cache, under `mode` (Block: blocks of config().block_size
+  // aligned at position 0). The reference the cached paths are tested against.
+  virtual void forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const = 0;
+};
+
+}  // namespace sdt::sampler

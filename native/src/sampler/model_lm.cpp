@@ -1,0 +1,44 @@
+#include "sampler/model_lm.h"
+
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+namespace sdt::sampler {
+
+namespace {
+
+class ModelCache : public LMCache {
+ public:
+  explicit ModelCache(KVCache cache) : kv(std::move(cache)) {}
+  int length() const override { return kv.length; }
+  void clear() override { kv.clear(); }
+  KVCache kv;
+};
+
+}  // namespace
+
+std::unique_ptr<LMCache> ModelLM::new_cache() const {
+  return std::make_unique<ModelCache>(model_.make_cache(1, model_.config().max_position_embeddings));
+}
+
+void ModelLM::forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
+                            float* logits, bool append) const {
+  auto* c = dynamic_cast<ModelCache*>(&cache);
+  if (c == nullptr) throw std::logic_error("ModelLM::forward_chunk: cache was not made by this model");
+  if (n == 0) return;
+  // Model writes logits unconditionally; a throwaway buffer serves cache-only calls.
+  float* out = logits;
+  std::vector<float> sink;
+  if (out == nullptr) {
+    sink.resize(static_cast<size_t>(n) * static_cast<size_t>(model_.config().vocab_size));
+    out = sink.data();
+  }
+  model_.forward_chunk(c->kv, ids, n, start_pos, within, out, append);
+}
+
+void ModelLM::forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const {
+  model_.forward_logits(ids, 1, n, mode, nullptr, logits);
+}
+
+}  // namespace sdt::sampler

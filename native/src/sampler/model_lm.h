@@ -1,0 +1,30 @@
+// LanguageModel over sdt::Model (native/src/model): one batch row per cache.
+#pragma once
+
+#include "model/model.h"
+#include "sampler/lm.h"
+
+namespace sdt::sampler {
+
+class ModelLM : public LanguageModel {
+ public:
+  // Borrows `model`; Model calls must not overlap, so one ModelLM decodes one sequence at a time.
+  explicit ModelLM(Model& model, int del_token_id = -1) : model_(model), del_(del_token_id) {}
+
+  const ModelConfig& config() const override { return model_.config(); }
+  std::unique_ptr<LMCache> new_cache() const override;
+  std::vector<int32_t> never_emit() const override {
+    std::vector<int32_t> ids = LanguageModel::never_emit();
+    ids.push_back(del_);
+    return ids;
+  }
+  void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
+                     float* logits, bool append) const override;
+  void forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const override;
+
+ private:
+  Model& model_;
+  int del_;
+};
+
+}  // namespace sdt::sampler

@@ -1,0 +1,48 @@
+#include "sampler/model_source.h"
+
+#include <stdexcept>
+#include <utility>
+#include <sys/stat.h>
+
+#include "io/model_config_json.h"
+#include "io/safetensors.h"
+
+namespace sdt::sampler {
+
+namespace {
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+LoadedModel load_checkpoint_model(const std::string& dir) {
+  const std::string config_path = dir + "/config.json";
+  const std::string weights_path = dir + "/model.safetensors";
+  if (!exists(config_path))
+    throw std::runtime_error(config_path + " not found: --ckpt must be a checkpoint directory written by `sdt train`");
+  if (!exists(weights_path))
+    throw std::runtime_error(weights_path + " not found: the checkpoint is incomplete; point --ckpt at a finished one");
+  io::ConfigExtras extras;
+  const ModelConfig c = io::model_config_from_json(io::read_json_file(config_path), config_path, &extras);
+  auto model = std::make_unique<Model>(c);
+  const io::SafetensorsFile file(weights_path);
+  for (ParamView& p : model->params()) {
+    if (!file.has(p.name))
+      throw std::runtime_error(weights_path + ": tensor \"" + p.name + "\" is missing (config.json and the weights disagree)");
+    file.read_f32(p.name, p.shape, p.data);
+  }
+  return {std::move(model), extras.del_token_id};
+}
+
+LoadedModel random_model(const std::string& config_path, uint64_t seed) {
+  io::ConfigExtras extras;
+  const ModelConfig c = io::model_config_from_json(io::read_json_file(config_path), config_path, &extras);
+  auto model = std::make_unique<Model>(c);
+  model->init(seed);
+  return {std::move(model), extras.del_token_id};
+}
+
+}  // namespace sdt::sampler

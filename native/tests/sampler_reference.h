@@ -1,0 +1,85 @@
+// The independent slow reference decoder the sampler tests compare against.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "sampler/lm.h"
+
+namespace sdt_test {
+
+using sdt::AttentionMode;
+using sdt::sampler::LanguageModel;
+
+// Greedy pick over the tokens the sampler may emit, with its softmax probability.
+inline std::pair<int32_t, double> greedy(const float* row, const sdt::ModelConfig& c) {
+  double m = -1e300;
+  int32_t best = -1;
+  for (int v = 0; v < c.vocab_size; ++v) {
+    if (v == c.mask_token_id || v == c.pad_token_id || v == c.bos_token_id) continue;
+    if (row[v] > m) {
+      m = row[v];
+      best = v;
+    }
+  }
+  double z = 0;
+  for (int v = 0; v < c.vocab_size; ++v) {
+    if (v == c.mask_token_id || v == c.pad_token_id || v == c.bos_token_id) continue;
+    z += std::exp(static_cast<double>(row[v]) - m);
+  }
+  return {best, 1.0 / z};
+}
+
+// The slow reference: block-aligned blocks, one greedy token per step (the most confident masked
+// position), every step a full forward of the sequence so far under block attention, no cache.
+inline std::vector<int32_t> slow_reference(const LanguageModel& m, const std::vector<int32_t>& prompt, int total,
+                                    int32_t eos) {
+  const auto& c = m.config();
+  const int B = c.block_size;
+  const int P = static_cast<int>(prompt.size());
+  std::vector<int32_t> seq(prompt);
+  std::vector<float> logits;
+  int pos = P;
+  while (pos < P + total) {
+    const int end = std::min((pos / B + 1) * B, P + total);
+    seq.resize(static_cast<size_t>(end), c.mask_token_id);
+    std::vector<bool> done(static_cast<size_t>(end), true);
+    for (int i = pos; i < end; ++i) done[static_cast<size_t>(i)] = false;
+    for (;;) {
+      bool work = false;
+      for (int i = pos; i < end; ++i) {
+        if (!done[static_cast<size_t>(i)]) {
+          work = true;
+          break;
+        }
+        if (seq[static_cast<size_t>(i)] == eos) break;
+      }
+      if (!work) break;
+      logits.assign(static_cast<size_t>(end) * static_cast<size_t>(c.vocab_size), 0.0f);
+      m.forward_full(seq.data(), end, AttentionMode::Block, logits.data());
+      int best_pos = -1;
+      int32_t best_tok = -1;
+      double best_p = -1;
+      for (int i = pos; i < end; ++i) {
+        if (done[static_cast<size_t>(i)]) continue;
+        auto [tok, p] = greedy(logits.data() + static_cast<size_t>(i) * static_cast<size_t>(c.vocab_size), c);
+        if (p > best_p) {
+          best_p = p;
+          best_pos = i;
+          best_tok = tok;
+        }
+      }
+      seq[static_cast<size_t>(best_pos)] = best_tok;
+      done[static_cast<size_t>(best_pos)] = true;
+    }
+    for (int i = pos; i < end; ++i) {
+      if (seq[static_cast<size_t>(i)] == eos) return {seq.begin() + P, seq.begin() + i};
+    }
+    pos = end;
+  }
+  return {seq.begin() + P, seq.end()};
+}
+
+}  // namespace sdt_test

@@ -1,0 +1,257 @@
+// Decoding rules of the block sampler, checked against a fake model (sampler_fake_lm.h) and an
+// independent slow reference decoder that recomputes the whole sequence at every step.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "io/json.h"
+#include "sampler/decode.h"
+#include "sampler/protocol.h"
+#include "sampler/sampling.h"
+#include "sampler_fake_lm.h"
+#include "sampler_reference.h"
+#include "test_framework.h"
+
+using namespace sdt::sampler;
+using sdt::AttentionMode;
+using sdt_test::FakeLM;
+using sdt_test::greedy;
+using sdt_test::slow_reference;
+
+namespace {
+
+std::vector<int32_t> make_prompt(int n, int vocab, int salt) {
+  std::vector<int32_t> p;
+  for (int i = 0; i < n; ++i) p.push_back(4 + (i * 7 + salt * 3) % (vocab - 4));
+  return p;
+}
+
+// Applies the trajectory to an all-mask canvas.
+std::vector<int32_t> replay(const Generation& g, int32_t mask, size_t canvas) {
+  std::vector<int32_t> state(canvas, mask);
+  for (const TrajectoryStep& t : g.trajectory) {
+    for (size_t k = 0; k < t.positions.size(); ++k) state[static_cast<size_t>(t.positions[k])] = t.tokens[k];
+  }
+  return state;
+}
+
+SamplerSettings base_settings() {
+  SamplerSettings s;
+  s.block_size = 4;
+  s.max_new = 14;
+  s.eos_id = -1;
+  return s;
+}
+
+}  // namespace
+
+TEST(sampler_threshold_one_matches_slow_reference) {
+  FakeLM lm(24, 64, AttentionMode::Block, 4);
+  for (int plen : {0, 1, 4, 6, 9}) {
+    SamplerSettings s = base_settings();
+    s.threshold = 1.0f;
+    s.max_per_step = 1;
+    const auto prompt = make_prompt(plen, 24, plen);
+    const Generation g = generate(lm, prompt, s);
+    CHECK_EQ(g.tokens.size(), static_cast<size_t>(14));
+    const auto ref = slow_reference(lm, prompt, 14, -1);
+    if (g.tokens != ref) sdt_test::fail(__FILE__, __LINE__, "prompt length " + std::to_string(plen) + " differs");
+    CHECK_EQ(g.steps, 14);  // one token per step
+  }
+}
+
+TEST(sampler_eos_stops_generation_and_matches_reference) {
+  FakeLM lm(24, 64, AttentionMode::Block, 4);
+  SamplerSettings s = base_settings();
+  s.threshold = 1.0f;
+  s.max_per_step = 1;
+  s.max_new = 20;
+  const auto prompt = make_prompt(5, 24, 1);
+  const Generation free_run = generate(lm, prompt, s);
+  CHECK(!free_run.hit_eos);
+  // Declare the token generated at position 6 the end of text: generation must stop there.
+  const int32_t eos = free_run.tokens[6];
+  const auto first = std::find(free_run.tokens.begin(), free_run.tokens.end(), eos) - free_run.tokens.begin();
+  s.eos_id = eos;
+  const Generation g = generate(lm, prompt, s);
+  CHECK(g.hit_eos);
+  CHECK(std::find(g.tokens.begin(), g.tokens.end(), eos) == g.tokens.end());
+  CHECK(g.tokens == slow_reference(lm, prompt, 20, eos));
+  CHECK(static_cast<long>(g.tokens.size()) <= first);
+  // No block is decoded after the one that committed <|eos|>.
+  CHECK(g.blocks.back().start + g.blocks.back().size >= static_cast<int>(g.tokens.size()));
+  CHECK(g.blocks.back().start <= static_cast<int>(g.tokens.size()));
+}
+
+TEST(sampler_threshold_rule_commits_confident_positions) {
+  FakeLM lm(24, 64, AttentionMode::Block, 8, 12.0f);
+  SamplerSettings s = base_settings();
+  s.block_size = 8;
+  s.max_new = 32;
+  s.threshold = 0.5f;
+  s.record_trajectory = true;
+  const Generation g = generate(lm, make_prompt(8, 24, 2), s);
+  int multi = 0;
+  for (const TrajectoryStep& t : g.trajectory) {
+    CHECK(!t.positions.empty());
+    if (t.positions.size() > 1) {
+      ++multi;
+      for (float c : t.confidences) CHECK(c >= 0.5f);
+    }
+  }
+  CHECK(multi > 0);  // the sharp fake model is confident enough to commit several at once
+  CHECK(g.steps < 32);
+  CHECK(replay(g, 3, 32) == g.tokens);
+}
+
+TEST(sampler_fixed_rule_commits_k_per_step) {
+  FakeLM lm(24, 64, AttentionMode::Block, 8);
+  SamplerSettings s = base_settings();
+  s.rule = CommitRule::Fixed;
+  s.block_size = 8;
+  s.tokens_per_step = 3;
+  s.max_new = 20;  // blocks: 8, 8, 4 (prompt of 8 keeps blocks aligned)
+  s.record_trajectory = true;
+  const Generation g = generate(lm, make_prompt(8, 24, 3), s);
+  CHECK_EQ(g.blocks.size(), static_cast<size_t>(3));
+  CHECK_EQ(g.blocks[0].steps, 3);
+  CHECK_EQ(g.blocks[2].steps, 2);
+  for (const TrajectoryStep& t : g.trajectory) CHECK(t.positions.size() <= 3);
+  // Forward passes: prefill 1 + steps + one cache write per block but the last.
+  CHECK_EQ(g.forward_passes, 1 + 3 + 3 + 2 + 2);
+}
+
+TEST(sampler_remask_rule_uses_its_step_budget_and_replays) {
+  FakeLM lm(24, 64, AttentionMode::Bidirectional, 8, 3.0f);
+  SamplerSettings s = base_settings();
+  s.rule = CommitRule::Remask;
+  s.block_size = 8;
+  s.steps_per_block = 4;
+  s.max_new = 16;
+  s.record_trajectory = true;
+  const Generation g = generate(lm, make_prompt(5, 24, 4), s);
+  for (const BlockStats& b : g.blocks) CHECK(b.steps <= 4);
+  CHECK(replay(g, 3, 16) == g.tokens);
+  for (int32_t t : g.tokens) CHECK(t != 3);
+}
+
+TEST(sampler_seeded_sampling_is_deterministic) {
+  FakeLM lm(24, 64, AttentionMode::Block, 4, 2.0f);
+  SamplerSettings s = base_settings();
+  s.temperature = 1.0f;
+  s.top_p = 0.9f;
+  s.seed = 7;
+  const auto prompt = make_prompt(6, 24, 5);
+  const Generation a = generate(lm, prompt, s);
+  const Generation b = generate(lm, prompt, s);
+  CHECK(a.tokens == b.tokens);
+  bool differs = false;
+  for (uint64_t seed = 8; seed < 16 && !differs; ++seed) {
+    s.seed = seed;
+    differs = generate(lm, prompt, s).tokens != a.tokens;
+  }
+  CHECK(differs);
+  // A batch gives each sequence its own stream: sequence i equals generate(..., i).
+  const auto batch = generate_batch(lm, {prompt, prompt}, s);
+  CHECK(batch[1].tokens == generate(lm, prompt, s, 1).tokens);
+}
+
+TEST(sampler_tiny_top_p_is_greedy) {
+  FakeLM lm(24, 64, AttentionMode::Block, 4, 2.0f);
+  SamplerSettings s = base_settings();
+  const auto prompt = make_prompt(6, 24, 6);
+  const Generation greedy_run = generate(lm, prompt, s);
+  s.temperature = 1.0f;
+  s.top_p = 1e-6f;
+  s.seed = 3;
+  CHECK(generate(lm, prompt, s).tokens == greedy_run.tokens);
+}
+
+TEST(sampler_ar_matches_full_causal_argmax) {
+  FakeLM lm(24, 64, AttentionMode::Causal, 4);
+  SamplerSettings s = base_settings();
+  s.mode = DecodeMode::Autoregressive;
+  s.max_new = 12;
+  const auto prompt = make_prompt(5, 24, 7);
+  const Generation g = generate(lm, prompt, s);
+  std::vector<int32_t> seq(prompt);
+  std::vector<float> logits;
+  for (int k = 0; k < 12; ++k) {
+    logits.assign(seq.size() * 24, 0.0f);
+    lm.forward_full(seq.data(), static_cast<int>(seq.size()), AttentionMode::Causal, logits.data());
+    seq.push_back(greedy(logits.data() + (seq.size() - 1) * 24, lm.config()).first);
+  }
+  CHECK(g.tokens == std::vector<int32_t>(seq.begin() + 5, seq.end()));
+  CHECK_EQ(g.forward_passes, 2 + 11);
+}
+
+TEST(sampler_revision_only_replaces_confident_disagreements) {
+  FakeLM lm(24, 64, AttentionMode::Block, 8, 4.0f);
+  SamplerSettings s = base_settings();
+  s.block_size = 8;
+  s.max_new = 16;
+  s.threshold = 0.3f;
+  s.revise_passes = 2;
+  s.revise_threshold = 0.2f;
+  s.record_trajectory = true;
+  const Generation g = generate(lm, make_prompt(8, 24, 8), s);
+  int revised = 0;
+  for (const TrajectoryStep& t : g.trajectory) {
+    if (t.kind != TrajectoryStep::Revise) continue;
+    revised += static_cast<int>(t.positions.size());
+    for (float c : t.confidences) CHECK(c >= 0.2f);
+  }
+  int counted = 0;
+  for (const BlockStats& b : g.blocks) counted += b.revised;
+  CHECK_EQ(revised, counted);
+  CHECK(replay(g, 3, 16) == g.tokens);
+}
+
+TEST(sampler_context_limits) {
+  FakeLM lm(24, 16, AttentionMode::Block, 4);
+  SamplerSettings s = base_settings();
+  s.max_new = 100;
+  const Generation g = generate(lm, make_prompt(10, 24, 9), s);
+  CHECK_EQ(g.tokens.size(), static_cast<size_t>(6));
+  CHECK_EQ(g.context_clipped, 94);
+  CHECK_THROWS(generate(lm, make_prompt(16, 24, 9), s));
+  s.mode = DecodeMode::Diffusion;
+  FakeLM causal(24, 16, AttentionMode::Causal, 4);
+  CHECK_THROWS(generate(causal, make_prompt(3, 24, 9), s));  // diffusion needs a non-causal model
+}
+
+TEST(sampler_protocol_rejects_bad_requests_and_answers_good_ones) {
+  FakeLM lm(24, 32, AttentionMode::Block, 4);
+  auto parse = [](const std::string& s) { return sdt::io::Json::parse(s); };
+  const auto bad_json = parse(handle_line(lm, "{not json"));
+  CHECK(!bad_json.get("ok")->as_bool());
+  const auto unknown = parse(handle_line(lm, R"({"id":"u","prompt":[5],"colour":1})"));
+  CHECK(!unknown.get("ok")->as_bool());
+  CHECK_EQ(unknown.get("id")->as_string(), std::string("u"));
+  CHECK(unknown.get("error")->as_string().find("colour") != std::string::npos);
+  std::string long_prompt = R"({"id":7,"prompt":[)";
+  for (int i = 0; i < 40; ++i) long_prompt += (i ? ",5" : "5");
+  long_prompt += "]}";
+  const auto too_long = parse(handle_line(lm, long_prompt));
+  CHECK(!too_long.get("ok")->as_bool());
+  CHECK(too_long.get("error")->as_string().find("context") != std::string::npos);
+  const auto bad_token = parse(handle_line(lm, R"({"id":1,"prompt":[99]})"));
+  CHECK(!bad_token.get("ok")->as_bool());
+  const auto ok = parse(handle_line(
+      lm, R"({"id":"a","prompts":[[5,6,7],[8]],"max_new":6,"block":4,"threshold":0.9,"trajectory":true,"eos":-1})"));
+  CHECK(ok.get("ok")->as_bool());
+  const auto& results = *ok.get("results");
+  CHECK_EQ(results.size(), static_cast<size_t>(2));
+  CHECK_EQ(results.at(0).get("tokens")->size(), static_cast<size_t>(6));
+  CHECK(results.at(0).get("trajectory")->size() > 0);
+  // Same request through the library gives the same tokens.
+  SamplerSettings s;
+  s.max_new = 6;
+  s.block_size = 4;
+  s.eos_id = -1;
+  const Generation g = generate(lm, {5, 6, 7}, s, 0);
+  for (size_t i = 0; i < g.tokens.size(); ++i)
+    CHECK_EQ(results.at(0).get("tokens")->at(i).as_int(), static_cast<int64_t>(g.tokens[i]));
+}
