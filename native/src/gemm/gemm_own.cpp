@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "gemm/gemm.h"
@@ -13,13 +14,30 @@
 namespace sdt {
 namespace {
 
+// The register tile is two vectors wide; with AVX-512 the vectors hold 16 floats and there are
+// 32 registers, so the tile grows.
+#ifdef __AVX512F__
+constexpr int VW = 16;
+constexpr int MR = 8;
+#else
+constexpr int VW = 8;
 constexpr int MR = 6;
-constexpr int NR = 16;
+#endif
+constexpr int NR = 2 * VW;
 constexpr int KC = 256;
 constexpr int NC = 3072;
 constexpr int MC_MAX = 96;
 
-typedef float v8f __attribute__((vector_size(32)));
+typedef float vec __attribute__((vector_size(VW * 4)));
+
+// Scratch that is reused between calls and never zero-filled (packing writes every element used).
+float* scratch(std::unique_ptr<float[]>& buf, size_t& cap, size_t n) {
+  if (cap < n) {
+    buf.reset(new float[n]);
+    cap = n;
+  }
+  return buf.get();
+}
 
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels laid out [panel][p][MR], zero-padded.
 void pack_a(bool transA, const float* A, int lda, int i0, int mc, int p0, int kc, float* dst) {
@@ -68,15 +86,15 @@ void pack_b_panel(bool transB, const float* B, int ldb, int p0, int kc, int j0, 
 
 // C[0:rows, 0:cols] += alpha * (packed A panel) * (packed B panel).
 void micro_kernel(int kc, const float* a, const float* b, float alpha, float* C, int ldc, int rows, int cols) {
-  v8f c0[MR], c1[MR];
+  vec c0[MR], c1[MR];
   for (int i = 0; i < MR; ++i) {
-    c0[i] = v8f{};
-    c1[i] = v8f{};
+    c0[i] = vec{};
+    c1[i] = vec{};
   }
   for (int p = 0; p < kc; ++p) {
-    v8f b0, b1;
-    std::memcpy(&b0, b + p * NR, sizeof(v8f));
-    std::memcpy(&b1, b + p * NR + 8, sizeof(v8f));
+    vec b0, b1;
+    std::memcpy(&b0, b + p * NR, sizeof(vec));
+    std::memcpy(&b1, b + p * NR + VW, sizeof(vec));
     const float* ap = a + p * MR;
     for (int i = 0; i < MR; ++i) {
       const float ai = ap[i];
@@ -86,8 +104,8 @@ void micro_kernel(int kc, const float* a, const float* b, float alpha, float* C,
   }
   float tile[MR][NR];
   for (int i = 0; i < MR; ++i) {
-    std::memcpy(&tile[i][0], &c0[i], sizeof(v8f));
-    std::memcpy(&tile[i][8], &c1[i], sizeof(v8f));
+    std::memcpy(&tile[i][0], &c0[i], sizeof(vec));
+    std::memcpy(&tile[i][VW], &c1[i], sizeof(vec));
   }
   for (int i = 0; i < rows; ++i) {
     float* crow = C + static_cast<long>(i) * ldc;
@@ -116,12 +134,16 @@ void gemm_own(bool transA, bool transB, int M, int N, int K, float alpha, const 
   scale_c(M, N, beta, C, ldc);
   if (K <= 0 || alpha == 0.0f) return;
 
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  // Small products are not worth waking the thread team.
+  const double flops = 2.0 * M * N * K;
+  const int threads = (omp_in_parallel() || flops < 2e6) ? 1 : omp_get_max_threads();
   // Enough row blocks for every thread, but no taller than what stays in L2 with one KC slice.
   int mc = (M + threads - 1) / threads;
   mc = std::max(MR, std::min(MC_MAX, (mc + MR - 1) / MR * MR));
 
-  std::vector<float> bpack(static_cast<size_t>(KC) * (NC + NR));
+  static thread_local std::unique_ptr<float[]> bbuf;
+  static thread_local size_t bcap = 0;
+  float* bpack = scratch(bbuf, bcap, static_cast<size_t>(std::min(K, KC)) * ((std::min(N, NC) + NR - 1) / NR * NR));
   for (int j0 = 0; j0 < N; j0 += NC) {
     const int nc = std::min(NC, N - j0);
     const int npanels = (nc + NR - 1) / NR;
@@ -132,9 +154,11 @@ void gemm_own(bool transA, bool transB, int M, int N, int K, float alpha, const 
 #pragma omp for schedule(static)
         for (int jp = 0; jp < npanels; ++jp) {
           const int cols = std::min(NR, nc - jp * NR);
-          pack_b_panel(transB, B, ldb, p0, kc, j0 + jp * NR, cols, bpack.data() + static_cast<long>(jp) * NR * kc);
+          pack_b_panel(transB, B, ldb, p0, kc, j0 + jp * NR, cols, bpack + static_cast<long>(jp) * NR * kc);
         }
-        std::vector<float> apack(static_cast<size_t>(MC_MAX + MR) * KC);
+        static thread_local std::unique_ptr<float[]> abuf;
+        static thread_local size_t acap = 0;
+        float* apack = scratch(abuf, acap, static_cast<size_t>(MC_MAX + MR) * KC);
         const int mblocks = (M + mc - 1) / mc;
         // Split both the row blocks and the column panels so small-M products still use all threads.
         const int nsplit = mblocks >= threads ? 1 : std::min(npanels, (threads + mblocks - 1) / mblocks);
@@ -144,14 +168,14 @@ void gemm_own(bool transA, bool transB, int M, int N, int K, float alpha, const 
           for (int s = 0; s < nsplit; ++s) {
             const int i0 = ib * mc;
             const int rows_blk = std::min(mc, M - i0);
-            pack_a(transA, A, lda, i0, rows_blk, p0, kc, apack.data());
+            pack_a(transA, A, lda, i0, rows_blk, p0, kc, apack);
             const int jp_end = std::min(npanels, (s + 1) * per);
             for (int jp = s * per; jp < jp_end; ++jp) {
               const int cols = std::min(NR, nc - jp * NR);
-              const float* bp = bpack.data() + static_cast<long>(jp) * NR * kc;
+              const float* bp = bpack + static_cast<long>(jp) * NR * kc;
               for (int ir = 0; ir < rows_blk; ir += MR) {
                 const int rows = std::min(MR, rows_blk - ir);
-                micro_kernel(kc, apack.data() + static_cast<long>(ir) * kc, bp, alpha,
+                micro_kernel(kc, apack + static_cast<long>(ir) * kc, bp, alpha,
                              C + static_cast<long>(i0 + ir) * ldc + j0 + jp * NR, ldc, rows, cols);
               }
             }

@@ -1,0 +1,78 @@
+// GEMM backends against the naive triple loop.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "gemm/gemm.h"
+#include "test_model_util.h"
+
+using sdt_test::TestRng;
+
+namespace {
+
+using GemmFn = void (*)(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+
+int compare_with_naive(GemmFn fn, uint64_t seed) {
+  TestRng rng(seed);
+  int bad = 0;
+  const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {17, 33, 65}, {64, 48, 300}, {100, 130, 70}, {6, 16, 256}, {5, 1, 9}};
+  for (const auto& s : shapes) {
+    const int M = s[0], N = s[1], K = s[2];
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        for (float beta : {0.0f, 1.0f, -0.5f}) {
+          // Leading dimensions larger than the logical width catch stride bugs.
+          const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+          const auto A = sdt_test::random_vector(static_cast<size_t>(ta ? K : M) * lda, rng);
+          const auto B = sdt_test::random_vector(static_cast<size_t>(tb ? N : K) * ldb, rng);
+          auto C0 = sdt_test::random_vector(static_cast<size_t>(M) * ldc, rng);
+          // beta = 0 must ignore whatever C holds, NaN included.
+          if (beta == 0.0f) C0[0] = std::numeric_limits<float>::quiet_NaN();
+          auto C1 = C0;
+          const float alpha = 0.75f;
+          sdt::gemm_naive(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C0.data(), ldc);
+          fn(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C1.data(), ldc);
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < ldc; ++j) {
+              const float want = C0[static_cast<size_t>(i) * ldc + j], got = C1[static_cast<size_t>(i) * ldc + j];
+              // Columns past N are padding and must be left untouched (both sides hold the same input).
+              const double tol = 1e-5 * K + 1e-6;
+              if (!(std::fabs(static_cast<double>(want) - static_cast<double>(got)) <= tol) &&
+                  !(std::isnan(want) && std::isnan(got))) {
+                if (bad < 3) {
+                  char buf[200];
+                  std::snprintf(buf, sizeof buf, "M=%d N=%d K=%d ta=%d tb=%d beta=%g at (%d,%d): %g vs %g", M, N, K,
+                                ta, tb, static_cast<double>(beta), i, j, static_cast<double>(want),
+                                static_cast<double>(got));
+                  sdt_test::fail(__FILE__, __LINE__, buf);
+                }
+                ++bad;
+              }
+            }
+        }
+      }
+    }
+  }
+  return bad;
+}
+
+}  // namespace
+
+TEST(gemm_own_matches_naive) { CHECK_EQ(compare_with_naive(&sdt::gemm_own, 1), 0); }
+
+TEST(gemm_dispatch_matches_naive) { CHECK_EQ(compare_with_naive(&sdt::gemm, 2), 0); }
+
+TEST(gemm_own_large_blocks_match_naive) {
+  // Sizes beyond one KC / NC block exercise the outer loops.
+  TestRng rng(3);
+  const int M = 37, N = 3100, K = 530;
+  const auto A = sdt_test::random_vector(static_cast<size_t>(M) * K, rng);
+  const auto B = sdt_test::random_vector(static_cast<size_t>(K) * N, rng);
+  std::vector<float> C0(static_cast<size_t>(M) * N, 0.0f), C1(C0);
+  sdt::gemm_naive(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C0.data(), N);
+  sdt::gemm_own(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C1.data(), N);
+  double max_err = 0.0;
+  for (size_t i = 0; i < C0.size(); ++i)
+    max_err = std::max(max_err, std::fabs(static_cast<double>(C0[i]) - static_cast<double>(C1[i])));
+  CHECK_NEAR(max_err, 0.0, 1e-3);
+}
