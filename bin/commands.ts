@@ -10,4 +10,10 @@ export interface CommandEntry {
   load: () => Promise<{ command: CommandSpec }>;
 }
 
-export const commands: CommandEntry[] = [];
+export const commands: CommandEntry[] = [
+  {
+    name: 'data corrupt',
+    summary: 'write mask/edit corruptions of a dataset to Arrow and show one as a diff',
+    load: () => import('../pipelines/corrupt/command.ts'),
+  },
+];

@@ -4,20 +4,22 @@
  * explicit Unicode properties instead of `\s`/`\w`, no case folding, no possessive quantifiers.
  *
  * Alternatives, in order:
- *  1. an identifier-like word, optionally led by one non-letter character (` foo`, `.append`, `(self`);
- *     underscores and digits inside identifiers stay with it (`__init__`, `utf8`);
+ *  1. a run of letters, optionally led by one other non-newline character (` foo`, `.append`, `(self`,
+ *     `_name`), as in cl100k-style patterns;
  *  2. a number of up to three digits (so numerals share a small set of tokens);
- *  3. a run of punctuation, optionally led by one space (` ==`, `):`);
+ *  3. a run of punctuation, optionally led by one space (` ==`, `):`, `__`);
  *  4. a line break with the whitespace before it and the indentation after it (`\n        `), so one
  *     token can carry "new line at depth k" in Python;
  *  5. whitespace not followed by non-whitespace (leaves one space to lead the next word);
  *  6. any other whitespace.
  * Every character is covered by some alternative, so pieces concatenate back to the input.
+ * On the stdlib validation split (vocabulary 8192) this split gave 3.61 bytes/token against 3.55 for a
+ * cl100k-style pattern, 3.36 for GPT-2's, and 3.53 when identifiers kept `_` and digits in one piece.
  */
 export const SPLIT_PATTERN =
-  '[^\\r\\n\\p{L}\\p{N}_]?[\\p{L}\\p{M}_][\\p{L}\\p{M}\\p{N}_]*' +
+  '[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+' +
   '|\\p{N}{1,3}' +
-  '| ?[^\\p{White_Space}\\p{L}\\p{N}_]+' +
+  '| ?[^\\p{White_Space}\\p{L}\\p{N}]+' +
   '|\\p{White_Space}*[\\r\\n][ \\t]*' +
   '|\\p{White_Space}+(?!\\P{White_Space})' +
   '|\\p{White_Space}+';
