@@ -132,8 +132,12 @@ function bandedAlign(x: ArrayLike<number>, y: ArrayLike<number>, w: number): Ali
   };
 }
 
-/** Exact Levenshtein alignment; `bound` is a hint (e.g. the edit budget) for the initial band. */
-export function alignTokens(x: ArrayLike<number>, y: ArrayLike<number>, bound = 16): Alignment {
+/**
+ * Exact Levenshtein alignment. `bound` is the initial band; by default it is the exact distance from
+ * fastest-levenshtein (bit-parallel, ~n m / 32 steps), so the band DP runs once with the narrowest band.
+ */
+export function alignTokens(x: ArrayLike<number>, y: ArrayLike<number>, bound?: number): Alignment {
+  bound ??= tokenDistance(x, y);
   const diff = Math.abs(x.length - y.length);
   const full = Math.max(x.length, y.length, 1);
   let w = Math.min(full, Math.max(diff, bound, 1));

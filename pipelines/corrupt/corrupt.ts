@@ -45,7 +45,7 @@ export function editExample(
     ...(edit.editedSegment ? { editedSegment: edit.editedSegment } : {}),
   };
   if (cfg.targets === 'aligned') {
-    const ex = alignedExample(x0, edit.edited, specials, { ...opts, bound: Math.max(edit.charged, 1) });
+    const ex = alignedExample(x0, edit.edited, specials, { ...opts, bound: distance });
     if (ex.distance !== distance) {
       throw new Error(`alignment DP cost ${ex.distance} != fastest-levenshtein ${distance} (bug)`);
     }

@@ -18,7 +18,7 @@ export interface EditVocabulary {
   /** Ordinary (non-special) ids are [randomLo, randomHi): random insertions and substitutions use them. */
   randomLo: number;
   randomHi: number;
-  /** Operator token id -> its group: ids in one group differ only in the operator, not in whitespace. */
+  /** Operator token id -> its group: same surrounding whitespace, and symbols or keywords, not both. */
   operatorGroup: Map<number, number>;
   /** Operator ids per group. */
   operatorGroups: number[][];
@@ -52,7 +52,9 @@ export function vocabularyFromTexts(
     if (!ops.has(core)) continue;
     // Group by the surrounding whitespace so a replacement keeps the spacing of the original.
     const at = text.indexOf(core);
-    const key = `${text.slice(0, at)}\u0000${text.slice(at + core.length)}`;
+    // Keyword operators (and, or, in, is, not) only swap among themselves: `a + b` -> `a or b` is noise.
+    const word = /^[a-z]+$/.test(core) ? 'w' : 's';
+    const key = `${word}${text.slice(0, at)}\u0000${text.slice(at + core.length)}`;
     let g = groupIndex.get(key);
     if (g === undefined) {
       g = v.operatorGroups.length;

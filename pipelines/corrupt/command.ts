@@ -1,0 +1,231 @@
+/**
+ * `sdt data corrupt`: materialise corrupted examples of a built dataset to Arrow for inspection, using
+ * exactly the code the trainer feed uses (windows -> corruptWindow), and print some as inline diffs.
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { bool, type CommandSpec, num, optNum, optStr, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { atomicWriteFile } from '../../common/fs.ts';
+import { Progress } from '../../common/progress.ts';
+import type { Split } from '../../schemas/dataset.ts';
+import { openDataset } from '../dataset/read.ts';
+import { loadTokenizer } from '../tokenizer/index.ts';
+import { type CorruptRecord, examplesToArrow } from './arrow.ts';
+import { type CorruptConfig, corruptWindow } from './corrupt.ts';
+import { COLOR_STYLE, PLAIN_STYLE, renderExample } from './diff.ts';
+import { DEFAULT_ALPHA_MAX } from './edit.ts';
+import type { TargetForm } from './targets.ts';
+import type { CorruptSpecials } from './types.ts';
+import { vocabularyFromTokenizer } from './vocab.ts';
+import { WindowPacker } from './windows.ts';
+
+function resolveTokenizerPath(dataset: string, recorded: string): string {
+  if (isAbsolute(recorded)) return recorded;
+  const beside = join(dataset, recorded);
+  return existsSync(beside) ? beside : resolve(recorded);
+}
+
+function checkRange(name: string, v: number, lo: number, hi: number, integer = false): void {
+  if (!(v >= lo && v <= hi) || (integer && !Number.isInteger(v))) {
+    throw new UserError(
+      `sdt data corrupt: --${name} must be ${integer ? 'an integer ' : ''}in [${lo}, ${hi}]; got ${v}.`,
+    );
+  }
+}
+
+export const command: CommandSpec = {
+  name: 'data corrupt',
+  summary: 'write mask or edit corruptions of a dataset to Arrow and show one as a diff',
+  description: `Cuts the rows of DATASET_DIR (built by \`sdt data build\`) into windows of --seq-len tokens, the way
+the trainer does, corrupts window i with an Rng seeded from (--seed, i), and writes one Arrow row per
+example: index, kind, t, rows, input, target, weight, segment, masked, edit_distance, edit_budget,
+missing_before, missing_tokens (see docs/corruptions.md).`,
+  positionals: [{ name: 'DATASET_DIR', description: 'a dataset built by `sdt data build`', required: true }],
+  options: {
+    kind: { type: 'string', description: 'corruption process', choices: ['mask', 'edit'], default: 'mask' },
+    out: { type: 'string', arg: 'FILE.arrow', description: 'Arrow IPC file to write', required: true },
+    limit: { type: 'number', arg: 'N', description: 'number of examples', default: 100 },
+    seed: { type: 'number', description: 'seed of the corruption Rng', default: 0 },
+    split: {
+      type: 'string',
+      description: 'dataset split',
+      choices: ['train', 'validation'],
+      default: 'train',
+    },
+    'seq-len': { type: 'number', arg: 'L', description: 'window length (BOS/EOS included)', default: 512 },
+    pack: {
+      type: 'boolean',
+      description: 'pack short rows into one window (--no-pack: one row per window)',
+      default: true,
+    },
+    structure: { type: 'boolean', description: 'structure-aware: mask whole spans / add span-based edits' },
+    't-mode': {
+      type: 'string',
+      description: 'mask: one t per sequence or per block',
+      choices: ['sequence', 'block'],
+      default: 'sequence',
+    },
+    'block-size': {
+      type: 'number',
+      arg: 'B',
+      description: 'mask: block size for --t-mode block',
+      default: 32,
+    },
+    't-cap': { type: 'number', description: 'mask: warm-up cap, t ~ U(0, cap)', default: 1 },
+    t: { type: 'number', description: 'mask: fixed t instead of a draw' },
+    'alpha-max': {
+      type: 'number',
+      description: 'edit: alpha_t ~ U(0, alpha-max), k = floor(len alpha_t)',
+      default: DEFAULT_ALPHA_MAX,
+    },
+    alpha: { type: 'number', description: 'edit: fixed alpha_t instead of a draw' },
+    targets: {
+      type: 'string',
+      description: 'edit: target form',
+      choices: ['positional', 'aligned'],
+      default: 'aligned',
+    },
+    canvas: { type: 'number', description: 'edit: canvas length (default: --seq-len)' },
+    tokenizer: {
+      type: 'string',
+      arg: 'FILE',
+      description: 'tokenizer.json (default: the one the manifest records)',
+    },
+    show: { type: 'number', arg: 'N', description: 'examples printed as diffs', default: 1 },
+    color: {
+      type: 'string',
+      description: 'coloured diff',
+      choices: ['auto', 'always', 'never'],
+      default: 'auto',
+    },
+  },
+  examples: [
+    'sdt data corrupt runs/data --kind mask --structure --out runs/mask.arrow --limit 50',
+    'sdt data corrupt runs/data --kind edit --targets aligned --alpha-max 0.1 --out runs/edit.arrow',
+  ],
+  async run(opts, positionals) {
+    const dir = positionals[0];
+    const kind = str(opts, 'kind') as 'mask' | 'edit';
+    const limit = num(opts, 'limit');
+    const seqLen = num(opts, 'seq-len');
+    checkRange('limit', limit, 1, 1e7, true);
+    checkRange('seq-len', seqLen, 4, 1 << 20, true);
+    checkRange('t-cap', num(opts, 't-cap'), 1e-6, 1);
+    checkRange('alpha-max', num(opts, 'alpha-max'), 0, 1);
+    checkRange('block-size', num(opts, 'block-size'), 1, 1 << 20, true);
+    const tFixed = optNum(opts, 't');
+    if (tFixed !== undefined) checkRange('t', tFixed, 0, 1);
+    const alpha = optNum(opts, 'alpha');
+    if (alpha !== undefined) checkRange('alpha', alpha, 0, 1);
+    const canvas = optNum(opts, 'canvas');
+    if (canvas !== undefined) checkRange('canvas', canvas, 1, 1 << 20, true);
+
+    const ds = await openDataset(dir);
+    const tokPath = optStr(opts, 'tokenizer') ?? resolveTokenizerPath(dir, ds.manifest.tokenizerPath);
+    if (!existsSync(tokPath)) {
+      throw new UserError(
+        `${join(dir, 'manifest.json')} names tokenizer ${ds.manifest.tokenizerPath}, which does not exist; restore it or pass --tokenizer FILE.`,
+      );
+    }
+    const tok = await loadTokenizer(tokPath);
+    if (tok.hash !== ds.manifest.tokenizerHash) {
+      throw new UserError(
+        `${tokPath} (sha256 ${tok.hash.slice(0, 12)}) is not the tokenizer ${dir} was built with (${ds.manifest.tokenizerHash.slice(0, 12)}); pass the right --tokenizer.`,
+      );
+    }
+    const specials: CorruptSpecials = {
+      pad: tok.special.pad,
+      bos: tok.special.bos,
+      eos: tok.special.eos,
+      mask: tok.special.mask,
+      del: tok.special.del,
+    };
+    const structure = bool(opts, 'structure');
+    const cfg: CorruptConfig = {
+      kind,
+      seed: num(opts, 'seed'),
+      specials,
+      mask: {
+        structure,
+        mode: str(opts, 't-mode') as 'sequence' | 'block',
+        blockSize: num(opts, 'block-size'),
+        tCap: num(opts, 't-cap'),
+        ...(tFixed !== undefined ? { t: tFixed } : {}),
+      },
+      edit: {
+        vocab: vocabularyFromTokenizer(tok),
+        structure,
+        alphaMax: num(opts, 'alpha-max'),
+        targets: str(opts, 'targets') as TargetForm,
+        ...(alpha !== undefined ? { alpha } : {}),
+        ...(canvas !== undefined ? { canvas } : {}),
+      },
+    };
+
+    const progress = new Progress({ label: `corrupt (${kind})`, total: limit, unit: 'examples' });
+    const packer = new WindowPacker({ seqLen, specials, pack: bool(opts, 'pack') });
+    const records: CorruptRecord[] = [];
+    const take = (windows: ReturnType<WindowPacker['push']>) => {
+      for (const w of windows) {
+        if (records.length >= limit) return;
+        const index = records.length;
+        records.push({ index, rowIds: w.pieces.map((p) => p.rowId), example: corruptWindow(w, index, cfg) });
+        progress.tick();
+      }
+    };
+    for await (const row of ds.rows(str(opts, 'split') as Split)) {
+      take(packer.push(row));
+      if (records.length >= limit) break;
+    }
+    if (records.length < limit) take(packer.flush());
+    progress.done();
+    if (records.length === 0) {
+      throw new UserError(
+        `${dir}: the ${str(opts, 'split')} split has no rows; pick the other --split or rebuild the dataset.`,
+      );
+    }
+    const out = str(opts, 'out');
+    await atomicWriteFile(out, examplesToArrow(records));
+
+    const color = str(opts, 'color');
+    const style =
+      color === 'always' || (color === 'auto' && process.stdout.isTTY) ? COLOR_STYLE : PLAIN_STYLE;
+    const text = (id: number) => tok.tokenText(id);
+    for (const r of records.slice(0, Math.max(0, num(opts, 'show')))) {
+      const e = r.example;
+      const head =
+        e.kind === 'mask'
+          ? `t=${e.t?.toFixed(3)} masked=${e.masked}`
+          : `alpha=${e.t?.toFixed(3)} k=${e.edit.budget} distance=${e.distance} ops=${Object.entries(
+              e.edit.applied,
+            )
+              .filter(([, c]) => c > 0)
+              .map(([o, c]) => `${o}:${c}`)
+              .join(',')}`;
+      process.stdout.write(`--- example ${r.index} (${e.kind}, rows ${r.rowIds.join(',')}) ${head}\n`);
+      process.stdout.write(`${renderExample(e, text, style)}\n`);
+    }
+    const stats = summarise(records);
+    process.stdout.write(`wrote ${records.length} ${kind} examples to ${out}: ${stats}\n`);
+    return 0;
+  },
+};
+
+function summarise(records: CorruptRecord[]): string {
+  let real = 0;
+  let corrupted = 0;
+  let dist = 0;
+  let budget = 0;
+  for (const { example: e } of records) {
+    for (let i = 0; i < e.input.length; i++) if (e.segment ? e.segment[i] > 0 : true) real++;
+    if (e.kind === 'mask') corrupted += e.masked;
+    else {
+      dist += e.distance;
+      budget += e.edit.budget;
+    }
+  }
+  const kind = records[0].example.kind;
+  if (kind === 'mask') return `mask ratio ${(corrupted / Math.max(1, real)).toFixed(4)} over ${real} tokens`;
+  return `mean edit distance ${(dist / records.length).toFixed(2)} (mean k ${(budget / records.length).toFixed(2)})`;
+}
