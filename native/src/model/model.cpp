@@ -361,7 +361,7 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
     // cached (cache.length) when append_to_cache is set.
     float* kc = cache.k.data() + l * layer_stride;
     float* vc = cache.v.data() + l * layer_stride;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (static_cast<long>(N) * 2 * nkv * hd >= kParallelMinWork)
     for (int b = 0; b < B; ++b)
       for (int g = 0; g < nkv; ++g)
         for (int c = 0; c < C; ++c) {

@@ -112,7 +112,7 @@ void attention_forward(const float* qkv, int qkv_stride, int B, int T, int nh, i
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = nh / nkv;
   const long S = qkv_stride;
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(B) * nh * T * T * hd >= kParallelMinWork)
   {
     std::vector<float> scores(static_cast<size_t>(T));
 #pragma omp for collapse(2) schedule(dynamic)
@@ -140,7 +140,7 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
   const long A = static_cast<long>(nh) * hd;
   const float neg_inf = -std::numeric_limits<float>::infinity();
   // One task per (row, kv head): the K/V gradients of a kv head are written by one thread only.
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(B) * nh * T * T * hd >= kParallelMinWork)
   {
     std::vector<float> prob(static_cast<size_t>(T));
 #pragma omp for collapse(2) schedule(dynamic)
@@ -193,7 +193,7 @@ void attention_chunk_forward(const float* q, int q_stride, const float* kcache, 
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = nh / nkv;
   const ChunkMask cm{mode == AttentionMode::Causal, start_pos, C};
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(B) * nh * C * (start_pos + C) * hd >= kParallelMinWork)
   {
     std::vector<float> scores(static_cast<size_t>(start_pos + C));
 #pragma omp for collapse(2) schedule(dynamic)

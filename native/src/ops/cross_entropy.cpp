@@ -9,7 +9,7 @@ double cross_entropy(float* logits, int N, int V, const int32_t* targets, const 
                      float grad_scale, float* ce_out) {
   double total = 0.0;
   const float neg_inf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel for schedule(static) reduction(+ : total)
+#pragma omp parallel for schedule(static) reduction(+ : total) if (static_cast<long>(N) * V >= kParallelMinWork)
   for (int n = 0; n < N; ++n) {
     float* row = logits + static_cast<long>(n) * V;
     row[mask_id] = neg_inf;

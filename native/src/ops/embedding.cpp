@@ -7,13 +7,13 @@
 namespace sdt {
 
 void embedding_forward(const float* table, int D, const int32_t* ids, int N, float* out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * D >= kParallelMinWork)
   for (int n = 0; n < N; ++n) std::copy_n(table + static_cast<long>(ids[n]) * D, D, out + static_cast<long>(n) * D);
 }
 
 void embedding_backward(const int32_t* ids, int N, int D, const float* dout, float* dtable) {
   // Repeated ids would race if rows were split across threads; columns never do.
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(N) * D >= kParallelMinWork)
   {
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int c0 = static_cast<int>(static_cast<long>(D) * t / nt);

@@ -11,6 +11,10 @@
 
 namespace sdt {
 
+// Below this many multiply-adds (or element updates) an op runs on one thread: waking the team
+// costs more than the work, and the sampler's small chunks live here.
+constexpr long kParallelMinWork = 1L << 15;
+
 // ---- embedding ----
 // out[n, :] = table[ids[n], :]
 void embedding_forward(const float* table, int D, const int32_t* ids, int N, float* out);

@@ -8,7 +8,7 @@
 namespace sdt {
 
 void rmsnorm_forward(const float* x, const float* w, int N, int D, float eps, float* y, float* inv_rms) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * D >= kParallelMinWork)
   for (int n = 0; n < N; ++n) {
     const float* xr = x + static_cast<long>(n) * D;
     float* yr = y + static_cast<long>(n) * D;
@@ -25,7 +25,7 @@ void rmsnorm_backward(const float* x, const float* w, const float* inv_rms, cons
   // dw is a sum over rows: each thread keeps its own partial sum, then they are added in order.
   const int nt = omp_get_max_threads();
   std::vector<float> partial(static_cast<size_t>(nt) * D, 0.0f);
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if (static_cast<long>(N) * D >= kParallelMinWork)
   {
     float* my = partial.data() + static_cast<long>(omp_get_thread_num()) * D;
 #pragma omp for schedule(static)

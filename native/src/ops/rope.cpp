@@ -26,7 +26,7 @@ namespace {
 void rope_apply(const RopeTable& rope, float* x, int N, int stride, int heads, const int32_t* pos, int T,
                 float sign) {
   const int half = rope.head_dim / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * heads * rope.head_dim >= kParallelMinWork)
   for (int n = 0; n < N; ++n) {
     const int p = pos ? pos[n] : n % T;
     const float* c = rope.cos.data() + static_cast<long>(p) * half;

@@ -5,7 +5,7 @@
 namespace sdt {
 
 void swiglu_forward(const float* gu, int N, int I, float* h) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * I >= kParallelMinWork)
   for (int n = 0; n < N; ++n) {
     const float* g = gu + static_cast<long>(n) * 2 * I;
     const float* u = g + I;
@@ -15,7 +15,7 @@ void swiglu_forward(const float* gu, int N, int I, float* h) {
 }
 
 void swiglu_backward(const float* gu, const float* dh, int N, int I, float* dgu) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * I >= kParallelMinWork)
   for (int n = 0; n < N; ++n) {
     const float* g = gu + static_cast<long>(n) * 2 * I;
     const float* u = g + I;

@@ -1,0 +1,137 @@
+// KV-cache exactness: chunked decoding with the cache reproduces the full-sequence logits.
+#include <cmath>
+#include <vector>
+
+#include "model/model.h"
+#include "test_model_util.h"
+
+using sdt::AttentionMode;
+using sdt_test::TestRng;
+
+namespace {
+
+std::vector<int32_t> random_ids(const sdt::ModelConfig& c, int n, TestRng& rng) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& id : ids) id = rng.below(c.vocab_size);  // <|mask|> included: it is a valid input
+  return ids;
+}
+
+// max |a - b| over finite entries; infinite entries must match exactly (the mask column).
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isinf(a[i]) || std::isinf(b[i])) {
+      if (a[i] != b[i]) return INFINITY;
+      continue;
+    }
+    m = std::max(m, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  }
+  return m;
+}
+
+// Runs forward_chunk over [0, T) in chunks of `chunk` and gathers the logits row-major [B*T, V].
+std::vector<float> chunked_logits(sdt::Model& m, const std::vector<int32_t>& ids, int B, int T, int chunk,
+                                  AttentionMode mode, bool probe_without_append) {
+  const int V = m.config().vocab_size;
+  sdt::KVCache cache = m.make_cache(B, T);
+  std::vector<float> out(static_cast<size_t>(B) * T * V);
+  for (int s = 0; s < T; s += chunk) {
+    const int C = std::min(chunk, T - s);
+    std::vector<int32_t> cids(static_cast<size_t>(B) * C);
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < C; ++c) cids[static_cast<size_t>(b) * C + c] = ids[static_cast<size_t>(b) * T + s + c];
+    std::vector<float> logits(static_cast<size_t>(B) * C * V);
+    if (probe_without_append) {
+      // A sampler's denoising steps: same positions, other tokens, nothing committed.
+      std::vector<int32_t> noise(cids.size(), m.config().mask_token_id);
+      m.forward_chunk(cache, noise.data(), C, s, mode, logits.data(), false);
+      CHECK_EQ(cache.length, s);
+    }
+    m.forward_chunk(cache, cids.data(), C, s, mode, logits.data(), true);
+    CHECK_EQ(cache.length, s + C);
+    for (int b = 0; b < B; ++b)
+      std::copy_n(logits.data() + static_cast<size_t>(b) * C * V, static_cast<size_t>(C) * V,
+                  out.data() + (static_cast<size_t>(b) * T + s) * V);
+  }
+  return out;
+}
+
+void check_cache(AttentionMode mode, int kv, bool tied, int chunk, bool probe, uint64_t seed) {
+  TestRng rng(seed);
+  auto cfg = sdt_test::tiny_config(kv, tied, mode);
+  cfg.block_size = 4;
+  sdt::Model m(cfg);
+  m.init(seed);
+  for (auto& p : m.params())  // bigger weights: attention patterns far from uniform
+    if (p.shape.size() == 2)
+      for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 10.0f;
+  const int B = 3, T = 14, V = cfg.vocab_size;
+  const auto ids = random_ids(cfg, B * T, rng);
+  std::vector<float> full(static_cast<size_t>(B) * T * V);
+  m.forward_logits(ids.data(), B, T, mode, nullptr, full.data());
+  const auto chunked = chunked_logits(m, ids, B, T, chunk, mode, probe);
+  CHECK_NEAR(max_diff(full, chunked), 0.0, 1e-4);
+}
+
+}  // namespace
+
+TEST(model_kvcache_block_by_block_equals_full_block_forward) {
+  check_cache(AttentionMode::Block, 4, false, 4, false, 41);
+  check_cache(AttentionMode::Block, 2, true, 4, true, 42);
+  check_cache(AttentionMode::Block, 1, false, 4, true, 43);
+}
+
+TEST(model_kvcache_token_by_token_equals_full_causal_forward) {
+  check_cache(AttentionMode::Causal, 4, true, 1, false, 44);
+  check_cache(AttentionMode::Causal, 2, false, 1, true, 45);
+  // Causal chunks larger than one token are causal inside the chunk too.
+  check_cache(AttentionMode::Causal, 2, false, 5, false, 46);
+}
+
+TEST(model_kvcache_single_chunk_equals_full_bidirectional_forward) {
+  check_cache(AttentionMode::Bidirectional, 2, false, 14, false, 47);
+}
+
+TEST(model_kvcache_block_mode_is_not_causal_inside_a_block) {
+  // Sanity of the test above: changing a later token of the same block changes earlier logits
+  // in Block mode and does not in Causal mode.
+  TestRng rng(48);
+  auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
+  cfg.block_size = 4;
+  sdt::Model m(cfg);
+  m.init(5);
+  const int T = 8, V = cfg.vocab_size;
+  auto ids = random_ids(cfg, T, rng);
+  auto changed = ids;
+  changed[6] = (ids[6] + 1) % V;
+  std::vector<float> a(static_cast<size_t>(T) * V), b(a.size());
+  for (auto mode : {AttentionMode::Block, AttentionMode::Causal}) {
+    m.forward_logits(ids.data(), 1, T, mode, nullptr, a.data());
+    m.forward_logits(changed.data(), 1, T, mode, nullptr, b.data());
+    double d_same_block = 0.0, d_prev_block = 0.0;
+    for (int v = 0; v < V; ++v) {
+      if (v == cfg.mask_token_id) continue;
+      d_same_block = std::max(d_same_block, static_cast<double>(std::fabs(a[5 * V + v] - b[5 * V + v])));
+      d_prev_block = std::max(d_prev_block, static_cast<double>(std::fabs(a[3 * V + v] - b[3 * V + v])));
+    }
+    CHECK_EQ(d_prev_block, 0.0);
+    if (mode == AttentionMode::Block) CHECK(d_same_block > 1e-6);
+    if (mode == AttentionMode::Causal) CHECK_EQ(d_same_block, 0.0);
+  }
+}
+
+TEST(model_kvcache_rejects_bad_ranges) {
+  auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
+  sdt::Model m(cfg);
+  m.init(1);
+  auto cache = m.make_cache(1, 8);
+  std::vector<int32_t> ids(4, 3);
+  std::vector<float> logits(4 * static_cast<size_t>(cfg.vocab_size));
+  CHECK_THROWS(m.forward_chunk(cache, ids.data(), 4, 4, AttentionMode::Block, logits.data(), true));  // gap
+  m.forward_chunk(cache, ids.data(), 4, 0, AttentionMode::Block, logits.data(), true);
+  m.forward_chunk(cache, ids.data(), 4, 4, AttentionMode::Block, logits.data(), true);
+  CHECK_THROWS(m.forward_chunk(cache, ids.data(), 4, 8, AttentionMode::Block, logits.data(), true));  // full
+  CHECK_THROWS(m.make_cache(1, cfg.max_position_embeddings + 1));
+  ids[0] = cfg.vocab_size;
+  CHECK_THROWS(m.forward_chunk(cache, ids.data(), 4, 0, AttentionMode::Block, logits.data(), false));
+}
