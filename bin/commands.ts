@@ -27,8 +27,68 @@ export const commands: CommandEntry[] = [
     load: () => import('../pipelines/tokenizer/cli-stats.ts'),
   },
   {
+    name: 'data build',
+    summary: 'build a tokenized dataset with dedup and tree-sitter spans',
+    load: () => import('../pipelines/dataset/cli-build.ts'),
+  },
+  {
+    name: 'data inspect',
+    summary: 'show dataset rows and their spans',
+    load: () => import('../pipelines/dataset/cli-inspect.ts'),
+  },
+  {
+    name: 'data export',
+    summary: 'export a dataset to Parquet or JSONL',
+    load: () => import('../pipelines/dataset/cli-export.ts'),
+  },
+  {
     name: 'data corrupt',
     summary: 'write mask/edit corruptions of a dataset to Arrow and show one as a diff',
     load: () => import('../pipelines/corrupt/command.ts'),
+  },
+  {
+    name: 'train',
+    summary: 'train a model (mask then edit curriculum, or AR) through sdt-native',
+    load: () => import('../trainer/command.ts'),
+  },
+  {
+    name: 'eval humaneval',
+    summary: 'HumanEval pass@k in the sandbox',
+    load: () => import('../eval/commands/humaneval.ts'),
+  },
+  {
+    name: 'eval mbpp',
+    summary: 'MBPP (test split 11-510) pass@k in the sandbox',
+    load: () => import('../eval/commands/mbpp.ts'),
+  },
+  {
+    name: 'eval infill',
+    summary: 'HumanEval-Infilling pass@k (single-line, multi-line, random-span)',
+    load: () => import('../eval/commands/infill.ts'),
+  },
+  {
+    name: 'eval fix',
+    summary: 'HumanEvalFix (Python) pass@k: repair buggy functions',
+    load: () => import('../eval/commands/fix.ts'),
+  },
+  {
+    name: 'report pareto',
+    summary: 'speed against quality over a grid of sampler settings: table and SVG',
+    load: () => import('../eval/commands/report-pareto.ts'),
+  },
+  {
+    name: 'sample',
+    summary: 'complete prompts with a checkpoint (block diffusion or AR)',
+    load: () => import('../pipelines/sample/command.ts'),
+  },
+  {
+    name: 'traj show',
+    summary: 'replay a sampling trajectory; write it as SVG or HTML',
+    load: () => import('../pipelines/trajectories/show.ts'),
+  },
+  {
+    name: 'bench sample',
+    summary: 'sampler speed vs block size and threshold, AR baseline',
+    load: () => import('../bench/sample.ts'),
   },
 ];

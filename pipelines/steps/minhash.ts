@@ -12,42 +12,73 @@ export interface MinHashOptions {
 
 export const DEFAULT_MINHASH: MinHashOptions = { numPerm: 128, shingle: 5 };
 
-const WORD = /[A-Za-z0-9_]+|[^\sA-Za-z0-9_]/g;
+const isWordChar = (c: number): boolean =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95;
+const isSpace = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13 || c === 12 || c === 11;
 
+/** FNV-1a hashes of the words of a text: runs of [A-Za-z0-9_], and every other non-space character. */
 function wordHashes(text: string): Uint32Array {
-  const out: number[] = [];
-  for (const m of text.matchAll(WORD)) {
-    const w = m[0];
+  let out = new Uint32Array(Math.max(16, text.length >> 2));
+  let n = 0;
+  let i = 0;
+  const len = text.length;
+  while (i < len) {
+    let c = text.charCodeAt(i);
+    if (isSpace(c)) {
+      i++;
+      continue;
+    }
     let h = 0x811c9dc5;
-    for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w.charCodeAt(i), 0x01000193);
-    out.push(h >>> 0);
+    if (isWordChar(c)) {
+      while (i < len && isWordChar((c = text.charCodeAt(i)))) {
+        h = Math.imul(h ^ c, 0x01000193);
+        i++;
+      }
+    } else {
+      h = Math.imul(h ^ c, 0x01000193);
+      i++;
+    }
+    if (n === out.length) {
+      const grown = new Uint32Array(out.length * 2);
+      grown.set(out);
+      out = grown;
+    }
+    out[n++] = h >>> 0;
   }
-  return Uint32Array.from(out);
+  return out.subarray(0, n);
 }
 
-const seedCache = new Map<number, Uint32Array>();
-function seeds(numPerm: number): Uint32Array {
-  let s = seedCache.get(numPerm);
+/** Permutation p maps a shingle hash x to a_p * x + b_p mod 2^32 (a_p odd: a bijection). */
+const paramCache = new Map<number, { a: Uint32Array; b: Uint32Array }>();
+function params(numPerm: number): { a: Uint32Array; b: Uint32Array } {
+  let s = paramCache.get(numPerm);
   if (!s) {
-    s = new Uint32Array(numPerm);
-    for (let p = 0; p < numPerm; p++) s[p] = fmix32(Math.imul(p + 1, 0x9e3779b9));
-    seedCache.set(numPerm, s);
+    s = { a: new Uint32Array(numPerm), b: new Uint32Array(numPerm) };
+    for (let p = 0; p < numPerm; p++) {
+      s.a[p] = fmix32(Math.imul(p + 1, 0x9e3779b9)) | 1;
+      s.b[p] = fmix32(Math.imul(p + 1, 0x85ebca6b) ^ 0x5bd1e995);
+    }
+    paramCache.set(numPerm, s);
   }
   return s;
 }
 
-/** The MinHash signature of a text: per permutation, the minimum hash over its shingles. */
+/** The MinHash signature of a text: per permutation, the minimum hash over its word shingles. */
 export function minhashSignature(text: string, opts: MinHashOptions = DEFAULT_MINHASH): Uint32Array {
   const words = wordHashes(text);
   const sig = new Uint32Array(opts.numPerm).fill(0xffffffff);
-  const seed = seeds(opts.numPerm);
+  const { a, b } = params(opts.numPerm);
   const k = Math.min(opts.shingle, Math.max(1, words.length));
   const count = Math.max(1, words.length - k + 1);
+  // Repeated shingles cannot change a minimum: skip them (code repeats a lot).
+  const seen = new Set<number>();
   for (let i = 0; i < count; i++) {
     let h = 0;
     for (let j = 0; j < k && i + j < words.length; j++) h = fmix32(h ^ Math.imul(words[i + j], j + 1));
+    if (seen.has(h)) continue;
+    seen.add(h);
     for (let p = 0; p < sig.length; p++) {
-      const v = fmix32(h ^ seed[p]);
+      const v = (Math.imul(a[p], h) + b[p]) >>> 0;
       if (v < sig[p]) sig[p] = v;
     }
   }

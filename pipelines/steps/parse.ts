@@ -1,5 +1,5 @@
 import type Parser from 'tree-sitter';
-import { grammarFor, parserFor } from './grammar.ts';
+import { type Grammar, grammarFor, parserFor } from './grammar.ts';
 
 /** One node worth a span: its kind code and its range in UTF-16 code units (node-tree-sitter's unit). */
 export interface NodeRange {
@@ -14,6 +14,21 @@ export interface ParseResult {
   nodes: NodeRange[];
 }
 
+const NOT_A_SPAN = -1;
+const UNSEEN = -2;
+/** Per grammar: node type id -> span kind code. Filled on first sight of each id: every cursor property
+ * is a native call, and reading the type name for every node would cost more than the parse itself. */
+const kindByIdCache = new WeakMap<Grammar, Int16Array>();
+
+function kindTable(g: Grammar): Int16Array {
+  let t = kindByIdCache.get(g);
+  if (!t) {
+    t = new Int16Array(65536).fill(UNSEEN);
+    kindByIdCache.set(g, t);
+  }
+  return t;
+}
+
 /**
  * Parse with tree-sitter and collect, in one cursor walk, the error count and the nodes that become spans
  * (pre-order: outer nodes before the nodes they contain). Undefined for languages with no grammar.
@@ -23,17 +38,24 @@ export function parseCode(text: string, language: string): ParseResult | undefin
   const grammar = grammarFor(language);
   if (!parser || !grammar) return undefined;
   const tree = parser.parse(text);
+  const hasError = tree.rootNode.hasError;
+  const kinds = kindTable(grammar);
   const cursor = tree.walk();
   const nodes: NodeRange[] = [];
   let errors = 0;
   const visit = (c: Parser.TreeCursor): void => {
-    const type = c.nodeType;
-    if (type === 'ERROR' || c.nodeIsMissing) errors++;
-    if (c.nodeIsNamed) {
-      const kind = grammar.kindOf.get(type);
-      if (kind !== undefined && c.endIndex > c.startIndex) {
-        nodes.push({ kind, start16: c.startIndex, end16: c.endIndex });
-      }
+    const id = c.nodeTypeId;
+    let kind = kinds[id];
+    if (kind === UNSEEN) {
+      const k = c.nodeIsNamed ? grammar.kindOf.get(c.nodeType) : undefined;
+      kind = k ?? NOT_A_SPAN;
+      kinds[id] = kind;
+    }
+    if (hasError && (c.nodeType === 'ERROR' || c.nodeIsMissing)) errors++;
+    if (kind >= 0) {
+      const start16 = c.startIndex;
+      const end16 = c.endIndex;
+      if (end16 > start16) nodes.push({ kind, start16, end16 });
     }
   };
   // Iterative pre-order walk: deep trees (long expressions) must not overflow the stack.
@@ -44,4 +66,10 @@ export function parseCode(text: string, language: string): ParseResult | undefin
       if (!cursor.gotoParent()) return { errors, nodes };
     }
   }
+}
+
+/** Parse only, for the benchmark's baseline. */
+export function parseOnly(text: string, language: string): boolean {
+  const tree = parserFor(language)?.parse(text);
+  return tree !== undefined;
 }

@@ -1,0 +1,234 @@
+import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { bool, type CommandSpec, list, num, type OptionValues, optStr, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { buildDataset } from '../run.ts';
+import { sourceKindOfPath } from '../sources/index.ts';
+import type { SourceSpec } from '../sources/types.ts';
+import { DEFAULT_SIZE_LIMITS } from '../steps/filters.ts';
+
+/** --shard "i/N" -> { index, count }. */
+export function parseShardFlag(value: string | undefined): { index: number; count: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
+  const index = m ? Number(m[1]) : Number.NaN;
+  const count = m ? Number(m[2]) : Number.NaN;
+  if (!m || count < 1 || index >= count) {
+    throw new UserError(`--shard expects i/N with 0 <= i < N (e.g. 0/4); got ${JSON.stringify(value)}.`);
+  }
+  return { index, count };
+}
+
+async function sourceSpec(opts: OptionValues): Promise<SourceSpec> {
+  const source = optStr(opts, 'source');
+  if (!source) return { kind: 'stdlib', maxValidationFiles: num(opts, 'max-validation-files') };
+  let isDir: boolean;
+  try {
+    isDir = (await stat(source)).isDirectory();
+  } catch {
+    throw new UserError(
+      `--source ${source} does not exist; pass a directory or a .jsonl/.parquet/.arrow file.`,
+    );
+  }
+  const type = str(opts, 'source-type');
+  const kind = type === 'auto' ? sourceKindOfPath(source, isDir) : (type as SourceSpec['kind']);
+  if (!kind) {
+    throw new UserError(
+      `--source ${source}: cannot tell the format from the name; pass --source-type jsonl, parquet or arrow.`,
+    );
+  }
+  if (kind === 'dir') {
+    const include = list(opts, 'include');
+    return {
+      kind,
+      root: source,
+      include: include.length ? include : ['*.py'],
+      exclude: list(opts, 'exclude'),
+    };
+  }
+  if (kind === 'stdlib') throw new UserError('--source-type stdlib takes no --source.');
+  return {
+    kind,
+    path: source,
+    textField: str(opts, 'text-field'),
+    splitField: optStr(opts, 'split-field'),
+    idField: optStr(opts, 'id-field'),
+    language: str(opts, 'language'),
+  };
+}
+
+export const command: CommandSpec = {
+  name: 'data build',
+  summary: 'build a tokenized dataset (Arrow shards + manifest) from code, with dedup and tree-sitter spans',
+  description: `
+Steps, per record: decode (reject invalid UTF-8 and binary), size and line-length filters, fingerprint
+(sha256 and MinHash), tree-sitter parse, tokenize, spans as token ranges; then in input order: exact dedup,
+near dedup, parse-error filter, split (the source's, or a stable hash of the id). Input records are cut into
+chunks of --shard-records; each chunk becomes train/shard-K.arrow and validation/shard-K.arrow. Rerunning
+the same command skips complete chunks (a killed build resumes) and gives byte-identical files, whatever
+--workers is. See docs/data.md.`,
+  options: {
+    source: {
+      type: 'string',
+      arg: 'PATH',
+      description:
+        'a directory, or a .jsonl/.parquet/.arrow file; without it the python3 stdlib (test folders held out as validation)',
+    },
+    'source-type': {
+      type: 'string',
+      description: 'format of --source when its name does not say',
+      choices: ['auto', 'dir', 'jsonl', 'parquet', 'arrow'],
+      default: 'auto',
+    },
+    out: { type: 'string', arg: 'DIR', description: 'dataset directory', default: 'runs/data' },
+    tokenizer: {
+      type: 'string',
+      arg: 'FILE',
+      description: 'tokenizer.json (train one with `sdt tokenizer train`)',
+      default: 'runs/tokenizer/tokenizer.json',
+    },
+    include: {
+      type: 'list',
+      arg: 'GLOB',
+      description:
+        'directory source: files to take (repeatable; "*.py" matches at any depth) [default: "*.py"]',
+    },
+    exclude: { type: 'list', arg: 'GLOB', description: 'directory source: files to skip (repeatable)' },
+    'text-field': {
+      type: 'string',
+      arg: 'NAME',
+      description: 'tabular source: the text column',
+      default: 'content',
+    },
+    'split-field': {
+      type: 'string',
+      arg: 'NAME',
+      description: 'tabular source: column with train/validation (valid, val, dev, test)',
+    },
+    'id-field': {
+      type: 'string',
+      arg: 'NAME',
+      description: 'tabular source: column with a stable id [default: file:row]',
+    },
+    language: { type: 'string', description: 'tabular source: language of the texts', default: 'python' },
+    'max-validation-files': {
+      type: 'number',
+      arg: 'N',
+      description: 'default corpus: held-out test files kept for validation',
+      default: 200,
+    },
+    'validation-fraction': {
+      type: 'number',
+      arg: 'F',
+      description: 'share of records sent to validation by stable hash when the source gives no split',
+      default: 0.02,
+    },
+    'min-bytes': {
+      type: 'number',
+      arg: 'N',
+      description: 'drop smaller files',
+      default: DEFAULT_SIZE_LIMITS.minBytes,
+    },
+    'max-bytes': {
+      type: 'number',
+      arg: 'N',
+      description: 'drop larger files',
+      default: DEFAULT_SIZE_LIMITS.maxBytes,
+    },
+    'max-line-length': {
+      type: 'number',
+      arg: 'N',
+      description: 'drop files with a longer line (minified or generated)',
+      default: DEFAULT_SIZE_LIMITS.maxLineLength,
+    },
+    'near-dup-threshold': {
+      type: 'number',
+      arg: 'J',
+      description: 'MinHash Jaccard at which a later file is dropped as a near-copy (0 disables)',
+      default: 0.85,
+    },
+    'keep-parse-errors': {
+      type: 'boolean',
+      description: 'keep files tree-sitter parses with ERROR/MISSING nodes',
+    },
+    'shard-records': {
+      type: 'number',
+      arg: 'N',
+      description: 'input records per chunk (one shard per split)',
+      default: 1000,
+    },
+    shard: { type: 'string', arg: 'i/N', description: 'take only records whose stable id hash mod N is i' },
+    workers: {
+      type: 'number',
+      arg: 'N',
+      description: 'worker threads for the per-record steps (0: in the main thread)',
+      default: availableParallelism(),
+    },
+    'rejects-out': {
+      type: 'string',
+      arg: 'FILE',
+      description: 'also write every dropped record with its reason (JSONL)',
+    },
+    overwrite: { type: 'boolean', description: 'replace a dataset in --out built with other settings' },
+    quiet: { type: 'boolean', description: 'no progress output' },
+  },
+  examples: [
+    'sdt data build --tokenizer runs/tok/tokenizer.json --out runs/data',
+    'sdt data build --source ~/src/repo --include "**/*.py" --exclude "**/vendor/**" --out runs/repo-data',
+    'sdt data build --source the-stack.parquet --text-field content --shard 0/4 --out runs/data-0',
+  ],
+  async run(opts) {
+    const workers = num(opts, 'workers');
+    if (!Number.isInteger(workers) || workers < 0) {
+      throw new UserError(`--workers must be a whole number >= 0; got ${workers}.`);
+    }
+    const out = str(opts, 'out');
+    const tokenizerPath = str(opts, 'tokenizer');
+    if (!(await stat(tokenizerPath).catch(() => undefined))) {
+      throw new UserError(
+        `--tokenizer ${tokenizerPath} not found; train one with \`sdt tokenizer train --out ${tokenizerPath}\` or pass --tokenizer.`,
+      );
+    }
+    const started = performance.now();
+    const result = await buildDataset({
+      source: await sourceSpec(opts),
+      out,
+      tokenizerPath,
+      limits: {
+        ...DEFAULT_SIZE_LIMITS,
+        minBytes: num(opts, 'min-bytes'),
+        maxBytes: num(opts, 'max-bytes'),
+        maxLineLength: num(opts, 'max-line-length'),
+      },
+      nearDupThreshold: num(opts, 'near-dup-threshold'),
+      keepParseErrors: bool(opts, 'keep-parse-errors'),
+      validationFraction: num(opts, 'validation-fraction'),
+      shardRecords: num(opts, 'shard-records'),
+      shard: parseShardFlag(optStr(opts, 'shard')),
+      workers,
+      rejectsOut: optStr(opts, 'rejects-out'),
+      overwrite: bool(opts, 'overwrite'),
+      quiet: bool(opts, 'quiet'),
+    });
+    const m = result.manifest;
+    const seconds = (performance.now() - started) / 1000;
+    const rejects = Object.entries(m.rejects).map(([k, v]) => `${k} ${v}`);
+    const mb = (m.counts.train.bytes + m.counts.validation.bytes) / 1e6;
+    process.stdout.write(
+      [
+        `wrote ${out}/manifest.json: ${result.writtenChunks} chunks written, ${result.skippedChunks} already complete`,
+        `  train:      ${m.counts.train.rows} rows, ${m.counts.train.tokens} tokens, ${(m.counts.train.bytes / 1e6).toFixed(2)} MB`,
+        `  validation: ${m.counts.validation.rows} rows, ${m.counts.validation.tokens} tokens, ${(m.counts.validation.bytes / 1e6).toFixed(2)} MB`,
+        `  rejected:   ${rejects.length ? rejects.join(', ') : 'none'}`,
+        `  time: ${seconds.toFixed(1)} s (${(mb / seconds).toFixed(2)} MB/s kept text)`,
+        '',
+      ].join('\n'),
+    );
+    if (m.counts.train.rows + m.counts.validation.rows === 0) {
+      process.stderr.write(
+        'warning: no rows were kept; see the rejects above (--rejects-out FILE lists them).\n',
+      );
+    }
+    return 0;
+  },
+};

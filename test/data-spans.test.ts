@@ -1,0 +1,117 @@
+import Parser from 'tree-sitter';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { grammarFor } from '../pipelines/steps/grammar.ts';
+import { parseCode } from '../pipelines/steps/parse.ts';
+import { nodesToSpans, utf16ToUtf8Offsets } from '../pipelines/steps/spans.ts';
+import { loadTokenizer } from '../pipelines/tokenizer/index.ts';
+import type { Tokenizer } from '../pipelines/tokenizer/types.ts';
+import { SPAN_KINDS } from '../schemas/dataset.ts';
+import { byteTokenizer, smallTokenizer, tempDir } from './data-helpers.ts';
+
+const SOURCE = `# coding: utf-8
+"""Modul für Grüße — 日本語 docstring 😀."""
+naïve_größe = "héllo 😀 wörld"
+
+def grüß(name, 数 = 3):
+    if name:
+        return f"Hallo {name} {'😀' * 数}"
+    return [x ** 2 for x in range(数)]
+
+class Café:
+    def método(self, ü):
+        return ü + 1
+`;
+
+/** Expected spans computed without the code under test: tree-sitter nodes via the SyntaxNode API, UTF-8
+ * offsets via Buffer.byteLength of the prefix, token cover via a linear scan of token offsets. */
+function expectedSpans(text: string, byteOffsets: Int32Array, nTokens: number): Set<string> {
+  const g = grammarFor('python')!;
+  const parser = new Parser();
+  parser.setLanguage(g.language as Parser.Language);
+  const out = new Set<string>();
+  const visit = (n: Parser.SyntaxNode): void => {
+    const kind = g.kindOf.get(n.type);
+    if (kind !== undefined && n.isNamed && n.endIndex > n.startIndex) {
+      const sb = Buffer.byteLength(text.slice(0, n.startIndex));
+      const eb = sb + Buffer.byteLength(n.text);
+      let start = 0;
+      while (start + 1 < nTokens && byteOffsets[start + 1] <= sb) start++;
+      let end = start + 1;
+      while (end < nTokens && byteOffsets[end] < eb) end++;
+      out.add(`${SPAN_KINDS[kind]}:${start}:${end}`);
+    }
+    for (const c of n.children) visit(c);
+  };
+  visit(parser.parse(text).rootNode);
+  return out;
+}
+
+function spansOf(text: string, tok: Tokenizer) {
+  const parsed = parseCode(text, 'python')!;
+  expect(parsed.errors).toBe(0);
+  const enc = tok.encodeWithOffsets(text);
+  return { enc, spans: nodesToSpans(text, parsed.nodes, enc.byteOffsets, enc.ids.length) };
+}
+
+describe('UTF-16 index to UTF-8 offset', () => {
+  it('agrees with Buffer.byteLength of every prefix', () => {
+    const t = 'aé€😀b\u{10348}z';
+    const map = utf16ToUtf8Offsets(t);
+    for (let i = 0; i <= t.length; i++) {
+      // Inside a surrogate pair the prefix is ill-formed; both halves map to the character's end.
+      if (i > 0 && t.charCodeAt(i - 1) >= 0xd800 && t.charCodeAt(i - 1) <= 0xdbff) continue;
+      expect(map[i]).toBe(Buffer.byteLength(t.slice(0, i)));
+    }
+  });
+});
+
+describe('spans as token ranges', () => {
+  it('with one token per byte, each span decodes to exactly its node text (non-ASCII included)', () => {
+    const tok = byteTokenizer();
+    const { enc, spans } = spansOf(SOURCE, tok);
+    const g = grammarFor('python')!;
+    const parser = new Parser();
+    parser.setLanguage(g.language as Parser.Language);
+    const nodeTexts = new Map<string, Set<string>>();
+    const visit = (n: Parser.SyntaxNode): void => {
+      const kind = g.kindOf.get(n.type);
+      if (kind !== undefined && n.isNamed && n.text.length > 0) {
+        const k = SPAN_KINDS[kind];
+        if (!nodeTexts.has(k)) nodeTexts.set(k, new Set());
+        nodeTexts.get(k)!.add(n.text);
+      }
+      for (const c of n.children) visit(c);
+    };
+    visit(parser.parse(SOURCE).rootNode);
+    expect(spans.length).toBeGreaterThan(20);
+    for (const s of spans)
+      expect(nodeTexts.get(s.kind)!.has(tok.decode(enc.ids.subarray(s.start, s.end)))).toBe(true);
+    const idents = spans
+      .filter((s) => s.kind === 'identifier')
+      .map((s) => tok.decode(enc.ids.subarray(s.start, s.end)));
+    expect(idents).toEqual(expect.arrayContaining(['naïve_größe', 'grüß', '数', 'Café', 'método', 'ü']));
+    for (const k of SPAN_KINDS) expect(spans.some((s) => s.kind === k)).toBe(true);
+  });
+
+  describe('with a trained byte-level BPE tokenizer', () => {
+    let tok: Tokenizer;
+    beforeAll(async () => {
+      tok = await loadTokenizer(await smallTokenizer(await tempDir('spans'), 400));
+    });
+    it('each span is the smallest token range covering its node', () => {
+      const { enc, spans } = spansOf(SOURCE, tok);
+      const got = new Set(spans.map((s) => `${s.kind}:${s.start}:${s.end}`));
+      expect(got).toEqual(expectedSpans(SOURCE, enc.byteOffsets, enc.ids.length));
+    });
+    it('the decoded tokens of a span contain the node text', () => {
+      const { enc, spans } = spansOf(SOURCE, tok);
+      const fn = spans.find((s) => s.kind === 'function')!;
+      expect(tok.decode(enc.ids.subarray(fn.start, fn.end))).toContain('def grüß(name, 数 = 3):');
+      for (const s of spans) {
+        expect(s.start).toBeGreaterThanOrEqual(0);
+        expect(s.end).toBeGreaterThan(s.start);
+        expect(s.end).toBeLessThanOrEqual(enc.ids.length);
+      }
+    });
+  });
+});

@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { globToRegExp, makePathFilter } from '../pipelines/sources/glob.ts';
+import { languageOfPath } from '../pipelines/sources/language.ts';
+import { normaliseSplit, rowToRecord } from '../pipelines/sources/row.ts';
+import { decodeText } from '../pipelines/steps/decode.ts';
+import { ExactDedup } from '../pipelines/steps/dedup.ts';
+import { checkSize, DEFAULT_SIZE_LIMITS } from '../pipelines/steps/filters.ts';
+import { chooseBands, estimatedJaccard, minhashSignature, NearDupIndex } from '../pipelines/steps/minhash.ts';
+import { parseCode } from '../pipelines/steps/parse.ts';
+import { assignSplit, inShard } from '../pipelines/steps/split.ts';
+import { isReject } from '../pipelines/steps/types.ts';
+
+const reason = (v: unknown): string | undefined => (isReject(v) ? v.reason : undefined);
+
+describe('decode', () => {
+  it('accepts UTF-8 text and reports its byte length', () => {
+    const r = decodeText(new TextEncoder().encode('x = "héllo😀"\n'));
+    expect(isReject(r)).toBe(false);
+    if (!isReject(r)) expect(r.nBytes).toBe(Buffer.byteLength('x = "héllo😀"\n'));
+  });
+  it('rejects invalid UTF-8, NUL bytes, control-character soup, empty input and lone surrogates', () => {
+    expect(reason(decodeText(Uint8Array.of(0x61, 0xff, 0xfe, 0x62)))).toBe('invalid-utf8');
+    expect(reason(decodeText(Uint8Array.of(0x61, 0x00, 0x62)))).toBe('binary');
+    expect(reason(decodeText(new Uint8Array(100).fill(1)))).toBe('binary');
+    expect(reason(decodeText(new Uint8Array(0)))).toBe('empty');
+    expect(reason(decodeText('a\uD800b'))).toBe('invalid-utf8');
+    expect(reason(decodeText('ok\0'))).toBe('binary');
+  });
+});
+
+describe('size filter', () => {
+  const check = (t: string) => checkSize(t, Buffer.byteLength(t), DEFAULT_SIZE_LIMITS);
+  it('drops tiny, huge and long-line files and keeps normal code', () => {
+    expect(check('x=1')?.reason).toBe('too-small');
+    expect(check('a'.repeat(10_000_000))?.reason).toBe('too-large');
+    expect(check(`x = ${'1+'.repeat(600)}1\n`)?.reason).toBe('long-line');
+    expect(check('def f(x):\n    return x + 1\n')).toBeUndefined();
+  });
+});
+
+describe('globs and languages', () => {
+  it('matches like include lists are written', () => {
+    expect(globToRegExp('*.py').test('a/b/c.py')).toBe(true);
+    expect(globToRegExp('*.py').test('a/b/c.pyc')).toBe(false);
+    expect(globToRegExp('json/*.py').test('json/x.py')).toBe(true);
+    expect(globToRegExp('json/*.py').test('json/sub/x.py')).toBe(false);
+    expect(globToRegExp('**/test/**').test('a/test/b/c.py')).toBe(true);
+    expect(globToRegExp('src/**/*.{py,pyi}').test('src/x.pyi')).toBe(true);
+    const keep = makePathFilter(['*.py'], ['**/vendor/**']);
+    expect([keep('a.py'), keep('vendor/a.py'), keep('x/vendor/y/a.py'), keep('a.txt')]).toEqual([
+      true,
+      false,
+      false,
+      false,
+    ]);
+    expect([languageOfPath('a/b.py'), languageOfPath('x.rs'), languageOfPath('Makefile')]).toEqual([
+      'python',
+      'rust',
+      'text',
+    ]);
+  });
+});
+
+describe('tabular rows', () => {
+  const fields = { textField: 'content', splitField: 'split', language: 'python' };
+  it('maps split labels and rejects rows without text or with an unknown split', () => {
+    expect(normaliseSplit('Valid')).toBe('validation');
+    expect(rowToRecord({ content: 'x', split: 'test' }, 'f:1', fields).split).toBe('validation');
+    expect(rowToRecord({ text: 'x', split: 'train' }, 'f:1', fields).reject?.reason).toBe('missing-text');
+    expect(rowToRecord({ content: 'x', split: 'holdout' }, 'f:1', fields).reject?.reason).toBe(
+      'unknown-split',
+    );
+  });
+});
+
+/** Exact Jaccard of the shingle sets the signature estimates, computed independently with strings. */
+function trueJaccard(a: string, b: string, k = 5): number {
+  const shingles = (t: string) => {
+    const w = t.match(/[A-Za-z0-9_]+|[^\sA-Za-z0-9_]/g) ?? [];
+    const s = new Set<string>();
+    for (let i = 0; i + k <= w.length; i++) s.add(w.slice(i, i + k).join('\u0001'));
+    return s;
+  };
+  const sa = shingles(a);
+  const sb = shingles(b);
+  let inter = 0;
+  for (const x of sa) if (sb.has(x)) inter++;
+  return inter / (sa.size + sb.size - inter);
+}
+
+function program(seed: number, n = 60): string {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++)
+    lines.push(`def f_${seed}_${i}(x, y):\n    return x * ${seed + i} + y - ${i * 7}\n`);
+  return lines.join('\n');
+}
+
+describe('near-dedup (MinHash + LSH)', () => {
+  it('estimates Jaccard similarity within sampling error', () => {
+    const a = program(1);
+    const lines = a.split('\n');
+    for (const keep of [0.9, 0.7, 0.5]) {
+      const b = lines.map((l, i) => (i / lines.length < keep ? l : `${l} # edited ${i}`)).join('\n');
+      const est = estimatedJaccard(minhashSignature(a), minhashSignature(b));
+      // 128 permutations: standard error <= 0.045; allow 3.5 sigma.
+      expect(Math.abs(est - trueJaccard(a, b))).toBeLessThan(0.16);
+    }
+  });
+  it('catches near-copies and keeps distinct files', () => {
+    const index = new NearDupIndex(0.85);
+    const originals = Array.from({ length: 30 }, (_, i) => program(i * 1000 + 7));
+    for (const [i, t] of originals.entries())
+      expect(index.checkAndAdd(`orig${i}`, minhashSignature(t))).toBeUndefined();
+    // A near-copy: one line changed and whitespace reformatted.
+    let caught = 0;
+    for (const [i, t] of originals.entries()) {
+      const copy = t.replace(`return x * ${i * 1000 + 7}`, 'return x * 0').replaceAll('    ', '  ');
+      expect(trueJaccard(t, copy)).toBeGreaterThan(0.9);
+      const hit = index.checkAndAdd(`copy${i}`, minhashSignature(copy));
+      if (hit?.id === `orig${i}`) caught++;
+    }
+    expect(caught).toBeGreaterThanOrEqual(29);
+    expect(index.size).toBe(30 + (30 - caught));
+  });
+  it('puts the LSH S-curve below the threshold', () => {
+    const { bands, rows } = chooseBands(128, 0.85);
+    expect(bands * rows).toBe(128);
+    expect(1 - (1 - 0.85 ** rows) ** bands).toBeGreaterThan(0.99);
+  });
+});
+
+describe('exact dedup, splits and shards', () => {
+  it('keeps the first of identical contents', () => {
+    const d = new ExactDedup();
+    expect(d.checkAndAdd('a', 'h1')).toBeUndefined();
+    expect(d.checkAndAdd('b', 'h2')).toBeUndefined();
+    expect(d.checkAndAdd('c', 'h1')).toBe('a');
+  });
+  it('splits by a stable hash near the asked fraction and honours a given split', () => {
+    const ids = Array.from({ length: 4000 }, (_, i) => `pkg/file_${i}.py`);
+    const val = ids.filter((id) => assignSplit(id, undefined, 0.1) === 'validation').length;
+    expect(val / ids.length).toBeGreaterThan(0.08);
+    expect(val / ids.length).toBeLessThan(0.12);
+    expect(ids.map((id) => assignSplit(id, undefined, 0.1))).toEqual(
+      ids.map((id) => assignSplit(id, undefined, 0.1)),
+    );
+    expect(assignSplit('x', 'validation', 0)).toBe('validation');
+  });
+  it('--shard i/N partitions ids exactly', () => {
+    const ids = Array.from({ length: 1000 }, (_, i) => `r${i}`);
+    const parts = [0, 1, 2].map((index) => ids.filter((id) => inShard(id, { index, count: 3 })));
+    expect(parts.reduce((n, p) => n + p.length, 0)).toBe(ids.length);
+    expect(new Set(parts.flat()).size).toBe(ids.length);
+    for (const p of parts) expect(p.length).toBeGreaterThan(250);
+  });
+});
+
+describe('parse', () => {
+  it('counts ERROR and MISSING nodes', () => {
+    expect(parseCode('def f(x):\n    return x\n', 'python')?.errors).toBe(0);
+    expect(parseCode('def f(:\n  return\n', 'python')!.errors).toBeGreaterThan(0);
+    expect(parseCode('x = (1 + \n', 'python')!.errors).toBeGreaterThan(0);
+    expect(parseCode('hello', 'text')).toBeUndefined();
+  });
+});
