@@ -4,6 +4,7 @@
  *   input, target, segment: List<Int32>, weight: List<Float32>,
  *   masked: Int32 (mask examples: number of masked tokens, else null),
  *   edit_distance, edit_budget: Int32 (edit examples: measured token Levenshtein distance and k, else null),
+ *   edited_length: Int32 (edit examples: length of the edited sequence before the canvas cut, else null),
  *   missing_before, missing_tokens: List<Int32> (aligned edit targets: deleted x0 tokens and the input
  *   position they belong before; empty otherwise).
  */
@@ -36,6 +37,7 @@ export const CORRUPT_ARROW_COLUMNS = [
   'masked',
   'edit_distance',
   'edit_budget',
+  'edited_length',
   'missing_before',
   'missing_tokens',
 ] as const;
@@ -114,6 +116,11 @@ export function examplesToArrow(records: CorruptRecord[]): Uint8Array {
     ['masked', nullableInt32(ex.map((e) => (e.kind === 'mask' ? e.masked : undefined))), true],
     ['edit_distance', nullableInt32(ex.map((e) => (e.kind === 'edit' ? e.distance : undefined))), true],
     ['edit_budget', nullableInt32(ex.map((e) => (e.kind === 'edit' ? e.edit.budget : undefined))), true],
+    [
+      'edited_length',
+      nullableInt32(ex.map((e) => (e.kind === 'edit' ? e.edit.edited.length : undefined))),
+      true,
+    ],
     ['missing_before', edits((e) => e.missingBefore), false],
     ['missing_tokens', edits((e) => e.missingTokens), false],
   ];

@@ -40,7 +40,8 @@ export const command: CommandSpec = {
   description: `Cuts the rows of DATASET_DIR (built by \`sdt data build\`) into windows of --seq-len tokens, the way
 the trainer does, corrupts window i with an Rng seeded from (--seed, i), and writes one Arrow row per
 example: index, kind, t, rows, input, target, weight, segment, masked, edit_distance, edit_budget,
-missing_before, missing_tokens (see docs/corruptions.md).`,
+edited_length, missing_before, missing_tokens (see docs/corruptions.md). Edits that grow a full window
+past the canvas (default --seq-len) lose their tail, as in training; a larger --canvas keeps it.`,
   positionals: [{ name: 'DATASET_DIR', description: 'a dataset built by `sdt data build`', required: true }],
   options: {
     kind: { type: 'string', description: 'corruption process', choices: ['mask', 'edit'], default: 'mask' },
