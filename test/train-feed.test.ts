@@ -145,3 +145,19 @@ describe('feed', () => {
     }
   });
 });
+
+describe('feed pool', () => {
+  it('worker threads produce the same frames, in order, as the main thread', async () => {
+    const { FeedPool } = await import('../trainer/feed-pool.ts');
+    const ctx = context({ steps: 10, batch: { batch_size: 4, micro_batches: 2 } });
+    const expected = frames(ctx, 3, 17);
+    const pool = new FeedPool(ctx, 2);
+    const got = [];
+    try {
+      for await (const f of pool.frames(3, 17)) got.push(f);
+    } finally {
+      await pool.close();
+    }
+    expect(got).toEqual(expected);
+  });
+});

@@ -168,7 +168,7 @@ export const FIELDS: FieldSpec[] = [
     flag: 'dataset',
     type: 'string',
     description: 'dataset directory written by `sdt data build`',
-    default: 'runs/data/default',
+    default: 'runs/data',
   },
   {
     path: 'data.seq_len',

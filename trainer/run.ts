@@ -1,0 +1,279 @@
+/**
+ * One `sdt train` run: prepare the run directory, start `sdt-native train`, stream the corrupted batches into
+ * it (validation batches at the validation cadence), turn its events into progress, logs, a loss plot and a
+ * summary. A resumed run restarts the feed at the stream position saved in the latest checkpoint.
+ */
+import { appendFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { UserError } from '../common/errors.ts';
+import { atomicWriteFile, atomicWriteJson } from '../common/fs.ts';
+import { Progress } from '../common/progress.ts';
+import { type TrainConfig, totalSteps } from './config.ts';
+import { editStageStart, stageAt } from './curriculum.ts';
+import type { TrainData } from './data.ts';
+import type { FeedContext } from './feed.ts';
+import { FeedPool } from './feed-pool.ts';
+import { renderLossPlot } from './loss-plot.ts';
+import { countParameters } from './model-size.ts';
+import { nativeTrainConfig } from './native-config.ts';
+import { type NativeEvent, NativeProcess } from './native-process.ts';
+import { latestCheckpoint, type ResumePoint } from './resume.ts';
+import { type EvalRecord, RunLog, readLog, type StepRecord } from './run-log.ts';
+import { encodeEnd, encodeEval, encodeHeader, encodeTrain } from './stream-encoder.ts';
+import { unigramEntropyBits } from './unigram.ts';
+import { buildValidationFrames, evalGroups, type ValidationFrame } from './validation.ts';
+
+export interface RunOptions {
+  cfg: TrainConfig;
+  data: TrainData;
+  runDir: string;
+  nativeBin: string;
+  resume: boolean;
+  /** Stop (with a checkpoint) after this many steps of this invocation; 0: run to the end. */
+  stopAfterSteps?: number;
+  quiet?: boolean;
+  /** Extra stderr sink for the native human log (the run also keeps RUN/native.log). */
+  onNativeLog?: (line: string) => void;
+}
+
+export interface RunSummary {
+  status: 'complete' | 'stopped' | 'failed';
+  objective: string;
+  steps_done: number;
+  total_steps: number;
+  tokens_seen: number;
+  elapsed_s: number;
+  final_validation: Record<string, number>;
+  unigram_entropy_bits: number;
+  parameters: number;
+  last_checkpoint: string | null;
+  message?: string;
+}
+
+const LN2 = Math.log(2);
+
+/**
+ * Whether validation runs once `step` steps are done. sdt-native stops reading the stream when it reaches
+ * total_steps, so frames sent after the last step are never read: the final validation runs after step N-1,
+ * just before the last step's batches (the eval records carry the step they measured).
+ */
+export function isEvalStep(cfg: TrainConfig, step: number): boolean {
+  const every = cfg.validation.every;
+  const last = totalSteps(cfg) - 1;
+  return step >= 0 && step <= last && (step === last || (every > 0 && step % every === 0));
+}
+
+export async function runTraining(opts: RunOptions): Promise<RunSummary> {
+  const { cfg, data, runDir } = opts;
+  const steps = totalSteps(cfg);
+  const micro = cfg.batch.micro_batches;
+  const totalFrames = steps * micro;
+  const started = performance.now();
+
+  let resumePoint: ResumePoint | undefined;
+  if (opts.resume) {
+    resumePoint = latestCheckpoint(runDir);
+    if (!resumePoint) {
+      throw new UserError(
+        `${runDir}: no complete checkpoint to resume from (checkpoints/step-*/COMPLETE missing); start a new run without --resume.`,
+      );
+    }
+  }
+  const startStep = resumePoint?.step ?? 0;
+  const startFrame = resumePoint?.streamPosition ?? 0;
+  if (startFrame !== startStep * micro) {
+    throw new UserError(
+      `${resumePoint?.path}: stream position ${startFrame} does not match step ${startStep} with ${micro} micro-batches; the checkpoint belongs to another config.`,
+    );
+  }
+
+  await atomicWriteJson(join(runDir, 'config.json'), cfg);
+  const nativeCfgPath = join(runDir, 'native-train.json');
+  await atomicWriteJson(
+    nativeCfgPath,
+    nativeTrainConfig(cfg, {
+      vocabSize: data.vocabSize,
+      specials: data.specials,
+      tokenizerPath: resolve(data.tokenizerPath),
+    }),
+  );
+  const unigram = unigramEntropyBits(data.train, [data.specials.pad, data.specials.bos]);
+  const params = countParameters(cfg.model, data.vocabSize).total;
+  const log = await RunLog.open(runDir, resumePoint ? startStep : undefined);
+  log.write({
+    type: resumePoint ? 'resume' : 'start',
+    step: startStep,
+    time: Date.now() / 1000,
+    parameters: params,
+    unigram_entropy_bits: unigram,
+    train_windows: data.train.count,
+    validation_windows: data.validation.count,
+  });
+
+  const ctx: FeedContext = { cfg, specials: data.specials, editVocab: data.editVocab, train: data.train };
+  const groups = evalGroups(cfg.objective);
+  const valFrames: ValidationFrame[] = groups.flatMap((g) => buildValidationFrames(ctx, data.validation, g));
+  const valBytes = valFrames.map((f) => encodeEval(f.batch, f.group));
+
+  const groupTotals = new Map<string, { weightSum: number; denominator: number }>();
+  for (const f of valFrames) {
+    const t = groupTotals.get(f.group) ?? { weightSum: 0, denominator: 0 };
+    for (const w of f.batch.weight) t.weightSum += w;
+    t.denominator += f.denominator;
+    groupTotals.set(f.group, t);
+  }
+  let stepsDone = startStep;
+  let tokensSeen = resumePoint?.tokensSeen ?? 0;
+  let lastCheckpoint: string | null = resumePoint?.path ?? null;
+  let nativeError: string | undefined;
+  const finalVal: Record<string, number> = {};
+  const progress = new Progress({
+    label: 'train',
+    total: steps - startStep,
+    unit: 'steps',
+    quiet: opts.quiet,
+  });
+  let lastLoss = Number.NaN;
+
+  const onEvent = (ev: NativeEvent): void => {
+    const now = Date.now() / 1000;
+    if (ev.event === 'step') {
+      const step = Number(ev.step);
+      const rec: StepRecord = {
+        type: 'step',
+        step,
+        loss: Number(ev.loss),
+        lr: Number(ev.lr),
+        grad_norm: Number(ev.grad_norm),
+        tokens: Number(ev.tokens),
+        tokens_per_s: Number(ev.tokens_per_s),
+        stage: stageAt(cfg, step - 1),
+        time: now,
+      };
+      if (ev.skipped) rec.skipped = true;
+      log.write(rec);
+      if (step === editStageStart(cfg) && cfg.objective === 'diffusion' && step < steps) {
+        log.write({ type: 'stage', step, time: now, stage: 'edit' });
+      }
+      stepsDone = step;
+      tokensSeen = rec.tokens;
+      lastLoss = rec.loss;
+      progress.note(
+        `step ${step}/${steps}  loss ${rec.loss.toFixed(3)}  ${Math.round(rec.tokens_per_s)} tok/s  ${rec.stage}`,
+      );
+      progress.tick();
+    } else if (ev.event === 'eval') {
+      // sdt-native sums every eval frame of a group sent between two train frames into one event whose loss
+      // is sum(w * CE) / sum(w); the metric wants sum(w * CE) / (tokens it is per).
+      const group = String(ev.group);
+      const totals = groupTotals.get(group);
+      if (!totals) return;
+      const loss = (Number(ev.loss) * totals.weightSum) / totals.denominator;
+      const rec: EvalRecord = {
+        type: 'eval',
+        step: Number(ev.step),
+        group,
+        loss,
+        bits_per_token: loss / LN2,
+        tokens: totals.denominator,
+        time: now,
+      };
+      log.write(rec);
+      finalVal[group] = rec.bits_per_token;
+      if (!opts.quiet)
+        process.stderr.write(
+          `validation @ step ${rec.step}: ${group} ${rec.bits_per_token.toFixed(3)} bits/token (unigram ${unigram.toFixed(3)})\n`,
+        );
+    } else if (ev.event === 'checkpoint') {
+      lastCheckpoint = String(ev.path);
+      log.write({ type: 'checkpoint', step: Number(ev.step), time: now, path: lastCheckpoint });
+    } else if (ev.event === 'error') {
+      nativeError = String(ev.message);
+      log.write({ type: 'error', step: stepsDone, time: now, message: nativeError });
+    }
+  };
+
+  const args = ['train', '--stream', '-', '--config', nativeCfgPath, '--out', runDir];
+  if (resumePoint) args.push('--resume');
+  if (opts.stopAfterSteps && opts.stopAfterSteps > 0)
+    args.push('--stop-after-steps', String(opts.stopAfterSteps));
+  const nativeLog = join(runDir, 'native.log');
+  const native = new NativeProcess(opts.nativeBin, args, onEvent, {
+    env: { ...process.env, OMP_NUM_THREADS: String(cfg.threads) },
+    onStderr: (line) => {
+      appendFileSync(nativeLog, `${line}\n`);
+      opts.onNativeLog?.(line);
+    },
+  });
+  const onSigint = (): void => {
+    if (!opts.quiet) process.stderr.write('\ninterrupt: asking sdt-native to checkpoint and stop...\n');
+    native.interrupt();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+
+  const pool = new FeedPool(ctx, cfg.workers);
+  const sendEval = async (): Promise<boolean> => {
+    for (const bytes of valBytes) if (!(await native.write(bytes))) return false;
+    return true;
+  };
+  try {
+    let ok = await native.write(encodeHeader(startFrame));
+    // A stopped run may not have evaluated at the step it stopped on (its eval frames came after the stop).
+    const evaluated = readLog(runDir).some((r) => r.type === 'eval' && r.step === startStep);
+    if (ok && isEvalStep(cfg, startStep) && !evaluated) ok = await sendEval();
+    if (ok) {
+      for await (const frame of pool.frames(startFrame, totalFrames)) {
+        if (native.wasInterrupted) break;
+        if (!(await native.write(encodeTrain(frame.batch, frame.step, cfg)))) break;
+        const stepEnd = (frame.frame + 1) % micro === 0;
+        if (stepEnd && isEvalStep(cfg, frame.step + 1) && !(await sendEval())) break;
+      }
+      if (native.alive && !native.wasInterrupted) await native.write(encodeEnd());
+    }
+  } finally {
+    native.endInput();
+    await pool.close();
+  }
+  const exit = await native.exit;
+  process.off('SIGINT', onSigint);
+  process.off('SIGTERM', onSigint);
+  progress.done();
+
+  const status: RunSummary['status'] =
+    exit.code !== 0 ? 'failed' : stepsDone >= steps ? 'complete' : 'stopped';
+  const summary: RunSummary = {
+    status,
+    objective: cfg.objective,
+    steps_done: stepsDone,
+    total_steps: steps,
+    tokens_seen: tokensSeen,
+    elapsed_s: (performance.now() - started) / 1000,
+    final_validation: lastValidation(runDir, finalVal),
+    unigram_entropy_bits: unigram,
+    parameters: params,
+    last_checkpoint: lastCheckpoint,
+  };
+  if (status === 'failed') {
+    const why = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
+    summary.message = `sdt-native ${why}${nativeError ? `: ${nativeError}` : ''}`;
+  }
+  log.write({ type: 'end', step: stepsDone, time: Date.now() / 1000, status, last_loss: lastLoss });
+  await atomicWriteJson(join(runDir, 'summary.json'), summary);
+  await atomicWriteFile(join(runDir, 'loss.svg'), renderLossPlot(readLog(runDir), cfg, unigram));
+  if (status === 'failed') {
+    const tail = native.stderrTail();
+    throw new UserError(
+      `${summary.message}. Last lines of its log:\n${tail.map((l) => `  ${l}`).join('\n')}\n` +
+        `The run directory ${runDir} keeps its checkpoints${lastCheckpoint ? ` (latest: ${lastCheckpoint})` : ''}; continue with \`sdt train --resume ${runDir}\`.`,
+    );
+  }
+  return summary;
+}
+
+/** The latest validation value per group over the whole log (a resumed run keeps the earlier ones). */
+function lastValidation(runDir: string, fromThisRun: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of readLog(runDir)) if (r.type === 'eval') out[r.group] = r.bits_per_token;
+  return { ...out, ...fromThisRun };
+}
