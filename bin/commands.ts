@@ -91,9 +91,4 @@ export const commands: CommandEntry[] = [
     summary: 'sampler speed vs block size and threshold, AR baseline',
     load: () => import('../bench/sample.ts'),
   },
-  {
-    name: 'train',
-    summary: 'train a model (mask then edit curriculum, or AR) through sdt-native',
-    load: () => import('../trainer/command.ts'),
-  },
 ];
