@@ -1,0 +1,293 @@
+// Tests of native/src/train: AdamW, schedule, clipping, checkpoints, exact resume, non-finite steps.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "io/binary.h"
+#include "io/json.h"
+#include "io/stream.h"
+#include "model/model.h"
+#include "test_framework.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+#include "train/rng.h"
+#include "train/schedule.h"
+#include "train/train_config.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+using sdt::io::Json;
+using namespace sdt::train;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("sdt-test-train-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+TrainConfig tiny_config(int64_t total_steps) {
+  const Json model = Json::parse(
+      R"({"vocab_size": 32, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+          "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 16, "mask_token_id": 3})");
+  Json j = Json::object();
+  j.set("model", model).set("total_steps", Json(total_steps)).set("micro_batches", Json(2)).set("seed", Json(5)).set("threads", Json(2));
+  Json sched = Json::object();
+  sched.set("lr", Json(0.02)).set("min_lr", Json(0.002)).set("warmup_steps", Json(2));
+  j.set("schedule", sched);
+  return train_config_from_json(j, "test");
+}
+
+// A batch like the mask objective makes: roughly half the inputs masked, loss on those.
+sdt::io::StreamBatch random_batch(SplitMix64& rng, int B, int T, float weight = 1.0f) {
+  sdt::io::StreamBatch b;
+  b.B = B;
+  b.T = T;
+  b.tag = "mask";
+  for (int i = 0; i < B * T; ++i) {
+    int32_t tok = static_cast<int32_t>(4 + rng.next() % 28);
+    const bool masked = rng.next() % 2 == 0;
+    b.input_ids.push_back(masked ? 3 : tok);
+    b.target_ids.push_back(masked ? tok : -1);
+    b.weights.push_back(masked ? weight : 0.0f);
+  }
+  return b;
+}
+
+struct Captured {
+  std::vector<Json> events;
+  int code = -1;
+  std::vector<const Json*> of(const std::string& kind) const {
+    std::vector<const Json*> out;
+    for (const Json& e : events) {
+      if (e.get("event")->as_string() == kind) out.push_back(&e);
+    }
+    return out;
+  }
+};
+
+Captured run(const TrainConfig& cfg, const std::string& stream, const std::string& out, bool resume, int64_t stop_after = 0) {
+  Captured c;
+  TrainOptions opt;
+  opt.stream_path = stream;
+  opt.run_dir = out;
+  opt.resume = resume;
+  opt.stop_after_steps = stop_after;
+  c.code = run_training(cfg, opt, [&](const Json& e) { c.events.push_back(e); }, [](const std::string&) {}, nullptr);
+  return c;
+}
+
+}  // namespace
+
+TEST(adamw_matches_a_hand_computed_step) {
+  std::vector<float> data = {1.0f, -2.0f, 0.5f}, grad = {0.5f, -1.0f, 0.25f};
+  std::vector<sdt::ParamView> params(2);
+  params[0].name = "w";
+  params[0].numel = 2;
+  params[0].offset = 0;
+  params[0].data = data.data();
+  params[0].grad = grad.data();
+  params[0].decay = true;
+  params[1].name = "norm";
+  params[1].numel = 1;
+  params[1].offset = 2;
+  params[1].data = data.data() + 2;
+  params[1].grad = grad.data() + 2;
+  params[1].decay = false;
+  AdamW opt({0.9, 0.999, 1e-8, 0.01}, 3);
+  opt.step(params, 0.1);
+  // Step 1: m_hat = g, v_hat = g^2, so the Adam step is lr * g / (|g| + eps) ~= lr * sign(g).
+  CHECK_NEAR(data[0], 1.0 * (1 - 0.1 * 0.01) - 0.1 * 0.5 / (0.5 + 1e-8), 1e-6);
+  CHECK_NEAR(data[1], -2.0 * (1 - 0.1 * 0.01) + 0.1 * 1.0 / (1.0 + 1e-8), 1e-6);
+  CHECK_NEAR(data[2], 0.5 - 0.1, 1e-6);  // no decay on norms
+  // Step 2 against the textbook formula in double.
+  const double w0 = data[0], g2 = -0.3;
+  grad = {static_cast<float>(g2), 0.0f, 0.0f};
+  opt.step(params, 0.05);
+  const double m = 0.9 * 0.05 + 0.1 * g2, v = 0.999 * 0.00025 + 0.001 * g2 * g2;
+  const double mh = m / (1 - 0.81), vh = v / (1 - 0.999 * 0.999);
+  CHECK_NEAR(data[0], w0 * (1 - 0.05 * 0.01) - 0.05 * mh / (std::sqrt(vh) + 1e-8), 1e-6);
+  CHECK_EQ(opt.updates(), int64_t{2});
+}
+
+TEST(lr_schedule_warms_up_then_follows_the_cosine_to_min) {
+  LrSchedule s;
+  s.peak_lr = 1.0;
+  s.min_lr = 0.1;
+  s.warmup_steps = 4;
+  s.total_steps = 14;
+  CHECK_NEAR(s.lr_at(0), 0.25, 1e-12);
+  CHECK_NEAR(s.lr_at(3), 1.0, 1e-12);
+  CHECK_NEAR(s.lr_at(4), 1.0, 1e-12);
+  // Halfway through the decay (step 4 + 9/2): cos(pi/2) = 0.
+  CHECK_NEAR(s.lr_at(13), 0.1, 1e-12);
+  const double mid = 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 5.0 / 9.0));
+  CHECK_NEAR(s.lr_at(9), mid, 1e-12);
+  CHECK_NEAR(s.lr_at(100), 0.1, 1e-12);
+  for (int64_t i = 4; i < 13; ++i) CHECK(s.lr_at(i + 1) <= s.lr_at(i));
+}
+
+TEST(clipping_uses_the_global_norm) {
+  std::vector<float> g1 = {3.0f, 0.0f}, g2 = {0.0f, 4.0f, 0.0f};
+  std::vector<sdt::ParamView> params(2);
+  params[0].numel = 2;
+  params[0].grad = g1.data();
+  params[1].numel = 3;
+  params[1].grad = g2.data();
+  const double norm = global_grad_norm(params);
+  CHECK_NEAR(norm, 5.0, 1e-12);
+  CHECK_NEAR(clip_factor(norm, 1.0), 0.2, 1e-7);
+  CHECK_EQ(clip_factor(norm, 10.0), 1.0f);
+  CHECK_EQ(clip_factor(norm, 0.0), 1.0f);
+  scale_grads(params, clip_factor(norm, 1.0));
+  CHECK_NEAR(global_grad_norm(params), 1.0, 1e-6);
+}
+
+TEST(train_resume_reproduces_losses_bit_for_bit) {
+  const std::string dir = temp_dir("resume");
+  const TrainConfig cfg = tiny_config(6);
+  SplitMix64 rng{11};
+  std::vector<sdt::io::StreamBatch> batches;
+  for (int i = 0; i < 12; ++i) batches.push_back(random_batch(rng, 2, 8));
+  {
+    sdt::io::StreamWriter w(dir + "/full.bin");
+    for (const auto& b : batches) w.write_batch(sdt::io::FrameKind::Train, b);
+    w.write_control(sdt::io::FrameKind::End);
+    w.close();
+    // What a feeder restarted at stream_position 6 would write.
+    sdt::io::StreamHeader h;
+    h.first_train_frame = 6;
+    sdt::io::StreamWriter t(dir + "/tail.bin", h);
+    for (size_t i = 6; i < batches.size(); ++i) t.write_batch(sdt::io::FrameKind::Train, batches[i]);
+    t.close();
+  }
+  const Captured a = run(cfg, dir + "/full.bin", dir + "/a", false);
+  CHECK_EQ(a.code, 0);
+  const auto a_steps = a.of("step");
+  CHECK_EQ(a_steps.size(), size_t{6});
+  CHECK(a_steps.back()->get("loss")->as_number() < a_steps.front()->get("loss")->as_number());
+
+  const Captured b1 = run(cfg, dir + "/full.bin", dir + "/b", false, 3);
+  CHECK_EQ(b1.code, 0);
+  CHECK_EQ(b1.of("step").size(), size_t{3});
+  CHECK_EQ(latest_checkpoint(dir + "/b"), dir + "/b/checkpoints/step-000003");
+  CHECK_EQ(read_trainer_state(latest_checkpoint(dir + "/b")).stream_position, int64_t{6});
+  fs::copy(dir + "/b", dir + "/c", fs::copy_options::recursive);
+  const Captured b2 = run(cfg, dir + "/full.bin", dir + "/b", true);
+  const Captured c2 = run(cfg, dir + "/tail.bin", dir + "/c", true);
+  CHECK_EQ(b2.code, 0);
+  CHECK_EQ(c2.code, 0);
+  std::vector<const Json*> b_steps = b1.of("step"), c_steps = b1.of("step");
+  for (const Json* e : b2.of("step")) b_steps.push_back(e);
+  for (const Json* e : c2.of("step")) c_steps.push_back(e);
+  CHECK_EQ(b_steps.size(), size_t{6});
+  CHECK_EQ(c_steps.size(), size_t{6});
+  for (size_t i = 0; i < a_steps.size() && i < b_steps.size() && i < c_steps.size(); ++i) {
+    for (const char* key : {"loss", "grad_norm", "lr", "tokens"}) {
+      CHECK_EQ(a_steps[i]->get(key)->as_number(), b_steps[i]->get(key)->as_number());
+      CHECK_EQ(a_steps[i]->get(key)->as_number(), c_steps[i]->get(key)->as_number());
+    }
+  }
+  const auto wa = sdt::io::read_binary_file(dir + "/a/checkpoints/step-000006/model.safetensors");
+  CHECK(wa == sdt::io::read_binary_file(dir + "/b/checkpoints/step-000006/model.safetensors"));
+  CHECK(wa == sdt::io::read_binary_file(dir + "/c/checkpoints/step-000006/model.safetensors"));
+  CHECK(sdt::io::read_binary_file(dir + "/a/checkpoints/step-000006/optimizer.safetensors") ==
+        sdt::io::read_binary_file(dir + "/b/checkpoints/step-000006/optimizer.safetensors"));
+  fs::remove_all(dir);
+}
+
+TEST(train_skips_nonfinite_steps_and_stops_after_too_many) {
+  const std::string dir = temp_dir("nan");
+  TrainConfig cfg = tiny_config(8);
+  cfg.micro_batches = 1;
+  cfg.checkpoint_every = 2;
+  cfg.keep_checkpoints = 5;
+  cfg.max_nonfinite_steps = 3;
+  SplitMix64 rng{3};
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  {
+    // good, good, NaN, good, NaN, NaN, NaN, good
+    sdt::io::StreamWriter w(dir + "/s.bin");
+    const float weights[] = {1, 1, nan, 1, nan, nan, nan, 1};
+    for (float wt : weights) w.write_batch(sdt::io::FrameKind::Train, random_batch(rng, 2, 8, wt));
+    w.close();
+  }
+  const Captured c = run(cfg, dir + "/s.bin", dir + "/run", false);
+  CHECK_EQ(c.code, static_cast<int>(kExitNonFinite));
+  const auto steps = c.of("step");
+  CHECK_EQ(steps.size(), size_t{7});
+  if (steps.size() == 7) {
+    CHECK(!steps[1]->get("skipped")->as_bool());
+    CHECK(steps[2]->get("skipped")->as_bool());
+    CHECK(steps[2]->get("loss")->is_null());
+    CHECK(!steps[3]->get("skipped")->as_bool());
+    CHECK(std::isfinite(steps[3]->get("loss")->as_number()));
+    CHECK(steps[6]->get("skipped")->as_bool());
+  }
+  CHECK_EQ(c.of("error").size(), size_t{1});
+  // Checkpoints every 2 steps (step 6 holds the finite weights of step 4); none at the failure.
+  CHECK(complete_checkpoints(dir + "/run") == (std::vector<int64_t>{2, 4, 6}));
+  CHECK_EQ(read_trainer_state(dir + "/run/checkpoints/step-000006").nonfinite_in_a_row, 2);
+  const TrainerState s = read_trainer_state(dir + "/run/checkpoints/step-000004");
+  CHECK_EQ(s.updates, int64_t{3});  // step 3 was skipped: no AdamW update
+  fs::remove_all(dir);
+}
+
+TEST(train_evaluates_eval_frames_and_keeps_the_last_k_checkpoints) {
+  const std::string dir = temp_dir("eval");
+  TrainConfig cfg = tiny_config(4);
+  cfg.micro_batches = 1;
+  cfg.checkpoint_every = 1;
+  cfg.keep_checkpoints = 2;
+  cfg.tokenizer = dir + "/tok.json";
+  sdt::io::write_file_atomic(cfg.tokenizer, std::string("{\"model\": {}}"));
+  SplitMix64 rng{9};
+  const sdt::io::StreamBatch ev = random_batch(rng, 2, 8);
+  {
+    sdt::io::StreamWriter w(dir + "/s.bin");
+    w.write_batch(sdt::io::FrameKind::Eval, ev);
+    for (int i = 0; i < 4; ++i) w.write_batch(sdt::io::FrameKind::Train, random_batch(rng, 1, 8));
+    w.write_control(sdt::io::FrameKind::End);
+    w.close();
+  }
+  const Captured c = run(cfg, dir + "/s.bin", dir + "/run", false);
+  CHECK_EQ(c.code, 0);
+  const auto evals = c.of("eval");
+  CHECK_EQ(evals.size(), size_t{1});
+  // Independent expectation: the initial model (same seed draw as the trainer) on the same batch.
+  sdt::Model model(cfg.model);
+  SplitMix64 init{cfg.seed};
+  model.init(init.next());
+  sdt::Batch b;
+  b.B = ev.B;
+  b.T = ev.T;
+  b.input_ids = ev.input_ids.data();
+  b.target_ids = ev.target_ids.data();
+  b.weights = ev.weights.data();
+  double wsum = 0;
+  for (size_t i = 0; i < ev.weights.size(); ++i) wsum += ev.target_ids[i] >= 0 ? ev.weights[i] : 0.0f;
+  const double expected = model.forward_loss(b, wsum).loss;
+  if (!evals.empty()) {
+    CHECK_NEAR(evals[0]->get("loss")->as_number(), expected, 1e-9);
+    CHECK_EQ(evals[0]->get("group")->as_string(), std::string("mask"));
+    CHECK_EQ(evals[0]->get("step")->as_int(), int64_t{0});
+  }
+  CHECK(complete_checkpoints(dir + "/run") == (std::vector<int64_t>{3, 4}));
+  const std::string last = latest_checkpoint(dir + "/run");
+  for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "tokenizer.json", "COMPLETE"}) {
+    CHECK(fs::exists(last + "/" + f));
+  }
+  const Json cj = sdt::io::read_json_file(last + "/config.json");
+  CHECK_EQ(cj.get("model_type")->as_string(), std::string("llama"));
+  CHECK_EQ(cj.get("architectures")->at(0).as_string(), std::string("LlamaForCausalLM"));
+  CHECK_EQ(cj.get("num_key_value_heads")->as_int(), int64_t{1});
+  CHECK_EQ(c.of("done").back()->get("reason")->as_string(), std::string("total_steps"));
+  fs::remove_all(dir);
+}
