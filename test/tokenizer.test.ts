@@ -15,6 +15,7 @@ import {
   saveTokenizer,
   sha256,
   type TrainedTokenizer,
+  tokenizerFromJson,
   trainBpe,
 } from '../pipelines/tokenizer/index.ts';
 
@@ -366,6 +367,19 @@ describe('Hugging Face compatibility', () => {
       expect([...tok.encode(s)]).toEqual(hf.encode(s, { add_special_tokens: false }).ids);
     }
     expect(hf.decode([...tok.encode(heldOut[0])], { clean_up_tokenization_spaces: false })).toBe(heldOut[0]);
+  });
+
+  it('keeps text a custom split pattern skips as pieces of its own, like the Isolated behaviour', () => {
+    const json = JSON.parse(trained.json);
+    json.pre_tokenizer.pretokenizers[0].pattern.Regex = '\\p{L}+| ?\\p{N}+';
+    const custom = tokenizerFromJson(JSON.stringify(json));
+    const hf = new HfTokenizer(json, {});
+    const r = rng(17);
+    for (let i = 0; i < 200; i++) {
+      const s = randomText(r, false).replaceAll('<|', '<');
+      expect([...custom.encode(s)]).toEqual(hf.encode(s, { add_special_tokens: false }).ids);
+      expect(custom.decode(custom.encode(s))).toBe(s);
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { pairKey } from './bpe-train.ts';
-import { compileSplitPattern, forEachPiece } from './pretokenize.ts';
+import { compileSplitPattern } from './pretokenize.ts';
 import type { Encoding, SpecialIds, Tokenizer } from './types.ts';
 
 /** Everything needed to encode and decode, independent of the file format. */
@@ -64,8 +64,26 @@ export class BpeTokenizer implements Tokenizer {
     let out = new Int32Array(Math.max(16, text.length >> 1));
     let n = 0;
     const cache = this.cache;
-    forEachPiece(text, this.re, (s, e) => {
-      const piece = text.slice(s, e);
+    const re = this.re;
+    re.lastIndex = 0;
+    let prev = 0;
+    // The loop is written out (no per-piece callback) because it is the hot path of dataset building.
+    while (prev < text.length) {
+      const m = re.exec(text);
+      let piece: string;
+      if (m === null || m.index > prev) {
+        // Text the pattern skipped becomes its own piece (the `Isolated` split behaviour).
+        const gapEnd = m === null ? text.length : m.index;
+        piece = text.slice(prev, gapEnd);
+        prev = gapEnd;
+        if (m !== null) re.lastIndex = gapEnd;
+      } else if (m[0].length === 0) {
+        re.lastIndex = prev + (text.codePointAt(prev)! > 0xffff ? 2 : 1);
+        continue;
+      } else {
+        piece = m[0];
+        prev = m.index + piece.length;
+      }
       let ids = cache.get(piece);
       if (ids === undefined) {
         ids = this.encodeWord(this.utf8.encode(piece));
@@ -74,14 +92,19 @@ export class BpeTokenizer implements Tokenizer {
           cache.set(piece, ids);
         }
       }
-      if (n + ids.length > out.length) {
-        const grown = new Int32Array(Math.max(out.length * 2, n + ids.length));
+      const len = ids.length;
+      if (n + len > out.length) {
+        const grown = new Int32Array(Math.max(out.length * 2, n + len));
         grown.set(out.subarray(0, n));
         out = grown;
       }
-      out.set(ids, n);
-      n += ids.length;
-    });
+      if (len <= 8) {
+        for (let i = 0; i < len; i++) out[n + i] = ids[i];
+      } else {
+        out.set(ids, n);
+      }
+      n += len;
+    }
     return out.slice(0, n);
   }
 
