@@ -1,0 +1,64 @@
+/** Shared by the train end-to-end tests: the native binary and small datasets built from stdlib files. */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../bin/main.ts';
+import { repoRoot } from '../common/native.ts';
+import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
+
+/** native/build/sdt-native, built on demand; undefined (the test skips) when it cannot be built. */
+export function nativeOrBuild(): string | undefined {
+  const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
+  if (!existsSync(bin))
+    spawnSync('node', [join(repoRoot, 'scripts', 'build-native.js')], { stdio: 'inherit' });
+  return existsSync(bin) ? bin : undefined;
+}
+
+export const tempDir = (prefix: string): Promise<string> => mkdtemp(join(tmpdir(), `sdt-${prefix}-`));
+
+async function sdt(args: string[]): Promise<void> {
+  const code = await main(args);
+  if (code !== 0) throw new Error(`sdt ${args.join(' ')} exited with ${code}`);
+}
+
+/**
+ * A tokenizer and a dataset built by the real commands from the stdlib folders `include` (globs relative to
+ * the stdlib root), with a third of the files held out for validation.
+ */
+export async function stdlibDataset(dir: string, include: string[], vocabSize: number): Promise<string> {
+  const root = pythonStdlibDir();
+  const tok = join(dir, 'tokenizer.json');
+  const inc = include.flatMap((g) => ['--include', g]);
+  await sdt([
+    'tokenizer',
+    'train',
+    '--source',
+    root,
+    ...inc,
+    '--vocab-size',
+    String(vocabSize),
+    '--out',
+    tok,
+    '--quiet',
+  ]);
+  const ds = join(dir, 'data');
+  await sdt([
+    'data',
+    'build',
+    '--source',
+    root,
+    ...inc,
+    '--tokenizer',
+    tok,
+    '--out',
+    ds,
+    '--validation-fraction',
+    '0.3',
+    '--workers',
+    '0',
+    '--quiet',
+  ]);
+  return ds;
+}
