@@ -91,4 +91,24 @@ export const commands: CommandEntry[] = [
     summary: 'sampler speed vs block size and threshold, AR baseline',
     load: () => import('../bench/sample.ts'),
   },
+  {
+    name: 'eval humaneval',
+    summary: 'HumanEval pass@k in the sandbox',
+    load: () => import('../eval/commands/humaneval.ts'),
+  },
+  {
+    name: 'eval mbpp',
+    summary: 'MBPP (test split 11-510) pass@k in the sandbox',
+    load: () => import('../eval/commands/mbpp.ts'),
+  },
+  {
+    name: 'eval infill',
+    summary: 'HumanEval-Infilling pass@k (single-line, multi-line, random-span)',
+    load: () => import('../eval/commands/infill.ts'),
+  },
+  {
+    name: 'eval fix',
+    summary: 'HumanEvalFix (Python) pass@k: repair buggy functions',
+    load: () => import('../eval/commands/fix.ts'),
+  },
 ];

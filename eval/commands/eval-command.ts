@@ -1,0 +1,193 @@
+import { join } from 'node:path';
+import {
+  bool,
+  type CommandSpec,
+  list,
+  num,
+  type OptionSpec,
+  type OptionValues,
+  optNum,
+  optStr,
+  str,
+} from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { ModelGenerator, openSamplerClient } from '../generators/model.ts';
+import { OracleGenerator } from '../generators/oracle.ts';
+import type { Generator } from '../generators/types.ts';
+import { DEFAULT_DATA_DIR, REPO_ROOT } from '../paths.ts';
+import { type EvalSummary, runEval } from '../run.ts';
+import { SUITES } from '../suites/index.ts';
+import type { EvalTask } from '../suites/types.ts';
+
+export const EVAL_OPTIONS: Record<string, OptionSpec> = {
+  data: { type: 'string', arg: 'DIR', description: 'benchmark data folder', default: DEFAULT_DATA_DIR },
+  oracle: { type: 'boolean', description: 'execute the reference solutions instead of a model' },
+  ckpt: { type: 'string', arg: 'DIR', description: 'checkpoint to sample from (needed unless --oracle)' },
+  mode: { type: 'string', description: 'decoding', choices: ['diffusion', 'ar'], default: 'diffusion' },
+  block: { type: 'number', arg: 'N', description: 'sampler block size', default: 32 },
+  threshold: {
+    type: 'number',
+    arg: 'P',
+    description: 'confidence threshold to commit a token',
+    default: 0.9,
+  },
+  'max-new': { type: 'number', arg: 'N', description: 'tokens to generate at most', default: 256 },
+  'n-samples': { type: 'number', arg: 'N', description: 'samples per task', default: 1 },
+  temperature: { type: 'number', arg: 'T', description: 'sampling temperature (0 = greedy)', default: 0 },
+  'top-p': { type: 'number', arg: 'P', description: 'nucleus sampling mass', default: 1 },
+  seed: { type: 'number', arg: 'N', description: 'sampler seed (sample i uses seed + i)', default: 0 },
+  k: {
+    type: 'list',
+    arg: 'K,...',
+    description: 'pass@k values to report (k <= n-samples)',
+    default: ['1', '10', '100'],
+  },
+  limit: { type: 'number', arg: 'N', description: 'evaluate only the first N tasks' },
+  'task-ids': {
+    type: 'list',
+    arg: 'ID,...',
+    description: 'evaluate only these tasks (full id or its number)',
+  },
+  out: { type: 'string', arg: 'DIR', description: 'output folder (default runs/eval/<suite>-<time>)' },
+  concurrency: { type: 'number', arg: 'N', description: 'candidates executed in parallel', default: 2 },
+  timeout: { type: 'number', arg: 'SEC', description: 'wall-clock limit per candidate', default: 10 },
+  'memory-mb': { type: 'number', arg: 'MB', description: 'address-space limit per candidate', default: 1024 },
+  python: { type: 'string', arg: 'PATH', description: 'interpreter for candidates', default: 'python3' },
+  quiet: { type: 'boolean', description: 'no progress output' },
+};
+
+function positiveInt(o: OptionValues, k: string): number {
+  const v = num(o, k);
+  if (!Number.isInteger(v) || v < 1) throw new UserError(`--${k} must be a positive integer; got ${v}.`);
+  return v;
+}
+
+/** Keep tasks named by --task-ids (exact id, a trailing number like "12", or an id prefix) and --limit. */
+export function selectTasks(tasks: EvalTask[], ids: string[], limit: number | undefined): EvalTask[] {
+  let out = tasks;
+  if (ids.length > 0) {
+    const matches = (t: EvalTask, x: string) =>
+      t.id === x || t.id.endsWith(`/${x}`) || t.id.startsWith(`${x}/`);
+    const unknown = ids.filter((x) => !tasks.some((t) => matches(t, x)));
+    if (unknown.length > 0) {
+      throw new UserError(
+        `--task-ids: no task matches ${unknown.join(', ')} (ids look like ${tasks[0]?.id}).`,
+      );
+    }
+    out = tasks.filter((t) => ids.some((x) => matches(t, x)));
+  }
+  if (limit !== undefined) {
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new UserError(`--limit must be a positive integer; got ${limit}.`);
+    out = out.slice(0, limit);
+  }
+  return out;
+}
+
+async function makeGenerator(o: OptionValues, buggy = false): Promise<Generator> {
+  if (bool(o, 'oracle')) return new OracleGenerator(buggy ? 'buggy' : 'reference');
+  const ckpt = optStr(o, 'ckpt');
+  if (!ckpt)
+    throw new UserError('pass --ckpt DIR to evaluate a model, or --oracle to run the reference solutions.');
+  const client = await openSamplerClient(ckpt);
+  return new ModelGenerator(
+    client,
+    {
+      mode: str(o, 'mode') as 'diffusion' | 'ar',
+      block_size: positiveInt(o, 'block'),
+      threshold: num(o, 'threshold'),
+      max_new: positiveInt(o, 'max-new'),
+      temperature: num(o, 'temperature'),
+      top_p: num(o, 'top-p'),
+      seed: num(o, 'seed'),
+    },
+    ckpt,
+  );
+}
+
+function printSummary(s: EvalSummary, label = ''): void {
+  const pk = Object.entries(s.pass_at_k)
+    .map(([k, v]) => `${k} ${(100 * v).toFixed(2)}%`)
+    .join('  ');
+  process.stdout.write(
+    `${label}${s.suite}${s.variant ? `/${s.variant}` : ''} [${s.generator}]: ${s.tasks_passed}/${s.tasks} tasks pass  ${pk}\n`,
+  );
+  if (Object.keys(s.error_kinds).length > 0) {
+    process.stdout.write(`  failures by kind: ${JSON.stringify(s.error_kinds)}\n`);
+  }
+  if (s.failing_task_ids.length > 0 && s.failing_task_ids.length <= 40) {
+    process.stdout.write(`  failing tasks: ${s.failing_task_ids.join(', ')}\n`);
+  }
+  if (s.tokens_per_second !== null) {
+    process.stdout.write(
+      `  ${s.tokens_per_second.toFixed(1)} tokens/s, ${s.forward_passes_per_token?.toFixed(3)} forward passes/token\n`,
+    );
+  }
+}
+
+export interface SuiteCommandConfig {
+  suite: string;
+  summary: string;
+  description: string;
+  extra?: Record<string, OptionSpec>;
+  examples: string[];
+}
+
+export function makeEvalCommand(cfg: SuiteCommandConfig): CommandSpec {
+  return {
+    name: `eval ${cfg.suite}`,
+    summary: cfg.summary,
+    description: cfg.description,
+    options: { ...EVAL_OPTIONS, ...cfg.extra },
+    examples: cfg.examples,
+    async run(o) {
+      const suite = SUITES[cfg.suite];
+      const variant = optStr(o, 'variant');
+      const all = await suite.load({ dataDir: str(o, 'data'), variant, shots: optNum(o, 'shots') });
+      const tasks = selectTasks(all, list(o, 'task-ids'), optNum(o, 'limit'));
+      const nSamples = positiveInt(o, 'n-samples');
+      const ks = list(o, 'k').map((k) => {
+        const v = Number(k);
+        if (!Number.isInteger(v) || v < 1) throw new UserError(`--k expects positive integers; got ${k}.`);
+        return v;
+      });
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      const outDir =
+        optStr(o, 'out') ??
+        join(REPO_ROOT, 'runs', 'eval', `${cfg.suite}${variant ? `-${variant}` : ''}-${stamp}`);
+      const common = {
+        suite: cfg.suite,
+        variant,
+        tasks,
+        nSamples,
+        ks,
+        concurrency: positiveInt(o, 'concurrency'),
+        limits: {
+          timeoutMs: Math.round(num(o, 'timeout') * 1000),
+          cpuSeconds: Math.max(1, Math.ceil(num(o, 'timeout'))),
+          memoryBytes: Math.round(num(o, 'memory-mb') * 1024 * 1024),
+        },
+        python: str(o, 'python'),
+        outDir,
+        quiet: bool(o, 'quiet'),
+      };
+      const generator = await makeGenerator(o);
+      let summary: EvalSummary;
+      try {
+        summary = (await runEval({ ...common, generator })).summary;
+      } finally {
+        await generator.close();
+      }
+      printSummary(summary);
+      // HumanEvalFix's oracle also runs the buggy solutions: each must fail its tests.
+      if (cfg.suite === 'fix' && bool(o, 'oracle')) {
+        const buggy = await runEval({ ...common, generator: await makeGenerator(o, true), prefix: 'buggy-' });
+        printSummary(buggy.summary, 'buggy solutions: ');
+        const wrong = buggy.summary.tasks_passed;
+        process.stdout.write(`  buggy solutions that pass their tests (should be 0): ${wrong}\n`);
+      }
+      process.stdout.write(`results in ${outDir}\n`);
+      return 0;
+    },
+  };
+}

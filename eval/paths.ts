@@ -1,0 +1,21 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../common/errors.ts';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Where the benchmark data lives unless --data says otherwise: <repo>/../shared/data (never copied in). */
+export const DEFAULT_DATA_DIR = resolve(REPO_ROOT, '..', 'shared', 'data');
+
+/** The path of one data file, with an error that says which flag to fix when it is missing. */
+export function dataFile(dataDir: string, ...parts: string[]): string {
+  const path = join(dataDir, ...parts);
+  if (!existsSync(path)) {
+    throw new UserError(
+      `benchmark file not found: ${path}. Point --data at the folder that holds ${parts[0]}/ ` +
+        `(default ${DEFAULT_DATA_DIR}).`,
+    );
+  }
+  return path;
+}
