@@ -1,8 +1,9 @@
 /** Shared fixtures for the corruption tests: a toy vocabulary and random rows with nested spans. */
-
-import type { Rng } from '../pipelines/corrupt/rng.ts';
-import type { CorruptSpecials } from '../pipelines/corrupt/types.ts';
+import type { CorruptConfig } from '../pipelines/corrupt/corrupt.ts';
+import { Rng } from '../pipelines/corrupt/rng.ts';
+import type { CorruptSpecials, Window } from '../pipelines/corrupt/types.ts';
 import { vocabularyFromTexts } from '../pipelines/corrupt/vocab.ts';
+import { cutWindows } from '../pipelines/corrupt/windows.ts';
 import type { Span } from '../schemas/dataset.ts';
 
 export const SP: CorruptSpecials = { pad: 0, bos: 1, eos: 2, mask: 3, del: 4 };
@@ -46,3 +47,16 @@ export function randomRow(rng: Rng, lines: number): { tokens: Int32Array; spans:
 }
 
 export const seeds = (n: number): number[] => Array.from({ length: n }, (_, i) => i * 7919 + 13);
+
+/** A fixed set of windows and configs that a worker thread can rebuild on its own. */
+export function fixtureWindows(): Window[] {
+  const rng = new Rng(2024);
+  const rows = Array.from({ length: 40 }, (_, i) => ({ id: `r${i}`, ...randomRow(rng, 1 + rng.int(10)) }));
+  return cutWindows(rows, { seqLen: 80, specials: SP });
+}
+
+export function fixtureConfig(kind: 'mask' | 'edit'): CorruptConfig {
+  return kind === 'mask'
+    ? { kind, seed: 99, specials: SP, mask: { structure: true, mode: 'block', blockSize: 16 } }
+    : { kind, seed: 99, specials: SP, edit: { vocab: TOY_VOCAB, structure: true, targets: 'aligned' } };
+}

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { spawnTsWorker } from '../common/worker.ts';
 import { applyAlignedTargets } from '../pipelines/corrupt/align.ts';
 import { type CorruptConfig, corruptWindow } from '../pipelines/corrupt/corrupt.ts';
 import { Rng } from '../pipelines/corrupt/rng.ts';
 import { cutWindows, type WindowSource } from '../pipelines/corrupt/windows.ts';
-import { randomRow, SP, seeds, TOY_VOCAB } from './corrupt-helpers.ts';
+import { fixtureConfig, fixtureWindows, randomRow, SP, seeds, TOY_VOCAB } from './corrupt-helpers.ts';
 
 function rows(seed: number, count: number): WindowSource[] {
   const rng = new Rng(seed);
@@ -108,5 +109,34 @@ describe('windows', () => {
       .map((_, k) => wins.length - 1 - k)
       .map((i) => Array.from(corruptWindow(wins[i], i, cfg).input));
     expect(backward.reverse()).toEqual(forward);
+  });
+
+  it('worker threads produce the same examples as the main thread, whatever the order and split', async () => {
+    const wins = fixtureWindows();
+    const all = wins.map((_, i) => i);
+    for (const kind of ['mask', 'edit'] as const) {
+      const cfg = fixtureConfig(kind);
+      const here = all.map((i) => {
+        const e = corruptWindow(wins[i], i, cfg);
+        return { i, input: Array.from(e.input), target: Array.from(e.target), weight: Array.from(e.weight) };
+      });
+      // Two workers take interleaved halves, one of them backwards.
+      const halves = [all.filter((i) => i % 2 === 0).reverse(), all.filter((i) => i % 2 === 1)];
+      const parts = await Promise.all(
+        halves.map(
+          (indices) =>
+            new Promise<typeof here>((resolve, reject) => {
+              const w = spawnTsWorker(new URL('./corrupt-worker.ts', import.meta.url), { indices, kind });
+              w.once('message', (m) => {
+                resolve(m);
+                void w.terminate();
+              });
+              w.once('error', reject);
+            }),
+        ),
+      );
+      const merged = parts.flat().sort((a, b) => a.i - b.i);
+      expect(merged).toEqual(here);
+    }
   });
 });

@@ -70,30 +70,35 @@ function bandedAlign(x: ArrayLike<number>, y: ArrayLike<number>, w: number): Ali
     cost[at(0, j)] = j;
     op[at(0, j)] = LEFT;
   }
+  // Flat index of (i, j) is i*width + (j - i + w): left is k-1, diagonal k-width, up k-width+1.
+  const up = width - 1;
   for (let i = 1; i <= n; i++) {
     const jLo = Math.max(0, i - w);
     const jHi = Math.min(m, i + w);
-    for (let j = jLo; j <= jHi; j++) {
-      const k = at(i, j);
-      if (j === 0) {
-        cost[k] = i;
-        op[k] = UP;
-        continue;
-      }
-      // Neighbours outside the band are INF: (i-1, j) is in band iff j <= i-1+w, (i, j-1) iff j-1 >= i-w.
-      let best = cost[at(i - 1, j - 1)] + (x[i - 1] === y[j - 1] ? 0 : 1);
+    const base = i * width - i + w;
+    const xi = x[i - 1];
+    let j = jLo;
+    if (j === 0) {
+      cost[base] = i;
+      op[base] = UP;
+      j = 1;
+    }
+    for (; j <= jHi; j++) {
+      const k = base + j;
+      let best = cost[k - width] + (xi === y[j - 1] ? 0 : 1);
       let bop = DIAG;
-      if (j <= i - 1 + w) {
-        const c = cost[at(i - 1, j)] + 1;
-        if (c < best) {
-          best = c;
+      // At the band's edges the flat neighbour index wraps into another row: test the band instead.
+      if (j - i < w) {
+        const cu = cost[k - up] + 1;
+        if (cu < best) {
+          best = cu;
           bop = UP;
         }
       }
-      if (j - 1 >= i - w) {
-        const c = cost[k - 1] + 1;
-        if (c < best) {
-          best = c;
+      if (i - j < w) {
+        const cl = cost[k - 1] + 1;
+        if (cl < best) {
+          best = cl;
           bop = LEFT;
         }
       }
