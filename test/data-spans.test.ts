@@ -1,5 +1,6 @@
+import { rm } from 'node:fs/promises';
 import Parser from 'tree-sitter';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grammarFor } from '../pipelines/steps/grammar.ts';
 import { parseCode } from '../pipelines/steps/parse.ts';
 import { nodesToSpans, utf16ToUtf8Offsets } from '../pipelines/steps/spans.ts';
@@ -95,8 +96,13 @@ describe('spans as token ranges', () => {
 
   describe('with a trained byte-level BPE tokenizer', () => {
     let tok: Tokenizer;
+    let dir: string;
     beforeAll(async () => {
-      tok = await loadTokenizer(await smallTokenizer(await tempDir('spans'), 400));
+      dir = await tempDir('spans');
+      tok = await loadTokenizer(await smallTokenizer(dir, 400));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
     });
     it('each span is the smallest token range covering its node', () => {
       const { enc, spans } = spansOf(SOURCE, tok);

@@ -57,6 +57,19 @@ async function sourceSpec(opts: OptionValues): Promise<SourceSpec> {
   };
 }
 
+/**
+ * SDT_DATA_KILL_AFTER_CHUNKS=n makes the process SIGKILL itself once n chunks are written: the resume
+ * test uses it to die at a known point without cleanup, like a machine that loses power.
+ */
+function crashHook(): ((index: number) => void) | undefined {
+  const n = Number(process.env.SDT_DATA_KILL_AFTER_CHUNKS);
+  if (!Number.isInteger(n) || n <= 0) return undefined;
+  let written = 0;
+  return () => {
+    if (++written >= n) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
 export const command: CommandSpec = {
   name: 'data build',
   summary: 'build a tokenized dataset (Arrow shards + manifest) from code, with dedup and tree-sitter spans',
@@ -209,6 +222,7 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
       rejectsOut: optStr(opts, 'rejects-out'),
       overwrite: bool(opts, 'overwrite'),
       quiet: bool(opts, 'quiet'),
+      onChunkWritten: crashHook(),
     });
     const m = result.manifest;
     const seconds = (performance.now() - started) / 1000;

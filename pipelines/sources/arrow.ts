@@ -22,7 +22,8 @@ export async function* openArrowSource(path: string, fields: RowFields): AsyncGe
   };
   try {
     const reader = await RecordBatchReader.from(handle).catch(fail);
-    await reader.open();
+    await Promise.resolve(reader.open()).catch(fail);
+    if (!reader.schema) fail(new Error('no schema'));
     const columns = reader.schema.fields.map((f) => f.name);
     const wanted = [fields.textField, fields.splitField, fields.idField].filter((c): c is string => !!c);
     for (const c of wanted) {
