@@ -1,5 +1,6 @@
-// Scaled dot-product attention on the CPU. The backward recomputes the probabilities from the
-// saved log-sum-exp instead of storing a [T, T] matrix per head (memory O(T), like FlashAttention).
+// Scaled dot-product attention on the CPU, by tiles of 64 queries whose products go through the
+// GEMM. The backward recomputes the probabilities from the saved log-sum-exp instead of storing a
+// [T, T] matrix per head (memory O(tile x T) per thread, like FlashAttention).
 #include <omp.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "gemm/gemm.h"
 #include "ops/ops.h"
 
 namespace sdt {
@@ -17,11 +19,6 @@ inline float dot(const float* a, const float* b, int n) {
 #pragma omp simd reduction(+ : s)
   for (int i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
-}
-
-inline void axpy(float alpha, const float* x, float* y, int n) {
-#pragma omp simd
-  for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
 // The visibility rule of one batch row for full-sequence attention.
@@ -71,37 +68,77 @@ struct ChunkMask {
   int key_end(int i) const { return causal ? start_pos + i + 1 : start_pos + C; }
 };
 
-// Attention of nq queries of one head over keys [0, key_end). scores: scratch of nk floats.
+constexpr int kQueryTile = 64;
+
+// The largest key_end over queries [i0, i0 + ti).
 template <class Mask>
-void attend(const Mask& mask, const float* q, long q_stride, int nq, const float* k, const float* v, long kv_stride,
-            int hd, float scale, float* out, long out_stride, float* lse, float* scores) {
+int tile_key_end(const Mask& mask, int i0, int ti) {
+  int e = 0;
+  for (int i = i0; i < i0 + ti; ++i) e = std::max(e, mask.key_end(i));
+  return e;
+}
+
+// Attention of nq queries of one head, by tiles of queries, with the products done by the
+// (single-threaded, inside the caller's parallel region) GEMM. sbuf: kQueryTile * nk floats.
+template <class Mask>
+void attend(const Mask& mask, const float* q, int q_stride, int nq, const float* k, const float* v, int kv_stride,
+            int hd, float scale, float* out, int out_stride, float* lse, float* sbuf) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  for (int i = 0; i < nq; ++i) {
-    const float* qi = q + i * q_stride;
-    const int end = mask.key_end(i);
-    float mx = neg_inf;
-    for (int j = 0; j < end; ++j) {
-      if (mask.visible(i, j)) {
-        const float s = scale * dot(qi, k + j * kv_stride, hd);
-        scores[j] = s;
-        mx = std::max(mx, s);
-      } else {
-        scores[j] = neg_inf;
+  for (int i0 = 0; i0 < nq; i0 += kQueryTile) {
+    const int ti = std::min(kQueryTile, nq - i0);
+    const int kend = tile_key_end(mask, i0, ti);
+    gemm_own(false, true, ti, kend, hd, scale, q + static_cast<long>(i0) * q_stride, q_stride, k, kv_stride, 0.0f,
+             sbuf, kend);
+    for (int r = 0; r < ti; ++r) {
+      const int i = i0 + r;
+      float* s = sbuf + static_cast<long>(r) * kend;
+      float mx = neg_inf;
+      for (int j = 0; j < kend; ++j) {
+        if (!mask.visible(i, j)) s[j] = neg_inf;
+        mx = std::max(mx, s[j]);
+      }
+      // Every query sees at least itself, so mx is finite and sum >= 1.
+      float sum = 0.0f;
+      for (int j = 0; j < kend; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int j = 0; j < kend; ++j) s[j] *= inv;
+      if (lse) lse[i] = mx + std::log(sum);
+    }
+    gemm_own(false, false, ti, hd, kend, 1.0f, sbuf, kend, v, kv_stride, 0.0f, out + static_cast<long>(i0) * out_stride,
+             out_stride);
+  }
+}
+
+// The backward of attend for one query head: writes dq, ADDS to dk and dv.
+// pbuf, dpbuf: kQueryTile * nk floats each.
+template <class Mask>
+void attend_backward(const Mask& mask, const float* q, int q_stride, int nq, const float* k, const float* v,
+                     int kv_stride, int hd, float scale, const float* out, const float* dout, int out_stride,
+                     const float* lse, float* dq, float* dk, float* dv, float* pbuf, float* dpbuf) {
+  for (int i0 = 0; i0 < nq; i0 += kQueryTile) {
+    const int ti = std::min(kQueryTile, nq - i0);
+    const int kend = tile_key_end(mask, i0, ti);
+    const float* qt = q + static_cast<long>(i0) * q_stride;
+    const float* dot_ = dout + static_cast<long>(i0) * out_stride;
+    gemm_own(false, true, ti, kend, hd, scale, qt, q_stride, k, kv_stride, 0.0f, pbuf, kend);
+    gemm_own(false, true, ti, kend, hd, 1.0f, dot_, out_stride, v, kv_stride, 0.0f, dpbuf, kend);
+    for (int r = 0; r < ti; ++r) {
+      const int i = i0 + r;
+      float* p = pbuf + static_cast<long>(r) * kend;
+      float* ds = dpbuf + static_cast<long>(r) * kend;
+      const float Di = dot(dout + static_cast<long>(i) * out_stride, out + static_cast<long>(i) * out_stride, hd);
+      for (int j = 0; j < kend; ++j) {
+        p[j] = mask.visible(i, j) ? std::exp(p[j] - lse[i]) : 0.0f;
+        ds[j] = p[j] * (ds[j] - Di);
       }
     }
-    float* oi = out + i * out_stride;
-    std::fill(oi, oi + hd, 0.0f);
-    float sum = 0.0f;
-    for (int j = 0; j < end; ++j) {
-      if (scores[j] == neg_inf) continue;
-      const float p = std::exp(scores[j] - mx);
-      sum += p;
-      axpy(p, v + j * kv_stride, oi, hd);
-    }
-    // Every query sees at least itself, so sum >= 1.
-    const float inv = 1.0f / sum;
-    for (int d = 0; d < hd; ++d) oi[d] *= inv;
-    if (lse) lse[i] = mx + std::log(sum);
+    gemm_own(false, false, ti, hd, kend, scale, dpbuf, kend, k, kv_stride, 0.0f, dq + static_cast<long>(i0) * q_stride,
+             q_stride);
+    gemm_own(true, false, kend, hd, ti, scale, dpbuf, kend, qt, q_stride, 1.0f, dk, kv_stride);
+    gemm_own(true, false, kend, hd, ti, 1.0f, pbuf, kend, dot_, out_stride, 1.0f, dv, kv_stride);
   }
 }
 
@@ -114,7 +151,7 @@ void attention_forward(const float* qkv, int qkv_stride, int B, int T, int nh, i
   const long S = qkv_stride;
 #pragma omp parallel if (static_cast<long>(B) * nh * T * T * hd >= kParallelMinWork)
   {
-    std::vector<float> scores(static_cast<size_t>(T));
+    std::vector<float> scores(static_cast<size_t>(kQueryTile) * T);
 #pragma omp for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b) {
       for (int h = 0; h < nh; ++h) {
@@ -123,10 +160,10 @@ void attention_forward(const float* qkv, int qkv_stride, int B, int T, int nh, i
                          mask.pos ? mask.pos + row0 : nullptr, T};
         const int g = h / group;
         const float* base = qkv + row0 * S;
-        attend(rm, base + static_cast<long>(h) * hd, S, T, base + static_cast<long>(nh + g) * hd,
-               base + static_cast<long>(nh + nkv + g) * hd, S, hd, scale,
-               out + row0 * nh * hd + static_cast<long>(h) * hd, static_cast<long>(nh) * hd,
-               lse + (static_cast<long>(b) * nh + h) * T, scores.data());
+        attend(rm, base + static_cast<long>(h) * hd, qkv_stride, T, base + static_cast<long>(nh + g) * hd,
+               base + static_cast<long>(nh + nkv + g) * hd, qkv_stride, hd, scale,
+               out + row0 * nh * hd + static_cast<long>(h) * hd, nh * hd, lse + (static_cast<long>(b) * nh + h) * T,
+               scores.data());
       }
     }
   }
@@ -138,11 +175,10 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
   const int group = nh / nkv;
   const long S = qkv_stride;
   const long A = static_cast<long>(nh) * hd;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   // One task per (row, kv head): the K/V gradients of a kv head are written by one thread only.
 #pragma omp parallel if (static_cast<long>(B) * nh * T * T * hd >= kParallelMinWork)
   {
-    std::vector<float> prob(static_cast<size_t>(T));
+    std::vector<float> pbuf(static_cast<size_t>(kQueryTile) * T), dpbuf(pbuf.size());
 #pragma omp for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b) {
       for (int g = 0; g < nkv; ++g) {
@@ -151,8 +187,6 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
                          mask.pos ? mask.pos + row0 : nullptr, T};
         const float* base = qkv + row0 * S;
         float* dbase = dqkv + row0 * S;
-        const float* k = base + static_cast<long>(nh + g) * hd;
-        const float* v = base + static_cast<long>(nh + nkv + g) * hd;
         float* dk = dbase + static_cast<long>(nh + g) * hd;
         float* dv = dbase + static_cast<long>(nh + nkv + g) * hd;
         for (int j = 0; j < T; ++j) {
@@ -160,28 +194,11 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
           std::fill(dv + j * S, dv + j * S + hd, 0.0f);
         }
         for (int h = g * group; h < (g + 1) * group; ++h) {
-          const float* q = base + static_cast<long>(h) * hd;
-          float* dq = dbase + static_cast<long>(h) * hd;
-          const float* lse_h = lse + (static_cast<long>(b) * nh + h) * T;
-          for (int i = 0; i < T; ++i) {
-            const float* qi = q + i * S;
-            const float* oi = out + (row0 + i) * A + static_cast<long>(h) * hd;
-            const float* doi = dout + (row0 + i) * A + static_cast<long>(h) * hd;
-            float* dqi = dq + i * S;
-            std::fill(dqi, dqi + hd, 0.0f);
-            const int end = rm.key_end(i);
-            for (int j = 0; j < end; ++j)
-              prob[j] = rm.visible(i, j) ? std::exp(scale * dot(qi, k + j * S, hd) - lse_h[i]) : neg_inf;
-            const float Di = dot(doi, oi, hd);
-            for (int j = 0; j < end; ++j) {
-              if (prob[j] == neg_inf) continue;
-              const float p = prob[j];
-              const float ds = p * (dot(doi, v + j * S, hd) - Di);
-              axpy(scale * ds, k + j * S, dqi, hd);
-              axpy(scale * ds, qi, dk + j * S, hd);
-              axpy(p, doi, dv + j * S, hd);
-            }
-          }
+          attend_backward(rm, base + static_cast<long>(h) * hd, qkv_stride, T, base + static_cast<long>(nh + g) * hd,
+                          base + static_cast<long>(nh + nkv + g) * hd, qkv_stride, hd, scale,
+                          out + row0 * A + static_cast<long>(h) * hd, dout + row0 * A + static_cast<long>(h) * hd,
+                          nh * hd, lse + (static_cast<long>(b) * nh + h) * T, dbase + static_cast<long>(h) * hd, dk,
+                          dv, pbuf.data(), dpbuf.data());
         }
       }
     }
@@ -195,7 +212,7 @@ void attention_chunk_forward(const float* q, int q_stride, const float* kcache, 
   const ChunkMask cm{mode == AttentionMode::Causal, start_pos, C};
 #pragma omp parallel if (static_cast<long>(B) * nh * C * (start_pos + C) * hd >= kParallelMinWork)
   {
-    std::vector<float> scores(static_cast<size_t>(start_pos + C));
+    std::vector<float> scores(static_cast<size_t>(kQueryTile) * (start_pos + C));
 #pragma omp for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; ++b) {
       for (int h = 0; h < nh; ++h) {
@@ -203,8 +220,8 @@ void attention_chunk_forward(const float* q, int q_stride, const float* kcache, 
         const long cache_off = (static_cast<long>(b) * nkv + g) * max_len * hd;
         attend(cm, q + static_cast<long>(b) * C * q_stride + static_cast<long>(h) * hd, q_stride, C,
                kcache + cache_off, vcache + cache_off, hd, hd, scale,
-               out + static_cast<long>(b) * C * nh * hd + static_cast<long>(h) * hd, static_cast<long>(nh) * hd,
-               nullptr, scores.data());
+               out + static_cast<long>(b) * C * nh * hd + static_cast<long>(h) * hd, nh * hd, nullptr,
+               scores.data());
       }
     }
   }
