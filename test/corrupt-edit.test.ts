@@ -8,7 +8,9 @@ import {
   tokenDistance,
 } from '../pipelines/corrupt/align.ts';
 import { editExample } from '../pipelines/corrupt/corrupt.ts';
+import { PLAIN_STYLE, renderExample } from '../pipelines/corrupt/diff.ts';
 import { EDIT_OPS, type EditOp, editTokens } from '../pipelines/corrupt/edit.ts';
+import { maskCorrupt } from '../pipelines/corrupt/mask.ts';
 import { exampleRng, Rng } from '../pipelines/corrupt/rng.ts';
 import { positionalExample } from '../pipelines/corrupt/targets.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
@@ -248,5 +250,28 @@ describe('edit process', () => {
     expect(Array.from(a.input)).toEqual(Array.from(b.input));
     expect(Array.from(a.target)).toEqual(Array.from(b.target));
     expect(a.t).toBe(b.t);
+  });
+});
+
+describe('diff rendering', () => {
+  const text = (id: number) => `<${id}>`;
+  it('plain markers: removing insertions gives x0, removing deletions gives the edited sequence', () => {
+    for (const s of seeds(30)) {
+      const rng = new Rng(s);
+      const row = randomRow(rng, 12);
+      const ex = editExample(row.tokens, row.spans, rng, SP, {
+        vocab: TOY_VOCAB,
+        structure: true,
+        targets: 'aligned',
+      });
+      const shown = renderExample(ex, text, PLAIN_STYLE, 1e9);
+      const asText = (ids: ArrayLike<number>) => Array.from(ids, text).join('');
+      expect(shown.replace(/\{\+.*?\+\}/g, '').replace(/\[-(.*?)-\]/g, '$1')).toBe(asText(row.tokens));
+      expect(shown.replace(/\[-.*?-\]/g, '').replace(/\{\+(.*?)\+\}/g, '$1')).toBe(asText(ex.edit.edited));
+      const m = maskCorrupt(row.tokens, row.spans, rng, { specials: SP });
+      const masked = renderExample(m, text, PLAIN_STYLE, 1e9);
+      expect(masked.replace(/\[M:(.*?)\]/g, '$1')).toBe(asText(row.tokens));
+      expect((masked.match(/\[M:/g) ?? []).length).toBe(m.masked);
+    }
   });
 });

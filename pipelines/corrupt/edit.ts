@@ -226,7 +226,15 @@ function makeAttempts(spans: readonly Span[], v: EditVocabulary, x0: Int32Array)
     insertCopy(st, rng) {
       if (st.slots.length === 0 || st.editable.length === 0) return 0;
       const slot = st.slots[rng.int(st.slots.length)];
-      st.insert(slot, [x0[st.editable[rng.int(st.editable.length)]]]);
+      let from = st.editable[rng.int(st.editable.length)];
+      // "Same file" in a packed window means the same segment as the insertion point.
+      if (st.segment) {
+        const seg = st.segment[Math.min(slot, st.n - 1)];
+        for (let t = 0; t < TRIES && st.segment[from] !== seg; t++)
+          from = st.editable[rng.int(st.editable.length)];
+        if (st.segment[from] !== seg) return 0;
+      }
+      st.insert(slot, [x0[from]]);
       return 1;
     },
     delete(st, rng) {
