@@ -1,6 +1,7 @@
 #include "io/stream.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -110,17 +111,21 @@ size_t StreamReader::read_fully(void* dst, size_t n, bool interruptible) {
   auto* p = static_cast<uint8_t*>(dst);
   size_t got = 0;
   while (got < n) {
+    if (interruptible && got == 0 && stop_ != nullptr) {
+      // Between frames, wait in short slices so a stop request (SIGINT/SIGTERM, whichever thread
+      // the signal landed on) is noticed even while the feeder sends nothing.
+      pollfd pfd{fd_, POLLIN, 0};
+      const int ready = ::poll(&pfd, 1, 200);
+      if (stop_->load()) {
+        interrupted_ = true;
+        return 0;
+      }
+      if (ready <= 0) continue;
+    }
     const ssize_t r = ::read(fd_, p + got, n - got);
     if (r < 0) {
-      // A signal (SIGINT/SIGTERM) interrupts the read. Between frames the caller may stop here;
-      // inside a frame keep reading, since the trainer finishes the step it is on.
-      if (errno == EINTR) {
-        if (interruptible && got == 0 && stop_ != nullptr && stop_->load()) {
-          interrupted_ = true;
-          return 0;
-        }
-        continue;
-      }
+      // Inside a frame keep reading after a signal: the trainer finishes the step it is on.
+      if (errno == EINTR) continue;
       throw StreamError(path_ + ": read failed (" + std::strerror(errno) + ")");
     }
     if (r == 0) break;
