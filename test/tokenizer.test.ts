@@ -12,6 +12,7 @@ import {
   loadTokenizer,
   pretokenize,
   SPECIAL_TOKENS,
+  SPLIT_PATTERN,
   saveTokenizer,
   sha256,
   type TrainedTokenizer,
@@ -267,6 +268,28 @@ describe('training', () => {
       { vocabSize: 1200, minFrequency: 2 },
     );
     expect(sha256(reordered.json)).toBe(sha256(trained.json));
+  });
+});
+
+describe('pre-tokenization', () => {
+  it('cuts text where the split regex does: the fast scanner equals the regex engine', () => {
+    // Wrapping the pattern in a group keeps its meaning but forces the generic regex path.
+    const viaRegex = (t: string): string[] => pretokenize(t, `(?:${SPLIT_PATTERN})`);
+    const r = rng(23);
+    const samples = [...heldOut, ...Array.from({ length: 2000 }, () => randomText(r, true))];
+    for (const s of samples) expect(pretokenize(s)).toEqual(viaRegex(s));
+  });
+
+  it('keeps a line break with its indentation, and pieces concatenate back to the text', () => {
+    const text = 'class A:\n    def f(self):\r\n\t\treturn  x\n\n  y = 1000';
+    const pieces = pretokenize(text);
+    expect(pieces.join('')).toBe(text);
+    expect(pieces).toContain('\n    ');
+    expect(pieces).toContain('\r\n\t\t');
+    expect(pieces).toContain('\n\n  ');
+    expect(pieces).toEqual(
+      expect.arrayContaining(['class', ' A', 'def', ' f', '(self', '):', 'return', ' ', ' x', '100', '0']),
+    );
   });
 });
 

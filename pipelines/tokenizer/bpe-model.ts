@@ -1,5 +1,5 @@
 import { pairKey } from './bpe-train.ts';
-import { compileSplitPattern } from './pretokenize.ts';
+import { type PieceEnd, pieceSplitter } from './pretokenize.ts';
 import type { Encoding, SpecialIds, Tokenizer } from './types.ts';
 
 /** Everything needed to encode and decode, independent of the file format. */
@@ -28,7 +28,7 @@ export class BpeTokenizer implements Tokenizer {
   private readonly byteId = new Int32Array(256);
   private readonly rankOf = new Map<number, number>();
   private readonly mergedId: Int32Array;
-  private readonly re: RegExp;
+  private readonly pieceEnd: PieceEnd;
   private readonly cache = new Map<string, Int32Array>();
   private readonly utf8 = new TextEncoder();
   private readonly utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
@@ -40,7 +40,7 @@ export class BpeTokenizer implements Tokenizer {
     this.vocabSize = data.tokenBytes.length;
     this.special = data.special;
     this.tokenBytes = data.tokenBytes;
-    this.re = compileSplitPattern(data.pattern);
+    this.pieceEnd = pieceSplitter(data.pattern);
     const specials = new Set(data.specialIdList);
     this.byteId.fill(-1);
     for (let id = 0; id < data.tokenBytes.length; id++) {
@@ -64,26 +64,12 @@ export class BpeTokenizer implements Tokenizer {
     let out = new Int32Array(Math.max(16, text.length >> 1));
     let n = 0;
     const cache = this.cache;
-    const re = this.re;
-    re.lastIndex = 0;
-    let prev = 0;
+    const pieceEnd = this.pieceEnd;
     // The loop is written out (no per-piece callback) because it is the hot path of dataset building.
-    while (prev < text.length) {
-      const m = re.exec(text);
-      let piece: string;
-      if (m === null || m.index > prev) {
-        // Text the pattern skipped becomes its own piece (the `Isolated` split behaviour).
-        const gapEnd = m === null ? text.length : m.index;
-        piece = text.slice(prev, gapEnd);
-        prev = gapEnd;
-        if (m !== null) re.lastIndex = gapEnd;
-      } else if (m[0].length === 0) {
-        re.lastIndex = prev + (text.codePointAt(prev)! > 0xffff ? 2 : 1);
-        continue;
-      } else {
-        piece = m[0];
-        prev = m.index + piece.length;
-      }
+    for (let start = 0; start < text.length; ) {
+      const end = pieceEnd(text, start);
+      const piece = text.slice(start, end);
+      start = end;
       let ids = cache.get(piece);
       if (ids === undefined) {
         ids = this.encodeWord(this.utf8.encode(piece));

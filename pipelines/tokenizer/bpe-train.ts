@@ -1,6 +1,6 @@
 import { bytesToTokenString } from './bytelevel.ts';
 import { PairHeap } from './pair-heap.ts';
-import { compileSplitPattern, forEachPiece, SPLIT_PATTERN } from './pretokenize.ts';
+import { type PieceEnd, pieceSplitter, SPLIT_PATTERN } from './pretokenize.ts';
 
 /** Pair keys pack two token ids into one safe integer: left * PAIR_BASE + right. */
 export const PAIR_BASE = 2 ** 21;
@@ -11,19 +11,20 @@ export const pairKey = (left: number, right: number): number => left * PAIR_BASE
 /** Counts pre-tokens ("words") over a corpus; BPE never merges across them. */
 export class WordCounter {
   readonly counts = new Map<string, number>();
-  private readonly re: RegExp;
-  bytes = 0;
+  private readonly pieceEnd: PieceEnd;
 
   constructor(readonly pattern = SPLIT_PATTERN) {
-    this.re = compileSplitPattern(pattern);
+    this.pieceEnd = pieceSplitter(pattern);
   }
 
   add(text: string): void {
     const counts = this.counts;
-    forEachPiece(text, this.re, (s, e) => {
-      const w = text.slice(s, e);
+    for (let i = 0; i < text.length; ) {
+      const e = this.pieceEnd(text, i);
+      const w = text.slice(i, e);
       counts.set(w, (counts.get(w) ?? 0) + 1);
-    });
+      i = e;
+    }
   }
 }
 

@@ -1,3 +1,5 @@
+import { splitPieceEnd } from './split-scanner.ts';
+
 /**
  * The split rule applied before BPE (the `Split` pre-tokenizer in tokenizer.json). Written only with
  * constructs that mean the same in JavaScript `u` mode and in Oniguruma (the Rust `tokenizers` engine):
@@ -24,36 +26,38 @@ export const SPLIT_PATTERN =
   '|\\p{White_Space}+(?!\\P{White_Space})' +
   '|\\p{White_Space}+';
 
-/** A global Unicode regex for `pattern`; callers own its lastIndex. */
-export function compileSplitPattern(pattern: string): RegExp {
-  return new RegExp(pattern, 'gu');
-}
+/** Returns the end (exclusive, UTF-16 index) of the pre-token that starts at `start` < text.length. */
+export type PieceEnd = (text: string, start: number) => number;
 
 /**
- * Call `onPiece(start, end)` for each pre-token of `text` (UTF-16 indices). Text between matches (none for
- * SPLIT_PATTERN) is a piece of its own, as the `Isolated` split behaviour does.
+ * The pre-tokenizer for `pattern`, with the semantics of the Hugging Face `Split` pre-tokenizer with
+ * behaviour `Isolated`: every match is a piece, and so is the text between matches. An empty match at a
+ * position cuts there, as Hugging Face does. SPLIT_PATTERN itself gets a hand-written equivalent scanner.
  */
-export function forEachPiece(text: string, re: RegExp, onPiece: (start: number, end: number) => void): void {
-  re.lastIndex = 0;
-  let prev = 0;
-  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-    const start = m.index;
-    const end = start + m[0].length;
-    if (end === start) {
-      // A pattern that can match empty would loop forever; step past one code point.
+export function pieceSplitter(pattern: string): PieceEnd {
+  if (pattern === SPLIT_PATTERN) return splitPieceEnd;
+  const re = new RegExp(pattern, 'gu');
+  return (text, start) => {
+    re.lastIndex = start;
+    let m = re.exec(text);
+    if (m !== null && m.index === start && m[0].length === 0) {
       re.lastIndex = start + (text.codePointAt(start)! > 0xffff ? 2 : 1);
-      continue;
+      m = re.exec(text);
+      return m === null ? text.length : m.index;
     }
-    if (start > prev) onPiece(prev, start);
-    onPiece(start, end);
-    prev = end;
-  }
-  if (prev < text.length) onPiece(prev, text.length);
+    if (m === null) return text.length;
+    return m.index > start ? m.index : start + m[0].length;
+  };
 }
 
 /** The pre-tokens of `text`, as strings. */
 export function pretokenize(text: string, pattern = SPLIT_PATTERN): string[] {
   const out: string[] = [];
-  forEachPiece(text, compileSplitPattern(pattern), (s, e) => out.push(text.slice(s, e)));
+  const end = pieceSplitter(pattern);
+  for (let i = 0; i < text.length; ) {
+    const e = end(text, i);
+    out.push(text.slice(i, e));
+    i = e;
+  }
   return out;
 }
