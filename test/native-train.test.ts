@@ -44,7 +44,7 @@ const config = {
   schedule: { lr: 0.01, min_lr: 0.001, warmup_steps: 2 },
   optimizer: { grad_clip: 1.0, weight_decay: 0.1 },
   seed: 7,
-  threads: 2,
+  threads: 1,
 };
 const configPath = join(dir, 'train.json');
 writeFileSync(configPath, JSON.stringify(config));
