@@ -16,12 +16,14 @@ import {
   List,
   makeData,
   RecordBatch,
+  RecordBatchFileWriter,
   Schema,
   Struct,
   Table,
   tableToIPC,
   Utf8,
 } from 'apache-arrow';
+import { AtomicWriteStream } from '../../common/fs.ts';
 import type { CorruptedExample } from './corrupt.ts';
 import type { EditExample } from './targets.ts';
 
@@ -96,12 +98,15 @@ function nullableInt32(values: (number | undefined)[]): Data {
   return makeData({ type: new Int32(), length: values.length, nullCount: nulls, data, nullBitmap: valid });
 }
 
-export function examplesToArrow(records: CorruptRecord[]): Uint8Array {
+/** One record batch of examples (the schema is the same for every batch). */
+export function examplesToBatch(records: CorruptRecord[]): RecordBatch {
   const ex = records.map((r) => r.example);
   const n = ex.length;
   const empty = new Int32Array(0);
   const edits = (pick: (e: EditExample) => Int32Array | undefined) =>
     int32List(ex.map((e) => (e.kind === 'edit' ? (pick(e) ?? empty) : empty)));
+  const editInt = (pick: (e: EditExample & CorruptedExample) => number) =>
+    nullableInt32(ex.map((e) => (e.kind === 'edit' ? pick(e) : undefined)));
   const index = Int32Array.from(records, (r) => r.index);
   const t = Float32Array.from(ex, (e) => e.t ?? 0);
   const columns: [string, Data, boolean][] = [
@@ -114,13 +119,9 @@ export function examplesToArrow(records: CorruptRecord[]): Uint8Array {
     ['weight', float32List(ex.map((e) => e.weight)), false],
     ['segment', int32List(ex.map((e) => e.segment ?? empty)), false],
     ['masked', nullableInt32(ex.map((e) => (e.kind === 'mask' ? e.masked : undefined))), true],
-    ['edit_distance', nullableInt32(ex.map((e) => (e.kind === 'edit' ? e.distance : undefined))), true],
-    ['edit_budget', nullableInt32(ex.map((e) => (e.kind === 'edit' ? e.edit.budget : undefined))), true],
-    [
-      'edited_length',
-      nullableInt32(ex.map((e) => (e.kind === 'edit' ? e.edit.edited.length : undefined))),
-      true,
-    ],
+    ['edit_distance', editInt((e) => e.distance), true],
+    ['edit_budget', editInt((e) => e.edit.budget), true],
+    ['edited_length', editInt((e) => e.edit.edited.length), true],
     ['missing_before', edits((e) => e.missingBefore), false],
     ['missing_tokens', edits((e) => e.missingTokens), false],
   ];
@@ -128,5 +129,63 @@ export function examplesToArrow(records: CorruptRecord[]): Uint8Array {
   const schema = new Schema(fields);
   const children = columns.map(([, d]) => d);
   const struct = makeData({ type: new Struct(fields), length: n, nullCount: 0, children });
-  return tableToIPC(new Table(schema, [new RecordBatch(schema, struct)]), 'file');
+  return new RecordBatch(schema, struct);
+}
+
+/** All records as the bytes of one Arrow IPC file (small outputs, tests). */
+export function examplesToArrow(records: CorruptRecord[]): Uint8Array {
+  const batch = examplesToBatch(records);
+  return tableToIPC(new Table(batch.schema, [batch]), 'file');
+}
+
+/**
+ * Streams examples to an Arrow IPC file in batches, so memory stays bounded whatever --limit is; the file
+ * appears under its name only on close() (atomic), and abort() leaves nothing behind.
+ */
+export class ArrowExampleWriter {
+  private pending: CorruptRecord[] = [];
+  private readonly writer = new RecordBatchFileWriter();
+  private readonly pump: Promise<void>;
+  private wrote = false;
+
+  private constructor(
+    private readonly sink: AtomicWriteStream,
+    private readonly batchSize: number,
+  ) {
+    this.pump = (async () => {
+      for await (const chunk of this.writer) await this.sink.write(chunk);
+    })();
+  }
+
+  static async open(path: string, batchSize = 256): Promise<ArrowExampleWriter> {
+    return new ArrowExampleWriter(await AtomicWriteStream.open(path), batchSize);
+  }
+
+  async add(record: CorruptRecord): Promise<void> {
+    this.pending.push(record);
+    if (this.pending.length >= this.batchSize) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    this.writer.write(examplesToBatch(this.pending));
+    this.wrote = true;
+    this.pending = [];
+    // Let the pump drain what was just encoded before the caller builds the next batch.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    if (!this.wrote) this.writer.write(examplesToBatch([]));
+    this.writer.finish();
+    await this.pump;
+    await this.sink.commit();
+  }
+
+  async abort(): Promise<void> {
+    this.writer.abort();
+    await this.pump.catch(() => undefined);
+    await this.sink.abort();
+  }
 }

@@ -6,13 +6,12 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { bool, type CommandSpec, num, optNum, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
-import { atomicWriteFile } from '../../common/fs.ts';
 import { Progress } from '../../common/progress.ts';
 import type { Split } from '../../schemas/dataset.ts';
 import { openDataset } from '../dataset/read.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
-import { type CorruptRecord, examplesToArrow } from './arrow.ts';
-import { type CorruptConfig, corruptWindow } from './corrupt.ts';
+import { ArrowExampleWriter, type CorruptRecord } from './arrow.ts';
+import { type CorruptConfig, type CorruptedExample, corruptWindow } from './corrupt.ts';
 import { COLOR_STYLE, PLAIN_STYLE, renderExample } from './diff.ts';
 import { DEFAULT_ALPHA_MAX } from './edit.ts';
 import type { TargetForm } from './targets.ts';
@@ -164,36 +163,46 @@ past the canvas (default --seq-len) lose their tail, as in training; a larger --
       },
     };
 
+    const out = str(opts, 'out');
+    const writer = await ArrowExampleWriter.open(out);
     const progress = new Progress({ label: `corrupt (${kind})`, total: limit, unit: 'examples' });
     const packer = new WindowPacker({ seqLen, specials, pack: bool(opts, 'pack') });
-    const records: CorruptRecord[] = [];
-    const take = (windows: ReturnType<WindowPacker['push']>) => {
+    const stats = new CorruptStats(specials);
+    const shown: CorruptRecord[] = [];
+    const take = async (windows: ReturnType<WindowPacker['push']>) => {
       for (const w of windows) {
-        if (records.length >= limit) return;
-        const index = records.length;
-        records.push({ index, rowIds: w.pieces.map((p) => p.rowId), example: corruptWindow(w, index, cfg) });
+        if (stats.count >= limit) return;
+        const index = stats.count;
+        const record = { index, rowIds: w.pieces.map((p) => p.rowId), example: corruptWindow(w, index, cfg) };
+        stats.add(record.example);
+        if (shown.length < num(opts, 'show')) shown.push(record);
+        await writer.add(record);
         progress.tick();
       }
     };
-    for await (const row of ds.rows(str(opts, 'split') as Split)) {
-      take(packer.push(row));
-      if (records.length >= limit) break;
+    try {
+      for await (const row of ds.rows(str(opts, 'split') as Split)) {
+        await take(packer.push(row));
+        if (stats.count >= limit) break;
+      }
+      if (stats.count < limit) await take(packer.flush());
+      if (stats.count === 0) {
+        throw new UserError(
+          `${dir}: the ${str(opts, 'split')} split has no rows; pick the other --split or rebuild the dataset.`,
+        );
+      }
+      await writer.close();
+    } catch (err) {
+      await writer.abort();
+      throw err;
     }
-    if (records.length < limit) take(packer.flush());
     progress.done();
-    if (records.length === 0) {
-      throw new UserError(
-        `${dir}: the ${str(opts, 'split')} split has no rows; pick the other --split or rebuild the dataset.`,
-      );
-    }
-    const out = str(opts, 'out');
-    await atomicWriteFile(out, examplesToArrow(records));
 
     const color = str(opts, 'color');
     const style =
       color === 'always' || (color === 'auto' && process.stdout.isTTY) ? COLOR_STYLE : PLAIN_STYLE;
     const text = (id: number) => tok.tokenText(id);
-    for (const r of records.slice(0, Math.max(0, num(opts, 'show')))) {
+    for (const r of shown) {
       const e = r.example;
       const head =
         e.kind === 'mask'
@@ -207,26 +216,36 @@ past the canvas (default --seq-len) lose their tail, as in training; a larger --
       process.stdout.write(`--- example ${r.index} (${e.kind}, rows ${r.rowIds.join(',')}) ${head}\n`);
       process.stdout.write(`${renderExample(e, text, style)}\n`);
     }
-    const stats = summarise(records);
-    process.stdout.write(`wrote ${records.length} ${kind} examples to ${out}: ${stats}\n`);
+    process.stdout.write(`wrote ${stats.count} ${kind} examples to ${out}: ${stats.line()}\n`);
     return 0;
   },
 };
 
-function summarise(records: CorruptRecord[]): string {
-  let real = 0;
-  let corrupted = 0;
-  let dist = 0;
-  let budget = 0;
-  for (const { example: e } of records) {
-    for (let i = 0; i < e.input.length; i++) if (e.segment ? e.segment[i] > 0 : true) real++;
-    if (e.kind === 'mask') corrupted += e.masked;
-    else {
-      dist += e.distance;
-      budget += e.edit.budget;
+/** Running totals for the closing line: the measured mask ratio, or the mean edit distance against k. */
+class CorruptStats {
+  count = 0;
+  private maskable = 0;
+  private masked = 0;
+  private distance = 0;
+  private budget = 0;
+  constructor(private readonly sp: CorruptSpecials) {}
+
+  add(e: CorruptedExample): void {
+    this.count++;
+    if (e.kind === 'mask') {
+      for (const t of e.target) if (t !== this.sp.pad && t !== this.sp.bos) this.maskable++;
+      this.masked += e.masked;
+    } else {
+      this.distance += e.distance;
+      this.budget += e.edit.budget;
     }
   }
-  const kind = records[0].example.kind;
-  if (kind === 'mask') return `mask ratio ${(corrupted / Math.max(1, real)).toFixed(4)} over ${real} tokens`;
-  return `mean edit distance ${(dist / records.length).toFixed(2)} (mean k ${(budget / records.length).toFixed(2)})`;
+
+  line(): string {
+    if (this.maskable > 0) {
+      return `mask ratio ${(this.masked / this.maskable).toFixed(4)} over ${this.maskable} maskable tokens`;
+    }
+    const n = Math.max(1, this.count);
+    return `mean edit distance ${(this.distance / n).toFixed(2)} (mean k ${(this.budget / n).toFixed(2)})`;
+  }
 }
