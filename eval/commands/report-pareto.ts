@@ -1,0 +1,144 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type CommandSpec, list, num, optNum, optStr, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { atomicWriteFile } from '../../common/fs.ts';
+import { openSamplerClient } from '../generators/model.ts';
+import { DEFAULT_DATA_DIR, REPO_ROOT } from '../paths.ts';
+import { gridSettings, runGrid } from '../report/grid.ts';
+import { chooseQuality, type ParetoRow, paretoFront, paretoMarkdown, qualityOf } from '../report/pareto.ts';
+import { paretoSvg } from '../report/svg.ts';
+import { SUITES } from '../suites/index.ts';
+import { selectTasks } from './eval-command.ts';
+
+const numbers = (xs: string[], flag: string) =>
+  xs.map((x) => {
+    const v = Number(x);
+    if (!Number.isFinite(v)) throw new UserError(`--${flag} expects numbers; got ${JSON.stringify(x)}.`);
+    return v;
+  });
+
+/** Read rows written by an earlier run (rows.jsonl), checking the fields the report needs. */
+async function readRows(path: string): Promise<ParetoRow[]> {
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new UserError(`--rows: cannot read ${path}.`);
+  });
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l, i) => {
+      let r: ParetoRow;
+      try {
+        r = JSON.parse(l) as ParetoRow;
+      } catch {
+        throw new UserError(`${path}:${i + 1}: not valid JSON.`);
+      }
+      if (
+        typeof r.label !== 'string' ||
+        typeof r.tokensPerSecond !== 'number' ||
+        typeof r.pass1 !== 'number'
+      ) {
+        throw new UserError(`${path}:${i + 1}: a row needs label, tokensPerSecond and pass1.`);
+      }
+      return r;
+    });
+}
+
+export const command: CommandSpec = {
+  name: 'report pareto',
+  summary:
+    'speed against quality over a grid of sampler settings: markdown table and SVG with the Pareto front',
+  description:
+    'For a checkpoint, samples the suite once per setting (block sizes x thresholds, plus the AR baseline with ' +
+    '--ar) and records tokens/s, forward passes per token, pass@1 and the syntax-valid rate (tree-sitter: no ' +
+    'ERROR or MISSING node in prompt + completion). The quality axis is pass@1, or syntax validity when every ' +
+    'pass@1 is near zero (--quality auto). With --rows it only renders rows from an earlier run.',
+  options: {
+    ckpt: { type: 'string', arg: 'DIR', description: 'checkpoint to sample from (unless --rows)' },
+    rows: {
+      type: 'string',
+      arg: 'FILE',
+      description: 'render these rows (rows.jsonl) instead of running a grid',
+    },
+    suite: { type: 'string', description: 'benchmark', choices: Object.keys(SUITES), default: 'humaneval' },
+    data: { type: 'string', arg: 'DIR', description: 'benchmark data folder', default: DEFAULT_DATA_DIR },
+    blocks: { type: 'list', arg: 'N,...', description: 'block sizes', default: ['4', '8', '16', '32'] },
+    thresholds: {
+      type: 'list',
+      arg: 'P,...',
+      description: 'commit thresholds',
+      default: ['0.5', '0.7', '0.9'],
+    },
+    ar: { type: 'boolean', description: 'add the autoregressive baseline' },
+    'max-new': { type: 'number', arg: 'N', description: 'tokens to generate at most', default: 256 },
+    limit: { type: 'number', arg: 'N', description: 'tasks per setting', default: 40 },
+    'val-loss': {
+      type: 'number',
+      arg: 'X',
+      description: "the checkpoint's validation loss, shown in the table",
+    },
+    quality: {
+      type: 'string',
+      description: 'quality axis',
+      choices: ['auto', 'pass1', 'syntax'],
+      default: 'auto',
+    },
+    concurrency: { type: 'number', arg: 'N', description: 'candidates executed in parallel', default: 2 },
+    out: { type: 'string', arg: 'DIR', description: 'output folder (default runs/report/pareto-<time>)' },
+  },
+  examples: [
+    'sdt report pareto --ckpt runs/ckpt --blocks 8,16,32 --thresholds 0.7,0.9 --ar --limit 40',
+    'sdt report pareto --rows runs/report/pareto-x/rows.jsonl --out runs/report/again',
+  ],
+  async run(o) {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const outDir = optStr(o, 'out') ?? join(REPO_ROOT, 'runs', 'report', `pareto-${stamp}`);
+    const suite = str(o, 'suite');
+    let rows: ParetoRow[];
+    const rowsPath = optStr(o, 'rows');
+    if (rowsPath) rows = await readRows(rowsPath);
+    else {
+      const ckpt = optStr(o, 'ckpt');
+      if (!ckpt)
+        throw new UserError('pass --ckpt DIR to run the grid, or --rows FILE to render earlier rows.');
+      const tasks = selectTasks(
+        await SUITES[suite].load({ dataDir: str(o, 'data') }),
+        [],
+        optNum(o, 'limit'),
+      );
+      const client = await openSamplerClient(ckpt);
+      try {
+        rows = await runGrid({
+          client,
+          ckpt,
+          suite,
+          tasks,
+          settings: gridSettings(
+            numbers(list(o, 'blocks'), 'blocks'),
+            numbers(list(o, 'thresholds'), 'thresholds'),
+            Boolean(o.ar),
+          ),
+          base: { max_new: num(o, 'max-new'), temperature: 0, top_p: 1, seed: 0 },
+          concurrency: num(o, 'concurrency'),
+          valLoss: optNum(o, 'val-loss') ?? null,
+          outDir,
+        });
+      } finally {
+        await client.close();
+      }
+      await atomicWriteFile(join(outDir, 'rows.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    }
+    if (rows.length === 0) throw new UserError('no rows to report.');
+    const quality = chooseQuality(rows, str(o, 'quality') as 'auto' | 'pass1' | 'syntax');
+    const md = paretoMarkdown(rows, quality, suite);
+    await atomicWriteFile(join(outDir, 'pareto.md'), md);
+    await atomicWriteFile(
+      join(outDir, 'pareto.svg'),
+      paretoSvg(rows, quality, `Speed against quality (${suite})`),
+    );
+    process.stdout.write(md);
+    const front = paretoFront(rows.map((r) => ({ x: r.tokensPerSecond, y: qualityOf(r, quality) })));
+    process.stdout.write(`front: ${front.map((i) => rows[i].label).join(' -> ')}\nwritten to ${outDir}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,78 @@
+import { join } from 'node:path';
+import { ModelGenerator, type SamplerClientLike, type SamplerFlags } from '../generators/model.ts';
+import { runEval } from '../run.ts';
+import type { EvalTask } from '../suites/types.ts';
+import type { ParetoRow } from './pareto.ts';
+import { syntaxValidRate } from './syntax.ts';
+
+export interface GridSetting {
+  mode: 'diffusion' | 'ar';
+  block: number | null;
+  threshold: number | null;
+}
+
+/** Every block x threshold pair in diffusion mode, then the autoregressive baseline when asked. */
+export function gridSettings(blocks: number[], thresholds: number[], ar: boolean): GridSetting[] {
+  const out: GridSetting[] = [];
+  for (const block of blocks)
+    for (const threshold of thresholds) out.push({ mode: 'diffusion', block, threshold });
+  if (ar) out.push({ mode: 'ar', block: null, threshold: null });
+  return out;
+}
+
+export function settingLabel(s: GridSetting): string {
+  return s.mode === 'ar' ? 'AR' : `B${s.block} t${s.threshold}`;
+}
+
+export interface GridRunOptions {
+  client: SamplerClientLike;
+  ckpt: string;
+  suite: string;
+  tasks: EvalTask[];
+  settings: GridSetting[];
+  base: Omit<SamplerFlags, 'mode' | 'block_size' | 'threshold'>;
+  concurrency: number;
+  valLoss: number | null;
+  outDir: string;
+  quiet?: boolean;
+}
+
+/** Evaluate each setting on the tasks (one greedy sample each) and measure speed, pass@1 and syntax. */
+export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
+  const rows: ParetoRow[] = [];
+  for (const s of o.settings) {
+    const label = settingLabel(s);
+    const flags: SamplerFlags = {
+      ...o.base,
+      mode: s.mode,
+      // AR decoding commits one token per forward pass: block 1 with any threshold is the same thing.
+      block_size: s.block ?? 1,
+      threshold: s.threshold ?? 1,
+    };
+    const generator = new ModelGenerator(o.client, flags, o.ckpt);
+    const { summary, results } = await runEval({
+      suite: o.suite,
+      tasks: o.tasks,
+      generator,
+      nSamples: 1,
+      ks: [1],
+      concurrency: o.concurrency,
+      outDir: join(o.outDir, label.replace(/\s+/g, '_')),
+      quiet: o.quiet,
+    });
+    const byId = new Map(o.tasks.map((t) => [t.id, t]));
+    const sources = results.map((r) => byId.get(r.task_id)!.source(r.completion));
+    rows.push({
+      label,
+      mode: s.mode,
+      block: s.block,
+      threshold: s.threshold,
+      tokensPerSecond: summary.tokens_per_second ?? 0,
+      forwardPassesPerToken: summary.forward_passes_per_token,
+      pass1: summary.pass_at_k['pass@1'] ?? 0,
+      syntaxValid: syntaxValidRate(sources),
+      valLoss: o.valLoss,
+    });
+  }
+  return rows;
+}
