@@ -91,49 +91,4 @@ export const commands: CommandEntry[] = [
     summary: 'sampler speed vs block size and threshold, AR baseline',
     load: () => import('../bench/sample.ts'),
   },
-  {
-    name: 'eval humaneval',
-    summary: 'HumanEval pass@k in the sandbox',
-    load: () => import('../eval/commands/humaneval.ts'),
-  },
-  {
-    name: 'eval mbpp',
-    summary: 'MBPP (test split 11-510) pass@k in the sandbox',
-    load: () => import('../eval/commands/mbpp.ts'),
-  },
-  {
-    name: 'eval infill',
-    summary: 'HumanEval-Infilling pass@k (single-line, multi-line, random-span)',
-    load: () => import('../eval/commands/infill.ts'),
-  },
-  {
-    name: 'eval fix',
-    summary: 'HumanEvalFix (Python) pass@k: repair buggy functions',
-    load: () => import('../eval/commands/fix.ts'),
-  },
-  {
-    name: 'eval humaneval',
-    summary: 'HumanEval pass@k in the sandbox',
-    load: () => import('../eval/commands/humaneval.ts'),
-  },
-  {
-    name: 'eval mbpp',
-    summary: 'MBPP (test split 11-510) pass@k in the sandbox',
-    load: () => import('../eval/commands/mbpp.ts'),
-  },
-  {
-    name: 'eval infill',
-    summary: 'HumanEval-Infilling pass@k (single-line, multi-line, random-span)',
-    load: () => import('../eval/commands/infill.ts'),
-  },
-  {
-    name: 'eval fix',
-    summary: 'HumanEvalFix (Python) pass@k: repair buggy functions',
-    load: () => import('../eval/commands/fix.ts'),
-  },
-  {
-    name: 'report pareto',
-    summary: 'speed against quality over a grid of sampler settings: table and SVG',
-    load: () => import('../eval/commands/report-pareto.ts'),
-  },
 ];
