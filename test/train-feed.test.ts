@@ -161,3 +161,27 @@ describe('feed pool', () => {
     expect(got).toEqual(expected);
   });
 });
+
+describe('unigram baselines', () => {
+  it('entropy of k equiprobable tokens is log2 k; cross-entropy matches a direct sum', async () => {
+    const { unigramEntropyBits, unigramCrossEntropyBits } = await import('../trainer/unigram.ts');
+    const mk = (toks: number[]) =>
+      buildWindowStore(
+        [
+          {
+            tokens: Int32Array.from(toks),
+            segment: Int32Array.from(toks, (t) => (t === 0 ? 0 : 1)),
+            length: toks.length,
+            spans: [],
+          },
+        ],
+        toks.length,
+      );
+    const train = mk([1, 10, 11, 12, 13, 10, 11, 12, 13, 0, 0]);
+    expect(unigramEntropyBits(train, [SP.pad, SP.bos])).toBeCloseTo(2, 12);
+    const val = mk([1, 10, 10, 14, 0]);
+    // Add-one smoothing over a vocabulary of 20: counts 2/8 -> (2+1)/(8+20), unseen 14 -> 1/28.
+    const expected = -(2 * Math.log2(3 / 28) + Math.log2(1 / 28)) / 3;
+    expect(unigramCrossEntropyBits(train, val, [SP.pad, SP.bos], 20)).toBeCloseTo(expected, 12);
+  });
+});

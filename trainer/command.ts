@@ -123,7 +123,7 @@ Settings come from the defaults, then --config FILE, then flags.`,
       .join(', ');
     process.stdout.write(
       `${summary.status}: ${summary.steps_done}/${summary.total_steps} steps, ${summary.tokens_seen} tokens in ${summary.elapsed_s.toFixed(1)} s; ` +
-        `validation bits/token: ${val || 'none'} (unigram entropy ${summary.unigram_entropy_bits.toFixed(3)}); run directory ${cfg.out}\n`,
+        `validation bits/token: ${val || 'none'} (unigram: entropy ${summary.unigram_entropy_bits.toFixed(3)}, on validation ${summary.unigram_validation_xent_bits.toFixed(3)}); run directory ${cfg.out}\n`,
     );
     if (summary.status === 'stopped') process.stdout.write(`continue with: sdt train --resume ${cfg.out}\n`);
     return 0;

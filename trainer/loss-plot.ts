@@ -11,7 +11,12 @@ const GROUP_LABELS: Record<string, string> = {
   nll: 'validation NLL (bits/token)',
 };
 
-export function renderLossPlot(records: LogRecord[], cfg: TrainConfig, unigramBits: number): string {
+export function renderLossPlot(
+  records: LogRecord[],
+  cfg: TrainConfig,
+  unigramBits: number,
+  unigramValBits: number,
+): string {
   const train: [number, number][] = [];
   const val = new Map<string, [number, number][]>();
   for (const r of records) {
@@ -47,6 +52,9 @@ export function renderLossPlot(records: LogRecord[], cfg: TrainConfig, unigramBi
     yLabel: 'bits per token',
     series,
     vlines,
-    hlines: [[unigramBits, `unigram entropy ${unigramBits.toFixed(2)}`]],
+    hlines: [
+      [unigramBits, `unigram entropy (train) ${unigramBits.toFixed(2)}`],
+      [unigramValBits, `unigram cross-entropy (validation) ${unigramValBits.toFixed(2)}`],
+    ],
   });
 }

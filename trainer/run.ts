@@ -20,7 +20,7 @@ import { type NativeEvent, NativeProcess } from './native-process.ts';
 import { latestCheckpoint, type ResumePoint } from './resume.ts';
 import { type EvalRecord, RunLog, readLog, type StepRecord } from './run-log.ts';
 import { encodeEnd, encodeEval, encodeHeader, encodeTrain } from './stream-encoder.ts';
-import { unigramEntropyBits } from './unigram.ts';
+import { unigramCrossEntropyBits, unigramEntropyBits } from './unigram.ts';
 import { buildValidationFrames, evalGroups, type ValidationFrame } from './validation.ts';
 
 export interface RunOptions {
@@ -45,6 +45,8 @@ export interface RunSummary {
   elapsed_s: number;
   final_validation: Record<string, number>;
   unigram_entropy_bits: number;
+  /** The training unigram distribution's cross-entropy on the validation tokens. */
+  unigram_validation_xent_bits: number;
   parameters: number;
   last_checkpoint: string | null;
   message?: string;
@@ -97,7 +99,9 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       tokenizerPath: resolve(data.tokenizerPath),
     }),
   );
-  const unigram = unigramEntropyBits(data.train, [data.specials.pad, data.specials.bos]);
+  const skip = [data.specials.pad, data.specials.bos];
+  const unigram = unigramEntropyBits(data.train, skip);
+  const unigramVal = unigramCrossEntropyBits(data.train, data.validation, skip, data.vocabSize);
   const params = countParameters(cfg.model, data.vocabSize).total;
   const log = await RunLog.open(runDir, resumePoint ? startStep : undefined);
   log.write({
@@ -106,6 +110,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     time: Date.now() / 1000,
     parameters: params,
     unigram_entropy_bits: unigram,
+    unigram_validation_xent_bits: unigramVal,
     train_windows: data.train.count,
     validation_windows: data.validation.count,
   });
@@ -182,7 +187,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       finalVal[group] = rec.bits_per_token;
       if (!opts.quiet)
         process.stderr.write(
-          `validation @ step ${rec.step}: ${group} ${rec.bits_per_token.toFixed(3)} bits/token (unigram ${unigram.toFixed(3)})\n`,
+          `validation @ step ${rec.step}: ${group} ${rec.bits_per_token.toFixed(3)} bits/token (unigram: entropy ${unigram.toFixed(3)}, on validation ${unigramVal.toFixed(3)})\n`,
         );
     } else if (ev.event === 'checkpoint') {
       lastCheckpoint = String(ev.path);
@@ -251,6 +256,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     elapsed_s: (performance.now() - started) / 1000,
     final_validation: lastValidation(runDir, finalVal),
     unigram_entropy_bits: unigram,
+    unigram_validation_xent_bits: unigramVal,
     parameters: params,
     last_checkpoint: lastCheckpoint,
   };
@@ -260,7 +266,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   }
   log.write({ type: 'end', step: stepsDone, time: Date.now() / 1000, status, last_loss: lastLoss });
   await atomicWriteJson(join(runDir, 'summary.json'), summary);
-  await atomicWriteFile(join(runDir, 'loss.svg'), renderLossPlot(readLog(runDir), cfg, unigram));
+  await atomicWriteFile(join(runDir, 'loss.svg'), renderLossPlot(readLog(runDir), cfg, unigram, unigramVal));
   if (status === 'failed') {
     const tail = native.stderrTail();
     throw new UserError(
