@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { UserError } from '../../common/errors.ts';
 import { makePathFilter } from './glob.ts';
 import { languageOfPath } from './language.ts';
+import { readAhead } from './readahead.ts';
 import type { SourceRecord } from './types.ts';
 
 const byName = (a: Dirent, b: Dirent): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -61,7 +62,7 @@ export async function* openDirectorySource(
   exclude: string[],
   maxBytes = Number.MAX_SAFE_INTEGER,
 ): AsyncGenerator<SourceRecord> {
-  for await (const rel of walkFiles(root, makePathFilter(include, exclude))) {
-    yield await readFileRecord(root, rel, maxBytes);
-  }
+  yield* readAhead(walkFiles(root, makePathFilter(include, exclude)), (rel) =>
+    readFileRecord(root, rel, maxBytes),
+  );
 }

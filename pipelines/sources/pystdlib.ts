@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { UserError } from '../../common/errors.ts';
 import { readFileRecord } from './directory.ts';
+import { readAhead } from './readahead.ts';
 import type { SourceRecord } from './types.ts';
 
 /** One file of the default corpus. `split` is "validation" for test folders, which are held out. */
@@ -79,17 +80,17 @@ export async function* openStdlibSource(
     .map((f) => ({ rel: f.rel, h: createHash('sha256').update(f.rel).digest('hex') }))
     .sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
   const keptValidation = new Set(heldOut.slice(0, Math.max(0, maxValidationFiles)).map((f) => f.rel));
-  for (const f of files) {
+  const load = async (f: CorpusFile): Promise<SourceRecord> => {
     if (f.split === 'validation' && !keptValidation.has(f.rel)) {
-      yield {
+      return {
         id: f.rel,
         origin: f.rel,
         language: 'python',
         split: 'validation',
         reject: { reason: 'validation-cap', detail: `beyond --max-validation-files ${maxValidationFiles}` },
       };
-      continue;
     }
-    yield await readFileRecord(root, f.rel, maxBytes, { split: f.split, language: 'python' });
-  }
+    return readFileRecord(root, f.rel, maxBytes, { split: f.split, language: 'python' });
+  };
+  yield* readAhead(files, load);
 }

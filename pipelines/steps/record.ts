@@ -41,7 +41,8 @@ interface RecordStep {
   name: string;
   /** Heavy steps are skipped for records whose shard is already written (resume). */
   heavy: boolean;
-  run(w: WorkItem, ctx: StepContext): Reject | undefined | void;
+  /** A reject drops the record; undefined lets it go on. */
+  run(w: WorkItem, ctx: StepContext): Reject | undefined;
 }
 
 /**
@@ -58,6 +59,7 @@ export const RECORD_STEPS: RecordStep[] = [
       if ('reason' in r) return r;
       w.text = r.text;
       w.nBytes = r.nBytes;
+      return undefined;
     },
   },
   { name: 'size-filter', heavy: false, run: (w, ctx) => checkSize(w.text!, w.nBytes, ctx.limits) },
@@ -67,6 +69,7 @@ export const RECORD_STEPS: RecordStep[] = [
     run(w, ctx) {
       w.contentHash = sha256Hex(w.text!);
       w.signature = minhashSignature(w.text!, ctx.minhash);
+      return undefined;
     },
   },
   {
@@ -76,6 +79,7 @@ export const RECORD_STEPS: RecordStep[] = [
       const parsed = parseCode(w.text!, w.language);
       w.parseErrors = parsed?.errors ?? 0;
       w.nodes = parsed?.nodes;
+      return undefined;
     },
   },
   {
@@ -85,6 +89,7 @@ export const RECORD_STEPS: RecordStep[] = [
       const enc = ctx.tokenizer.encodeWithOffsets(w.text!);
       w.tokens = enc.ids;
       w.byteOffsets = enc.byteOffsets;
+      return undefined;
     },
   },
   {
@@ -102,6 +107,7 @@ export const RECORD_STEPS: RecordStep[] = [
       });
       w.nodes = undefined;
       w.byteOffsets = undefined;
+      return undefined;
     },
   },
 ];
