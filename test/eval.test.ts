@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { selectTasks } from '../eval/commands/eval-command.ts';
 import {
-  fimPrompt,
   ModelGenerator,
   type SamplerClientLike,
   type SamplerFlags,
+  type SamplerPrompt,
 } from '../eval/generators/model.ts';
 import { OracleGenerator } from '../eval/generators/oracle.ts';
 import type { GenerationStats, Generator, TaskGeneration } from '../eval/generators/types.ts';
@@ -164,16 +164,16 @@ withData('oracle runs: the references pass, wrong answers fail', () => {
 withData('model generator (against a fake sampler client)', () => {
   it('sends FIM prompts, counts tokens and forward passes, varies the seed per sample', async () => {
     const tasks = (await infill.load({ dataDir, variant: 'single-line' })).slice(0, 3);
-    const byPrompt = new Map(tasks.map((t) => [fimPrompt(t.prompt, t.suffix!), t]));
+    const byPrompt = new Map(tasks.map((t) => [`${t.prompt}|${t.suffix}`, t]));
     const seeds: number[] = [];
     const client: SamplerClientLike = {
-      async generate(prompts: string[], settings: SamplerFlags) {
+      async generate(prompts: SamplerPrompt[], settings: SamplerFlags) {
         seeds.push(settings.seed);
         return {
           seconds: 0.5,
           completions: prompts.map((p) => {
-            const t = byPrompt.get(p);
-            if (!t) throw new Error(`unexpected prompt ${p.slice(0, 40)}`);
+            const t = 'prefix' in p ? byPrompt.get(`${p.prefix}|${p.suffix}`) : undefined;
+            if (!t) throw new Error(`unexpected prompt ${JSON.stringify(p).slice(0, 60)}`);
             // Sample 0 is right, sample 1 is wrong: pass@1 = 0.5, pass@2 = 1.
             const text = settings.seed === 7 ? `${t.reference}junk` : 'x = (\n';
             return { text, tokens: 10, forwardPasses: 4 };
@@ -184,11 +184,11 @@ withData('model generator (against a fake sampler client)', () => {
     };
     const flags = {
       mode: 'diffusion',
-      block_size: 8,
+      block: 8,
       threshold: 0.9,
-      max_new: 64,
+      maxNew: 64,
       temperature: 0.7,
-      top_p: 1,
+      topP: 1,
       seed: 7,
     } as const;
     const gen = new ModelGenerator(client, flags, 'fake-ckpt', 2);
@@ -206,7 +206,7 @@ withData('model generator (against a fake sampler client)', () => {
     expect(summary.tokens).toBe(60);
     expect(summary.forward_passes_per_token).toBeCloseTo(0.4, 12);
     expect(summary.tokens_per_second).toBeCloseTo(60 / 2, 12); // 4 calls of 0.5 s
-    expect(summary.settings).toMatchObject({ ckpt: 'fake-ckpt', block_size: 8, threshold: 0.9 });
+    expect(summary.settings).toMatchObject({ ckpt: 'fake-ckpt', block: 8, threshold: 0.9 });
   });
 });
 

@@ -118,7 +118,7 @@ export const command: CommandSpec = {
             numbers(list(o, 'thresholds'), 'thresholds'),
             Boolean(o.ar),
           ),
-          base: { max_new: num(o, 'max-new'), temperature: 0, top_p: 1, seed: 0 },
+          base: { maxNew: num(o, 'max-new'), temperature: 0, topP: 1, seed: 0 },
           concurrency: num(o, 'concurrency'),
           valLoss: optNum(o, 'val-loss') ?? null,
           outDir,

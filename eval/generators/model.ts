@@ -6,18 +6,24 @@ import { REPO_ROOT } from '../paths.ts';
 import type { EvalTask } from '../suites/types.ts';
 import type { GenerationStats, Generator, TaskGeneration } from './types.ts';
 
-/** The sampler flags eval passes through (names as in `sdt-native serve`'s request settings). */
+/**
+ * The sampler settings eval passes through; field names as in the sampler client's SampleSettings
+ * (pipelines/sample/protocol.ts), so the object goes to it unchanged.
+ */
 export interface SamplerFlags {
   mode: 'diffusion' | 'ar';
-  block_size: number;
+  block: number;
   threshold: number;
-  max_new: number;
+  maxNew: number;
   temperature: number;
-  top_p: number;
+  topP: number;
   seed: number;
 }
 
-/** One completion as the sampler client reports it. */
+/** A plain prompt, or a fill-in-the-middle one (text before and after the gap). */
+export type SamplerPrompt = { text: string } | { prefix: string; suffix: string };
+
+/** One completion as the sampler reports it. */
 export interface SamplerCompletion {
   text: string;
   tokens: number;
@@ -25,24 +31,19 @@ export interface SamplerCompletion {
 }
 
 /**
- * The interface eval needs from the sampler's TS client (pipelines/sample/client.ts, SamplerClient):
- * generate(prompts, settings) -> completions with token and forward-pass counts, plus the time spent.
+ * What eval needs from the sampler: generate(prompts, settings) -> completions with token and
+ * forward-pass counts, plus the seconds the sampler spent. `openSamplerClient` adapts SamplerClient.
  */
 export interface SamplerClientLike {
   generate(
-    prompts: string[],
+    prompts: SamplerPrompt[],
     settings: SamplerFlags,
   ): Promise<{ completions: SamplerCompletion[]; seconds: number }>;
   close(): Promise<void>;
 }
 
-/** Fill-in-the-middle prompts use the tokenizer's FIM tokens in prefix-suffix-middle order. */
-export function fimPrompt(prefix: string, suffix: string): string {
-  return `<|fim_prefix|>${prefix}<|fim_suffix|>${suffix}<|fim_middle|>`;
-}
-
-export function promptFor(task: EvalTask): string {
-  return task.suffix === undefined ? task.prompt : fimPrompt(task.prompt, task.suffix);
+export function promptFor(task: EvalTask): SamplerPrompt {
+  return task.suffix === undefined ? { text: task.prompt } : { prefix: task.prompt, suffix: task.suffix };
 }
 
 /**
@@ -108,23 +109,66 @@ export class ModelGenerator implements Generator {
   }
 }
 
+/** The parts of pipelines/sample/client.ts that the adapter uses. */
+interface SamplerClientModule {
+  SamplerClient: {
+    start(opts: { ckpt: string }): Promise<{
+      tokenizer: {
+        encode(text: string): Int32Array;
+        special: { fimPrefix: number; fimSuffix: number; fimMiddle: number };
+      } | null;
+      generateTokens(
+        prompts: ArrayLike<number>[],
+        settings: SamplerFlags,
+      ): Promise<
+        { text: string; tokens: Int32Array; forwardPasses: number; timings: { requestMs: number } }[]
+      >;
+      close(): Promise<void>;
+    }>;
+  };
+}
+
 /**
- * Open the sampler client for a checkpoint. The client is another part's module; it is loaded at run time
- * so that eval (and its oracle) works before that part exists.
+ * Open the sampler (`sdt-native serve` behind pipelines/sample/client.ts) on a checkpoint. Infilling
+ * prompts become <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> with the special token ids
+ * (tokenizing the marker text would give ordinary bytes). The client module is loaded at run time so
+ * that eval and its oracle work on a tree without the sampler.
  */
 export async function openSamplerClient(ckpt: string): Promise<SamplerClientLike> {
   const path = join(REPO_ROOT, 'pipelines', 'sample', 'client.ts');
   if (!existsSync(path)) {
     throw new UserError(
-      `the model generator needs the sampler client (${path}), which is not built yet; use --oracle to check the harness.`,
+      `the model generator needs the sampler client (${path}), which this tree lacks; use --oracle to check the harness.`,
     );
   }
-  const mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
-  const open = (mod.openSamplerClient ?? (mod.SamplerClient as { open?: unknown } | undefined)?.open) as
-    | ((ckpt: string) => Promise<SamplerClientLike>)
-    | undefined;
-  if (typeof open !== 'function') {
-    throw new UserError(`${path} exports neither openSamplerClient(ckpt) nor SamplerClient.open(ckpt).`);
-  }
-  return open(ckpt);
+  const mod = (await import(pathToFileURL(path).href)) as SamplerClientModule;
+  const client = await mod.SamplerClient.start({ ckpt });
+  const tok = client.tokenizer;
+  if (!tok) throw new UserError(`--ckpt ${ckpt}: no tokenizer.json there; eval needs text prompts.`);
+  const encode = (p: SamplerPrompt): Int32Array => {
+    if ('text' in p) return tok.encode(p.text);
+    const { fimPrefix, fimSuffix, fimMiddle } = tok.special;
+    return Int32Array.from([
+      fimPrefix,
+      ...tok.encode(p.prefix),
+      fimSuffix,
+      ...tok.encode(p.suffix),
+      fimMiddle,
+    ]);
+  };
+  return {
+    async generate(prompts, settings) {
+      const t0 = performance.now();
+      const out = await client.generateTokens(prompts.map(encode), settings);
+      return {
+        seconds: (performance.now() - t0) / 1000,
+        completions: out.map((c) => ({
+          text: c.text,
+          tokens: c.tokens.length,
+          forwardPasses: c.forwardPasses,
+        })),
+      };
+    },
+    close: () => client.close(),
+  };
 }

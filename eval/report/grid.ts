@@ -30,7 +30,7 @@ export interface GridRunOptions {
   suite: string;
   tasks: EvalTask[];
   settings: GridSetting[];
-  base: Omit<SamplerFlags, 'mode' | 'block_size' | 'threshold'>;
+  base: Omit<SamplerFlags, 'mode' | 'block' | 'threshold'>;
   concurrency: number;
   valLoss: number | null;
   outDir: string;
@@ -46,7 +46,7 @@ export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
       ...o.base,
       mode: s.mode,
       // AR decoding commits one token per forward pass: block 1 with any threshold is the same thing.
-      block_size: s.block ?? 1,
+      block: s.block ?? 1,
       threshold: s.threshold ?? 1,
     };
     const generator = new ModelGenerator(o.client, flags, o.ckpt);
