@@ -40,11 +40,20 @@ struct Rng {
     return z ^ (z >> 31);
   }
   double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-  // Box-Muller; one of the pair is dropped for simplicity.
+  // Box-Muller, both values of each pair used.
   double normal() {
+    if (has_spare) {
+      has_spare = false;
+      return spare;
+    }
     const double u1 = uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    spare = r * std::sin(6.283185307179586 * u2);
+    has_spare = true;
+    return r * std::cos(6.283185307179586 * u2);
   }
+  double spare = 0.0;
+  bool has_spare = false;
 };
 
 }  // namespace
