@@ -14,7 +14,7 @@ import { maskCorrupt } from '../pipelines/corrupt/mask.ts';
 import { exampleRng, Rng } from '../pipelines/corrupt/rng.ts';
 import { positionalExample } from '../pipelines/corrupt/targets.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
-import { randomRow, SP, seeds, TOY_VOCAB } from './corrupt-helpers.ts';
+import { FIRST_ORDINARY, randomRow, SP, seeds, TOY_VOCAB } from './corrupt-helpers.ts';
 
 /** Textbook O(n m) Levenshtein, the independent reference for our DP. */
 function referenceDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -141,6 +141,23 @@ describe('edit process', () => {
       }
     }
     for (const o of EDIT_OPS) expect(counts[o], o).toBeGreaterThan(0);
+  });
+
+  it('operator replacement leaves operator-looking tokens inside identifiers alone', () => {
+    const x0 = Int32Array.from({ length: 40 }, (_, i) => FIRST_ORDINARY + (i % 12));
+    const spans = [{ kind: 'identifier' as const, start: 0, end: 20 }];
+    for (const s of seeds(20)) {
+      const r = editTokens(x0, spans, new Rng(s), {
+        specials: SP,
+        vocab: TOY_VOCAB,
+        opWeights: { replaceOperator: 1 },
+        alpha: 0.25,
+      });
+      expect(Array.from(r.edited.subarray(0, 20))).toEqual(Array.from(x0.subarray(0, 20)));
+      let changed = 0;
+      for (let i = 20; i < 40; i++) if (r.edited[i] !== x0[i]) changed++;
+      expect(changed).toBe(r.budget);
+    }
   });
 
   it('deleting a statement removes exactly that statement; duplicating a line repeats it', () => {

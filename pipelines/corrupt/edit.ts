@@ -214,6 +214,14 @@ function makeAttempts(spans: readonly Span[], v: EditVocabulary, x0: Int32Array)
   const statements = spans.filter((s) => s.kind === 'statement');
   const identifiers = spans.filter((s) => s.kind === 'identifier');
   let lines: [number, number][] | undefined;
+  // A keyword-like token inside an identifier ("in" of "index") is a word piece, not an operator.
+  const inIdentifier = new Uint8Array(x0.length);
+  for (const s of identifiers) inIdentifier.fill(1, s.start, s.end);
+  const operatorAt: number[] = [];
+  for (let i = 0; i < x0.length; i++) {
+    const g = v.operatorGroup.get(x0[i]);
+    if (g !== undefined && !inIdentifier[i] && v.operatorGroups[g].length >= 2) operatorAt.push(i);
+  }
   const TRIES = 12;
   return {
     insertRandom(st, rng) {
@@ -293,14 +301,10 @@ function makeAttempts(spans: readonly Span[], v: EditVocabulary, x0: Int32Array)
       return 0;
     },
     replaceOperator(st, rng) {
-      if (v.operatorGroup.size === 0) return 0;
-      for (let t = 0; t < TRIES; t++) {
-        const i = st.freePosition(rng);
-        if (i < 0) return 0;
-        const g = v.operatorGroup.get(x0[i]);
-        if (g === undefined) continue;
-        const group = v.operatorGroups[g];
-        if (group.length < 2) continue;
+      for (let t = 0; t < TRIES && operatorAt.length; t++) {
+        const i = operatorAt[rng.int(operatorAt.length)];
+        if (!st.isFree(i)) continue;
+        const group = v.operatorGroups[v.operatorGroup.get(x0[i])!];
         let tok = group[rng.int(group.length)];
         while (tok === x0[i]) tok = group[rng.int(group.length)];
         st.substitute(i, tok);
