@@ -226,8 +226,10 @@ class CorruptStats {
   count = 0;
   private maskable = 0;
   private masked = 0;
+  private inSpans = 0;
   private distance = 0;
   private budget = 0;
+  private readonly ops = new Map<string, number>();
   constructor(private readonly sp: CorruptSpecials) {}
 
   add(e: CorruptedExample): void {
@@ -235,17 +237,29 @@ class CorruptStats {
     if (e.kind === 'mask') {
       for (const t of e.target) if (t !== this.sp.pad && t !== this.sp.bos) this.maskable++;
       this.masked += e.masked;
+      const covered = new Uint8Array(e.input.length);
+      for (const s of e.maskedSpans) covered.fill(1, s.start, s.end);
+      for (const c of covered) this.inSpans += c;
     } else {
       this.distance += e.distance;
       this.budget += e.edit.budget;
+      for (const [op, c] of Object.entries(e.edit.applied)) this.ops.set(op, (this.ops.get(op) ?? 0) + c);
     }
   }
 
   line(): string {
     if (this.maskable > 0) {
-      return `mask ratio ${(this.masked / this.maskable).toFixed(4)} over ${this.maskable} maskable tokens`;
+      const spans =
+        this.inSpans > 0
+          ? `, ${((100 * this.inSpans) / this.masked).toFixed(1)}% of them in whole spans`
+          : '';
+      return `mask ratio ${(this.masked / this.maskable).toFixed(4)} over ${this.maskable} maskable tokens${spans}`;
     }
     const n = Math.max(1, this.count);
-    return `mean edit distance ${(this.distance / n).toFixed(2)} (mean k ${(this.budget / n).toFixed(2)})`;
+    const ops = [...this.ops]
+      .filter(([, c]) => c > 0)
+      .map(([o, c]) => `${o} ${c}`)
+      .join(', ');
+    return `mean edit distance ${(this.distance / n).toFixed(2)} (mean k ${(this.budget / n).toFixed(2)}); ops: ${ops}`;
   }
 }
