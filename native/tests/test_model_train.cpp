@@ -234,3 +234,64 @@ TEST(model_rejects_out_of_range_ids_naming_the_position) {
   }
   CHECK(msg.find("input_ids[row 1, position 2]") != std::string::npos);
 }
+
+TEST(model_loss_matches_logits_and_token_ce) {
+  // forward_loss's per-token CE equals -log softmax (mask excluded) of forward_logits, and the
+  // loss is the weighted sum over the normalizer; an eval call between training steps is harmless.
+  TestRng rng(55);
+  auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
+  sdt::Model m(cfg);
+  m.init(55);
+  for (auto& p : m.params())
+    if (p.shape.size() == 2)
+      for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 20.0f;
+  const int B = 2, T = 6, N = B * T, V = cfg.vocab_size;
+  std::vector<int32_t> ids(N), targets(N);
+  std::vector<float> w(N);
+  for (int i = 0; i < N; ++i) {
+    ids[i] = rng.below(V);
+    targets[i] = i % 4 == 0 ? -1 : rng.below(V - 1);
+    w[i] = rng.uniform(0.1f, 3.0f);
+  }
+  sdt::Batch b;
+  b.B = B;
+  b.T = T;
+  b.input_ids = ids.data();
+  b.target_ids = targets.data();
+  b.weights = w.data();
+  b.mode = AttentionMode::Block;
+  m.zero_grad();
+  m.forward_backward(b, 5.0);
+  const std::vector<float> g1(m.grad_data(), m.grad_data() + m.num_params());
+  std::vector<float> ce(N, -1.0f);
+  const auto st = m.forward_loss(b, 5.0, ce.data());
+  std::vector<float> logits(static_cast<size_t>(N) * V);
+  m.forward_logits(ids.data(), B, T, AttentionMode::Block, nullptr, logits.data());
+  double wsum = 0.0, wce = 0.0;
+  int targets_seen = 0;
+  for (int i = 0; i < N; ++i) {
+    if (targets[i] < 0) {
+      CHECK_EQ(ce[i], 0.0f);
+      continue;
+    }
+    double mx = -1e300, z = 0;
+    for (int v = 0; v < V; ++v)
+      if (v != cfg.mask_token_id) mx = std::max(mx, static_cast<double>(logits[static_cast<size_t>(i) * V + v]));
+    for (int v = 0; v < V; ++v)
+      if (v != cfg.mask_token_id) z += std::exp(logits[static_cast<size_t>(i) * V + v] - mx);
+    const double want = mx + std::log(z) - logits[static_cast<size_t>(i) * V + targets[i]];
+    CHECK_NEAR(ce[i], want, 1e-4);
+    wce += w[i] * want;
+    wsum += w[i];
+    ++targets_seen;
+  }
+  CHECK_NEAR(st.weighted_ce_sum, wce, 1e-3);
+  CHECK_NEAR(st.loss, wce / 5.0, 1e-3);
+  CHECK_NEAR(st.weight_sum, wsum, 1e-4);
+  CHECK_EQ(st.targets, targets_seen);
+  CHECK_EQ(st.normalizer, 5.0);
+  // The eval calls above did not disturb training: the same step gives the same gradient.
+  m.zero_grad();
+  m.forward_backward(b, 5.0);
+  CHECK(std::equal(g1.begin(), g1.end(), m.grad_data()));
+}

@@ -176,7 +176,9 @@ void Model::forward_trunk(const int32_t* ids, int B, int T, AttentionMode mode, 
   const size_t n = static_cast<size_t>(N);
   const AttentionMask mask{mode, cfg_.block_size, segment_ids, position_ids};
 
-  ws_.layers.resize(keep_for_backward ? static_cast<size_t>(L) : 1);
+  // Never shrink: an evaluation between training steps must not free the training activations.
+  const size_t slots = keep_for_backward ? static_cast<size_t>(L) : 1;
+  if (ws_.layers.size() < slots) ws_.layers.resize(slots);
   float* x = grow(ws_.layers[0].x, n * D);
   embedding_forward(data_.data(), D, ids, N, x);
   for (int l = 0; l < L; ++l) {
