@@ -106,6 +106,20 @@ describe('near-dedup (MinHash + LSH)', () => {
       expect(Math.abs(est - trueJaccard(a, b))).toBeLessThan(0.16);
     }
   });
+  it('is unbiased on average over many pairs, short texts included', () => {
+    let err = 0;
+    let n = 0;
+    for (let seed = 0; seed < 24; seed++) {
+      const lines = program(seed * 31 + 5, 4 + seed * 3).split('\n');
+      const keep = (seed % 8) / 8 + 0.05;
+      const b = lines.map((l, i) => (((i * 7919 + seed) % 100) / 100 < keep ? l : `${l} # v${i}`)).join('\n');
+      const a = lines.join('\n');
+      err += Math.abs(estimatedJaccard(minhashSignature(a), minhashSignature(b)) - trueJaccard(a, b));
+      n++;
+    }
+    expect(err / n).toBeLessThan(0.06);
+    expect(estimatedJaccard(minhashSignature('x = 1'), minhashSignature('x = 1'))).toBe(1);
+  });
   it('catches near-copies and keeps distinct files', () => {
     const index = new NearDupIndex(0.85);
     const originals = Array.from({ length: 30 }, (_, i) => program(i * 1000 + 7));

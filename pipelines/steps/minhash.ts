@@ -48,41 +48,50 @@ function wordHashes(text: string): Uint32Array {
   return out.subarray(0, n);
 }
 
-/** Permutation p maps a shingle hash x to a_p * x + b_p mod 2^32 (a_p odd: a bijection). */
-const paramCache = new Map<number, { a: Uint32Array; b: Uint32Array }>();
-function params(numPerm: number): { a: Uint32Array; b: Uint32Array } {
-  let s = paramCache.get(numPerm);
-  if (!s) {
-    s = { a: new Uint32Array(numPerm), b: new Uint32Array(numPerm) };
-    for (let p = 0; p < numPerm; p++) {
-      s.a[p] = fmix32(Math.imul(p + 1, 0x9e3779b9)) | 1;
-      s.b[p] = fmix32(Math.imul(p + 1, 0x85ebca6b) ^ 0x5bd1e995);
-    }
-    paramCache.set(numPerm, s);
-  }
-  return s;
-}
+const EMPTY = 0xffffffff;
 
-/** The MinHash signature of a text: per permutation, the minimum hash over its word shingles. */
+/**
+ * The MinHash signature of a text by one-permutation hashing (Li, Owen and Zhang 2012): each distinct
+ * shingle is hashed once; the top bits pick one of numPerm bins and the rest compete for that bin's
+ * minimum. Empty bins (short texts) borrow from the next non-empty bin with an offset per step
+ * (rotation densification, Shrivastava and Li 2014), so equal positions still estimate Jaccard. One hash
+ * per shingle instead of numPerm makes this step cheap next to parsing.
+ */
 export function minhashSignature(text: string, opts: MinHashOptions = DEFAULT_MINHASH): Uint32Array {
+  const bins = opts.numPerm;
+  const bits = Math.log2(bins);
+  if (!Number.isInteger(bits)) throw new Error(`MinHash numPerm must be a power of two; got ${bins}`);
   const words = wordHashes(text);
-  const sig = new Uint32Array(opts.numPerm).fill(0xffffffff);
-  const { a, b } = params(opts.numPerm);
+  const sig = new Uint32Array(bins).fill(EMPTY);
   const k = Math.min(opts.shingle, Math.max(1, words.length));
-  const count = Math.max(1, words.length - k + 1);
-  // Repeated shingles cannot change a minimum: skip them (code repeats a lot).
-  const seen = new Set<number>();
+  const count = words.length === 0 ? 0 : Math.max(1, words.length - k + 1);
+  const valueMask = bits === 0 ? 0xffffffff : (1 << (32 - bits)) - 1;
   for (let i = 0; i < count; i++) {
     let h = 0;
     for (let j = 0; j < k && i + j < words.length; j++) h = fmix32(h ^ Math.imul(words[i + j], j + 1));
-    if (seen.has(h)) continue;
-    seen.add(h);
-    for (let p = 0; p < sig.length; p++) {
-      const v = (Math.imul(a[p], h) + b[p]) >>> 0;
-      if (v < sig[p]) sig[p] = v;
-    }
+    const v = fmix32(h ^ 0x5bd1e995);
+    const bin = bits === 0 ? 0 : v >>> (32 - bits);
+    const value = (v & valueMask) >>> 0;
+    if (value < sig[bin]) sig[bin] = value;
   }
+  densify(sig, valueMask);
   return sig;
+}
+
+function densify(sig: Uint32Array, valueMask: number): void {
+  const n = sig.length;
+  let anyFilled = false;
+  for (let i = 0; i < n; i++) if (sig[i] !== EMPTY) anyFilled = true;
+  if (!anyFilled) return;
+  const out = Uint32Array.from(sig);
+  for (let i = 0; i < n; i++) {
+    if (sig[i] !== EMPTY) continue;
+    let t = 1;
+    while (sig[(i + t) % n] === EMPTY) t++;
+    // The offset keeps borrowed values apart from the bin's own values (they live above valueMask).
+    out[i] = (sig[(i + t) % n] + (valueMask + 1) * t) >>> 0;
+  }
+  sig.set(out);
 }
 
 /** Fraction of equal positions: an unbiased estimate of the Jaccard similarity of the shingle sets. */
