@@ -38,7 +38,7 @@ byte; its sha256 is the tokenizer hash that datasets record.`,
     quiet: { type: 'boolean', description: 'no progress output' },
   },
   examples: [
-    'sdt tokenizer train --out runs/tok/tokenizer.json',
+    'sdt tokenizer train --out runs/tokenizer/tokenizer.json',
     'sdt tokenizer train --source ~/src/myrepo --include "**/*.py" --vocab-size 16384 --out tok.json',
     'sdt tokenizer train --source data.jsonl --text-field content --out tok.json',
   ],

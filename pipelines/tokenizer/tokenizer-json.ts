@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type BpeModelData, BpeTokenizer } from './bpe-model.ts';
 import { bytesToTokenString, tokenStringToBytes } from './bytelevel.ts';
+import { TokenizerFormatError } from './format-error.ts';
 import { SPECIAL_TOKENS, type SpecialIds } from './types.ts';
 
 /** What a tokenizer.json holds for sdt: special tokens first, then byte tokens and merges. */
@@ -70,10 +71,7 @@ export function serializeTokenizerJson(c: TokenizerFileContent): string {
 export const sha256 = (content: string | Uint8Array): string =>
   createHash('sha256').update(content).digest('hex');
 
-/** Thrown for a tokenizer.json that sdt cannot use; the message says what is wrong. */
-export class TokenizerFormatError extends Error {
-  override name = 'TokenizerFormatError';
-}
+export { TokenizerFormatError };
 
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
