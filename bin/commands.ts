@@ -87,8 +87,13 @@ export const commands: CommandEntry[] = [
     load: () => import('../pipelines/trajectories/show.ts'),
   },
   {
-    name: 'bench sample',
-    summary: 'sampler speed vs block size and threshold, AR baseline',
-    load: () => import('../bench/sample.ts'),
+    name: 'sample',
+    summary: 'complete prompts with a checkpoint (block diffusion or AR)',
+    load: () => import('../pipelines/sample/command.ts'),
+  },
+  {
+    name: 'traj show',
+    summary: 'replay a sampling trajectory; write it as SVG or HTML',
+    load: () => import('../pipelines/trajectories/show.ts'),
   },
 ];

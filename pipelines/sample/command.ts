@@ -1,0 +1,181 @@
+/** `sdt sample`: complete prompts with a checkpoint through `sdt-native serve`. */
+import { bool, type CommandSpec, num, optStr, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { Progress } from '../../common/progress.ts';
+import type { TrajectoryRow } from '../../schemas/trajectory.ts';
+import { replayStates, writeTrajectories } from '../trajectories/record.ts';
+import { type Completion, SamplerClient } from './client.ts';
+import { type PromptItem, readPromptFile } from './prompts.ts';
+import { settingsToWire } from './protocol.ts';
+import { renderFrame, sleep, TerminalPlayer } from './render.ts';
+import { SAMPLER_OPTIONS, settingsFromOptions } from './settings.ts';
+
+export const command: CommandSpec = {
+  name: 'sample',
+  summary: 'complete prompts with a checkpoint (block-wise diffusion or AR decoding)',
+  description: `
+Decodes blocks of --block positions left to right; inside a block each step commits the masked positions
+the rule picks, attending to the KV cache of the prompt and committed blocks. On a terminal the blocks are
+shown filling in, step by step. --ar decodes token by token (causal checkpoints). See docs/sample.md.`,
+  options: {
+    ckpt: {
+      type: 'string',
+      description: 'checkpoint directory (config.json, model.safetensors, tokenizer.json)',
+      arg: 'DIR',
+    },
+    prompt: { type: 'string', description: 'the prompt text', arg: 'TEXT' },
+    prompts: {
+      type: 'string',
+      description: 'JSONL file of prompts ("..." or {"id","prompt"} per line)',
+      arg: 'FILE',
+    },
+    tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
+    ...SAMPLER_OPTIONS,
+    batch: { type: 'number', description: 'prompts sent per request', default: 8, arg: 'N' },
+    'record-trajectory': {
+      type: 'string',
+      description: "write every generation's steps as Arrow rows here",
+      arg: 'OUT',
+    },
+    json: { type: 'boolean', description: 'print one JSON object per completion instead of text' },
+    'no-animate': { type: 'boolean', description: 'do not animate the steps on a terminal' },
+    'step-delay': {
+      type: 'number',
+      description: 'terminal animation: milliseconds per step',
+      default: 40,
+      arg: 'MS',
+    },
+    'random-init': {
+      type: 'number',
+      description: 'testing: a random model of --config instead of --ckpt',
+      arg: 'SEED',
+    },
+    config: { type: 'string', description: 'testing: config.json for --random-init', arg: 'FILE' },
+  },
+  examples: [
+    'sdt sample --ckpt runs/demo/ckpt-final --prompt "def fib(n):" --block 16 --threshold 0.9',
+    'sdt sample --ckpt runs/ar/ckpt-final --prompts heads.jsonl --ar --max-new 64 --json',
+    'sdt sample --ckpt CKPT --prompts heads.jsonl --record-trajectory out/traj.arrow',
+  ],
+  async run(o) {
+    const ckpt = optStr(o, 'ckpt');
+    const seedInit = o['random-init'] as number | undefined;
+    if (!ckpt && seedInit === undefined) throw new UserError('sdt sample: --ckpt DIR is required.');
+    if (seedInit !== undefined && !optStr(o, 'config')) {
+      throw new UserError('sdt sample: --random-init needs --config FILE (a config.json).');
+    }
+    let items: PromptItem[];
+    if (optStr(o, 'prompt') !== undefined && optStr(o, 'prompts') !== undefined) {
+      throw new UserError('sdt sample: give --prompt TEXT or --prompts FILE, not both.');
+    }
+    if (optStr(o, 'prompt') !== undefined) items = [{ id: '1', prompt: str(o, 'prompt') }];
+    else if (optStr(o, 'prompts') !== undefined) items = await readPromptFile(str(o, 'prompts'));
+    else throw new UserError('sdt sample: give --prompt TEXT or --prompts FILE.');
+    const batch = num(o, 'batch');
+    if (!(batch >= 1)) throw new UserError('sdt sample: --batch must be >= 1.');
+
+    const settings = settingsFromOptions(o);
+    const trajPath = optStr(o, 'record-trajectory');
+    const animate = Boolean(process.stdout.isTTY) && !bool(o, 'json') && !bool(o, 'no-animate');
+    settings.trajectory = Boolean(trajPath) || animate;
+
+    const client = await SamplerClient.start({
+      ckpt,
+      randomInit: seedInit !== undefined ? { seed: seedInit, config: str(o, 'config') } : undefined,
+      tokenizer: optStr(o, 'tokenizer'),
+    });
+    const rows: TrajectoryRow[] = [];
+    const progress = new Progress({ label: 'sample', total: items.length, unit: 'prompts', quiet: animate });
+    try {
+      const tok = client.requireTokenizer();
+      for (let i = 0; i < items.length; i += batch) {
+        const chunk = items.slice(i, i + batch);
+        const done = await client.generate(
+          chunk.map((c) => c.prompt),
+          settings,
+        );
+        for (let k = 0; k < chunk.length; k++) {
+          const c = done[k];
+          if (trajPath) rows.push(toRow(chunk[k].id, client.info.source, c, settings));
+          if (bool(o, 'json')) {
+            process.stdout.write(
+              `${JSON.stringify({
+                id: chunk[k].id,
+                prompt: chunk[k].prompt,
+                completion: c.text,
+                eos: c.eos,
+                tokens: c.tokens.length,
+                steps: c.steps,
+                forward_passes: c.forwardPasses,
+                prefill_ms: c.timings.prefillMs,
+                decode_ms: c.timings.decodeMs,
+              })}\n`,
+            );
+          } else if (animate) {
+            await play(
+              chunk[k].prompt,
+              c,
+              client.info.mask_token_id,
+              (id) => tok.tokenText(id),
+              num(o, 'step-delay'),
+            );
+            process.stdout.write(stats(c));
+          } else {
+            if (items.length > 1) process.stdout.write(`### ${chunk[k].id}\n`);
+            process.stdout.write(`${chunk[k].prompt}${c.text}\n`);
+          }
+        }
+        progress.tick(chunk.length);
+      }
+      progress.done();
+    } finally {
+      await client.close();
+    }
+    if (trajPath) {
+      await writeTrajectories(trajPath, rows);
+      process.stderr.write(`wrote ${rows.length} trajectories to ${trajPath}\n`);
+    }
+    return 0;
+  },
+};
+
+function stats(c: Completion): string {
+  const perPass = c.forwardPasses > 0 ? c.tokens.length / c.forwardPasses : 0;
+  return `\x1b[2m[${c.tokens.length} tokens, ${c.steps} steps, ${c.forwardPasses} forward passes (${perPass.toFixed(2)} tokens/pass), ${(c.timings.prefillMs + c.timings.decodeMs).toFixed(0)} ms${c.eos ? ', <|eos|>' : ''}]\x1b[0m\n`;
+}
+
+async function play(
+  prompt: string,
+  c: Completion,
+  mask: number,
+  text: (id: number) => string,
+  delay: number,
+): Promise<void> {
+  const row = toRow('', '', c, {});
+  const states = replayStates(row, mask);
+  const player = new TerminalPlayer(process.stdout);
+  for (let s = 0; s < states.length; s++) {
+    player.draw(renderFrame(prompt, states[s], mask, text, row.steps[s], true));
+    await sleep(delay);
+  }
+  // The final frame shows exactly what is returned (nothing after <|eos|>).
+  player.draw(renderFrame(prompt, c.tokens, mask, text, null, true));
+}
+
+export function toRow(id: string, checkpoint: string, c: Completion, settings: object): TrajectoryRow {
+  return {
+    id,
+    checkpoint,
+    prompt: c.promptTokens,
+    tokens: c.tokens,
+    text: c.text,
+    eos: c.eos,
+    steps: (c.trajectory ?? []).map((s) => ({ ...s })),
+    forwardPasses: c.forwardPasses,
+    settings: JSON.stringify(settingsToWire(settings)),
+    elbo: null,
+    levSurrogate: null,
+    tau: null,
+    verifier: null,
+  };
+}

@@ -1,0 +1,73 @@
+/** Sampler CLI options shared by `sdt sample` and `sdt bench sample`, and their mapping to settings. */
+import { bool, num, type OptionSpec, type OptionValues, str } from '../../common/cli.ts';
+import type { SampleSettings } from './protocol.ts';
+
+export const SAMPLER_OPTIONS: Record<string, OptionSpec> = {
+  'max-new': { type: 'number', description: 'tokens to generate at most', default: 128, arg: 'N' },
+  block: { type: 'number', description: 'block size of diffusion decoding', default: 32, arg: 'B' },
+  rule: {
+    type: 'string',
+    description: 'commit rule inside a block',
+    default: 'threshold',
+    choices: ['threshold', 'fixed', 'remask'],
+  },
+  threshold: {
+    type: 'number',
+    description: 'threshold rule: commit every masked position with confidence >= T (at least one)',
+    default: 0.9,
+    arg: 'T',
+  },
+  'tokens-per-step': {
+    type: 'number',
+    description: 'fixed rule: tokens committed per step',
+    default: 1,
+    arg: 'K',
+  },
+  'steps-per-block': {
+    type: 'number',
+    description: 'remask rule: steps per block (0 = one per position)',
+    default: 0,
+    arg: 'S',
+  },
+  temperature: { type: 'number', description: 'sampling temperature (0 = greedy)', default: 0 },
+  'top-p': { type: 'number', description: 'nucleus sampling mass', default: 1, arg: 'P' },
+  seed: { type: 'number', description: 'seed of the sampling RNG (deterministic for a seed)', default: 0 },
+  ar: { type: 'boolean', description: 'autoregressive decoding with the KV cache (causal checkpoints)' },
+  'refresh-every': {
+    type: 'number',
+    description: 'bidirectional checkpoints: recompute the approximate KV cache every N blocks (0 = never)',
+    default: 0,
+    arg: 'N',
+  },
+  'revise-passes': {
+    type: 'number',
+    description:
+      'edit-trained models: passes that re-score a filled block and replace confident disagreements',
+    default: 0,
+    arg: 'N',
+  },
+  'revise-threshold': {
+    type: 'number',
+    description: 'confidence a revision needs',
+    default: 0.9,
+    arg: 'T',
+  },
+};
+
+export function settingsFromOptions(o: OptionValues): SampleSettings {
+  return {
+    mode: bool(o, 'ar') ? 'ar' : 'diffusion',
+    maxNew: num(o, 'max-new'),
+    block: num(o, 'block'),
+    rule: str(o, 'rule') as SampleSettings['rule'],
+    threshold: num(o, 'threshold'),
+    tokensPerStep: num(o, 'tokens-per-step'),
+    stepsPerBlock: num(o, 'steps-per-block'),
+    temperature: num(o, 'temperature'),
+    topP: num(o, 'top-p'),
+    seed: num(o, 'seed'),
+    refreshEvery: num(o, 'refresh-every'),
+    revisePasses: num(o, 'revise-passes'),
+    reviseThreshold: num(o, 'revise-threshold'),
+  };
+}
