@@ -86,14 +86,4 @@ export const commands: CommandEntry[] = [
     summary: 'replay a sampling trajectory; write it as SVG or HTML',
     load: () => import('../pipelines/trajectories/show.ts'),
   },
-  {
-    name: 'sample',
-    summary: 'complete prompts with a checkpoint (block diffusion or AR)',
-    load: () => import('../pipelines/sample/command.ts'),
-  },
-  {
-    name: 'traj show',
-    summary: 'replay a sampling trajectory; write it as SVG or HTML',
-    load: () => import('../pipelines/trajectories/show.ts'),
-  },
 ];
