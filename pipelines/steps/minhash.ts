@@ -30,7 +30,9 @@ function wordHashes(text: string): Uint32Array {
     }
     let h = 0x811c9dc5;
     if (isWordChar(c)) {
-      while (i < len && isWordChar((c = text.charCodeAt(i)))) {
+      while (i < len) {
+        c = text.charCodeAt(i);
+        if (!isWordChar(c)) break;
         h = Math.imul(h ^ c, 0x01000193);
         i++;
       }
