@@ -38,6 +38,8 @@ export interface EvalSummary {
   tokens: number;
   forward_passes: number;
   generation_seconds: number;
+  /** Prompts the generator had to shorten to fit the model's context. */
+  prompts_truncated: number;
   tokens_per_second: number | null;
   forward_passes_per_token: number | null;
   execution_seconds: number;
@@ -146,6 +148,7 @@ function summarize(
     tokens: stats.tokens,
     forward_passes: stats.forwardPasses,
     generation_seconds: stats.seconds,
+    prompts_truncated: stats.truncatedPrompts ?? 0,
     tokens_per_second: stats.seconds > 0 && stats.tokens > 0 ? stats.tokens / stats.seconds : null,
     forward_passes_per_token: stats.tokens > 0 ? stats.forwardPasses / stats.tokens : null,
     execution_seconds: seconds,
@@ -167,6 +170,7 @@ export function summaryMarkdown(s: EvalSummary): string {
     `| tokens/s | ${fmt(s.tokens_per_second, 1)} |`,
     `| forward passes per token | ${fmt(s.forward_passes_per_token, 3)} |`,
     `| generation time | ${s.generation_seconds.toFixed(1)} s |`,
+    `| prompts cut to fit the context | ${s.prompts_truncated} |`,
     `| wall time | ${s.execution_seconds.toFixed(1)} s |`,
     '',
     '## Settings',

@@ -38,7 +38,7 @@ export interface SamplerClientLike {
   generate(
     prompts: SamplerPrompt[],
     settings: SamplerFlags,
-  ): Promise<{ completions: SamplerCompletion[]; seconds: number }>;
+  ): Promise<{ completions: SamplerCompletion[]; seconds: number; truncatedPrompts?: number }>;
   close(): Promise<void>;
 }
 
@@ -53,7 +53,7 @@ export function promptFor(task: EvalTask): SamplerPrompt {
 export class ModelGenerator implements Generator {
   readonly name = 'model';
   readonly settings: Record<string, unknown>;
-  private totals: GenerationStats = { tokens: 0, forwardPasses: 0, seconds: 0 };
+  private totals: GenerationStats = { tokens: 0, forwardPasses: 0, seconds: 0, truncatedPrompts: 0 };
 
   constructor(
     private readonly client: SamplerClientLike,
@@ -86,6 +86,7 @@ export class ModelGenerator implements Generator {
           );
         }
         this.totals.seconds += res.seconds;
+        this.totals.truncatedPrompts! += res.truncatedPrompts ?? 0;
         res.completions.forEach((c, j) => {
           const g = out[i + j];
           g.completions.push(c.text);
@@ -113,6 +114,7 @@ export class ModelGenerator implements Generator {
 interface SamplerClientModule {
   SamplerClient: {
     start(opts: { ckpt: string }): Promise<{
+      info: { max_position_embeddings: number };
       tokenizer: {
         encode(text: string): Int32Array;
         special: { fimPrefix: number; fimSuffix: number; fimMiddle: number };
@@ -145,23 +147,38 @@ export async function openSamplerClient(ckpt: string): Promise<SamplerClientLike
   const client = await mod.SamplerClient.start({ ckpt });
   const tok = client.tokenizer;
   if (!tok) throw new UserError(`--ckpt ${ckpt}: no tokenizer.json there; eval needs text prompts.`);
-  const encode = (p: SamplerPrompt): Int32Array => {
-    if ('text' in p) return tok.encode(p.text);
+  const context = client.info.max_position_embeddings;
+  // A prompt longer than the context keeps its end (the text nearest the gap): the start of a prefix and the
+  // end of a suffix are dropped, never the FIM markers. How many were cut is reported.
+  const encode = (p: SamplerPrompt, room: number): { ids: Int32Array; cut: boolean } => {
+    if ('text' in p) {
+      const ids = tok.encode(p.text);
+      return ids.length > room ? { ids: ids.slice(ids.length - room), cut: true } : { ids, cut: false };
+    }
     const { fimPrefix, fimSuffix, fimMiddle } = tok.special;
-    return Int32Array.from([
-      fimPrefix,
-      ...tok.encode(p.prefix),
-      fimSuffix,
-      ...tok.encode(p.suffix),
-      fimMiddle,
-    ]);
+    let pre = tok.encode(p.prefix);
+    let suf = tok.encode(p.suffix);
+    const over = pre.length + suf.length + 3 - room;
+    if (over > 0) {
+      const fromSuffix = Math.min(suf.length, Math.ceil(over / 2));
+      suf = suf.slice(0, suf.length - fromSuffix);
+      pre = pre.slice(Math.min(pre.length, over - fromSuffix));
+    }
+    return { ids: Int32Array.from([fimPrefix, ...pre, fimSuffix, ...suf, fimMiddle]), cut: over > 0 };
   };
   return {
     async generate(prompts, settings) {
+      // Leave room for the tokens to generate, but never less than half the context for the prompt.
+      const room = Math.max(Math.floor(context / 2), context - settings.maxNew);
+      const encoded = prompts.map((p) => encode(p, room));
       const t0 = performance.now();
-      const out = await client.generateTokens(prompts.map(encode), settings);
+      const out = await client.generateTokens(
+        encoded.map((e) => e.ids),
+        settings,
+      );
       return {
         seconds: (performance.now() - t0) / 1000,
+        truncatedPrompts: encoded.filter((e) => e.cut).length,
         completions: out.map((c) => ({
           text: c.text,
           tokens: c.tokens.length,

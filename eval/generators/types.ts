@@ -15,6 +15,8 @@ export interface GenerationStats {
   forwardPasses: number;
   /** Seconds spent generating (not executing). */
   seconds: number;
+  /** Prompts shortened to fit the model's context. */
+  truncatedPrompts?: number;
 }
 
 /** A source of completions: the oracle (reference solutions) or a model behind the sampler. */
