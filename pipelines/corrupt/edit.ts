@@ -101,7 +101,7 @@ class EditState {
     for (let s = 0; s <= n; s++) {
       if (s < n && x0[s] === sp.bos) continue;
       if (s > 0 && x0[s - 1] === sp.eos) continue;
-      if (s < n && x0[s] === sp.pad) continue;
+      if ((s < n && x0[s] === sp.pad) || (s > 0 && x0[s - 1] === sp.pad)) continue;
       if (n === 0) continue;
       this.slotOk[s] = 1;
       this.slots.push(s);
