@@ -40,20 +40,11 @@ struct Rng {
     return z ^ (z >> 31);
   }
   double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-  // Box-Muller, both values of each pair used.
+  // Box-Muller; the second value of the pair is not used (this keeps the draws of a seed stable).
   double normal() {
-    if (has_spare) {
-      has_spare = false;
-      return spare;
-    }
     const double u1 = uniform(), u2 = uniform();
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    spare = r * std::sin(6.283185307179586 * u2);
-    has_spare = true;
-    return r * std::cos(6.283185307179586 * u2);
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
-  double spare = 0.0;
-  bool has_spare = false;
 };
 
 }  // namespace

@@ -73,6 +73,12 @@ class Model {
  public:
   // Throws std::invalid_argument with config.validate()'s message when the config is unusable.
   explicit Model(const ModelConfig& config);
+  // ParamView pointers point into this object's buffers: a copy would alias them, so copying is
+  // disabled; moving keeps the buffers (and so the views) valid.
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+  Model(Model&&) = default;
+  Model& operator=(Model&&) = default;
 
   const ModelConfig& config() const { return cfg_; }
 
