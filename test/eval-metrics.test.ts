@@ -1,10 +1,16 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { fitPrompt, type SamplerClientLike } from '../eval/generators/model.ts';
 import { meanPassAtK, passAtK } from '../eval/passk.ts';
+import { gridSettings, runGrid } from '../eval/report/grid.ts';
 import { chooseQuality, type ParetoRow, paretoFront, paretoMarkdown } from '../eval/report/pareto.ts';
 import { niceTicks, paretoSvg } from '../eval/report/svg.ts';
 import { isSyntaxValid, syntaxValidRate } from '../eval/report/syntax.ts';
 import { HUMANEVAL_STOP, MBPP_STOP, truncateAtStop } from '../eval/suites/stop.ts';
+import type { EvalTask } from '../eval/suites/types.ts';
 
 /** Exact 1 - C(n-c,k)/C(n,k) with big integers: the reference the stable product form must match. */
 function exactPassAtK(n: number, c: number, k: number): number {
@@ -151,5 +157,73 @@ describe('Pareto front', () => {
     const t = niceTicks(0, 0.013);
     expect(t[0]).toBe(0);
     expect(t[t.length - 1]).toBeGreaterThanOrEqual(0.013);
+  });
+});
+
+describe('prompt fitting for the model context', () => {
+  const special = { fimPrefix: -1, fimSuffix: -2, fimMiddle: -3 };
+  const ids = (n: number, from = 0) => Int32Array.from({ length: n }, (_, i) => from + i);
+
+  it('keeps the end of a plain prompt', () => {
+    expect(fitPrompt(ids(5), null, 8, special)).toEqual({ ids: ids(5), cut: false });
+    expect(Array.from(fitPrompt(ids(10), null, 4, special).ids)).toEqual([6, 7, 8, 9]);
+  });
+
+  it('keeps the text nearest the gap of a FIM prompt, and its markers', () => {
+    const fit = fitPrompt(ids(6), ids(6, 100), 9, special); // 15 tokens into 9: drop 6
+    expect(fit.cut).toBe(true);
+    expect(Array.from(fit.ids)).toEqual([-1, 3, 4, 5, -2, 100, 101, 102, -3]);
+    expect(fitPrompt(ids(2), ids(2, 100), 9, special).cut).toBe(false);
+  });
+});
+
+describe('report grid (fake sampler)', () => {
+  it('measures speed, pass@1 and syntax validity per setting', async () => {
+    const task = (name: string, a: number, b: number): EvalTask => ({
+      id: name,
+      prompt: `def ${name}(a, b):\n`,
+      reference: '    return a + b\n',
+      stop: HUMANEVAL_STOP,
+      program: (c) => `def ${name}(a, b):\n${c}\nassert ${name}(${a}, ${b}) == ${a + b}\n`,
+      source: (c) => `def ${name}(a, b):\n${c}`,
+    });
+    const tasks = [task('f', 1, 2), task('g', 3, 4)];
+    const client: SamplerClientLike = {
+      // Block 8 answers right slowly; block 32 answers fast with broken syntax; AR is right and slowest.
+      async generate(prompts, s) {
+        const right = s.block !== 32;
+        return {
+          seconds: s.mode === 'ar' ? 4 : s.block === 8 ? 1 : 0.25,
+          completions: prompts.map(() => ({
+            text: right ? '    return a + b\n' : '    return (a +\n',
+            tokens: 5,
+            forwardPasses: s.mode === 'ar' ? 5 : 2,
+          })),
+        };
+      },
+      async close() {},
+    };
+    const outDir = mkdtempSync(join(tmpdir(), 'sdt-grid-'));
+    const rows = await runGrid({
+      client,
+      ckpt: 'fake',
+      suite: 'toy',
+      tasks,
+      settings: gridSettings([8, 32], [0.9], true),
+      base: { maxNew: 16, temperature: 0, topP: 1, seed: 0 },
+      concurrency: 2,
+      valLoss: 1.5,
+      outDir,
+      quiet: true,
+    });
+    expect(rows.map((r) => r.label)).toEqual(['B8 t0.9', 'B32 t0.9', 'AR']);
+    expect(rows.map((r) => r.pass1)).toEqual([1, 0, 1]);
+    expect(rows.map((r) => r.syntaxValid)).toEqual([1, 0, 1]);
+    expect(rows.map((r) => r.tokensPerSecond)).toEqual([10, 40, 2.5]);
+    expect(rows.map((r) => r.forwardPassesPerToken)).toEqual([0.4, 0.4, 1]);
+    expect(rows[0].valLoss).toBe(1.5);
+    const front = paretoFront(rows.map((r) => ({ x: r.tokensPerSecond, y: r.pass1 })));
+    expect(front.map((i) => rows[i].label)).toEqual(['B8 t0.9', 'B32 t0.9']);
+    rmSync(outDir, { recursive: true, force: true });
   });
 });

@@ -110,6 +110,33 @@ export class ModelGenerator implements Generator {
   }
 }
 
+/**
+ * Token ids of a prompt that fit in `room` positions. A plain prompt keeps its end; a FIM prompt keeps the
+ * text nearest the gap, dropping the start of the prefix and the end of the suffix, never the markers.
+ */
+export function fitPrompt(
+  prefix: Int32Array,
+  suffix: Int32Array | null,
+  room: number,
+  special: { fimPrefix: number; fimSuffix: number; fimMiddle: number },
+): { ids: Int32Array; cut: boolean } {
+  if (suffix === null) {
+    return prefix.length > room
+      ? { ids: prefix.slice(prefix.length - room), cut: true }
+      : { ids: prefix, cut: false };
+  }
+  let pre = prefix;
+  let suf = suffix;
+  const over = pre.length + suf.length + 3 - room;
+  if (over > 0) {
+    const fromSuffix = Math.min(suf.length, Math.ceil(over / 2));
+    suf = suf.slice(0, suf.length - fromSuffix);
+    pre = pre.slice(Math.min(pre.length, over - fromSuffix));
+  }
+  const ids = Int32Array.from([special.fimPrefix, ...pre, special.fimSuffix, ...suf, special.fimMiddle]);
+  return { ids, cut: over > 0 };
+}
+
 /** The parts of pipelines/sample/client.ts that the adapter uses. */
 interface SamplerClientModule {
   SamplerClient: {
@@ -148,24 +175,10 @@ export async function openSamplerClient(ckpt: string): Promise<SamplerClientLike
   const tok = client.tokenizer;
   if (!tok) throw new UserError(`--ckpt ${ckpt}: no tokenizer.json there; eval needs text prompts.`);
   const context = client.info.max_position_embeddings;
-  // A prompt longer than the context keeps its end (the text nearest the gap): the start of a prefix and the
-  // end of a suffix are dropped, never the FIM markers. How many were cut is reported.
-  const encode = (p: SamplerPrompt, room: number): { ids: Int32Array; cut: boolean } => {
-    if ('text' in p) {
-      const ids = tok.encode(p.text);
-      return ids.length > room ? { ids: ids.slice(ids.length - room), cut: true } : { ids, cut: false };
-    }
-    const { fimPrefix, fimSuffix, fimMiddle } = tok.special;
-    let pre = tok.encode(p.prefix);
-    let suf = tok.encode(p.suffix);
-    const over = pre.length + suf.length + 3 - room;
-    if (over > 0) {
-      const fromSuffix = Math.min(suf.length, Math.ceil(over / 2));
-      suf = suf.slice(0, suf.length - fromSuffix);
-      pre = pre.slice(Math.min(pre.length, over - fromSuffix));
-    }
-    return { ids: Int32Array.from([fimPrefix, ...pre, fimSuffix, ...suf, fimMiddle]), cut: over > 0 };
-  };
+  const encode = (p: SamplerPrompt, room: number) =>
+    'text' in p
+      ? fitPrompt(tok.encode(p.text), null, room, tok.special)
+      : fitPrompt(tok.encode(p.prefix), tok.encode(p.suffix), room, tok.special);
   return {
     async generate(prompts, settings) {
       // Leave room for the tokens to generate, but never less than half the context for the prompt.
