@@ -1,0 +1,170 @@
+/**
+ * sdt-native serve through SamplerClient: malformed requests get error results and serving goes on;
+ * text prompts round-trip through the tokenizer; seeded sampling repeats; the CLI prints completions.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../common/native.ts';
+import { SamplerClient } from '../pipelines/sample/client.ts';
+import { saveTokenizer, trainBpe } from '../pipelines/tokenizer/index.ts';
+
+const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
+const haveNative = existsSync(bin);
+if (!haveNative) console.warn(`sample tests skipped: ${bin} not built (npm run build:native)`);
+
+const dir = mkdtempSync(join(tmpdir(), 'sdt-sample-'));
+const configPath = join(dir, 'config.json');
+const tokPath = join(dir, 'tokenizer.json');
+
+const TINY_CONFIG = {
+  vocab_size: 300,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 96,
+  attention_mode: 'block',
+  block_size: 8,
+  mask_token_id: 3,
+  pad_token_id: 0,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+beforeAll(async () => {
+  writeFileSync(configPath, JSON.stringify(TINY_CONFIG));
+  const texts = [
+    'def add(a, b):\n    return a + b\n',
+    'for i in range(10):\n    print(i)\n',
+    'class A:\n    pass\n',
+  ];
+  await saveTokenizer(tokPath, await trainBpe(texts, { vocabSize: 300, minFrequency: 1 }));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.skipIf(!haveNative)('sdt-native serve', () => {
+  let client: SamplerClient;
+  beforeAll(async () => {
+    client = await SamplerClient.start({
+      randomInit: { seed: 5, config: configPath },
+      tokenizer: tokPath,
+      binary: bin,
+    });
+  });
+  afterAll(async () => client?.close());
+
+  it('reports the loaded model first', () => {
+    expect(client.info.vocab_size).toBe(300);
+    expect(client.info.attention_mode).toBe('block');
+    expect(client.info.mask_token_id).toBe(3);
+  });
+
+  it('answers malformed requests with errors and keeps serving', async () => {
+    const bad = await client.sendRaw('{this is not json', null);
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.error).toMatch(/malformed JSON/);
+    const unknown = await client.sendRaw('{"id":"u1","prompt":[5,6],"colour":"red"}', 'u1');
+    expect(unknown.ok).toBe(false);
+    if (!unknown.ok) expect(unknown.error).toMatch(/unknown field "colour"/);
+    const long = await client.request({ prompt: Array.from({ length: 96 }, () => 10) });
+    expect(long.ok).toBe(false);
+    if (!long.ok) expect(long.error).toMatch(/context holds 96/);
+    const badValue = await client.request({ prompt: [5], threshold: 2 });
+    expect(badValue.ok).toBe(false);
+    if (!badValue.ok) expect(badValue.error).toMatch(/threshold/);
+    const badToken = await client.request({ prompt: [5, 300] });
+    expect(badToken.ok).toBe(false);
+    // Still serving, and correctly.
+    const good = await client.request({ prompt: [5, 6, 7], max_new: 10, block: 4, eos: -1 });
+    expect(good.ok).toBe(true);
+    if (good.ok) {
+      expect(good.results[0].tokens).toHaveLength(10);
+      // Block checkpoint: blocks are aligned at multiples of 4, so the first one completes the prompt's.
+      expect(good.results[0].blocks.map((b) => b.size)).toEqual([1, 4, 4, 1]);
+    }
+  });
+
+  it('matches concurrent requests to their responses by id', async () => {
+    const prompts = [[5], [6, 7], [8, 9, 10]];
+    const one = await Promise.all(
+      prompts.map((p) => client.generateTokens([p], { maxNew: 6, block: 4, eos: -1 })),
+    );
+    const batch = await client.generateTokens(prompts, { maxNew: 6, block: 4, eos: -1 });
+    for (let i = 0; i < prompts.length; i++) {
+      expect(Array.from(one[i][0].promptTokens)).toEqual(prompts[i]);
+      // Greedy decoding does not depend on which other prompts share the request.
+      expect(Array.from(one[i][0].tokens)).toEqual(Array.from(batch[i].tokens));
+    }
+  });
+
+  it('tokenizes text prompts and detokenizes completions', async () => {
+    const [c] = await client.generate(['def add(a, b):'], { maxNew: 12, block: 8, threshold: 0.5, eos: -1 });
+    expect(c.tokens.length).toBe(12);
+    expect(c.text).toBe(client.requireTokenizer().decode(c.tokens));
+    expect(c.forwardPasses).toBeGreaterThanOrEqual(c.steps);
+    expect(c.steps).toBeGreaterThanOrEqual(2);
+    expect(c.steps).toBeLessThanOrEqual(12);
+  });
+
+  it('is deterministic for a seed when sampling', async () => {
+    const s = { maxNew: 16, block: 8, temperature: 1, topP: 0.95, seed: 11, eos: -1 };
+    const [a] = await client.generateTokens([[5, 6]], s);
+    const [b] = await client.generateTokens([[5, 6]], s);
+    expect(Array.from(a.tokens)).toEqual(Array.from(b.tokens));
+    const others = await Promise.all([12, 13].map((seed) => client.generateTokens([[5, 6]], { ...s, seed })));
+    expect(others.some(([o]) => o.tokens.join() !== a.tokens.join())).toBe(true);
+  });
+
+  it('AR mode generates token by token', async () => {
+    const [c] = await client.generateTokens([[5, 6, 7]], { mode: 'ar', maxNew: 9, eos: -1 });
+    expect(c.tokens.length).toBe(9);
+    expect(c.steps).toBe(9);
+  });
+});
+
+describe.skipIf(!haveNative)('sdt sample CLI', () => {
+  it('prints completions as JSON lines', () => {
+    const prompts = join(dir, 'prompts.jsonl');
+    writeFileSync(prompts, '{"id":"a","prompt":"def f(x):"}\n"for i in"\n');
+    const r = spawnSync(
+      'node',
+      [
+        join(repoRoot, 'bin', 'sdt.js'),
+        'sample',
+        '--random-init',
+        '3',
+        '--config',
+        configPath,
+        '--tokenizer',
+        tokPath,
+        '--prompts',
+        prompts,
+        '--max-new',
+        '8',
+        '--block',
+        '4',
+        '--json',
+      ],
+      { encoding: 'utf8', env: { ...process.env, SDT_NATIVE: bin } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.id)).toEqual(['a', '2']);
+    for (const l of lines) expect(l.tokens).toBeLessThanOrEqual(8);
+  });
+
+  it('names the flag at fault', () => {
+    const r = spawnSync('node', [join(repoRoot, 'bin', 'sdt.js'), 'sample', '--prompt', 'x'], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--ckpt/);
+  });
+});
