@@ -181,6 +181,18 @@ describe('end-to-end build of a stdlib subset', () => {
     const text = formatRow(rows[0], 0, { tokenizer: tok, maxSpans: 50 });
     expect(text).toContain(rows[0].id);
     expect(text).toMatch(/identifier +\[\d+, \d+\) +"/);
+    // rows lists train first, so a train row's index in it is its index in the split.
+    const withFn = rows.findIndex((r) => r.split === 'train' && r.spans.some((s) => s.kind === 'function'));
+    const cli = spawnSync(
+      'node',
+      ['bin/sdt.js', 'data', 'inspect', dir, '--row', String(withFn), '--kinds', 'function'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stdout).toContain(rows[withFn].id);
+    expect(cli.stdout).toMatch(/function +\[\d+, \d+\) +"(\\n| )*(async )?def /);
   });
 });
 
