@@ -1,4 +1,4 @@
-import { type CommandSpec, num, str } from '../../common/cli.ts';
+import { type CommandSpec, num, type OptionValues, str } from '../../common/cli.ts';
 import { Progress } from '../../common/progress.ts';
 import { WordCounter } from './bpe-train.ts';
 import {
@@ -9,7 +9,13 @@ import {
   readCorpus,
   sourceSpecFromOptions,
 } from './corpus.ts';
-import { DEFAULT_MIN_FREQUENCY, DEFAULT_VOCAB_SIZE, saveTokenizer, trainBpe } from './index.ts';
+import {
+  type BpeTokenizer,
+  DEFAULT_MIN_FREQUENCY,
+  DEFAULT_VOCAB_SIZE,
+  saveTokenizer,
+  trainBpe,
+} from './index.ts';
 
 export const command: CommandSpec = {
   name: 'tokenizer train',
@@ -35,6 +41,10 @@ byte; its sha256 is the tokenizer hash that datasets record.`,
       default: DEFAULT_MIN_FREQUENCY,
     },
     ...corpusOptions('train'),
+    'skip-eval': {
+      type: 'boolean',
+      description: 'do not measure bytes/token on the validation split after training',
+    },
     quiet: { type: 'boolean', description: 'no progress output' },
   },
   examples: [
@@ -73,6 +83,10 @@ byte; its sha256 is the tokenizer hash that datasets record.`,
     merging.done();
     await saveTokenizer(out, trained);
     const seconds = (performance.now() - started) / 1000;
+    const heldOut =
+      opts['skip-eval'] || split !== 'train'
+        ? undefined
+        : await heldOutBytesPerToken(opts, trained.tokenizer, quiet);
     const v = trained.tokenizer.vocabSize;
     process.stdout.write(
       [
@@ -80,10 +94,35 @@ byte; its sha256 is the tokenizer hash that datasets record.`,
         `  source: ${name}, split ${split}: ${report.used} records, ${(bytes / 1e6).toFixed(2)} MB, ${counter.counts.size} distinct words; rejected: ${describeRejects(report)}`,
         `  vocabulary: ${v} tokens (${trained.merges} merges)${v < vocabSize ? `; stopped early: no pair seen >= ${minFrequency} times` : ''}`,
         `  hash: sha256:${trained.tokenizer.hash}`,
-        `  time: ${seconds.toFixed(1)} s`,
+        ...(heldOut
+          ? [
+              `  held-out validation split: ${heldOut.records} records, ${heldOut.bytes} bytes, ${heldOut.tokens} tokens, ${(heldOut.bytes / heldOut.tokens).toFixed(3)} bytes/token`,
+            ]
+          : []),
+        `  training time: ${seconds.toFixed(1)} s`,
         '',
       ].join('\n'),
     );
     return 0;
   },
 };
+
+/** Bytes per token on the source's validation records; undefined when the source has none. */
+async function heldOutBytesPerToken(
+  opts: OptionValues,
+  tok: BpeTokenizer,
+  quiet: boolean,
+): Promise<{ records: number; bytes: number; tokens: number } | undefined> {
+  const { spec, name } = await sourceSpecFromOptions({ ...opts, split: 'validation' });
+  const report: CorpusReport = { name, used: 0, rejects: new Map() };
+  const progress = new Progress({ label: 'held-out bytes/token', unit: 'records', bytes: true, quiet });
+  let bytes = 0;
+  let tokens = 0;
+  for await (const rec of readCorpus(spec, 'validation', 0, report)) {
+    bytes += rec.bytes;
+    tokens += tok.encode(rec.text).length;
+    progress.tick(1, rec.bytes);
+  }
+  progress.done();
+  return tokens > 0 ? { records: report.used, bytes, tokens } : undefined;
+}
