@@ -172,7 +172,7 @@ TEST(train_resume_reproduces_losses_bit_for_bit) {
   CHECK_EQ(a.code, 0);
   const auto a_steps = a.of("step");
   CHECK_EQ(a_steps.size(), size_t{6});
-  CHECK(a_steps.back()->get("loss")->as_number() < a_steps.front()->get("loss")->as_number());
+  for (const Json* e : a_steps) CHECK(std::isfinite(e->get("loss")->as_number()) && !e->get("skipped")->as_bool());
 
   const Captured b1 = run(cfg, dir + "/full.bin", dir + "/b", false, 3);
   CHECK_EQ(b1.code, 0);

@@ -144,12 +144,13 @@ int cmd_bench_train(int argc, char** argv) {
     batch.weights = weights.data();
     batch.mode = mc.attention_mode;
 
-    std::vector<double> step_s;
+    std::vector<double> step_s, fb_s;
     double loss = 0.0;
     for (int s = 0; s < steps + 2; ++s) {
       const auto t0 = Clock::now();
       model.zero_grad();
       loss = model.forward_backward(batch, static_cast<double>(N)).loss;
+      if (s >= 2) fb_s.push_back(seconds_since(t0));
       const double norm = global_grad_norm(model.params());
       const float clip = clip_factor(norm, 1.0);
       if (clip < 1.0f) scale_grads(model.params(), clip);
@@ -207,6 +208,8 @@ int cmd_bench_train(int argc, char** argv) {
         .set("config", cfgj)
         .set("flops_formula", Json("6 * matmul_parameters * tokens + 12 * layers * batch * seq^2 * hidden"))
         .set("step_seconds_median", Json(t_step))
+        .set("forward_backward_seconds_median", Json(median(fb_s)))
+        .set("gemm_seconds_per_step", Json(gemm_time))
         .set("tokens_per_s", Json(N / t_step))
         .set("step_gflops", Json(step_gflops))
         .set("gemm_gflops", Json(gemm_gflops))

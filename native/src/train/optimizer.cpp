@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace sdt::train {
@@ -18,14 +19,19 @@ void AdamW::step(std::vector<ParamView>& params, double lr) {
   const float step_size = static_cast<float>(lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float eps = static_cast<float>(cfg_.eps);
-  for (ParamView& p : params) {
+  // One parallel region for all tensors, no barrier between them: forking per tensor costs more
+  // than the arithmetic on small models, and far more when the cores are shared.
+  const int64_t np = static_cast<int64_t>(params.size());
+#pragma omp parallel
+  for (int64_t k = 0; k < np; ++k) {
+    ParamView& p = params[static_cast<size_t>(k)];
     const float decay = p.decay ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.0f;
     float* m = m_.data() + p.offset;
     float* v = v_.data() + p.offset;
     float* w = p.data;
     const float* g = p.grad;
     const int64_t n = p.numel;
-#pragma omp parallel for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < n; ++i) {
       const float gi = g[i];
       m[i] = b1 * m[i] + (1.0f - b1) * gi;
@@ -37,28 +43,38 @@ void AdamW::step(std::vector<ParamView>& params, double lr) {
 }
 
 double global_grad_norm(const std::vector<ParamView>& params) {
+  // Fixed chunks of each tensor, summed in a fixed order afterwards: the result does not depend
+  // on the thread count or on which thread ran which chunk.
   constexpr int64_t kChunk = 1 << 14;
-  double total = 0.0;
+  struct Chunk {
+    const float* g;
+    int64_t n;
+  };
+  std::vector<Chunk> chunks;
   for (const ParamView& p : params) {
-    const int64_t chunks = (p.numel + kChunk - 1) / kChunk;
-    std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t end = std::min(p.numel, (c + 1) * kChunk);
-      double s = 0.0;
-      for (int64_t i = c * kChunk; i < end; ++i) s += static_cast<double>(p.grad[i]) * p.grad[i];
-      partial[static_cast<size_t>(c)] = s;
-    }
-    for (const double s : partial) total += s;
+    for (int64_t at = 0; at < p.numel; at += kChunk) chunks.push_back({p.grad + at, std::min(kChunk, p.numel - at)});
   }
+  std::vector<double> partial(chunks.size(), 0.0);
+  const int64_t nc = static_cast<int64_t>(chunks.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < nc; ++c) {
+    const Chunk& ch = chunks[static_cast<size_t>(c)];
+    double s = 0.0;
+    for (int64_t i = 0; i < ch.n; ++i) s += static_cast<double>(ch.g[i]) * ch.g[i];
+    partial[static_cast<size_t>(c)] = s;
+  }
+  double total = 0.0;
+  for (const double s : partial) total += s;
   return std::sqrt(total);
 }
 
 void scale_grads(std::vector<ParamView>& params, float scale) {
-  for (ParamView& p : params) {
-    float* g = p.grad;
-    const int64_t n = p.numel;
-#pragma omp parallel for schedule(static)
+  const int64_t np = static_cast<int64_t>(params.size());
+#pragma omp parallel
+  for (int64_t k = 0; k < np; ++k) {
+    float* g = params[static_cast<size_t>(k)].grad;
+    const int64_t n = params[static_cast<size_t>(k)].numel;
+#pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < n; ++i) g[i] *= scale;
   }
 }
