@@ -363,6 +363,12 @@ describe('encoding', () => {
     for (const s of samples) expect([...tok.encode(s)]).toEqual(naiveEncode(s));
   });
 
+  it('encodes very long pre-tokens (a 200 KB word, a 100 KB run of punctuation) exactly', () => {
+    for (const s of ['ab'.repeat(100_000), `x${'='.repeat(100_000)}\n`, ' '.repeat(50_000)]) {
+      expect(tok.decode(tok.encode(s))).toBe(s);
+    }
+  });
+
   it('merges long words (heap path) exactly like short words (quadratic path)', () => {
     const r = rng(5);
     const enc = new TextEncoder();

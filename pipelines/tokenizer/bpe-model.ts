@@ -59,7 +59,8 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   encode(text: string): Int32Array {
-    let out = new Int32Array(Math.max(16, text.length >> 1));
+    // Code averages 3-4 bytes per token; the buffer doubles when a text needs more.
+    let out = new Int32Array(16 + (text.length >> 2));
     let n = 0;
     const cache = this.cache;
     const pieceEnd = this.pieceEnd;
@@ -185,9 +186,9 @@ export class BpeTokenizer implements Tokenizer {
       next[i] = i + 1 < n ? i + 1 : -1;
       prev[i] = i - 1;
     }
-    // Heap entries pack (rank, position) in one number; positions < 2^21 keep it exact.
+    // Heap entries pack (rank, position) in one number: rank < 2^21 and position < 2^32 keep it exact.
     const heap: number[] = [];
-    const POS = 2 ** 21;
+    const POS = 2 ** 32;
     const push = (v: number): void => {
       heap.push(v);
       let i = heap.length - 1;
@@ -223,7 +224,6 @@ export class BpeTokenizer implements Tokenizer {
       const r = this.rankOf.get(syms[i], syms[j]);
       if (r >= 0) push(r * POS + i);
     };
-    if (n >= POS) throw new RangeError(`pre-token of ${n} bytes is too long to encode`);
     for (let i = 0; i + 1 < n; i++) candidate(i);
     while (heap.length > 0) {
       const v = pop();
