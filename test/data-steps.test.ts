@@ -177,3 +177,31 @@ describe('parse', () => {
     expect(parseCode('hello', 'text')).toBeUndefined();
   });
 });
+
+describe('per-record steps', () => {
+  it('a step that throws rejects the record instead of ending the build', async () => {
+    const { processRecord, toWorkItem } = await import('../pipelines/steps/record.ts');
+    const { byteTokenizer } = await import('./data-helpers.ts');
+    const tokenizer = {
+      ...byteTokenizer(),
+      encodeWithOffsets: () => {
+        throw new Error('boom');
+      },
+    };
+    const ctx = { limits: DEFAULT_SIZE_LIMITS, minhash: { numPerm: 128, shingle: 5 }, tokenizer };
+    const w = processRecord(
+      toWorkItem(0, { id: 'a.py', origin: 'a.py', language: 'python', text: 'def f(x):\n    return x\n' }),
+      ctx,
+      true,
+    );
+    expect(w.reject).toEqual({ reason: 'tokenize-failed', detail: 'boom' });
+    const ok = processRecord(
+      toWorkItem(1, { id: 'b.py', origin: 'b.py', language: 'python', text: 'def f(x):\n    return x\n' }),
+      { ...ctx, tokenizer: byteTokenizer() },
+      true,
+    );
+    expect(ok.reject).toBeUndefined();
+    expect(ok.tokens?.length).toBe(Buffer.byteLength('def f(x):\n    return x\n'));
+    expect(Array.from(ok.spanKind ?? []).length).toBeGreaterThan(3);
+  });
+});

@@ -128,15 +128,24 @@ export function toWorkItem(seq: number, rec: SourceRecord): WorkItem {
   };
 }
 
-/** Run the per-record steps; stops at the first reject. `heavy` false runs only what dedup needs. */
+/**
+ * Run the per-record steps; stops at the first reject. `heavy` false runs only what dedup needs. A step
+ * that throws (a parser or tokenizer bug on one odd file) rejects that record instead of ending the build.
+ */
 export function processRecord(w: WorkItem, ctx: StepContext, heavy: boolean): WorkItem {
   if (w.reject) return w;
   for (const step of RECORD_STEPS) {
     if (step.heavy && !heavy) break;
-    const r = step.run(w, ctx);
+    let r: Reject | undefined;
+    try {
+      r = step.run(w, ctx);
+    } catch (err) {
+      r = { reason: `${step.name}-failed`, detail: (err as Error).message ?? String(err) };
+    }
     if (r) {
       w.reject = r;
       w.text = undefined;
+      w.tokens = undefined;
       return w;
     }
   }
