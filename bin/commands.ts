@@ -86,4 +86,9 @@ export const commands: CommandEntry[] = [
     summary: 'replay a sampling trajectory; write it as SVG or HTML',
     load: () => import('../pipelines/trajectories/show.ts'),
   },
+  {
+    name: 'bench sample',
+    summary: 'sampler speed vs block size and threshold, AR baseline',
+    load: () => import('../bench/sample.ts'),
+  },
 ];

@@ -1,0 +1,379 @@
+/**
+ * `sdt bench sample`: sampler speed against block size and threshold on this machine, with the AR baseline
+ * of the same family, in one run. Every row: generated tokens/s (prompt tokens not counted), forward passes
+ * per request, tokens per forward pass, latency per request, and a quality proxy (the share of completed
+ * held-out function headers that parse without tree-sitter errors) next to the validation loss when known.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type CommandSpec, list, num, optNum, optStr, str } from '../common/cli.ts';
+import { UserError } from '../common/errors.ts';
+import { atomicWriteFile, atomicWriteJson } from '../common/fs.ts';
+import { Progress } from '../common/progress.ts';
+import { isSyntaxValid } from '../eval/report/syntax.ts';
+import { SamplerClient, type SamplerClientOptions } from '../pipelines/sample/client.ts';
+import type { SampleSettings } from '../pipelines/sample/protocol.ts';
+import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
+
+export interface BenchRow {
+  model: 'diffusion' | 'ar';
+  block: number | null;
+  threshold: number | null;
+  batch: number;
+  requests: number;
+  generatedTokens: number;
+  tokensPerSecond: number;
+  msPerToken: number;
+  forwardPassesPerRequest: number;
+  tokensPerForwardPass: number;
+  latencyMs: number;
+  parseOk: number;
+  valLoss: number | null;
+}
+
+interface ModelInfo {
+  source: string;
+  attention: string;
+  params: number;
+  tokensSeen: number | null;
+  dataset: string | null;
+}
+
+/** Top-level one-line `def` headers of held-out (test-folder) stdlib files, spread over the files. */
+export async function heldOutHeaders(count: number): Promise<string[]> {
+  const files = (await listStdlibCorpus()).filter((f) => f.split === 'validation');
+  const headers: string[] = [];
+  // Visit files spread over the corpus first (every stride-th), then the rest, until enough are found.
+  const stride = Math.max(1, Math.floor(files.length / (count * 2)));
+  const order = files.map((_, i) => i).sort((a, b) => (a % stride) - (b % stride) || a - b);
+  for (const i of order) {
+    if (headers.length >= count) break;
+    const text = await readFile(files[i].path, 'utf8').catch(() => '');
+    const m = /^def [A-Za-z_]\w*\([^()\n]*\)(?: -> [^:\n]+)?:[ \t]*$/m.exec(text);
+    if (m) headers.push(`${m[0].trimEnd()}\n`);
+  }
+  return headers;
+}
+
+/** The function a completion gives a header: its lines up to the first one back at column 0. */
+export function functionOf(header: string, completion: string): string {
+  const lines = completion.split('\n');
+  const body: string[] = [];
+  for (const l of lines) {
+    if (l.length > 0 && !/^\s/.test(l)) break;
+    body.push(l);
+  }
+  return header + body.join('\n');
+}
+
+/** Parameter count from a config.json (embeddings, layers, final norm, untied head). */
+export function paramCount(c: Record<string, number | boolean>): number {
+  const V = c.vocab_size as number;
+  const H = c.hidden_size as number;
+  const I = c.intermediate_size as number;
+  const L = c.num_hidden_layers as number;
+  const heads = c.num_attention_heads as number;
+  const kv = (c.num_key_value_heads as number) || heads;
+  const hd = H / heads;
+  const layer = 2 * H + H * heads * hd + 2 * H * kv * hd + heads * hd * H + 3 * H * I;
+  return V * H + L * layer + H + (c.tie_word_embeddings ? 0 : V * H);
+}
+
+function modelInfo(opts: SamplerClientOptions, attention: string): ModelInfo {
+  const configPath = opts.ckpt ? join(opts.ckpt, 'config.json') : opts.randomInit!.config;
+  const config = JSON.parse(readFileSync(configPath, 'utf8'));
+  let tokensSeen: number | null = null;
+  let dataset: string | null = null;
+  if (opts.ckpt && existsSync(join(opts.ckpt, 'trainer_state.json'))) {
+    const st = JSON.parse(readFileSync(join(opts.ckpt, 'trainer_state.json'), 'utf8'));
+    tokensSeen = typeof st.tokens_seen === 'number' ? st.tokens_seen : null;
+    const data = st.train_config?.stream ?? st.train_config?.data ?? null;
+    dataset = typeof data === 'string' ? data : null;
+  }
+  return {
+    source: opts.ckpt ?? `random-init ${opts.randomInit!.seed} (${configPath})`,
+    attention,
+    params: paramCount(config),
+    tokensSeen,
+    dataset,
+  };
+}
+
+async function measure(
+  client: SamplerClient,
+  prompts: string[],
+  settings: SampleSettings,
+  batch: number,
+): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'valLoss'>> {
+  let generated = 0;
+  let passes = 0;
+  let ok = 0;
+  let requests = 0;
+  let latency = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < prompts.length; i += batch) {
+    const chunk = prompts.slice(i, i + batch);
+    const t = performance.now();
+    const done = await client.generate(chunk, settings);
+    latency += performance.now() - t;
+    requests++;
+    done.forEach((c, k) => {
+      generated += c.tokens.length;
+      passes += c.forwardPasses;
+      if (isSyntaxValid(functionOf(chunk[k], c.text))) ok++;
+    });
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    batch,
+    requests,
+    generatedTokens: generated,
+    tokensPerSecond: generated / seconds,
+    msPerToken: generated > 0 ? (seconds * 1000) / generated : Number.NaN,
+    forwardPassesPerRequest: passes / prompts.length,
+    tokensPerForwardPass: passes > 0 ? generated / passes : 0,
+    latencyMs: latency / requests,
+    parseOk: ok / prompts.length,
+  };
+}
+
+/** Block size (x, log2) against milliseconds per generated token (y), one line per threshold and batch. */
+export function chartSvg(rows: BenchRow[]): string {
+  const W = 640;
+  const Hh = 400;
+  const m = { l: 60, r: 160, t: 30, b: 50 };
+  const diff = rows.filter((r) => r.model === 'diffusion' && Number.isFinite(r.msPerToken));
+  const ar = rows.filter((r) => r.model === 'ar' && Number.isFinite(r.msPerToken));
+  const blocks = [...new Set(diff.map((r) => r.block!))].sort((a, b) => a - b);
+  const ys = [...diff, ...ar].map((r) => r.msPerToken);
+  const yMax = Math.max(1e-9, ...ys) * 1.1;
+  const xMin = Math.log2(Math.min(...blocks, 4));
+  const xMax = Math.log2(Math.max(...blocks, 8));
+  const X = (b: number) => m.l + ((Math.log2(b) - xMin) / Math.max(1e-9, xMax - xMin)) * (W - m.l - m.r);
+  const Y = (v: number) => Hh - m.b - (v / yMax) * (Hh - m.t - m.b);
+  const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+  const parts: string[] = [];
+  parts.push(`<line x1="${m.l}" y1="${Hh - m.b}" x2="${W - m.r}" y2="${Hh - m.b}" stroke="#000"/>`);
+  parts.push(`<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${Hh - m.b}" stroke="#000"/>`);
+  for (const b of blocks) {
+    parts.push(`<text x="${X(b)}" y="${Hh - m.b + 16}" text-anchor="middle">${b}</text>`);
+  }
+  for (let k = 0; k <= 4; k++) {
+    const v = (yMax * k) / 4;
+    parts.push(`<text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end">${v.toFixed(v < 10 ? 2 : 0)}</text>`);
+  }
+  parts.push(`<text x="${(W - m.r + m.l) / 2}" y="${Hh - 10}" text-anchor="middle">block size</text>`);
+  parts.push(
+    `<text x="16" y="${(Hh - m.b + m.t) / 2}" transform="rotate(-90 16 ${(Hh - m.b + m.t) / 2})" text-anchor="middle">ms per generated token</text>`,
+  );
+  const series = new Map<string, BenchRow[]>();
+  for (const r of diff) {
+    const key = `τ=${r.threshold} batch ${r.batch}`;
+    series.set(key, [...(series.get(key) ?? []), r]);
+  }
+  let i = 0;
+  for (const [key, rs] of series) {
+    const c = colors[i % colors.length];
+    const pts = rs.sort((a, b) => a.block! - b.block!).map((r) => `${X(r.block!)},${Y(r.msPerToken)}`);
+    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.join(' ')}"/>`);
+    for (const p of pts)
+      parts.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${c}"/>`);
+    parts.push(`<text x="${W - m.r + 8}" y="${m.t + 16 * i}" fill="${c}">${key}</text>`);
+    i++;
+  }
+  for (const r of ar) {
+    const c = '#555';
+    parts.push(
+      `<line x1="${m.l}" y1="${Y(r.msPerToken)}" x2="${W - m.r}" y2="${Y(r.msPerToken)}" stroke="${c}" stroke-dasharray="5,4"/>`,
+    );
+    parts.push(
+      `<text x="${W - m.r + 8}" y="${m.t + 16 * i}" fill="${c}">AR batch ${r.batch} (dashed)</text>`,
+    );
+    i++;
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" font-family="sans-serif" font-size="12">
+<text x="${m.l}" y="18" font-size="14">Sampler: time per generated token against block size</text>
+${parts.join('\n')}
+</svg>
+`;
+}
+
+function table(rows: BenchRow[]): string {
+  const head = [
+    'model',
+    'block',
+    'tau',
+    'batch',
+    'tok/s',
+    'ms/tok',
+    'passes/req',
+    'tok/pass',
+    'latency ms',
+    'parse ok',
+    'val loss',
+  ];
+  const body = rows.map((r) => [
+    r.model,
+    r.block ?? '-',
+    r.threshold ?? '-',
+    r.batch,
+    r.tokensPerSecond.toFixed(1),
+    r.msPerToken.toFixed(2),
+    r.forwardPassesPerRequest.toFixed(1),
+    r.tokensPerForwardPass.toFixed(2),
+    r.latencyMs.toFixed(0),
+    `${(100 * r.parseOk).toFixed(0)}%`,
+    r.valLoss == null ? 'unknown' : r.valLoss.toFixed(3),
+  ]);
+  const all = [head, ...body].map((r) => r.map(String));
+  const w = head.map((_, j) => Math.max(...all.map((r) => r[j].length)));
+  return all.map((r) => r.map((c, j) => c.padStart(w[j])).join('  ')).join('\n');
+}
+
+function describeFamily(d: ModelInfo, a: ModelInfo): string {
+  const same = (x: unknown, y: unknown) =>
+    x == null || y == null ? 'unknown' : x === y ? 'same' : 'DIFFERENT';
+  return [
+    `diffusion: ${d.source} (${d.attention}, ${d.params.toLocaleString()} params, tokens seen ${d.tokensSeen ?? 'unknown'})`,
+    `AR:        ${a.source} (${a.attention}, ${a.params.toLocaleString()} params, tokens seen ${a.tokensSeen ?? 'unknown'})`,
+    `same size: ${same(d.params, a.params)}; same training tokens: ${same(d.tokensSeen, a.tokensSeen)}; same data: ${same(d.dataset, a.dataset)}`,
+  ].join('\n');
+}
+
+export const command: CommandSpec = {
+  name: 'bench sample',
+  summary: 'sampler speed vs block size and threshold, AR baseline',
+  description: `
+Runs the diffusion checkpoint at every block size and threshold, and the causal AR checkpoint of the same
+family, at batch 1 and --batch, on held-out function headers of the default corpus (python stdlib test
+folders). Prints a table, writes OUT/bench-sample.json and OUT/bench-sample.svg (block size against time per
+generated token). Random-weight models (--random-init) measure speed only: their quality column is noise.`,
+  options: {
+    ckpt: { type: 'string', description: 'diffusion checkpoint (block or bidirectional)', arg: 'DIR' },
+    'ar-ckpt': { type: 'string', description: 'causal AR checkpoint of the same size and data', arg: 'DIR' },
+    blocks: { type: 'list', description: 'block sizes', default: ['4', '8', '16', '32', '64'] },
+    thresholds: { type: 'list', description: 'confidence thresholds', default: ['0.7', '0.9'] },
+    batch: { type: 'number', description: 'the larger batch (batch 1 always runs)', default: 8 },
+    prompts: { type: 'number', description: 'held-out function headers to complete', default: 16 },
+    'max-new': { type: 'number', description: 'tokens to generate per prompt', default: 64 },
+    'val-loss': { type: 'number', description: 'validation loss of --ckpt, when known' },
+    'ar-val-loss': { type: 'number', description: 'validation loss of --ar-ckpt, when known' },
+    out: { type: 'string', description: 'output directory', default: 'runs/bench', arg: 'DIR' },
+    'random-init': {
+      type: 'number',
+      description: 'speed only: random models of --config / --ar-config',
+      arg: 'SEED',
+    },
+    config: { type: 'string', description: 'config.json of the random diffusion model', arg: 'FILE' },
+    'ar-config': { type: 'string', description: 'config.json of the random AR model', arg: 'FILE' },
+    tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
+  },
+  examples: [
+    'sdt bench sample --ckpt runs/block/checkpoints/step-002000 --ar-ckpt runs/ar/checkpoints/step-002000',
+    'npm run bench:sample -- --ckpt CKPT --ar-ckpt AR_CKPT --blocks 8,32 --thresholds 0.9',
+  ],
+  async run(o) {
+    const seed = optNum(o, 'random-init');
+    let dOpts: SamplerClientOptions;
+    let aOpts: SamplerClientOptions;
+    const tokenizer = optStr(o, 'tokenizer');
+    if (seed !== undefined) {
+      if (!optStr(o, 'config') || !optStr(o, 'ar-config')) {
+        throw new UserError('bench sample: --random-init needs --config and --ar-config.');
+      }
+      if (!tokenizer) throw new UserError('bench sample: --random-init needs --tokenizer FILE.');
+      dOpts = { randomInit: { seed, config: str(o, 'config') }, tokenizer };
+      aOpts = { randomInit: { seed, config: str(o, 'ar-config') }, tokenizer };
+    } else {
+      if (!optStr(o, 'ckpt') || !optStr(o, 'ar-ckpt')) {
+        throw new UserError(
+          'bench sample: --ckpt DIR and --ar-ckpt DIR are required (or --random-init for speed only).',
+        );
+      }
+      dOpts = { ckpt: str(o, 'ckpt'), tokenizer };
+      aOpts = { ckpt: str(o, 'ar-ckpt'), tokenizer };
+    }
+    const blocks = list(o, 'blocks').map(Number);
+    const thresholds = list(o, 'thresholds').map(Number);
+    for (const [flag, vals] of [
+      ['--blocks', blocks],
+      ['--thresholds', thresholds],
+    ] as const) {
+      if (vals.some((v) => !Number.isFinite(v)))
+        throw new UserError(`bench sample: ${flag} must be numbers.`);
+    }
+    const batch = num(o, 'batch');
+    const maxNew = num(o, 'max-new');
+    const prompts = await heldOutHeaders(num(o, 'prompts'));
+    if (prompts.length === 0)
+      throw new UserError('bench sample: found no held-out function headers in the corpus.');
+    const batches = batch > 1 ? [1, batch] : [1];
+
+    const rows: BenchRow[] = [];
+    const total = batches.length * (1 + blocks.length * thresholds.length);
+    const progress = new Progress({ label: 'bench sample', total, unit: 'configs' });
+    const diffusion = await SamplerClient.start(dOpts);
+    const dInfo = modelInfo(dOpts, diffusion.info.attention_mode);
+    try {
+      await diffusion.generate([prompts[0]], { maxNew: 8, block: 8 }); // warm-up
+      for (const b of batches)
+        for (const block of blocks)
+          for (const threshold of thresholds) {
+            const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b);
+            rows.push({ model: 'diffusion', block, threshold, valLoss: optNum(o, 'val-loss') ?? null, ...m });
+            progress.tick();
+          }
+    } finally {
+      await diffusion.close();
+    }
+    const ar = await SamplerClient.start(aOpts);
+    const aInfo = modelInfo(aOpts, ar.info.attention_mode);
+    try {
+      if (ar.info.attention_mode !== 'causal') {
+        process.stderr.write(`warning: --ar-ckpt is a ${ar.info.attention_mode} checkpoint, not causal\n`);
+      }
+      await ar.generate([prompts[0]], { mode: 'ar', maxNew: 8 });
+      for (const b of batches) {
+        const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b);
+        rows.push({
+          model: 'ar',
+          block: null,
+          threshold: null,
+          valLoss: optNum(o, 'ar-val-loss') ?? null,
+          ...m,
+        });
+        progress.tick();
+      }
+    } finally {
+      await ar.close();
+    }
+    progress.done();
+
+    const family = describeFamily(dInfo, aInfo);
+    const arBest = rows.filter((r) => r.model === 'ar' && r.batch === 1)[0];
+    const out = str(o, 'out');
+    const report = {
+      machine: { cpus: (await import('node:os')).cpus().length, platform: process.platform },
+      family: { diffusion: dInfo, ar: aInfo, note: family },
+      prompts: prompts.length,
+      maxNew,
+      rows,
+    };
+    await atomicWriteJson(join(out, 'bench-sample.json'), report);
+    await atomicWriteFile(join(out, 'bench-sample.svg'), chartSvg(rows));
+    process.stdout.write(
+      `${family}\n${prompts.length} held-out function headers, up to ${maxNew} new tokens each\n\n`,
+    );
+    process.stdout.write(`${table(rows)}\n\n`);
+    if (arBest) {
+      for (const r of rows.filter((x) => x.model === 'diffusion' && x.batch === 1)) {
+        process.stdout.write(
+          `block ${r.block} tau ${r.threshold}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1)\n`,
+        );
+      }
+    }
+    process.stdout.write(`wrote ${join(out, 'bench-sample.json')} and ${join(out, 'bench-sample.svg')}\n`);
+    return 0;
+  },
+};
