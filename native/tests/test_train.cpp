@@ -291,3 +291,35 @@ TEST(train_evaluates_eval_frames_and_keeps_the_last_k_checkpoints) {
   CHECK_EQ(c.of("done").back()->get("reason")->as_string(), std::string("total_steps"));
   fs::remove_all(dir);
 }
+
+TEST(train_checkpoint_frames_and_a_truncated_stream) {
+  const std::string dir = temp_dir("ctl");
+  TrainConfig cfg = tiny_config(10);
+  cfg.checkpoint_every = 0;  // only the control frames ask for checkpoints
+  SplitMix64 rng{21};
+  const std::string path = dir + "/s.bin";
+  {
+    sdt::io::StreamWriter w(path);
+    w.write_batch(sdt::io::FrameKind::Train, random_batch(rng, 1, 8));
+    w.write_batch(sdt::io::FrameKind::Train, random_batch(rng, 1, 8));
+    w.write_control(sdt::io::FrameKind::Checkpoint);  // between steps: now, at step 1
+    w.write_batch(sdt::io::FrameKind::Train, random_batch(rng, 1, 8));
+    w.write_control(sdt::io::FrameKind::Checkpoint);  // inside step 2: after it
+    for (int i = 0; i < 5; ++i) w.write_batch(sdt::io::FrameKind::Train, random_batch(rng, 1, 8));
+    w.close();
+  }
+  auto bytes = sdt::io::read_binary_file(path);
+  bytes.resize(bytes.size() - 10);  // the last frame loses its tail
+  sdt::io::write_file_atomic(path, bytes.data(), bytes.size());
+  const Captured c = run(cfg, path, dir + "/run", false);
+  CHECK_EQ(c.code, static_cast<int>(kExitBadStream));
+  std::vector<int64_t> ckpt_steps;
+  for (const Json* e : c.of("checkpoint")) ckpt_steps.push_back(e->get("step")->as_int());
+  // Step 3 completed before the damaged frame, so it is checkpointed on the way out.
+  CHECK(ckpt_steps == (std::vector<int64_t>{1, 2, 3}));
+  CHECK(complete_checkpoints(dir + "/run") == (std::vector<int64_t>{1, 2, 3}));
+  CHECK_EQ(c.of("error").size(), size_t{1});
+  if (!c.of("error").empty()) CHECK(c.of("error")[0]->get("message")->as_string().find("truncated") != std::string::npos);
+  CHECK_EQ(read_trainer_state(dir + "/run/checkpoints/step-000003").stream_position, int64_t{6});
+  fs::remove_all(dir);
+}

@@ -348,11 +348,11 @@ int Run::execute() {
     flush_evals();
   } catch (const io::StreamError& e) {
     emit_error(e.what());
-    if (state_.step > start_step) checkpoint();
+    if (state_.step > start_step && state_.step != last_checkpoint_step_) checkpoint();
     return kExitBadStream;
   } catch (const BadBatch& e) {
     emit_error(reader.path() + ": " + e.what());
-    if (state_.step > start_step) checkpoint();
+    if (state_.step > start_step && state_.step != last_checkpoint_step_) checkpoint();
     return kExitBadStream;
   }
   checkpoint();
