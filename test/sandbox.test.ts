@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { probeCapabilities } from '../eval/sandbox/capabilities.ts';
 import { classify, lastException } from '../eval/sandbox/classify.ts';
@@ -22,6 +22,8 @@ afterEach(() => {
   // Every process a run started is gone once its promise resolved: none carries its marker, none is left
   // in its process group (a zombie is dead already: it only waits for its parent to collect its status).
   const alive = (ps: ProcInfo[]) => ps.filter((p) => p.state !== 'Z');
+  // The work directory's tmpfs lives in the candidate's mount namespace only, never in the host's.
+  expect(readFileSync('/proc/self/mounts', 'utf8')).not.toContain('sdt-sbx-');
   for (const r of seen.splice(0)) {
     expect(alive(processesWithMarker(r.sandboxId))).toEqual([]);
     expect(alive(processesInGroupOrUid(r.pgid, null))).toEqual([]);
@@ -96,6 +98,17 @@ describe('sandbox: hostile candidates are contained and reported', () => {
     const r = await run('with open("big", "wb") as f:\n    while True:\n        f.write(b"x" * 65536)\n');
     expect([r.passed, r.errorKind]).toEqual([false, 'output-limit']);
   });
+
+  it.skipIf(!caps.tmpfs)(
+    'many files under the size limit: stopped by the work directory quota (tmpfs)',
+    async () => {
+      const r = await run('for i in range(64):\n    open(f"f{i}", "wb").write(b"x" * 900_000)\n', {
+        limits: { ...limits, diskBytes: 8 * 1024 * 1024 },
+      });
+      expect([r.passed, r.errorKind]).toEqual([false, 'output-limit']);
+      expect(r.error).toMatch(/No space left/);
+    },
+  );
 
   it('flood of stdout: stopped by the output cap', async () => {
     const r = await run('while True:\n    print("y" * 4096)\n', {

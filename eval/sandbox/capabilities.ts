@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { UserError } from '../../common/errors.ts';
 
 /**
@@ -14,6 +17,8 @@ export interface SandboxCapabilities {
   namespaces: boolean;
   /** Started as root and the interpreter works under an unprivileged uid: candidates run as that uid. */
   dropPrivileges: boolean;
+  /** A private mount namespace where a size-limited tmpfs can be mounted on the work directory. */
+  tmpfs: boolean;
 }
 
 /** First uid used for sandboxes; each concurrent slot of each harness process gets its own uid. */
@@ -30,6 +35,27 @@ const cache = new Map<string, SandboxCapabilities>();
 function runs(cmd: string, args: string[]): boolean {
   const r = spawnSync(cmd, args, { stdio: 'ignore', timeout: 15_000, env: { PATH: process.env.PATH ?? '' } });
   return r.status === 0;
+}
+
+function canMountTmpfs(): boolean {
+  const dir = mkdtempSync(join(tmpdir(), 'sdt-probe-'));
+  try {
+    // The mount lives in a private mount namespace and disappears with it.
+    return runs('unshare', [
+      '--mount',
+      '--propagation',
+      'private',
+      'mount',
+      '-t',
+      'tmpfs',
+      '-o',
+      'size=1m',
+      'tmpfs',
+      dir,
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function resolveInterpreter(python: string): string | null {
@@ -76,7 +102,7 @@ export function probeCapabilities(python = 'python3'): SandboxCapabilities {
       }
     }
   }
-  const caps = { python: chosen, namespaces, dropPrivileges };
+  const caps = { python: chosen, namespaces, dropPrivileges, tmpfs: namespaces && canMountTmpfs() };
   cache.set(python, caps);
   return caps;
 }
@@ -86,5 +112,6 @@ export function describeCapabilities(c: SandboxCapabilities): string {
     `interpreter ${c.python}`,
     c.namespaces ? 'network+PID namespace' : 'no namespaces (Python hooks only for network)',
     c.dropPrivileges ? 'unprivileged uid per slot' : 'same uid as the harness',
+    c.tmpfs ? 'size-limited tmpfs work directory' : 'work directory on the host disk',
   ].join(', ');
 }

@@ -57,8 +57,10 @@ export function classify(f: RunFacts): {
   const name = exc ? exc.split(':')[0] : '';
   const error = exc ?? (f.signal ? `killed by ${f.signal}` : `exit status ${f.exitCode}`);
   if (name === 'MemoryError') return { passed: false, errorKind: 'memory', error };
-  if (/\[Errno 27\]|File too large/.test(f.stderr))
+  // Errno 27: one file over RLIMIT_FSIZE; errno 28: the work directory's tmpfs (its disk quota) is full.
+  if (/\[Errno 2[78]\]|File too large|No space left on device/.test(f.stderr)) {
     return { passed: false, errorKind: 'output-limit', error };
+  }
   if (name === 'BlockingIOError' || /\[Errno 11\] Resource temporarily unavailable/.test(f.stderr)) {
     return { passed: false, errorKind: 'process-limit', error };
   }

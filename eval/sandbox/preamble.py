@@ -22,6 +22,20 @@ import traceback
 _VIOLATION = '__SDT_VIOLATION__'
 
 
+def _mount_tmpfs(work, size, uid):
+    # Still root, in a private mount namespace: a size-limited tmpfs over the work directory is the
+    # candidate's disk quota, and it vanishes with the namespace. The program was read before this.
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    owner = f',uid={uid},gid={uid}' if uid is not None else ''
+    opts = f'size={size},nr_inodes=4096,mode=0700{owner}'.encode()
+    if libc.mount(b'tmpfs', work.encode(), b'tmpfs', 0, opts) != 0:
+        err = ctypes.get_errno()
+        os.write(2, f'\n__SDT_VIOLATION__ sandbox cannot mount tmpfs: {os.strerror(err)}\n'.encode())
+        os._exit(3)
+
+
 def _main():
     cfg = json.loads(sys.stdin.readline())
     work = os.path.realpath(cfg['dir'])
@@ -35,6 +49,8 @@ def _main():
         sys.exit(1)
 
     lim = cfg['limits']
+    if cfg.get('tmpfs'):
+        _mount_tmpfs(work, lim['diskBytes'], cfg.get('uid'))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_AS, (lim['memoryBytes'], lim['memoryBytes']))
     resource.setrlimit(resource.RLIMIT_CPU, (lim['cpuSeconds'], lim['cpuSeconds'] + 1))

@@ -55,6 +55,8 @@ export async function runInSandbox(program: string, opts: SandboxRunOptions = {}
   const uid = caps.dropPrivileges ? sandboxUid(slot) : null;
   // RLIMIT_NPROC does not bind root: without a uid drop, root's candidates may not fork at all.
   const blockFork = uid === null && process.getuid?.() === 0;
+  // The tmpfs must only ever be mounted inside the private mount namespace, never on the host.
+  const tmpfs = caps.namespaces && caps.tmpfs;
   const sandboxId = randomBytes(12).toString('hex');
   const nonce = `__SDT_DONE_${randomBytes(16).toString('hex')}__`;
   const dir = await mkdtemp(join(opts.tmpRoot ?? tmpdir(), 'sdt-sbx-'));
@@ -67,7 +69,18 @@ export async function runInSandbox(program: string, opts: SandboxRunOptions = {}
     }
     const pythonArgs = ['-I', '-B', '-c', PREAMBLE];
     const [cmd, args] = caps.namespaces
-      ? ['unshare', ['--net', '--pid', '--fork', '--kill-child', caps.python, ...pythonArgs]]
+      ? [
+          'unshare',
+          [
+            '--net',
+            '--pid',
+            '--fork',
+            '--kill-child',
+            ...(tmpfs ? ['--mount', '--propagation', 'private'] : []),
+            caps.python,
+            ...pythonArgs,
+          ],
+        ]
       : [caps.python, pythonArgs];
     const env = {
       PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -101,7 +114,7 @@ export async function runInSandbox(program: string, opts: SandboxRunOptions = {}
     child.stderr.on('data', onData(err));
     child.stdin.on('error', () => {}); // the program may exit before reading its configuration
     child.stdin.end(
-      `${JSON.stringify({ dir, program: PROGRAM_NAME, nonce, uid, limits, readRoots: [], blockFork })}\n`,
+      `${JSON.stringify({ dir, program: PROGRAM_NAME, nonce, uid, limits, readRoots: [], blockFork, tmpfs })}\n`,
     );
     const timer = setTimeout(() => {
       timedOut = true;

@@ -12,6 +12,8 @@ export interface SandboxLimits {
   processes: number;
   /** RLIMIT_NOFILE. */
   openFiles: number;
+  /** Size of the tmpfs mounted on the work directory, where the machine allows it (a disk quota). */
+  diskBytes: number;
   /** stdout + stderr bytes kept; more kills the candidate with an output-limit error. */
   maxOutputBytes: number;
 }
@@ -23,6 +25,7 @@ export const DEFAULT_LIMITS: SandboxLimits = {
   fileSizeBytes: 16 * 1024 * 1024,
   processes: 32,
   openFiles: 128,
+  diskBytes: 64 * 1024 * 1024,
   maxOutputBytes: 1024 * 1024,
 };
 
