@@ -1,6 +1,7 @@
 import { type CommandSpec, num, type OptionValues, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
 import { Progress } from '../../common/progress.ts';
-import { WordCounter } from './bpe-train.ts';
+import { MAX_VOCAB_SIZE, WordCounter } from './bpe-train.ts';
 import {
   assertCorpusNotEmpty,
   type CorpusReport,
@@ -13,6 +14,7 @@ import {
   type BpeTokenizer,
   DEFAULT_MIN_FREQUENCY,
   DEFAULT_VOCAB_SIZE,
+  MIN_VOCAB_SIZE,
   saveTokenizer,
   trainBpe,
 } from './index.ts';
@@ -56,6 +58,14 @@ byte; its sha256 is the tokenizer hash that datasets record.`,
     const out = str(opts, 'out');
     const vocabSize = num(opts, 'vocab-size');
     const minFrequency = num(opts, 'min-frequency');
+    if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB_SIZE || vocabSize > MAX_VOCAB_SIZE) {
+      throw new UserError(
+        `--vocab-size must be an integer from ${MIN_VOCAB_SIZE} (8 special + 256 byte tokens) to ${MAX_VOCAB_SIZE}; got ${vocabSize}.`,
+      );
+    }
+    if (!Number.isInteger(minFrequency) || minFrequency < 1) {
+      throw new UserError(`--min-frequency must be an integer >= 1; got ${minFrequency}.`);
+    }
     const quiet = Boolean(opts.quiet);
     const split = str(opts, 'split') as 'train' | 'validation' | 'all';
     const { spec, name } = await sourceSpecFromOptions(opts);

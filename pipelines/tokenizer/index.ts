@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
 import type { BpeTokenizer } from './bpe-model.ts';
-import { learnMerges, WordCounter } from './bpe-train.ts';
+import { learnMerges, MAX_VOCAB_SIZE, WordCounter } from './bpe-train.ts';
 import { SPLIT_PATTERN } from './pretokenize.ts';
 import { serializeTokenizerJson, sha256, TokenizerFormatError, tokenizerFromJson } from './tokenizer-json.ts';
 import { SPECIAL_TOKENS } from './types.ts';
@@ -44,9 +44,9 @@ export async function trainBpe(
 ): Promise<TrainedTokenizer> {
   const vocabSize = opts.vocabSize ?? DEFAULT_VOCAB_SIZE;
   const minFrequency = opts.minFrequency ?? DEFAULT_MIN_FREQUENCY;
-  if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB_SIZE) {
+  if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB_SIZE || vocabSize > MAX_VOCAB_SIZE) {
     throw new UserError(
-      `vocabulary size must be an integer >= ${MIN_VOCAB_SIZE} (8 special + 256 byte tokens); got ${vocabSize}.`,
+      `vocabulary size must be an integer >= ${MIN_VOCAB_SIZE} (8 special + 256 byte tokens) and <= ${MAX_VOCAB_SIZE}; got ${vocabSize}.`,
     );
   }
   if (!Number.isInteger(minFrequency) || minFrequency < 1) {
