@@ -160,6 +160,27 @@ describe.skipIf(!haveNative)('sdt sample CLI', () => {
     for (const l of lines) expect(l.tokens).toBeLessThanOrEqual(8);
   });
 
+  it('samples from a checkpoint directory with its tokenizer', () => {
+    const ckpt = join(dir, 'ckpt');
+    const init = spawnSync(bin, ['init', '--config', configPath, '--out', ckpt, '--tokenizer', tokPath], {
+      encoding: 'utf8',
+    });
+    expect(init.status, init.stderr).toBe(0);
+    const sdt = (args: string[]) =>
+      spawnSync('node', [join(repoRoot, 'bin', 'sdt.js'), 'sample', '--ckpt', ckpt, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, SDT_NATIVE: bin },
+      });
+    const r = sdt(['--prompt', 'def add(a, b):', '--max-new', '6', '--block', '4', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.prompt).toBe('def add(a, b):');
+    expect(out.tokens).toBeLessThanOrEqual(6);
+    // Plain output is the prompt followed by the same completion (greedy decoding repeats).
+    const plain = sdt(['--prompt', 'def add(a, b):', '--max-new', '6', '--block', '4']);
+    expect(plain.stdout).toBe(`def add(a, b):${out.completion}\n`);
+  });
+
   it('names the flag at fault', () => {
     const r = spawnSync('node', [join(repoRoot, 'bin', 'sdt.js'), 'sample', '--prompt', 'x'], {
       encoding: 'utf8',

@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "io/model_config_json.h"
-#include "io/safetensors.h"
+#include "train/checkpoint.h"
 
 namespace sdt::sampler {
 
@@ -23,17 +23,15 @@ LoadedModel load_checkpoint_model(const std::string& dir) {
   const std::string weights_path = dir + "/model.safetensors";
   if (!exists(config_path))
     throw std::runtime_error(config_path + " not found: --ckpt must be a checkpoint directory written by `sdt train`");
+  if (!exists(dir + "/COMPLETE"))
+    throw std::runtime_error(dir + " has no COMPLETE marker (an interrupted checkpoint write?); point --ckpt at a "
+                             "complete checkpoint, e.g. the latest RUN/checkpoints/step-* holding COMPLETE");
   if (!exists(weights_path))
     throw std::runtime_error(weights_path + " not found: the checkpoint is incomplete; point --ckpt at a finished one");
   io::ConfigExtras extras;
   const ModelConfig c = io::model_config_from_json(io::read_json_file(config_path), config_path, &extras);
   auto model = std::make_unique<Model>(c);
-  const io::SafetensorsFile file(weights_path);
-  for (ParamView& p : model->params()) {
-    if (!file.has(p.name))
-      throw std::runtime_error(weights_path + ": tensor \"" + p.name + "\" is missing (config.json and the weights disagree)");
-    file.read_f32(p.name, p.shape, p.data);
-  }
+  train::load_model_weights(*model, dir);
   return {std::move(model), extras.del_token_id};
 }
 
