@@ -93,3 +93,13 @@ describe('train config', () => {
     expect(f2 - f1).toBe(12 * m.num_hidden_layers * 128 * h);
   });
 });
+
+describe('default configs', () => {
+  it('every data/configs/*.json is a valid train config', async () => {
+    const { readdirSync } = await import('node:fs');
+    const dir = join(import.meta.dirname, '..', 'data', 'configs');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(files).toContain('demo.json');
+    for (const f of files) await expect(loadConfigFile(join(dir, f))).resolves.toBeTruthy();
+  });
+});

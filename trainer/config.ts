@@ -357,7 +357,7 @@ export const FIELDS: FieldSpec[] = [
     path: 'validation.batches',
     flag: 'val-batches',
     type: 'int',
-    description: 'validation batches (of batch-size sequences) per evaluation',
+    description: 'validation batches (of batch-size / micro-batches sequences) per evaluation',
     default: 4,
     min: 1,
   },
@@ -431,6 +431,14 @@ export function configOptions(): Record<string, OptionSpec> {
     const shown = isModel ? `${JSON.stringify(f.default)} in preset demo` : JSON.stringify(f.default);
     out[f.flag] = {
       type: f.type === 'int' ? 'number' : f.type,
+      arg:
+        f.flag === 'dataset' || f.flag === 'out'
+          ? 'DIR'
+          : f.type === 'int'
+            ? 'N'
+            : f.type === 'number'
+              ? 'X'
+              : 'NAME',
       description: `${f.description} [default: ${shown}; config: ${f.path}]`,
       ...(f.choices ? { choices: f.choices } : {}),
     };
