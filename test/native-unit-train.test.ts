@@ -1,0 +1,44 @@
+/**
+ * Drives the native unit tests of the formats and the training loop (native/tests/test_io.cpp and
+ * test_train.cpp) through the sdt-native-tests binary, one filter per group so a failure names its group.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../common/native.ts';
+
+function testsBinary(): string | undefined {
+  const bin = join(repoRoot, 'native', 'build', 'sdt-native-tests');
+  if (existsSync(bin)) return bin;
+  if (spawnSync('cmake', ['--version']).error) {
+    console.warn('native unit tests skipped: cmake is not installed (needed to build sdt-native-tests)');
+    return undefined;
+  }
+  spawnSync('node', [join(repoRoot, 'scripts', 'build-native.js')], { stdio: 'inherit' });
+  return existsSync(bin) ? bin : undefined;
+}
+
+const bin = testsBinary();
+const groups = {
+  'CRC-32': 'crc32_',
+  JSON: 'json_',
+  safetensors: 'safetensors_',
+  npy: 'npy_',
+  'trainer stream': 'stream_round_trip',
+  AdamW: 'adamw_',
+  'LR schedule': 'lr_schedule_',
+  clipping: 'clipping_',
+  'training loop (resume, non-finite, eval, checkpoints)': 'train_',
+};
+
+describe.skipIf(!bin)('native unit tests: io and train', () => {
+  for (const [name, filter] of Object.entries(groups)) {
+    it(name, () => {
+      const r = spawnSync(bin as string, [filter], { encoding: 'utf8' });
+      const summary = /(\d+) passed, (\d+) failed/.exec(r.stdout);
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(Number(summary?.[1] ?? 0), `no native test matched ${filter}`).toBeGreaterThan(0);
+    });
+  }
+});
