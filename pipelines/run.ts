@@ -37,6 +37,8 @@ export interface BuildOptions {
   validationFraction: number;
   /** Input records per chunk (one shard per split per chunk). */
   shardRecords: number;
+  /** Input bytes per chunk: a chunk also closes here, so memory stays bounded with large files. */
+  shardBytes?: number;
   shard?: { index: number; count: number };
   workers: number;
   rejectsOut?: string;
@@ -56,6 +58,7 @@ export interface BuildResult {
 }
 
 const BATCH_RECORDS = 16;
+export const DEFAULT_SHARD_BYTES = 64_000_000;
 const BATCH_BYTES = 1 << 20;
 
 interface ChunkState {
@@ -77,6 +80,7 @@ function outputSettings(o: BuildOptions, tokenizerHash: string): Record<string, 
     keepParseErrors: o.keepParseErrors,
     validationFraction: o.validationFraction,
     shardRecords: o.shardRecords,
+    shardBytes: o.shardBytes ?? DEFAULT_SHARD_BYTES,
     tokenizerHash,
   };
 }
@@ -110,6 +114,9 @@ async function reusableChunks(dir: string, m: DatasetManifest): Promise<Map<numb
 export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
   if (!Number.isInteger(o.shardRecords) || o.shardRecords < 1) {
     throw new UserError(`--shard-records must be a positive integer; got ${o.shardRecords}.`);
+  }
+  if (o.shardBytes !== undefined && !(o.shardBytes > 0)) {
+    throw new UserError(`--shard-mb must be positive; got ${o.shardBytes / 1e6}.`);
   }
   if (o.nearDupThreshold < 0 || o.nearDupThreshold > 1) {
     throw new UserError(`--near-dup-threshold must be in [0, 1] (0 disables); got ${o.nearDupThreshold}.`);
@@ -223,7 +230,7 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
   let current: ChunkState | undefined;
 
   const consume = async (w: WorkItem): Promise<void> => {
-    const index = Math.floor(w.seq / o.shardRecords);
+    const index = w.chunk;
     if (!current || current.index !== index) {
       if (current) await finishChunk(current);
       current = {
@@ -295,14 +302,29 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
   };
   try {
     let seq = 0;
+    // Chunks close after shardRecords records or shardBytes input bytes, whichever comes first: a
+    // function of the input order and sizes only, so every run cuts the same chunks.
+    const shardBytes = o.shardBytes ?? DEFAULT_SHARD_BYTES;
+    let chunkIndex = 0;
+    let chunkRecords = 0;
+    let chunkBytes = 0;
     let batch: WorkItem[] = [];
     let heavy: boolean[] = [];
     let batchBytes = 0;
     for await (const rec of openSource(source)) {
       if (!inShard(rec.id, o.shard)) continue;
-      const index = Math.floor(seq / o.shardRecords);
-      const w = toWorkItem(seq++, rec);
-      const reused = chunkReused(index, rec.id, w.seq % o.shardRecords === 0);
+      const size = rec.bytes?.length ?? (rec.text === undefined ? 0 : Buffer.byteLength(rec.text));
+      if (chunkRecords > 0 && (chunkRecords >= o.shardRecords || chunkBytes + size > shardBytes)) {
+        chunkIndex++;
+        chunkRecords = 0;
+        chunkBytes = 0;
+      }
+      const index = chunkIndex;
+      const first = chunkRecords === 0;
+      chunkRecords++;
+      chunkBytes += size;
+      const w = toWorkItem(seq++, rec, index);
+      const reused = chunkReused(index, rec.id, first);
       if (!reused) reusable.delete(index);
       batch.push(w);
       heavy.push(!reused);

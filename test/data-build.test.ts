@@ -137,6 +137,22 @@ describe('end-to-end build of a stdlib subset', () => {
     expect((await allRows(dir)).length).toBe(m.counts.train.rows + m.counts.validation.rows);
   });
 
+  it('chunks also close at --shard-mb input bytes, without changing the rows', async () => {
+    const d = join(work, 'small-chunks');
+    const r = await buildDataset(options(d, { shardBytes: 60_000, shardRecords: 1000 }));
+    const ref = await openDataset(join(work, 'ds'));
+    expect(r.manifest.chunks.length).toBeGreaterThan(ref.manifest.chunks.length);
+    for (const c of r.manifest.chunks) {
+      const files = r.manifest.shards.filter((s) => s.chunk === c.index);
+      const kept = files.reduce((n, s) => n + s.bytes, 0);
+      // Kept bytes are at most the chunk's input bytes; a chunk goes over only when one record does.
+      expect(c.records === 1 || kept <= 60_000).toBe(true);
+    }
+    const key = (rows: DatasetRow[]) => rows.map((x) => `${x.split}:${x.id}:${x.tokens.length}`).sort();
+    expect(key(await allRows(d))).toEqual(key(await allRows(join(work, 'ds'))));
+    expect(r.manifest.rejects).toEqual(ref.manifest.rejects);
+  });
+
   it('--shard i/N builds partition the records exactly', async () => {
     const noDedup = { nearDupThreshold: 0 };
     const full = await allRows(join(work, 'ds'));

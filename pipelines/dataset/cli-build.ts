@@ -170,6 +170,12 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
       description: 'input records per chunk (one shard per split)',
       default: 1000,
     },
+    'shard-mb': {
+      type: 'number',
+      arg: 'MB',
+      description: 'input megabytes per chunk at most (bounds memory with large files)',
+      default: 64,
+    },
     shard: { type: 'string', arg: 'i/N', description: 'take only records whose stable id hash mod N is i' },
     workers: {
       type: 'number',
@@ -217,6 +223,7 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
       keepParseErrors: bool(opts, 'keep-parse-errors'),
       validationFraction: num(opts, 'validation-fraction'),
       shardRecords: num(opts, 'shard-records'),
+      shardBytes: Math.round(num(opts, 'shard-mb') * 1e6),
       shard: parseShardFlag(optStr(opts, 'shard')),
       workers,
       rejectsOut: optStr(opts, 'rejects-out'),

@@ -12,6 +12,8 @@ import type { Reject } from './types.ts';
 /** A record on its way through the per-record steps; fields fill in as steps run. */
 export interface WorkItem {
   seq: number;
+  /** The output chunk the record belongs to (run.ts decides it from the input order and sizes). */
+  chunk: number;
   id: string;
   origin: string;
   language: string;
@@ -114,16 +116,17 @@ export const RECORD_STEPS: RecordStep[] = [
 
 const SPAN_CODE = { identifier: 0, expression: 1, statement: 2, block: 3, function: 4 } as const;
 
-export function toWorkItem(seq: number, rec: SourceRecord): WorkItem {
+export function toWorkItem(seq: number, rec: SourceRecord, chunk = 0): WorkItem {
   return {
     seq,
+    chunk,
     id: rec.id,
     origin: rec.origin,
     language: rec.language,
     split: rec.split,
     reject: rec.reject,
     input: rec.bytes ?? rec.text,
-    nBytes: rec.bytes?.length ?? 0,
+    nBytes: rec.bytes?.length ?? (rec.text === undefined ? 0 : Buffer.byteLength(rec.text)),
     parseErrors: 0,
   };
 }
