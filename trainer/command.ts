@@ -15,7 +15,7 @@ import {
 } from './config.ts';
 import { loadTrainData } from './data.ts';
 import { dryRun, formatDryRun } from './dry-run.ts';
-import { latestCheckpoint } from './resume.ts';
+import { hasCheckpoints } from './resume.ts';
 import { runTraining } from './run.ts';
 
 /** Flags that may change when a run is resumed: they do not change what is computed. */
@@ -104,7 +104,7 @@ Settings come from the defaults, then --config FILE, then flags.`,
       process.stdout.write(formatDryRun(cfg, await dryRun(cfg, data, bin)));
       return 0;
     }
-    if (!resume && latestCheckpoint(cfg.out)) {
+    if (!resume && hasCheckpoints(cfg.out)) {
       throw new UserError(
         `${cfg.out} already holds checkpoints; continue it with \`sdt train --resume ${cfg.out}\` or choose another --out.`,
       );

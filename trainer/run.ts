@@ -17,7 +17,7 @@ import { renderLossPlot } from './loss-plot.ts';
 import { countParameters } from './model-size.ts';
 import { nativeTrainConfig } from './native-config.ts';
 import { type NativeEvent, NativeProcess } from './native-process.ts';
-import { latestCheckpoint, type ResumePoint } from './resume.ts';
+import { resumePoint as findResumePoint, type ResumePoint } from './resume.ts';
 import { type EvalRecord, RunLog, readLog, type StepRecord } from './run-log.ts';
 import { encodeEnd, encodeEval, encodeHeader, encodeTrain } from './stream-encoder.ts';
 import { unigramCrossEntropyBits, unigramEntropyBits } from './unigram.ts';
@@ -74,7 +74,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
 
   let resumePoint: ResumePoint | undefined;
   if (opts.resume) {
-    resumePoint = latestCheckpoint(runDir);
+    resumePoint = await findResumePoint(runDir);
     if (!resumePoint) {
       throw new UserError(
         `${runDir}: no complete checkpoint to resume from (checkpoints/step-*/COMPLETE missing); start a new run without --resume.`,
