@@ -15,6 +15,8 @@ export interface SandboxCapabilities {
   /** `unshare --net --pid --fork --kill-child` works: no network interfaces but lo (down) and a PID
    * namespace whose processes the kernel kills when its first process exits. */
   namespaces: boolean;
+  /** Not root: the namespaces need a user namespace too (`--user --map-root-user`). */
+  userNamespace: boolean;
   /** Started as root and the interpreter works under an unprivileged uid: candidates run as that uid. */
   dropPrivileges: boolean;
   /** A private mount namespace where a size-limited tmpfs can be mounted on the work directory. */
@@ -37,11 +39,13 @@ function runs(cmd: string, args: string[]): boolean {
   return r.status === 0;
 }
 
-function canMountTmpfs(): boolean {
+function canMountTmpfs(userNamespace: boolean): boolean {
   const dir = mkdtempSync(join(tmpdir(), 'sdt-probe-'));
   try {
     // The mount lives in a private mount namespace and disappears with it.
+    const user = userNamespace ? ['--user', '--map-root-user'] : [];
     return runs('unshare', [
+      ...user,
       '--mount',
       '--propagation',
       'private',
@@ -89,7 +93,14 @@ export function probeCapabilities(python = 'python3'): SandboxCapabilities {
       `sandbox: cannot run the interpreter ${JSON.stringify(python)}; install python3 or pass --python PATH.`,
     );
   }
-  const namespaces = runs('unshare', ['--net', '--pid', '--fork', '--kill-child', 'true']);
+  const nsArgs = ['--net', '--pid', '--fork', '--kill-child', 'true'];
+  let namespaces = runs('unshare', nsArgs);
+  let userNamespace = false;
+  if (!namespaces && process.getuid?.() !== 0) {
+    // Unprivileged: a user namespace grants the rights to make the others (where the kernel allows it).
+    userNamespace = runs('unshare', ['--user', '--map-root-user', ...nsArgs]);
+    namespaces = userNamespace;
+  }
   let chosen = exe;
   let dropPrivileges = false;
   if (process.getuid?.() === 0) {
@@ -102,7 +113,13 @@ export function probeCapabilities(python = 'python3'): SandboxCapabilities {
       }
     }
   }
-  const caps = { python: chosen, namespaces, dropPrivileges, tmpfs: namespaces && canMountTmpfs() };
+  const caps = {
+    python: chosen,
+    namespaces,
+    userNamespace,
+    dropPrivileges,
+    tmpfs: namespaces && canMountTmpfs(userNamespace),
+  };
   cache.set(python, caps);
   return caps;
 }

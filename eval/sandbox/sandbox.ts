@@ -72,6 +72,7 @@ export async function runInSandbox(program: string, opts: SandboxRunOptions = {}
       ? [
           'unshare',
           [
+            ...(caps.userNamespace ? ['--user', '--map-root-user'] : []),
             '--net',
             '--pid',
             '--fork',
