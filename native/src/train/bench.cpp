@@ -68,25 +68,26 @@ struct GemmShape {
   int count;    // calls of this shape per step (per form)
 };
 
-// Times the three GEMM forms a linear layer runs in a training step (forward y = x W^T,
-// dx = dy W, dW += dy^T x) on one shape; returns seconds per call of each form summed.
-double time_linear_gemms(const GemmShape& s, int reps) {
-  std::vector<float> x(static_cast<size_t>(s.M) * s.K, 0.01f), w(static_cast<size_t>(s.N) * s.K, 0.02f);
-  std::vector<float> y(static_cast<size_t>(s.M) * s.N, 0.0f), dx(x.size()), dw(w.size(), 0.0f);
-  auto once = [&] {
-    gemm(false, true, s.M, s.N, s.K, 1.0f, x.data(), s.K, w.data(), s.K, 0.0f, y.data(), s.N);
-    gemm(false, false, s.M, s.K, s.N, 1.0f, y.data(), s.N, w.data(), s.K, 0.0f, dx.data(), s.K);
-    gemm(true, false, s.N, s.K, s.M, 1.0f, y.data(), s.N, x.data(), s.K, 1.0f, dw.data(), s.K);
-  };
-  once();  // warm caches and thread pools
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    once();
-    t.push_back(seconds_since(t0));
+// The three GEMM forms a linear layer runs in a training step (forward y = x W^T, dx = dy W,
+// dW += dy^T x) on one shape, with its own buffers.
+class LinearGemms {
+ public:
+  explicit LinearGemms(const GemmShape& s)
+      : s_(s), x_(static_cast<size_t>(s.M) * s.K, 0.01f), w_(static_cast<size_t>(s.N) * s.K, 0.02f),
+        y_(static_cast<size_t>(s.M) * s.N, 0.0f), dx_(x_.size()), dw_(w_.size(), 0.0f) {}
+
+  void run() {
+    gemm(false, true, s_.M, s_.N, s_.K, 1.0f, x_.data(), s_.K, w_.data(), s_.K, 0.0f, y_.data(), s_.N);
+    gemm(false, false, s_.M, s_.K, s_.N, 1.0f, y_.data(), s_.N, w_.data(), s_.K, 0.0f, dx_.data(), s_.K);
+    gemm(true, false, s_.N, s_.K, s_.M, 1.0f, y_.data(), s_.N, x_.data(), s_.K, 1.0f, dw_.data(), s_.K);
   }
-  return median(t);
-}
+  double flops() const { return 3.0 * 2.0 * s_.M * static_cast<double>(s_.N) * s_.K; }
+  const GemmShape& shape() const { return s_; }
+
+ private:
+  GemmShape s_;
+  std::vector<float> x_, w_, y_, dx_, dw_;
+};
 
 }  // namespace
 
@@ -101,7 +102,7 @@ int cmd_bench_train(int argc, char** argv) {
           {"config", "FILE", "", "model config.json or TRAIN.json (default: vocab 8192, hidden 256, 4 layers, 4 heads, I=704)", false},
           {"batch", "B", "4", "rows per batch", false},
           {"seq", "T", "256", "tokens per row", false},
-          {"steps", "N", "8", "measured steps (after 2 warm-up steps)", false},
+          {"steps", "N", "8", "measured steps (after 2 warm-up steps), each followed by the same GEMMs alone", false},
           {"threads", "N", "0", "OpenMP threads (0: default)", false},
       },
       {}};
@@ -144,21 +145,6 @@ int cmd_bench_train(int argc, char** argv) {
     batch.weights = weights.data();
     batch.mode = mc.attention_mode;
 
-    std::vector<double> step_s, fb_s;
-    double loss = 0.0;
-    for (int s = 0; s < steps + 2; ++s) {
-      const auto t0 = Clock::now();
-      model.zero_grad();
-      loss = model.forward_backward(batch, static_cast<double>(N)).loss;
-      if (s >= 2) fb_s.push_back(seconds_since(t0));
-      const double norm = global_grad_norm(model.params());
-      const float clip = clip_factor(norm, 1.0);
-      if (clip < 1.0f) scale_grads(model.params(), clip);
-      opt.step(model.params(), 1e-4);
-      if (s >= 2) step_s.push_back(seconds_since(t0));
-    }
-    const double t_step = median(step_s);
-
     // FLOP model of one step.
     int64_t n_matmul = 0;
     for (const ParamView& p : model.params()) {
@@ -168,29 +154,64 @@ int cmd_bench_train(int argc, char** argv) {
     const double attn_flops = 12.0 * L * B * static_cast<double>(T) * T * D;
     const double step_flops = 6.0 * static_cast<double>(n_matmul) * N + attn_flops;
 
-    // The same GEMM backend on the model's shapes (fused qkv and gate_up, as the model runs them).
+    // The same GEMM backend on the model's shapes (fused qkv and gate_up, as the model runs them),
+    // each called as often as a step calls it.
     const int hd = mc.head_dim();
     const int S = (mc.num_attention_heads + 2 * mc.num_key_value_heads) * hd;
     const int A = mc.num_attention_heads * hd;
     const int I = mc.intermediate_size;
     const int lm_rows = std::max(1, std::min(N, (1 << 22) / mc.vocab_size));
-    const std::vector<GemmShape> shapes = {
-        {"qkv_proj", N, S, mc.hidden_size, mc.num_hidden_layers},
-        {"o_proj", N, mc.hidden_size, A, mc.num_hidden_layers},
-        {"gate_up_proj", N, 2 * I, mc.hidden_size, mc.num_hidden_layers},
-        {"down_proj", N, mc.hidden_size, I, mc.num_hidden_layers},
-        {"lm_head", lm_rows, mc.vocab_size, mc.hidden_size, (N + lm_rows - 1) / lm_rows},
+    std::vector<LinearGemms> gemms;
+    gemms.emplace_back(GemmShape{"qkv_proj", N, S, mc.hidden_size, mc.num_hidden_layers});
+    gemms.emplace_back(GemmShape{"o_proj", N, mc.hidden_size, A, mc.num_hidden_layers});
+    gemms.emplace_back(GemmShape{"gate_up_proj", N, 2 * I, mc.hidden_size, mc.num_hidden_layers});
+    gemms.emplace_back(GemmShape{"down_proj", N, mc.hidden_size, I, mc.num_hidden_layers});
+    gemms.emplace_back(GemmShape{"lm_head", lm_rows, mc.vocab_size, mc.hidden_size, (N + lm_rows - 1) / lm_rows});
+    double gemm_flops = 0.0;
+    for (const LinearGemms& g : gemms) gemm_flops += g.flops() * g.shape().count;
+    auto gemm_step = [&] {
+      const auto t0 = Clock::now();
+      for (LinearGemms& g : gemms) {
+        for (int c = 0; c < g.shape().count; ++c) g.run();
+      }
+      return seconds_since(t0);
     };
-    double gemm_time = 0.0, gemm_flops = 0.0;
+
+    // Steps and GEMM-only steps alternate, so both see the same machine (shared cores, clocks).
+    std::vector<double> step_s, fb_s, gemm_s;
+    double loss = 0.0;
+    for (int s = 0; s < steps + 2; ++s) {
+      const auto t0 = Clock::now();
+      model.zero_grad();
+      loss = model.forward_backward(batch, static_cast<double>(N)).loss;
+      const double t_fb = seconds_since(t0);
+      const double norm = global_grad_norm(model.params());
+      const float clip = clip_factor(norm, 1.0);
+      if (clip < 1.0f) scale_grads(model.params(), clip);
+      opt.step(model.params(), 1e-4);
+      const double t_all = seconds_since(t0);
+      const double t_gemm = gemm_step();
+      if (s >= 2) {
+        fb_s.push_back(t_fb);
+        step_s.push_back(t_all);
+        gemm_s.push_back(t_gemm);
+      }
+    }
+    const double t_step = median(step_s);
+    const double gemm_time = median(gemm_s);
+
     Json per_shape = Json::array();
-    for (const GemmShape& s : shapes) {
-      const double t = time_linear_gemms(s, 5);
-      const double fl = 3.0 * 2.0 * s.M * static_cast<double>(s.N) * s.K;
-      gemm_time += t * s.count;
-      gemm_flops += fl * s.count;
+    for (LinearGemms& g : gemms) {
+      std::vector<double> t;
+      for (int r = 0; r < 5; ++r) {
+        const auto t0 = Clock::now();
+        g.run();
+        t.push_back(seconds_since(t0));
+      }
+      const GemmShape& sh = g.shape();
       Json js = Json::object();
-      js.set("name", Json(s.what)).set("M", Json(s.M)).set("N", Json(s.N)).set("K", Json(s.K)).set("calls_per_step", Json(s.count))
-          .set("gflops", Json(fl / t / 1e9));
+      js.set("name", Json(sh.what)).set("M", Json(sh.M)).set("N", Json(sh.N)).set("K", Json(sh.K))
+          .set("calls_per_step", Json(sh.count)).set("gflops", Json(g.flops() / median(t) / 1e9));
       per_shape.push(js);
     }
     const double step_gflops = step_flops / t_step / 1e9;
