@@ -12,6 +12,11 @@ export interface CommandEntry {
 
 export const commands: CommandEntry[] = [
   {
+    name: 'demo',
+    summary: 'the whole pipeline on the default data: tokenizer, dataset, training, sampling',
+    load: () => import('./demo.ts'),
+  },
+  {
     name: 'tokenizer train',
     summary: 'train a byte-level BPE tokenizer (tokenizer.json)',
     load: () => import('../pipelines/tokenizer/cli-train.ts'),
