@@ -3,12 +3,17 @@
  * Checks the run directory, that the curriculum reaches the edit stage, that a stopped and resumed run logs
  * the same losses as an uninterrupted one, bit for bit, and that the AR objective reports NLL.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../bin/main.ts';
+import { loadConfigFile } from '../trainer/config.ts';
+import { loadTrainData } from '../trainer/data.ts';
 import { readLog } from '../trainer/run-log.ts';
+import { buildValidationFrames } from '../trainer/validation.ts';
 import { nativeOrBuild, stdlibDataset, tempDir } from './train-helpers.ts';
+import { readNpyFloat32, writeNpy } from './train-npy.ts';
 
 const bin = nativeOrBuild();
 let dir = '';
@@ -106,5 +111,52 @@ describe.skipIf(!bin)('sdt train end to end', () => {
     expect(Object.keys(summary.final_validation)).toEqual(['nll']);
     const native = JSON.parse(readFileSync(join(run, 'native-train.json'), 'utf8'));
     expect(native.model.attention_mode).toBe('causal');
+  });
+
+  it("the logged ELBO equals one computed from the checkpoint's logits", async () => {
+    const run = join(dir, 'full');
+    if (!existsSync(join(run, 'log.jsonl'))) expect(await main(tinyRun(run))).toBe(0);
+    const cfg = await loadConfigFile(join(run, 'config.json'));
+    const data = await loadTrainData(dataset, cfg.data.seq_len);
+    const ctx = { cfg, specials: data.specials, editVocab: data.editVocab, train: data.train };
+    const frames = buildValidationFrames(ctx, data.validation, 'elbo');
+    // Cross-entropy in TypeScript from sdt-native's logits of the step-4 checkpoint (mask column is -inf).
+    let ceSum = 0;
+    let denominator = 0;
+    frames.forEach((f, k) => {
+      const { B, T, input, target, weight, segment } = f.batch;
+      const p = (name: string) => join(dir, `elbo-${k}-${name}.npy`);
+      writeNpy(p('tokens'), input, [B, T]);
+      writeNpy(p('segments'), segment, [B, T]);
+      const ckpt = join(run, 'checkpoints', 'step-000004');
+      const r = spawnSync(bin!, [
+        'forward',
+        '--ckpt',
+        ckpt,
+        '--tokens',
+        p('tokens'),
+        '--segments',
+        p('segments'),
+        '--out',
+        p('logits'),
+      ]);
+      expect(r.status, String(r.stderr)).toBe(0);
+      const { data: logits, shape } = readNpyFloat32(p('logits'));
+      const V = shape[2];
+      for (let i = 0; i < B * T; i++) {
+        if (weight[i] === 0) continue;
+        const row = logits.subarray(i * V, (i + 1) * V);
+        let max = Number.NEGATIVE_INFINITY;
+        for (const x of row) if (x > max) max = x;
+        let sum = 0;
+        for (const x of row) if (Number.isFinite(x)) sum += Math.exp(x - max);
+        ceSum += weight[i] * (max + Math.log(sum) - row[target[i]]);
+      }
+      denominator += f.denominator;
+    });
+    const expected = ceSum / denominator / Math.LN2;
+    const logged = readLog(run).find((r) => r.type === 'eval' && r.step === 4 && r.group === 'elbo');
+    expect(logged).toBeDefined();
+    expect((logged as { bits_per_token: number }).bits_per_token).toBeCloseTo(expected, 4);
   });
 });
