@@ -160,7 +160,8 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
     unit: 'files',
     bytes: true,
     total: estimate.items ? Math.ceil(estimate.items / parts) : undefined,
-    totalBytes: estimate.bytes ? Math.ceil(estimate.bytes / parts) : undefined,
+    // The stdlib's capped validation files are never read, so its byte total would mislead the ETA.
+    totalBytes: estimate.bytes && source.kind !== 'stdlib' ? Math.ceil(estimate.bytes / parts) : undefined,
     quiet: o.quiet,
   });
 

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { bool, type CommandSpec, list, num, type OptionValues, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { buildDataset } from '../run.ts';
@@ -20,7 +21,9 @@ export function parseShardFlag(value: string | undefined): { index: number; coun
 }
 
 async function sourceSpec(opts: OptionValues): Promise<SourceSpec> {
-  const source = optStr(opts, 'source');
+  // Absolute paths, so a rerun from another folder is recognised as the same source.
+  const given = optStr(opts, 'source');
+  const source = given === undefined ? undefined : resolve(given);
   if (!source) return { kind: 'stdlib', maxValidationFiles: num(opts, 'max-validation-files') };
   let isDir: boolean;
   try {
@@ -202,7 +205,7 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
       throw new UserError(`--workers must be a whole number >= 0; got ${workers}.`);
     }
     const out = str(opts, 'out');
-    const tokenizerPath = str(opts, 'tokenizer');
+    const tokenizerPath = resolve(str(opts, 'tokenizer'));
     if (!(await stat(tokenizerPath).catch(() => undefined))) {
       throw new UserError(
         `--tokenizer ${tokenizerPath} not found; train one with \`sdt tokenizer train --out ${tokenizerPath}\` or pass --tokenizer.`,
