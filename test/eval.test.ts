@@ -168,7 +168,7 @@ withData('model generator (against a fake sampler client)', () => {
     const seeds: number[] = [];
     const client: SamplerClientLike = {
       async generate(prompts: SamplerPrompt[], settings: SamplerFlags) {
-        seeds.push(settings.seed);
+        seeds.push(settings.seed ?? -1);
         return {
           seconds: 0.5,
           completions: prompts.map((p) => {

@@ -11,6 +11,7 @@ import {
   str,
 } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
+import { SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/settings.ts';
 import { ModelGenerator, openSamplerClient } from '../generators/model.ts';
 import { OracleGenerator } from '../generators/oracle.ts';
 import type { Generator } from '../generators/types.ts';
@@ -19,23 +20,13 @@ import { type EvalSummary, runEval } from '../run.ts';
 import { SUITES } from '../suites/index.ts';
 import type { EvalTask } from '../suites/types.ts';
 
+/** The sampler's own flags (pipelines/sample/settings.ts) plus eval's. */
 export const EVAL_OPTIONS: Record<string, OptionSpec> = {
+  ...SAMPLER_OPTIONS,
   data: { type: 'string', arg: 'DIR', description: 'benchmark data folder', default: DEFAULT_DATA_DIR },
   oracle: { type: 'boolean', description: 'execute the reference solutions instead of a model' },
   ckpt: { type: 'string', arg: 'DIR', description: 'checkpoint to sample from (needed unless --oracle)' },
-  mode: { type: 'string', description: 'decoding', choices: ['diffusion', 'ar'], default: 'diffusion' },
-  block: { type: 'number', arg: 'N', description: 'sampler block size', default: 32 },
-  threshold: {
-    type: 'number',
-    arg: 'P',
-    description: 'confidence threshold to commit a token',
-    default: 0.9,
-  },
-  'max-new': { type: 'number', arg: 'N', description: 'tokens to generate at most', default: 256 },
   'n-samples': { type: 'number', arg: 'N', description: 'samples per task', default: 1 },
-  temperature: { type: 'number', arg: 'T', description: 'sampling temperature (0 = greedy)', default: 0 },
-  'top-p': { type: 'number', arg: 'P', description: 'nucleus sampling mass', default: 1 },
-  seed: { type: 'number', arg: 'N', description: 'sampler seed (sample i uses seed + i)', default: 0 },
   k: {
     type: 'list',
     arg: 'K,...',
@@ -90,19 +81,7 @@ async function makeGenerator(o: OptionValues, buggy = false): Promise<Generator>
   if (!ckpt)
     throw new UserError('pass --ckpt DIR to evaluate a model, or --oracle to run the reference solutions.');
   const client = await openSamplerClient(ckpt);
-  return new ModelGenerator(
-    client,
-    {
-      mode: str(o, 'mode') as 'diffusion' | 'ar',
-      block: positiveInt(o, 'block'),
-      threshold: num(o, 'threshold'),
-      maxNew: positiveInt(o, 'max-new'),
-      temperature: num(o, 'temperature'),
-      topP: num(o, 'top-p'),
-      seed: num(o, 'seed'),
-    },
-    ckpt,
-  );
+  return new ModelGenerator(client, settingsFromOptions(o), ckpt);
 }
 
 function printSummary(s: EvalSummary, label = ''): void {

@@ -1,24 +1,14 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { UserError } from '../../common/errors.ts';
-import { REPO_ROOT } from '../paths.ts';
+import { SamplerClient } from '../../pipelines/sample/client.ts';
+import type { SampleSettings } from '../../pipelines/sample/protocol.ts';
 import type { EvalTask } from '../suites/types.ts';
 import type { GenerationStats, Generator, TaskGeneration } from './types.ts';
 
-/**
- * The sampler settings eval passes through; field names as in the sampler client's SampleSettings
- * (pipelines/sample/protocol.ts), so the object goes to it unchanged.
- */
-export interface SamplerFlags {
-  mode: 'diffusion' | 'ar';
-  block: number;
-  threshold: number;
-  maxNew: number;
-  temperature: number;
-  topP: number;
-  seed: number;
-}
+/** sdt-native's max_new when a request leaves it out. */
+const DEFAULT_MAX_NEW = 128;
+
+/** The sampler settings, exactly as the sampler client takes them. */
+export type SamplerFlags = SampleSettings;
 
 /** A plain prompt, or a fill-in-the-middle one (text before and after the gap). */
 export type SamplerPrompt = { text: string } | { prefix: string; suffix: string };
@@ -76,7 +66,7 @@ export class ModelGenerator implements Generator {
       forwardPasses: [],
     }));
     for (let sample = 0; sample < nSamples; sample++) {
-      const flags = { ...this.flags, seed: this.flags.seed + sample };
+      const flags = { ...this.flags, seed: (this.flags.seed ?? 0) + sample };
       for (let i = 0; i < tasks.length; i += this.batch) {
         const slice = tasks.slice(i, i + this.batch);
         const res = await this.client.generate(slice.map(promptFor), flags);
@@ -137,41 +127,13 @@ export function fitPrompt(
   return { ids, cut: over > 0 };
 }
 
-/** The parts of pipelines/sample/client.ts that the adapter uses. */
-interface SamplerClientModule {
-  SamplerClient: {
-    start(opts: { ckpt: string }): Promise<{
-      info: { max_position_embeddings: number };
-      tokenizer: {
-        encode(text: string): Int32Array;
-        special: { fimPrefix: number; fimSuffix: number; fimMiddle: number };
-      } | null;
-      generateTokens(
-        prompts: ArrayLike<number>[],
-        settings: SamplerFlags,
-      ): Promise<
-        { text: string; tokens: Int32Array; forwardPasses: number; timings: { requestMs: number } }[]
-      >;
-      close(): Promise<void>;
-    }>;
-  };
-}
-
 /**
- * Open the sampler (`sdt-native serve` behind pipelines/sample/client.ts) on a checkpoint. Infilling
- * prompts become <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> with the special token ids
- * (tokenizing the marker text would give ordinary bytes). The client module is loaded at run time so
- * that eval and its oracle work on a tree without the sampler.
+ * Open the sampler (`sdt-native serve` behind SamplerClient) on a checkpoint. Infilling prompts become
+ * <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> with the special token ids (tokenizing the
+ * marker text would give ordinary bytes).
  */
 export async function openSamplerClient(ckpt: string): Promise<SamplerClientLike> {
-  const path = join(REPO_ROOT, 'pipelines', 'sample', 'client.ts');
-  if (!existsSync(path)) {
-    throw new UserError(
-      `the model generator needs the sampler client (${path}), which this tree lacks; use --oracle to check the harness.`,
-    );
-  }
-  const mod = (await import(pathToFileURL(path).href)) as SamplerClientModule;
-  const client = await mod.SamplerClient.start({ ckpt });
+  const client = await SamplerClient.start({ ckpt });
   const tok = client.tokenizer;
   if (!tok) throw new UserError(`--ckpt ${ckpt}: no tokenizer.json there; eval needs text prompts.`);
   const context = client.info.max_position_embeddings;
@@ -182,7 +144,7 @@ export async function openSamplerClient(ckpt: string): Promise<SamplerClientLike
   return {
     async generate(prompts, settings) {
       // Leave room for the tokens to generate, but never less than half the context for the prompt.
-      const room = Math.max(Math.floor(context / 2), context - settings.maxNew);
+      const room = Math.max(Math.floor(context / 2), context - (settings.maxNew ?? DEFAULT_MAX_NEW));
       const encoded = prompts.map((p) => encode(p, room));
       const t0 = performance.now();
       const out = await client.generateTokens(

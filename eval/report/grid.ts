@@ -42,13 +42,11 @@ export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
   const rows: ParetoRow[] = [];
   for (const s of o.settings) {
     const label = settingLabel(s);
-    const flags: SamplerFlags = {
-      ...o.base,
-      mode: s.mode,
-      // AR decoding commits one token per forward pass: block 1 with any threshold is the same thing.
-      block: s.block ?? 1,
-      threshold: s.threshold ?? 1,
-    };
+    // AR decoding commits one token per forward pass: block and threshold do not apply.
+    const flags: SamplerFlags =
+      s.mode === 'ar'
+        ? { ...o.base, mode: 'ar' }
+        : { ...o.base, mode: 'diffusion', block: s.block ?? undefined, threshold: s.threshold ?? undefined };
     const generator = new ModelGenerator(o.client, flags, o.ckpt);
     const { summary, results } = await runEval({
       suite: o.suite,
