@@ -185,3 +185,60 @@ describe('unigram baselines', () => {
     expect(unigramCrossEntropyBits(train, val, [SP.pad, SP.bos], 20)).toBeCloseTo(expected, 12);
   });
 });
+
+describe('loss plot', () => {
+  it('ticks cover the range with 1-2-5 steps; the SVG has one path per series and the markers', async () => {
+    const { niceTicks, renderSvg, movingAverage } = await import('../trainer/plot.ts');
+    for (const [lo, hi] of [
+      [0, 1],
+      [3.2, 12.9],
+      [0, 317],
+    ]) {
+      const t = niceTicks(lo, hi);
+      expect(t[0]).toBeGreaterThanOrEqual(lo);
+      expect(t.at(-1)).toBeLessThanOrEqual(hi + 1e-9);
+      const step = t[1] - t[0];
+      expect((hi - lo) / step).toBeGreaterThanOrEqual(2);
+      expect(Number((step / 10 ** Math.floor(Math.log10(step))).toFixed(6))).toBeOneOf([1, 2, 5]);
+    }
+    expect(
+      movingAverage(
+        [
+          [1, 2],
+          [2, 4],
+          [3, 6],
+        ],
+        2,
+      ).map((p) => p[1]),
+    ).toEqual([2, 3, 5]);
+    const svg = renderSvg({
+      title: 'a < b',
+      xLabel: 'x',
+      yLabel: 'y',
+      series: [
+        {
+          label: 'one',
+          color: '#000',
+          points: [
+            [0, 1],
+            [1, 2],
+          ],
+        },
+        {
+          label: 'two',
+          color: '#111',
+          points: [
+            [0, 3],
+            [1, 1],
+          ],
+        },
+      ],
+      vlines: [[0.5, 'edit stage']],
+      hlines: [[1.5, 'unigram']],
+    });
+    expect(svg.match(/<path /g)).toHaveLength(2);
+    expect(svg).toContain('a &lt; b');
+    expect(svg).toContain('edit stage');
+    expect(svg).toContain('unigram');
+  });
+});

@@ -53,8 +53,8 @@ export function movingAverage(points: [number, number][], window: number): [numb
 
 export function renderSvg(spec: PlotSpec): string {
   const W = spec.width ?? 760;
-  const H = spec.height ?? 440;
-  const m = { l: 62, r: 20, t: 36, b: 72 };
+  const H = spec.height ?? 460;
+  const m = { l: 62, r: 20, t: 36, b: 88 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const xs = spec.series.flatMap((s) => s.points.map((p) => p[0]));
@@ -118,15 +118,20 @@ export function renderSvg(spec: PlotSpec): string {
       for (const p of s.points)
         out.push(`<circle cx="${f(sx(p[0]))}" cy="${f(sy(p[1]))}" r="2.5" fill="${s.color}"/>`);
   }
-  // Legend below the plot.
+  // Legend below the plot, wrapped onto as many rows as it needs.
   let lx = m.l;
-  const ly = H - 14;
+  let ly = m.t + ph + 52;
   for (const s of spec.series) {
+    const w = 40 + s.label.length * 6.5;
+    if (lx > m.l && lx + w > W - m.r) {
+      lx = m.l;
+      ly += 16;
+    }
     out.push(
       `<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2.5"/>`,
     );
     out.push(`<text x="${lx + 27}" y="${ly}">${esc(s.label)}</text>`);
-    lx += 40 + s.label.length * 6.5;
+    lx += w;
   }
   out.push('</svg>');
   return `${out.join('\n')}\n`;
