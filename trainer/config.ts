@@ -527,6 +527,8 @@ export function applyFlags(base: TrainConfig, opts: OptionValues, explicit: Set<
     if (f.flag === 'model' || !explicit.has(f.flag)) continue;
     setPath(cfg, f.path, opts[f.flag]);
   }
+  // --heads alone means plain multi-head attention, not the preset's grouping.
+  if (explicit.has('heads') && !explicit.has('kv-heads')) setPath(cfg, 'model.num_key_value_heads', opts.heads);
   return cfg as unknown as TrainConfig;
 }
 
