@@ -453,7 +453,8 @@ export function explicitFlags(opts: OptionValues): Set<string> {
 
 /** Where a config came from, for messages: a file name or "flags". */
 function checkField(f: FieldSpec, value: unknown, source: string): string | undefined {
-  const name = `${source}: ${f.path}`;
+  // Values from flags are named by their flag; values from a file by their field.
+  const name = source === 'flags' ? `--${f.flag} (${f.path})` : `${source}: ${f.path}`;
   switch (f.type) {
     case 'boolean':
       if (typeof value !== 'boolean') return `${name} must be true or false (got ${JSON.stringify(value)})`;
