@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../common/native.ts';
 import { SamplerClient } from '../pipelines/sample/client.ts';
+import type { WireStepEvent } from '../pipelines/sample/protocol.ts';
 import { saveTokenizer, trainBpe } from '../pipelines/tokenizer/index.ts';
 
 const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
@@ -117,6 +118,18 @@ describe.skipIf(!haveNative)('sdt-native serve', () => {
     expect(Array.from(a.tokens)).toEqual(Array.from(b.tokens));
     const others = await Promise.all([12, 13].map((seed) => client.generateTokens([[5, 6]], { ...s, seed })));
     expect(others.some(([o]) => o.tokens.join() !== a.tokens.join())).toBe(true);
+  });
+
+  it('streams every step live when asked, the same steps the trajectory records', async () => {
+    const events: WireStepEvent[] = [];
+    const s = { maxNew: 12, block: 4, threshold: 0.3, eos: -1, trajectory: true };
+    const [c] = await client.generateTokens([[5, 6, 7]], s, (e) => events.push(e));
+    expect(events.length).toBe(c.trajectory!.length);
+    events.forEach((e, k) => {
+      expect(e.sequence).toBe(0);
+      expect(e.positions).toEqual(c.trajectory![k].positions);
+      expect(e.tokens).toEqual(c.trajectory![k].tokens);
+    });
   });
 
   it('AR mode generates token by token', async () => {

@@ -255,3 +255,37 @@ TEST(sampler_protocol_rejects_bad_requests_and_answers_good_ones) {
   for (size_t i = 0; i < g.tokens.size(); ++i)
     CHECK_EQ(results.at(0).get("tokens")->at(i).as_int(), static_cast<int64_t>(g.tokens[i]));
 }
+
+TEST(sampler_observer_sees_every_step_live) {
+  FakeLM lm(24, 64, AttentionMode::Block, 4, 8.0f);
+  SamplerSettings s = base_settings();
+  s.threshold = 0.4f;
+  s.record_trajectory = true;
+  const Generation recorded = generate(lm, make_prompt(6, 24, 10), s);
+  s.record_trajectory = false;
+  std::vector<TrajectoryStep> seen;
+  const Generation live = generate(lm, make_prompt(6, 24, 10), s, 0,
+                                   [&](size_t seq, const TrajectoryStep& t) {
+                                     CHECK_EQ(seq, static_cast<size_t>(0));
+                                     seen.push_back(t);
+                                   });
+  CHECK(live.trajectory.empty());
+  CHECK(live.tokens == recorded.tokens);
+  CHECK_EQ(seen.size(), recorded.trajectory.size());
+  for (size_t k = 0; k < seen.size() && k < recorded.trajectory.size(); ++k) {
+    CHECK(seen[k].positions == recorded.trajectory[k].positions);
+    CHECK(seen[k].tokens == recorded.trajectory[k].tokens);
+  }
+  // Through the protocol: "stream": true sends one step event per step before the response.
+  std::vector<std::string> events;
+  const std::string last = handle_line(
+      lm, R"({"id":"s","prompt":[5,6],"max_new":8,"block":4,"threshold":0.4,"stream":true,"eos":-1})",
+      [&](const std::string& e) { events.push_back(e); });
+  CHECK(!events.empty());
+  for (const std::string& e : events) {
+    const auto j = sdt::io::Json::parse(e);
+    CHECK_EQ(j.get("event")->as_string(), std::string("step"));
+    CHECK_EQ(j.get("id")->as_string(), std::string("s"));
+  }
+  CHECK(sdt::io::Json::parse(last).get("ok")->as_bool());
+}

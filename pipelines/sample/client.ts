@@ -22,6 +22,7 @@ import {
   type WireResponse,
   type WireResult,
   type WireStep,
+  type WireStepEvent,
 } from './protocol.ts';
 
 export interface SamplerClientOptions {
@@ -56,6 +57,7 @@ export interface Completion {
 interface Pending {
   resolve: (r: WireResponse) => void;
   reject: (e: Error) => void;
+  onStep?: (e: WireStepEvent) => void;
 }
 
 export class SamplerClient {
@@ -129,26 +131,33 @@ export class SamplerClient {
   }
 
   private onLine(line: string): void {
-    let msg: WireResponse;
+    let msg: WireResponse | WireStepEvent;
     try {
-      msg = JSON.parse(line) as WireResponse;
+      msg = JSON.parse(line) as WireResponse | WireStepEvent;
     } catch {
       return;
     }
     const key = String(msg.id);
     const p = this.pending.get(key);
     if (!p) return;
+    if ('event' in msg) {
+      p.onStep?.(msg);
+      return;
+    }
     this.pending.delete(key);
     p.resolve(msg);
   }
 
-  /** Sends one raw request object (an "id" is added) and returns the raw response, errors included. */
-  request(fields: Record<string, unknown>): Promise<WireResponse> {
+  /**
+   * Sends one raw request object (an "id" is added) and returns the raw response, errors included.
+   * With `onStep` the request streams: each step arrives as it happens, before the response.
+   */
+  request(fields: Record<string, unknown>, onStep?: (e: WireStepEvent) => void): Promise<WireResponse> {
     if (this.exited) return Promise.reject(this.exited);
     const id = `r${this.nextId++}`;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.child.stdin.write(`${JSON.stringify({ id, ...fields })}\n`);
+      this.pending.set(id, { resolve, reject, onStep });
+      this.child.stdin.write(`${JSON.stringify({ id, ...fields, ...(onStep ? { stream: true } : {}) })}\n`);
     });
   }
 
@@ -160,14 +169,18 @@ export class SamplerClient {
     });
   }
 
-  /** Decodes token prompts as one batch. */
-  async generateTokens(prompts: ArrayLike<number>[], settings: SampleSettings = {}): Promise<Completion[]> {
+  /** Decodes token prompts as one batch; `onStep` sees every step live (event.sequence = prompt index). */
+  async generateTokens(
+    prompts: ArrayLike<number>[],
+    settings: SampleSettings = {},
+    onStep?: (e: WireStepEvent) => void,
+  ): Promise<Completion[]> {
     if (prompts.length === 0) return [];
     const t0 = performance.now();
-    const res = await this.request({
-      prompts: prompts.map((p) => Array.from(p)),
-      ...settingsToWire(settings),
-    });
+    const res = await this.request(
+      { prompts: prompts.map((p) => Array.from(p)), ...settingsToWire(settings) },
+      onStep,
+    );
     if (!res.ok) throw new UserError(`sampler: ${res.error}`);
     const requestMs = performance.now() - t0;
     return res.results.map((r: WireResult, i) => ({
@@ -184,11 +197,16 @@ export class SamplerClient {
   }
 
   /** Tokenizes text prompts with the checkpoint's tokenizer, decodes them, detokenizes the results. */
-  async generate(prompts: string[], settings: SampleSettings = {}): Promise<Completion[]> {
+  async generate(
+    prompts: string[],
+    settings: SampleSettings = {},
+    onStep?: (e: WireStepEvent) => void,
+  ): Promise<Completion[]> {
     const tok = this.requireTokenizer();
     return this.generateTokens(
       prompts.map((p) => tok.encode(p)),
       settings,
+      onStep,
     );
   }
 

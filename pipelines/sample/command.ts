@@ -3,11 +3,11 @@ import { bool, type CommandSpec, num, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { Progress } from '../../common/progress.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
-import { replayStates, writeTrajectories } from '../trajectories/record.ts';
+import { writeTrajectories } from '../trajectories/record.ts';
 import { type Completion, SamplerClient } from './client.ts';
 import { type PromptItem, readPromptFile } from './prompts.ts';
-import { settingsToWire } from './protocol.ts';
-import { renderFrame, sleep, TerminalPlayer } from './render.ts';
+import { settingsToWire, type WireStepEvent } from './protocol.ts';
+import { renderFrame, TerminalPlayer } from './render.ts';
 import { SAMPLER_OPTIONS, settingsFromOptions } from './settings.ts';
 
 export const command: CommandSpec = {
@@ -77,7 +77,7 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
     const settings = settingsFromOptions(o);
     const trajPath = optStr(o, 'record-trajectory');
     const animate = Boolean(process.stdout.isTTY) && !bool(o, 'json') && !bool(o, 'no-animate');
-    settings.trajectory = Boolean(trajPath) || animate;
+    settings.trajectory = Boolean(trajPath);
 
     const client = await SamplerClient.start({
       ckpt,
@@ -88,11 +88,15 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
     const progress = new Progress({ label: 'sample', total: items.length, unit: 'prompts', quiet: animate });
     try {
       const tok = client.requireTokenizer();
-      for (let i = 0; i < items.length; i += batch) {
-        const chunk = items.slice(i, i + batch);
+      // A live animation follows one prompt at a time; otherwise prompts go in batches.
+      const per = animate ? 1 : batch;
+      for (let i = 0; i < items.length; i += per) {
+        const chunk = items.slice(i, i + per);
+        const live = animate ? new LiveCanvas(chunk[0].prompt, settings.maxNew ?? 0, client, tok) : null;
         const done = await client.generate(
           chunk.map((c) => c.prompt),
           settings,
+          live ? (e) => live.step(e, num(o, 'step-delay')) : undefined,
         );
         for (let k = 0; k < chunk.length; k++) {
           const c = done[k];
@@ -111,14 +115,8 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
                 decode_ms: c.timings.decodeMs,
               })}\n`,
             );
-          } else if (animate) {
-            await play(
-              chunk[k].prompt,
-              c,
-              client.info.mask_token_id,
-              (id) => tok.tokenText(id),
-              num(o, 'step-delay'),
-            );
+          } else if (live) {
+            live.finish(c);
             process.stdout.write(stats(c));
           } else {
             if (items.length > 1) process.stdout.write(`### ${chunk[k].id}\n`);
@@ -144,22 +142,44 @@ function stats(c: Completion): string {
   return `\x1b[2m[${c.tokens.length} tokens, ${c.steps} steps, ${c.forwardPasses} forward passes (${perPass.toFixed(2)} tokens/pass), ${(c.timings.prefillMs + c.timings.decodeMs).toFixed(0)} ms${c.eos ? ', <|eos|>' : ''}]\x1b[0m\n`;
 }
 
-async function play(
-  prompt: string,
-  c: Completion,
-  mask: number,
-  text: (id: number) => string,
-  delay: number,
-): Promise<void> {
-  const row = toRow('', '', c, {});
-  const states = replayStates(row, mask);
-  const player = new TerminalPlayer(process.stdout);
-  for (let s = 0; s < states.length; s++) {
-    player.draw(renderFrame(prompt, states[s], mask, text, row.steps[s], true));
-    await sleep(delay);
+/** Draws the canvas as step events arrive from the sampler. */
+class LiveCanvas {
+  private readonly canvas: Int32Array;
+  private readonly player = new TerminalPlayer(process.stdout);
+  private readonly mask: number;
+  private lastDraw = 0;
+  constructor(
+    private readonly prompt: string,
+    maxNew: number,
+    client: SamplerClient,
+    private readonly tok: { tokenText(id: number): string },
+  ) {
+    this.mask = client.info.mask_token_id;
+    this.canvas = new Int32Array(maxNew).fill(this.mask);
   }
-  // The final frame shows exactly what is returned (nothing after <|eos|>).
-  player.draw(renderFrame(prompt, c.tokens, mask, text, null, true));
+  step(e: WireStepEvent, minDelayMs: number): void {
+    e.positions.forEach((p, k) => {
+      if (p < this.canvas.length) this.canvas[p] = e.tokens[k];
+    });
+    // Steps can come faster than a terminal can show them: redraw at most every minDelayMs.
+    const now = performance.now();
+    if (now - this.lastDraw < minDelayMs) return;
+    this.lastDraw = now;
+    const shown = this.canvas.slice(0, this.extent());
+    this.player.draw(renderFrame(this.prompt, shown, this.mask, (id) => this.tok.tokenText(id), e, true));
+  }
+  /** The final frame shows exactly what is returned (nothing after <|eos|>). */
+  finish(c: Completion): void {
+    this.player.draw(
+      renderFrame(this.prompt, c.tokens, this.mask, (id) => this.tok.tokenText(id), null, true),
+    );
+  }
+  /** Canvas up to the last position any step touched, so blocks not yet opened are not drawn. */
+  private extent(): number {
+    let n = 0;
+    for (let p = 0; p < this.canvas.length; p++) if (this.canvas[p] !== this.mask) n = p + 1;
+    return n;
+  }
 }
 
 export function toRow(id: string, checkpoint: string, c: Completion, settings: object): TrajectoryRow {

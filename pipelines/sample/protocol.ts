@@ -88,6 +88,14 @@ export interface WireStep {
   confidences: number[];
 }
 
+/** Sent while a request with "stream": true decodes, one per step, before its response. */
+export interface WireStepEvent extends WireStep {
+  id: string | number | null;
+  event: 'step';
+  /** Index of the prompt in the request. */
+  sequence: number;
+}
+
 export interface WireResult {
   tokens: number[];
   eos: boolean;

@@ -13,6 +13,13 @@ const REVISED = '\x1b[1;33m';
 const RESET = '\x1b[0m';
 export const MASK_GLYPH = '░';
 
+/** Control characters a model may emit are drawn as their Unicode pictures, never sent to the terminal. */
+export function printable(t: string): string {
+  return t.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) =>
+    String.fromCharCode(c === '\x7f' ? 0x2421 : 0x2400 + c.charCodeAt(0)),
+  );
+}
+
 /** One frame: the prompt, then the generated canvas with the step's changes highlighted. */
 export function renderFrame(
   prompt: string,
@@ -24,12 +31,12 @@ export function renderFrame(
 ): string {
   const changed = new Map<number, string>();
   if (step) for (const p of step.positions) changed.set(p, step.kind === 'commit' ? NEW : REVISED);
-  let out = prompt;
+  let out = printable(prompt);
   for (let p = 0; p < canvas.length; p++) {
     const id = canvas[p];
     if (id === mask) out += color ? `${DIM}${MASK_GLYPH}${RESET}` : MASK_GLYPH;
     else {
-      const t = text(id);
+      const t = printable(text(id));
       const c = changed.get(p);
       out += color && c ? `${c}${t}${RESET}` : t;
     }

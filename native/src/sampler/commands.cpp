@@ -118,7 +118,9 @@ int cmd_serve(int argc, char** argv) {
     std::string line;
     while (std::getline(std::cin, line)) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      std::cout << handle_line(lm, line) << '\n' << std::flush;
+      std::cout << handle_line(lm, line, [](const std::string& event) { std::cout << event << '\n' << std::flush; })
+                << '\n'
+                << std::flush;
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sdt-native serve: %s\n", e.what());

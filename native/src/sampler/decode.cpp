@@ -76,14 +76,17 @@ void sort_by_confidence(std::vector<int>& idx, const std::vector<float>& conf) {
 
 class BlockDecoder {
  public:
-  BlockDecoder(const LanguageModel& model, const SamplerSettings& s, uint64_t seq_index)
+  BlockDecoder(const LanguageModel& model, const SamplerSettings& s, uint64_t seq_index, const StepObserver& observer)
       : model_(model),
         cfg_(model.config()),
         s_(s),
         vocab_(cfg_.vocab_size),
         banned_(cfg_.vocab_size, model.never_emit()),
         rng_(sequence_seed(s.seed, seq_index)),
-        eos_(s.eos_id == -2 ? cfg_.eos_token_id : s.eos_id) {
+        eos_(s.eos_id == -2 ? cfg_.eos_token_id : s.eos_id),
+        observer_(observer),
+        seq_index_(seq_index),
+        steps_wanted_(s.record_trajectory || observer != nullptr) {
     choice_.temperature = s.temperature;
     choice_.top_p = s.top_p;
   }
@@ -117,7 +120,16 @@ class BlockDecoder {
   BannedTokens banned_;
   Rng rng_;
   ChoiceRule choice_;
+  // Hands a finished step to the observer and, when recording, to the trajectory.
+  void emit(Generation& g, TrajectoryStep&& t) {
+    if (observer_) observer_(static_cast<size_t>(seq_index_), t);
+    if (s_.record_trajectory) g.trajectory.push_back(std::move(t));
+  }
+
   const int32_t eos_;
+  const StepObserver& observer_;
+  const uint64_t seq_index_;
+  const bool steps_wanted_;
   std::vector<float> logits_;
   std::vector<float> scratch_;
 };
@@ -222,7 +234,7 @@ Generation BlockDecoder::diffusion(const std::vector<int32_t>& prompt) {
       if (!remask.empty()) {
         std::sort(remask.begin(), remask.end());
         TrajectoryStep t;
-        if (s_.record_trajectory) {
+        if (steps_wanted_) {
           t.block = block;
           t.step = step;
           t.kind = TrajectoryStep::Remask;
@@ -230,16 +242,16 @@ Generation BlockDecoder::diffusion(const std::vector<int32_t>& prompt) {
         for (int i : remask) {
           committed[static_cast<size_t>(i)] = 0;
           gen(i) = mask;
-          if (s_.record_trajectory) {
+          if (steps_wanted_) {
             t.positions.push_back(done + i);
             t.tokens.push_back(mask);
             t.confidences.push_back(conf[static_cast<size_t>(i)]);
           }
         }
-        if (s_.record_trajectory) g.trajectory.push_back(std::move(t));
+        if (steps_wanted_) emit(g, std::move(t));
       }
       TrajectoryStep t;
-      if (s_.record_trajectory) {
+      if (steps_wanted_) {
         t.block = block;
         t.step = step;
         t.kind = TrajectoryStep::Commit;
@@ -248,13 +260,13 @@ Generation BlockDecoder::diffusion(const std::vector<int32_t>& prompt) {
       for (int i : commit) {
         committed[static_cast<size_t>(i)] = 1;
         gen(i) = proposal[static_cast<size_t>(i)];
-        if (s_.record_trajectory) {
+        if (steps_wanted_) {
           t.positions.push_back(done + i);
           t.tokens.push_back(gen(i));
           t.confidences.push_back(conf[static_cast<size_t>(i)]);
         }
       }
-      if (s_.record_trajectory) g.trajectory.push_back(std::move(t));
+      if (steps_wanted_) emit(g, std::move(t));
     }
 
     // The first <|eos|> ends the text; what the block holds after it is dropped.
@@ -287,7 +299,7 @@ Generation BlockDecoder::diffusion(const std::vector<int32_t>& prompt) {
         }
         if (t.positions.empty()) break;
         stats.revised += static_cast<int>(t.positions.size());
-        if (s_.record_trajectory) g.trajectory.push_back(std::move(t));
+        if (steps_wanted_) emit(g, std::move(t));
       }
     }
 
@@ -339,14 +351,14 @@ Generation BlockDecoder::autoregressive(const std::vector<int32_t>& prompt) {
   for (int k = 0; k < total; ++k) {
     const TokenChoice c = choose_token(row(0), vocab_, banned_, choice_, rng_, scratch_);
     ++stats.steps;
-    if (s_.record_trajectory) {
+    if (steps_wanted_) {
       TrajectoryStep t;
       t.block = 0;
       t.step = k;
       t.positions.push_back(k);
       t.tokens.push_back(c.token);
       t.confidences.push_back(c.confidence);
-      g.trajectory.push_back(std::move(t));
+      emit(g, std::move(t));
     }
     if (c.token == eos_) {
       g.hit_eos = true;
@@ -371,7 +383,7 @@ Generation BlockDecoder::autoregressive(const std::vector<int32_t>& prompt) {
 }  // namespace
 
 Generation generate(const LanguageModel& model, const std::vector<int32_t>& prompt, const SamplerSettings& settings,
-                    uint64_t sequence_index) {
+                    uint64_t sequence_index, const StepObserver& observer) {
   const std::string problem = validate_settings(settings, model.config());
   if (!problem.empty()) throw std::invalid_argument(problem);
   for (size_t i = 0; i < prompt.size(); ++i) {
@@ -380,15 +392,15 @@ Generation generate(const LanguageModel& model, const std::vector<int32_t>& prom
                                   ") is outside the vocabulary [0, " + std::to_string(model.config().vocab_size) +
                                   ")");
   }
-  BlockDecoder decoder(model, settings, sequence_index);
+  BlockDecoder decoder(model, settings, sequence_index, observer);
   return settings.mode == DecodeMode::Diffusion ? decoder.diffusion(prompt) : decoder.autoregressive(prompt);
 }
 
 std::vector<Generation> generate_batch(const LanguageModel& model, const std::vector<std::vector<int32_t>>& prompts,
-                                       const SamplerSettings& settings) {
+                                       const SamplerSettings& settings, const StepObserver& observer) {
   std::vector<Generation> out;
   out.reserve(prompts.size());
-  for (size_t i = 0; i < prompts.size(); ++i) out.push_back(generate(model, prompts[i], settings, i));
+  for (size_t i = 0; i < prompts.size(); ++i) out.push_back(generate(model, prompts[i], settings, i, observer));
   return out;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -86,13 +87,17 @@ struct Generation {
   double decode_ms = 0.0;
 };
 
+// Called with each step as it happens (for live display); the index is the sequence's in its batch.
+using StepObserver = std::function<void(size_t sequence, const TrajectoryStep& step)>;
+
 // Decodes one prompt. Throws std::invalid_argument for unusable settings or prompts.
 Generation generate(const LanguageModel& model, const std::vector<int32_t>& prompt,
-                    const SamplerSettings& settings, uint64_t sequence_index = 0);
+                    const SamplerSettings& settings, uint64_t sequence_index = 0,
+                    const StepObserver& observer = nullptr);
 
 // Decodes several prompts with the same settings; sequence i uses sequence_seed(seed, i).
 std::vector<Generation> generate_batch(const LanguageModel& model,
                                        const std::vector<std::vector<int32_t>>& prompts,
-                                       const SamplerSettings& settings);
+                                       const SamplerSettings& settings, const StepObserver& observer = nullptr);
 
 }  // namespace sdt::sampler

@@ -131,13 +131,15 @@ Request parse_request(const Json& line, const ModelConfig& c) {
       s.revise_threshold = as_float_field(v, k);
     } else if (k == "trajectory") {
       s.record_trajectory = as_bool_field(v, k);
+    } else if (k == "stream") {
+      r.stream = as_bool_field(v, k);
     } else if (k == "eos") {
       s.eos_id = as_int_field(v, k, -2, c.vocab_size - 1);
     } else {
       throw std::invalid_argument("unknown field \"" + k +
                                   "\" (known: id, prompt, prompts, mode, rule, max_new, block, threshold, "
                                   "max_per_step, tokens_per_step, steps_per_block, temperature, top_p, seed, "
-                                  "refresh_every, align_blocks, revise_passes, revise_threshold, trajectory, eos)");
+                                  "refresh_every, align_blocks, revise_passes, revise_threshold, trajectory, stream, eos)");
     }
   }
   if (!have_prompt) throw std::invalid_argument("missing field \"prompt\" (token ids) or \"prompts\"");
@@ -189,6 +191,15 @@ Json response_json(const Request& req, const std::vector<Generation>& results, d
   return out;
 }
 
+Json step_json(const Json& id, size_t sequence, const TrajectoryStep& t) {
+  Json tj = Json::object();
+  tj.set("id", id).set("event", "step").set("sequence", static_cast<int64_t>(sequence));
+  tj.set("block", t.block).set("step", t.step).set("kind", step_kind_name(t.kind));
+  tj.set("positions", int_array(t.positions)).set("tokens", int_array(t.tokens));
+  tj.set("confidences", float_array(t.confidences));
+  return tj;
+}
+
 Json error_json(const Json& id, const std::string& message) {
   Json out = Json::object();
   out.set("id", id);
@@ -212,7 +223,8 @@ Json ready_json(const ModelConfig& c, const std::string& source) {
   return out;
 }
 
-std::string handle_line(const LanguageModel& model, const std::string& line) {
+std::string handle_line(const LanguageModel& model, const std::string& line,
+                        const std::function<void(const std::string&)>& emit_line) {
   Json parsed;
   try {
     parsed = Json::parse(line);
@@ -224,7 +236,11 @@ std::string handle_line(const LanguageModel& model, const std::string& line) {
   try {
     const auto t0 = std::chrono::steady_clock::now();
     const Request req = parse_request(parsed, model.config());
-    const std::vector<Generation> results = generate_batch(model, req.prompts, req.settings);
+    StepObserver observer;
+    if (req.stream && emit_line) {
+      observer = [&](size_t sequence, const TrajectoryStep& t) { emit_line(step_json(req.id, sequence, t).dump()); };
+    }
+    const std::vector<Generation> results = generate_batch(model, req.prompts, req.settings, observer);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     return response_json(req, results, ms).dump();
   } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 // One request per line in, one response per line out, matched by "id".
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@ struct Request {
   io::Json id;  // echoed as given (string or number); null when absent
   std::vector<std::vector<int32_t>> prompts;
   SamplerSettings settings;
+  bool stream = false;  // emit {"id","event":"step",...} lines while decoding
 };
 
 // Throws std::invalid_argument naming the field at fault (unknown fields included) or the value
@@ -27,8 +29,13 @@ io::Json error_json(const io::Json& id, const std::string& message);
 // The first line serve prints: what the client needs to know about the loaded checkpoint.
 io::Json ready_json(const ModelConfig& config, const std::string& source);
 
+// {"id", "event": "step", "sequence", "block", "step", "kind", "positions", "tokens", "confidences"}.
+io::Json step_json(const io::Json& id, size_t sequence, const TrajectoryStep& step);
+
 // Handles one line of input: parse, decode, respond. Never throws for bad input; the returned
-// line is always one JSON object.
-std::string handle_line(const LanguageModel& model, const std::string& line);
+// line is always one JSON object. With "stream": true each step is first passed to `emit_line`
+// as a step event line (when emit_line is set).
+std::string handle_line(const LanguageModel& model, const std::string& line,
+                        const std::function<void(const std::string&)>& emit_line = nullptr);
 
 }  // namespace sdt::sampler
