@@ -1,6 +1,5 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { UserError } from '../../common/errors.ts';
 import { type RowFields, rowToRecord } from './row.ts';
 import type { SourceRecord } from './types.ts';
@@ -18,6 +17,8 @@ export async function* openParquetSource(path: string, fields: RowFields): Async
   } catch {
     throw new UserError(`source ${path} does not exist; pass an existing .parquet file to --source.`);
   }
+  // Loaded on use: the DuckDB library costs tens of MB of memory that other sources do not need.
+  const { DuckDBInstance } = await import('@duckdb/node-api');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
   const name = basename(path);
