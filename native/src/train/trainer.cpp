@@ -231,7 +231,6 @@ void Run::train_step(const std::vector<io::StreamBatch>& micro, double seconds_r
   } else {
     ++state_.nonfinite_in_a_row;
   }
-  model_.zero_grad();
   state_.updates = adamw_.updates();
   state_.step += 1;
   state_.stream_position += static_cast<int64_t>(micro.size());
