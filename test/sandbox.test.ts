@@ -1,5 +1,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../eval/paths.ts';
 import { probeCapabilities } from '../eval/sandbox/capabilities.ts';
 import { classify, lastException } from '../eval/sandbox/classify.ts';
 import { SandboxPool } from '../eval/sandbox/pool.ts';
@@ -145,6 +147,9 @@ describe('sandbox: hostile candidates are contained and reported', () => {
   it('killing its parent or spawning processes: refused, and the harness lives on', async () => {
     const kill = await run('import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, 9)\n');
     expect([kill.passed, kill.errorKind]).toEqual([false, 'process']);
+    // The harness's real pid (in a PID namespace getppid() is 0): were this not refused, this test would die.
+    const direct = await run(`import os\nos.kill(${process.pid}, 9)\n`);
+    expect([direct.passed, direct.errorKind]).toEqual([false, 'process']);
     const group = await run('import os, signal\nos.killpg(0, signal.SIGKILL)\n');
     expect([group.passed, group.errorKind]).toEqual([false, 'process']);
     const spawn = await run('import subprocess\nsubprocess.run(["sh", "-c", "kill -9 $PPID"])\n');
@@ -170,6 +175,37 @@ describe('sandbox: hostile candidates are contained and reported', () => {
     seen.push(...results);
     expect(results.map((r) => r.passed)).toEqual([true, false, true, false, true]);
   });
+});
+
+describe('sandbox: the OS layers alone (audit hook off)', () => {
+  const osOnly = { auditHook: false };
+
+  it.skipIf(!caps.namespaces)('the network namespace has no route out', async () => {
+    const r = await run(
+      'import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(("1.1.1.1", 80))\n',
+      osOnly,
+    );
+    expect(r.passed).toBe(false);
+    expect(r.error).toMatch(/Network is unreachable|Errno 101/);
+  });
+
+  it.skipIf(!caps.dropPrivileges)(
+    'the unprivileged uid cannot write outside, nor signal the harness',
+    async () => {
+      const target = join(REPO_ROOT, `sdt-sandbox-escape-${process.pid}`);
+      const w = await run(`open(${JSON.stringify(target)}, "w").write("pwned")\n`, osOnly);
+      expect(w.error).toMatch(/PermissionError|Permission denied/);
+      expect(existsSync(target)).toBe(false);
+      const k = await run(`import os\nos.kill(${process.pid}, 9)\n`, osOnly);
+      // Inside a PID namespace the harness is invisible (ESRCH); outside one the uid drop refuses it (EPERM).
+      expect(k.error).toMatch(/PermissionError|ProcessLookupError/);
+      const k2 = await run(`import os\nos.kill(${process.pid}, 9)\n`, {
+        ...osOnly,
+        capabilities: { ...caps, namespaces: false },
+      });
+      expect(k2.error).toMatch(/PermissionError/);
+    },
+  );
 });
 
 describe('sandbox: fallback without namespaces', () => {

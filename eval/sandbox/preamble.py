@@ -138,7 +138,8 @@ def _main():
         elif event.startswith('ctypes.') or event in ('_posixsubprocess.fork_exec',):
             refuse('process', f'{event}')
 
-    sys.addaudithook(hook)
+    if cfg.get('auditHook', True):
+        sys.addaudithook(hook)
     sys.argv = [cfg['program']]
     sys.stdin = open(os.devnull, encoding='utf-8')
     scope = {'__name__': '__main__', '__builtins__': builtins, '__file__': cfg['program']}

@@ -22,6 +22,8 @@ export interface SandboxRunOptions {
   capabilities?: SandboxCapabilities;
   /** Parent of the per-run temporary directory (default: the OS temporary directory). */
   tmpRoot?: string;
+  /** Install the Python audit hook (default true); off only to test what the OS layers enforce alone. */
+  auditHook?: boolean;
 }
 
 /** Keep the first `max` bytes of a stream, remember whether more came. */
@@ -115,7 +117,7 @@ export async function runInSandbox(program: string, opts: SandboxRunOptions = {}
     child.stderr.on('data', onData(err));
     child.stdin.on('error', () => {}); // the program may exit before reading its configuration
     child.stdin.end(
-      `${JSON.stringify({ dir, program: PROGRAM_NAME, nonce, uid, limits, readRoots: [], blockFork, tmpfs })}\n`,
+      `${JSON.stringify({ dir, program: PROGRAM_NAME, nonce, uid, limits, readRoots: [], blockFork, tmpfs, auditHook: opts.auditHook ?? true })}\n`,
     );
     const timer = setTimeout(() => {
       timedOut = true;
