@@ -1,7 +1,8 @@
 // The one matrix multiply used by every op: C = alpha * op(A) * op(B) + beta * C, row-major.
 // op(A) is [M, K] (A is [K, M] with leading dimension lda when transA), op(B) is [K, N].
 // Backend: OpenBLAS cblas_sgemm when built with SDT_HAVE_OPENBLAS, otherwise gemm_own.
-// Call it from outside OpenMP parallel regions: both backends parallelise internally.
+// Both backends parallelise over OpenMP threads (OpenBLAS itself is set to one thread); called
+// inside a parallel region they run on the calling thread.
 #pragma once
 
 namespace sdt {

@@ -22,17 +22,26 @@ double cross_entropy(float* logits, int N, int V, const int32_t* targets, const 
     }
     float mx = neg_inf;
     for (int v = 0; v < V; ++v) mx = row[v] > mx ? row[v] : mx;
+    const double target_logit = static_cast<double>(row[target]);  // read before the row is overwritten
     double sum = 0.0;
-    for (int v = 0; v < V; ++v) sum += static_cast<double>(std::exp(row[v] - mx));  // exp(-inf) = 0
+    if (grad_scale != 0.0f) {
+      // The row is about to be replaced by its gradient: keep the exponentials there for it.
+      for (int v = 0; v < V; ++v) {
+        row[v] = std::exp(row[v] - mx);  // exp(-inf) = 0 for the mask column
+        sum += static_cast<double>(row[v]);
+      }
+    } else {
+      for (int v = 0; v < V; ++v) sum += static_cast<double>(std::exp(row[v] - mx));
+    }
     const double lse = static_cast<double>(mx) + std::log(sum);
-    const double ce = lse - static_cast<double>(row[target]);
+    const double ce = lse - target_logit;
     const float wn = w ? w[n] : 1.0f;
     total += static_cast<double>(wn) * ce;
     if (ce_out) ce_out[n] = static_cast<float>(ce);
     if (grad_scale != 0.0f) {
       const float g = grad_scale * wn;
-      const float lse_f = static_cast<float>(lse);
-      for (int v = 0; v < V; ++v) row[v] = g * std::exp(row[v] - lse_f);
+      const float g_over_sum = static_cast<float>(static_cast<double>(g) / sum);
+      for (int v = 0; v < V; ++v) row[v] *= g_over_sum;
       row[target] -= g;
       row[mask_id] = 0.0f;
     }
