@@ -100,7 +100,16 @@ int cmd_train(int argc, char** argv) {
     opt.stop_after_steps = f.integer("stop-after-steps");
     if (opt.resume && !opt.init_from.empty()) throw FlagError("sdt-native train: --resume and --init-from exclude each other");
     install_stop_handlers();
-    return run_training(cfg, opt, print_event, print_log, &g_stop);
+    try {
+      return run_training(cfg, opt, print_event, print_log, &g_stop);
+    } catch (const std::exception& e) {
+      // Failures before the first step (nothing to resume, a bad stream header) as an event too, so
+      // a parent that only reads stdout learns why.
+      Json err = Json::object();
+      err.set("event", Json("error")).set("step", Json(0)).set("message", Json(e.what()));
+      print_event(err);
+      throw;
+    }
   });
 }
 

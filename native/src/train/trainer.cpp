@@ -353,6 +353,10 @@ int Run::execute() {
     emit_error(reader.path() + ": " + e.what());
     if (state_.step > start_step && state_.step != last_checkpoint_step_) checkpoint();
     return kExitBadStream;
+  } catch (const std::exception& e) {
+    // E.g. a checkpoint write that failed (disk full): the previous checkpoint is still complete.
+    emit_error(std::string("internal error: ") + e.what());
+    return kExitInternal;
   }
   checkpoint();
   done(reason);
