@@ -16,9 +16,13 @@ namespace sdt_test {
 
 class FakeCache : public sdt::sampler::LMCache {
  public:
-  int length() const override { return static_cast<int>(ids.size()); }
-  void clear() override { ids.clear(); }
-  std::vector<int32_t> ids;
+  explicit FakeCache(int batch) : rows(static_cast<size_t>(batch)) {}
+  int batch() const override { return static_cast<int>(rows.size()); }
+  int length() const override { return static_cast<int>(rows[0].size()); }
+  void clear() override {
+    for (auto& r : rows) r.clear();
+  }
+  std::vector<std::vector<int32_t>> rows;  // the ids each row has appended
 };
 
 class FakeLM : public sdt::sampler::LanguageModel {
@@ -35,7 +39,11 @@ class FakeLM : public sdt::sampler::LanguageModel {
   }
   const sdt::ModelConfig& config() const override { return cfg_; }
   sdt::ModelConfig& mutable_config() { return cfg_; }
-  std::unique_ptr<sdt::sampler::LMCache> new_cache() const override { return std::make_unique<FakeCache>(); }
+  std::unique_ptr<sdt::sampler::LMCache> new_cache(int batch) const override {
+    return std::make_unique<FakeCache>(batch);
+  }
+  int max_batch() const override { return max_batch_; }
+  int max_batch_ = 8;
 
   mutable int calls = 0;
 
@@ -44,19 +52,24 @@ class FakeLM : public sdt::sampler::LanguageModel {
     ++calls;
     auto& c = dynamic_cast<FakeCache&>(cache);
     if (start_pos > c.length()) throw std::logic_error("FakeLM: start_pos beyond the cache");
-    c.ids.resize(static_cast<size_t>(start_pos));
-    if (logits != nullptr) {
-      for (int i = 0; i < n; ++i) {
-        std::vector<std::pair<int32_t, int>> seen;
-        for (int q = 0; q < start_pos; ++q) seen.push_back({c.ids[static_cast<size_t>(q)], q});
-        for (int j = 0; j < n; ++j) {
-          if (within == sdt::AttentionMode::Causal && j > i) continue;
-          seen.push_back({ids[j], start_pos + j});
+    const size_t V = static_cast<size_t>(cfg_.vocab_size);
+    for (size_t b = 0; b < c.rows.size(); ++b) {
+      std::vector<int32_t>& held = c.rows[b];
+      held.resize(static_cast<size_t>(start_pos));
+      const int32_t* chunk = ids + b * static_cast<size_t>(n);
+      if (logits != nullptr) {
+        for (int i = 0; i < n; ++i) {
+          std::vector<std::pair<int32_t, int>> seen;
+          for (int q = 0; q < start_pos; ++q) seen.push_back({held[static_cast<size_t>(q)], q});
+          for (int j = 0; j < n; ++j) {
+            if (within == sdt::AttentionMode::Causal && j > i) continue;
+            seen.push_back({chunk[j], start_pos + j});
+          }
+          row(seen, start_pos + i, logits + (b * static_cast<size_t>(n) + static_cast<size_t>(i)) * V);
         }
-        row(seen, start_pos + i, logits + static_cast<size_t>(i) * static_cast<size_t>(cfg_.vocab_size));
       }
+      if (append) held.insert(held.end(), chunk, chunk + n);
     }
-    if (append) c.ids.insert(c.ids.end(), ids, ids + n);
   }
 
   void forward_full(const int32_t* ids, int n, sdt::AttentionMode mode, float* logits) const override {

@@ -289,3 +289,56 @@ TEST(sampler_observer_sees_every_step_live) {
   }
   CHECK(sdt::io::Json::parse(last).get("ok")->as_bool());
 }
+
+TEST(sampler_lockstep_batch_equals_one_by_one) {
+  FakeLM lm(24, 64, AttentionMode::Block, 4, 5.0f);
+  // Three prompts of length 6 decode as one group, the others alone; row 1 ends early at <|eos|>.
+  const std::vector<std::vector<int32_t>> prompts = {make_prompt(6, 24, 1), make_prompt(6, 24, 2),
+                                                     make_prompt(3, 24, 3), make_prompt(6, 24, 4),
+                                                     make_prompt(9, 24, 5)};
+  std::vector<SamplerSettings> variants;
+  SamplerSettings s = base_settings();
+  s.max_new = 18;
+  s.threshold = 0.5f;
+  s.record_trajectory = true;
+  variants.push_back(s);
+  s.temperature = 1.0f;
+  s.top_p = 0.9f;
+  s.seed = 5;
+  variants.push_back(s);
+  s.rule = CommitRule::Remask;
+  s.steps_per_block = 3;
+  variants.push_back(s);
+  s.rule = CommitRule::Fixed;
+  s.tokens_per_step = 2;
+  s.revise_passes = 2;
+  s.revise_threshold = 0.3f;
+  variants.push_back(s);
+  SamplerSettings ar = base_settings();
+  ar.mode = DecodeMode::Autoregressive;
+  ar.max_new = 10;
+  variants.push_back(ar);
+  for (size_t v = 0; v < variants.size(); ++v) {
+    SamplerSettings settings = variants[v];
+    // An <|eos|> that one of the rows produces, so rows of a group end at different blocks.
+    settings.eos_id = generate(lm, prompts[1], settings, 1).tokens[5];
+    const auto batch = generate_batch(lm, prompts, settings);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const Generation one = generate(lm, prompts[i], settings, i);
+      if (batch[i].tokens != one.tokens)
+        sdt_test::fail(__FILE__, __LINE__, "variant " + std::to_string(v) + " prompt " + std::to_string(i));
+      CHECK_EQ(batch[i].hit_eos, one.hit_eos);
+      CHECK_EQ(batch[i].steps, one.steps);
+      CHECK_EQ(batch[i].forward_passes, one.forward_passes);
+      CHECK_EQ(batch[i].trajectory.size(), one.trajectory.size());
+      CHECK_EQ(batch[i].blocks.size(), one.blocks.size());
+    }
+  }
+  // The group shares its model calls.
+  lm.calls = 0;
+  (void)generate_batch(lm, {prompts[0], prompts[1], prompts[3]}, variants[0]);
+  const int grouped = lm.calls;
+  lm.calls = 0;
+  for (size_t i : {0, 1, 3}) (void)generate(lm, prompts[i], variants[0], i);
+  CHECK(grouped < lm.calls);
+}

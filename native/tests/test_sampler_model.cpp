@@ -51,9 +51,9 @@ class CheckingLM : public LanguageModel {
  public:
   CheckingLM(const LanguageModel& inner, AttentionMode reference_mode) : inner_(inner), mode_(reference_mode) {}
   const sdt::ModelConfig& config() const override { return inner_.config(); }
-  std::unique_ptr<LMCache> new_cache() const override {
+  std::unique_ptr<LMCache> new_cache(int batch) const override {
     mirror_.clear();
-    return inner_.new_cache();
+    return inner_.new_cache(batch);
   }
   void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start, AttentionMode within, float* logits,
                      bool append) const override {
@@ -166,4 +166,26 @@ TEST(sampler_model_bidirectional_refresh_costs_no_extra_passes) {
   CHECK_EQ(plain.tokens.size(), refreshed.tokens.size());
   CHECK_EQ(plain.forward_passes, refreshed.forward_passes);
   CHECK(generate(lm, prompt_of(5), s).tokens == refreshed.tokens);
+}
+
+TEST(sampler_model_lockstep_batch_equals_one_by_one) {
+  for (AttentionMode mode : {AttentionMode::Block, AttentionMode::Bidirectional, AttentionMode::Causal}) {
+    auto model = tiny_model(mode, 15);
+    const ModelLM lm(*model);
+    SamplerSettings s;
+    s.block_size = 4;
+    s.max_new = 10;
+    s.threshold = 0.7f;
+    s.eos_id = -1;
+    s.refresh_every = mode == AttentionMode::Bidirectional ? 2 : 0;
+    if (mode == AttentionMode::Causal) s.mode = DecodeMode::Autoregressive;
+    std::vector<std::vector<int32_t>> prompts;
+    for (int k = 0; k < 4; ++k) {
+      std::vector<int32_t> p = prompt_of(6);
+      p[static_cast<size_t>(k)] = 4 + k;  // same length, different text
+      prompts.push_back(p);
+    }
+    const auto batch = generate_batch(lm, prompts, s);
+    for (size_t i = 0; i < prompts.size(); ++i) CHECK(batch[i].tokens == generate(lm, prompts[i], s, i).tokens);
+  }
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -74,310 +75,418 @@ void sort_by_confidence(std::vector<int>& idx, const std::vector<float>& conf) {
   });
 }
 
-class BlockDecoder {
+// One sequence of a group decoded in lockstep: its random stream, its output, and the state of the
+// block being filled.
+struct Row {
+  Row(const std::vector<int32_t>& p, uint64_t seed, size_t idx) : prompt(p), rng(seed), index(idx) {}
+  const std::vector<int32_t>& prompt;
+  Rng rng;
+  size_t index;  // position in the caller's batch (observer, seeds)
+  Generation g;
+  bool active = true;  // false once <|eos|> was committed
+  // Block state.
+  std::vector<int32_t> ids;  // prompt tail + block
+  std::vector<uint8_t> committed;
+  std::vector<float> conf;
+  std::vector<int32_t> proposal;
+  BlockStats stats;
+  bool revising = false;
+};
+
+// Decodes prompts of equal length together: every model call covers all rows of the group (one
+// KV-cache row each), so the weights are read once per step for the whole group. Rows that are done
+// with a block (or ended at <|eos|>) ride along until the others catch up; their steps and forward
+// passes are not counted.
+class GroupDecoder {
  public:
-  BlockDecoder(const LanguageModel& model, const SamplerSettings& s, uint64_t seq_index, const StepObserver& observer)
+  GroupDecoder(const LanguageModel& model, const SamplerSettings& s, const StepObserver& observer)
       : model_(model),
         cfg_(model.config()),
         s_(s),
         vocab_(cfg_.vocab_size),
         banned_(cfg_.vocab_size, model.never_emit()),
-        rng_(sequence_seed(s.seed, seq_index)),
         eos_(s.eos_id == -2 ? cfg_.eos_token_id : s.eos_id),
         observer_(observer),
-        seq_index_(seq_index),
         steps_wanted_(s.record_trajectory || observer != nullptr) {
     choice_.temperature = s.temperature;
     choice_.top_p = s.top_p;
   }
 
-  Generation diffusion(const std::vector<int32_t>& prompt);
-  Generation autoregressive(const std::vector<int32_t>& prompt);
+  void diffusion(std::vector<Row>& rows);
+  void autoregressive(std::vector<Row>& rows);
 
  private:
-  const float* row(int i) const { return logits_.data() + static_cast<size_t>(i) * static_cast<size_t>(vocab_); }
-  void forward(LMCache& cache, const std::vector<int32_t>& ids, int start, AttentionMode within, bool want_logits,
-               bool append) {
-    if (want_logits) logits_.resize(ids.size() * static_cast<size_t>(vocab_));
-    model_.forward_chunk(cache, ids.data(), static_cast<int>(ids.size()), start, within,
-                         want_logits ? logits_.data() : nullptr, append);
+  const float* row_logits(size_t r, int chunk_len, int i) const {
+    return logits_.data() + (r * static_cast<size_t>(chunk_len) + static_cast<size_t>(i)) * static_cast<size_t>(vocab_);
   }
-  int clip_total(int prompt_len, Generation& g) const {
+  // Runs the same chunk positions for every row; `ids` holds rows.size() * n ids.
+  void forward(LMCache& cache, const std::vector<int32_t>& ids, int n, int start, AttentionMode within,
+               bool want_logits, bool append) {
+    if (want_logits) logits_.resize(ids.size() * static_cast<size_t>(vocab_));
+    model_.forward_chunk(cache, ids.data(), n, start, within, want_logits ? logits_.data() : nullptr, append);
+  }
+  int clip_total(int prompt_len) const {
     const int ctx = cfg_.max_position_embeddings;
     if (prompt_len >= ctx)
-      throw std::invalid_argument("the prompt has " + std::to_string(prompt_len) +
-                                  " tokens but the context holds " + std::to_string(ctx) +
-                                  "; shorten it to leave room for generation");
-    const int total = std::min(s_.max_new, ctx - prompt_len);
-    g.context_clipped = s_.max_new - total;
-    return total;
+      throw std::invalid_argument("the prompt has " + std::to_string(prompt_len) + " tokens but the context holds " +
+                                  std::to_string(ctx) + "; shorten it to leave room for generation");
+    return std::min(s_.max_new, ctx - prompt_len);
   }
+  void emit(Row& row, TrajectoryStep&& t) {
+    if (observer_) observer_(row.index, t);
+    if (s_.record_trajectory) row.g.trajectory.push_back(std::move(t));
+  }
+  void diffusion_step(Row& row, int tail, int n, int done, int block, int chunk_len, size_t r);
+  void revise_pass(Row& row, int tail, int n, int done, int block, int chunk_len, size_t r, int pass);
 
   const LanguageModel& model_;
   const ModelConfig& cfg_;
   const SamplerSettings& s_;
   const int vocab_;
   BannedTokens banned_;
-  Rng rng_;
   ChoiceRule choice_;
-  // Hands a finished step to the observer and, when recording, to the trajectory.
-  void emit(Generation& g, TrajectoryStep&& t) {
-    if (observer_) observer_(static_cast<size_t>(seq_index_), t);
-    if (s_.record_trajectory) g.trajectory.push_back(std::move(t));
-  }
-
   const int32_t eos_;
   const StepObserver& observer_;
-  const uint64_t seq_index_;
   const bool steps_wanted_;
   std::vector<float> logits_;
   std::vector<float> scratch_;
 };
 
-Generation BlockDecoder::diffusion(const std::vector<int32_t>& prompt) {
-  Generation g;
-  const int P = static_cast<int>(prompt.size());
-  const int total = clip_total(P, g);
+// Work remains while a masked position precedes the first committed <|eos|>.
+bool needs_work(const Row& row, int tail, int n, int32_t eos) {
+  for (int i = 0; i < n; ++i) {
+    if (!row.committed[static_cast<size_t>(i)]) return true;
+    if (row.ids[static_cast<size_t>(tail + i)] == eos) return false;
+  }
+  return false;
+}
+
+// The first committed <|eos|> of the block (n when none).
+int eos_at(const Row& row, int tail, int n, int32_t eos) {
+  for (int i = 0; i < n; ++i) {
+    if (row.committed[static_cast<size_t>(i)] && row.ids[static_cast<size_t>(tail + i)] == eos) return i;
+  }
+  return n;
+}
+
+void GroupDecoder::diffusion_step(Row& row, int tail, int n, int done, int block, int chunk_len, size_t r) {
+  const int32_t mask = cfg_.mask_token_id;
+  const int step = row.stats.steps;
+  ++row.stats.forward_passes;
+  ++row.stats.steps;
+  auto gen = [&](int i) -> int32_t& { return row.ids[static_cast<size_t>(tail + i)]; };
+  std::vector<float>& conf = row.conf;
+  std::vector<int> candidates;
+  for (int i = 0; i < n; ++i) {
+    const float* lg = row_logits(r, chunk_len, tail + i);
+    if (row.committed[static_cast<size_t>(i)]) {
+      if (s_.rule == CommitRule::Remask) {
+        conf[static_cast<size_t>(i)] = token_probability(lg, vocab_, banned_, s_.temperature, gen(i));
+        candidates.push_back(i);
+      }
+      continue;
+    }
+    const TokenChoice c = choose_token(lg, vocab_, banned_, choice_, row.rng, scratch_);
+    row.proposal[static_cast<size_t>(i)] = c.token;
+    conf[static_cast<size_t>(i)] = c.confidence;
+    candidates.push_back(i);
+  }
+  sort_by_confidence(candidates, conf);
+  std::vector<int> commit, remask;
+  if (s_.rule == CommitRule::Threshold) {
+    for (int i : candidates) {
+      if (!commit.empty() && conf[static_cast<size_t>(i)] < s_.threshold) break;
+      commit.push_back(i);
+      if (s_.max_per_step > 0 && static_cast<int>(commit.size()) >= s_.max_per_step) break;
+    }
+  } else if (s_.rule == CommitRule::Fixed) {
+    const size_t k = std::min(candidates.size(), static_cast<size_t>(s_.tokens_per_step));
+    commit.assign(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(k));
+  } else {
+    const int steps = s_.steps_per_block > 0 ? s_.steps_per_block : n;
+    const int64_t keep64 = (static_cast<int64_t>(n) * (step + 1) + steps - 1) / steps;
+    const int keep = static_cast<int>(std::min<int64_t>(std::max<int64_t>(keep64, 1), n));
+    for (size_t k = 0; k < candidates.size(); ++k) {
+      const int i = candidates[k];
+      const bool kept = static_cast<int>(k) < keep;
+      if (kept && !row.committed[static_cast<size_t>(i)]) commit.push_back(i);
+      if (!kept && row.committed[static_cast<size_t>(i)]) remask.push_back(i);
+    }
+    if (commit.empty() && remask.empty()) {
+      // Keep making progress even when the schedule has no new slot this step.
+      for (int i : candidates) {
+        if (!row.committed[static_cast<size_t>(i)]) {
+          commit.push_back(i);
+          break;
+        }
+      }
+    }
+  }
+  if (!remask.empty()) {
+    std::sort(remask.begin(), remask.end());
+    TrajectoryStep t;
+    t.block = block;
+    t.step = step;
+    t.kind = TrajectoryStep::Remask;
+    for (int i : remask) {
+      row.committed[static_cast<size_t>(i)] = 0;
+      gen(i) = mask;
+      if (steps_wanted_) {
+        t.positions.push_back(done + i);
+        t.tokens.push_back(mask);
+        t.confidences.push_back(conf[static_cast<size_t>(i)]);
+      }
+    }
+    if (steps_wanted_) emit(row, std::move(t));
+  }
+  TrajectoryStep t;
+  t.block = block;
+  t.step = step;
+  t.kind = TrajectoryStep::Commit;
+  std::sort(commit.begin(), commit.end());
+  for (int i : commit) {
+    row.committed[static_cast<size_t>(i)] = 1;
+    gen(i) = row.proposal[static_cast<size_t>(i)];
+    if (steps_wanted_) {
+      t.positions.push_back(done + i);
+      t.tokens.push_back(gen(i));
+      t.confidences.push_back(conf[static_cast<size_t>(i)]);
+    }
+  }
+  if (steps_wanted_) emit(row, std::move(t));
+}
+
+void GroupDecoder::revise_pass(Row& row, int tail, int n, int done, int block, int chunk_len, size_t r, int pass) {
+  const ChoiceRule greedy{};
+  ++row.stats.forward_passes;
+  TrajectoryStep t;
+  t.block = block;
+  t.step = row.stats.steps + pass;  // numbered after the block's commit steps
+  t.kind = TrajectoryStep::Revise;
+  const int e = eos_at(row, tail, n, eos_);
+  const int limit = e < n ? e + 1 : n;
+  for (int i = 0; i < limit; ++i) {
+    int32_t& tok = row.ids[static_cast<size_t>(tail + i)];
+    const TokenChoice c = choose_token(row_logits(r, chunk_len, tail + i), vocab_, banned_, greedy, row.rng, scratch_);
+    if (c.token != tok && c.confidence >= s_.revise_threshold) {
+      tok = c.token;
+      row.committed[static_cast<size_t>(i)] = 1;
+      t.positions.push_back(done + i);
+      t.tokens.push_back(c.token);
+      t.confidences.push_back(c.confidence);
+    }
+  }
+  if (t.positions.empty()) {
+    row.revising = false;
+    return;
+  }
+  row.stats.revised += static_cast<int>(t.positions.size());
+  if (steps_wanted_) emit(row, std::move(t));
+}
+
+void GroupDecoder::diffusion(std::vector<Row>& rows) {
+  const size_t R = rows.size();
+  const std::vector<int32_t>& first = rows[0].prompt;
+  const int P = static_cast<int>(first.size());
+  const int total = clip_total(P);
+  for (Row& row : rows) row.g.context_clipped = s_.max_new - total;
   const int B = s_.block_size;
   const int32_t mask = cfg_.mask_token_id;
   const bool aligned = s_.align_blocks && cfg_.attention_mode == AttentionMode::Block;
-  auto cache = model_.new_cache();
+  auto cache = model_.new_cache(static_cast<int>(R));
+  std::vector<int32_t> batch_ids;
 
   const auto t_prefill = Clock::now();
   // With aligned blocks the prompt's complete blocks go in one by one, exactly as a block-causal
   // forward sees them; its partial last block is re-run with each step of the first block.
   const int prefix_end = aligned ? (P / B) * B : P;
+  auto prefill = [&](int from, int len) {
+    batch_ids.clear();
+    for (const Row& row : rows) batch_ids.insert(batch_ids.end(), row.prompt.begin() + from, row.prompt.begin() + from + len);
+    forward(*cache, batch_ids, len, from, AttentionMode::Bidirectional, false, true);
+    for (Row& row : rows) ++row.g.forward_passes;
+  };
   if (aligned) {
-    for (int b = 0; b < prefix_end; b += B) {
-      std::vector<int32_t> chunk(prompt.begin() + b, prompt.begin() + b + B);
-      forward(*cache, chunk, b, AttentionMode::Bidirectional, false, true);
-      ++g.forward_passes;
-    }
+    for (int b = 0; b < prefix_end; b += B) prefill(b, B);
   } else if (P > 0) {
-    forward(*cache, prompt, 0, AttentionMode::Bidirectional, false, true);
-    ++g.forward_passes;
+    prefill(0, P);
   }
-  g.prefill_ms = ms_since(t_prefill);
+  const double prefill_ms = ms_since(t_prefill);
 
   const auto t_decode = Clock::now();
   int done = 0;
-  for (int block = 0; done < total && !g.hit_eos; ++block) {
+  auto any_active = [&]() {
+    return std::any_of(rows.begin(), rows.end(), [](const Row& row) { return row.active; });
+  };
+  for (int block = 0; done < total && any_active(); ++block) {
     const int chunk_start = block == 0 ? prefix_end : P + done;
     const int tail = block == 0 ? P - prefix_end : 0;
     const int n = std::min(B - tail, total - done);
-    std::vector<int32_t> ids(static_cast<size_t>(tail + n), mask);
-    if (tail > 0) std::copy(prompt.begin() + prefix_end, prompt.end(), ids.begin());
-    std::vector<uint8_t> committed(static_cast<size_t>(n), 0);
-    BlockStats stats;
-    stats.start = done;
-    stats.size = n;
-    auto gen = [&](int i) -> int32_t& { return ids[static_cast<size_t>(tail + i)]; };
-    // Work remains while a masked position precedes the first committed <|eos|>.
-    auto needs_work = [&]() {
-      for (int i = 0; i < n; ++i) {
-        if (!committed[static_cast<size_t>(i)]) return true;
-        if (gen(i) == eos_) return false;
-      }
-      return false;
-    };
-    const int remask_steps = s_.steps_per_block > 0 ? s_.steps_per_block : n;
-    std::vector<float> conf(static_cast<size_t>(n), 0.0f);
-    std::vector<int32_t> proposal(static_cast<size_t>(n), mask);
-    for (int step = 0; needs_work(); ++step) {
-      forward(*cache, ids, chunk_start, AttentionMode::Bidirectional, true, false);
-      ++stats.forward_passes;
-      ++stats.steps;
-      std::vector<int> candidates;
-      for (int i = 0; i < n; ++i) {
-        if (committed[static_cast<size_t>(i)]) {
-          if (s_.rule == CommitRule::Remask) {
-            conf[static_cast<size_t>(i)] = token_probability(row(tail + i), vocab_, banned_, s_.temperature, gen(i));
-            candidates.push_back(i);
-          }
-          continue;
-        }
-        const TokenChoice c = choose_token(row(tail + i), vocab_, banned_, choice_, rng_, scratch_);
-        proposal[static_cast<size_t>(i)] = c.token;
-        conf[static_cast<size_t>(i)] = c.confidence;
-        candidates.push_back(i);
-      }
-      sort_by_confidence(candidates, conf);
-      std::vector<int> commit, remask;
-      if (s_.rule == CommitRule::Threshold) {
-        for (int i : candidates) {
-          if (!commit.empty() && conf[static_cast<size_t>(i)] < s_.threshold) break;
-          commit.push_back(i);
-          if (s_.max_per_step > 0 && static_cast<int>(commit.size()) >= s_.max_per_step) break;
-        }
-      } else if (s_.rule == CommitRule::Fixed) {
-        const size_t k = std::min(candidates.size(), static_cast<size_t>(s_.tokens_per_step));
-        commit.assign(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(k));
-      } else {
-        const int64_t keep64 = (static_cast<int64_t>(n) * (step + 1) + remask_steps - 1) / remask_steps;
-        const int keep = static_cast<int>(std::min<int64_t>(std::max<int64_t>(keep64, 1), n));
-        for (size_t r = 0; r < candidates.size(); ++r) {
-          const int i = candidates[r];
-          const bool kept = static_cast<int>(r) < keep;
-          if (kept && !committed[static_cast<size_t>(i)]) commit.push_back(i);
-          if (!kept && committed[static_cast<size_t>(i)]) remask.push_back(i);
-        }
-        if (commit.empty() && remask.empty() && !candidates.empty() && needs_work()) {
-          // Keep making progress even when the schedule has no new slot this step.
-          for (int i : candidates) {
-            if (!committed[static_cast<size_t>(i)]) {
-              commit.push_back(i);
-              break;
-            }
-          }
-        }
-      }
-      if (!remask.empty()) {
-        std::sort(remask.begin(), remask.end());
-        TrajectoryStep t;
-        if (steps_wanted_) {
-          t.block = block;
-          t.step = step;
-          t.kind = TrajectoryStep::Remask;
-        }
-        for (int i : remask) {
-          committed[static_cast<size_t>(i)] = 0;
-          gen(i) = mask;
-          if (steps_wanted_) {
-            t.positions.push_back(done + i);
-            t.tokens.push_back(mask);
-            t.confidences.push_back(conf[static_cast<size_t>(i)]);
-          }
-        }
-        if (steps_wanted_) emit(g, std::move(t));
-      }
-      TrajectoryStep t;
-      if (steps_wanted_) {
-        t.block = block;
-        t.step = step;
-        t.kind = TrajectoryStep::Commit;
-      }
-      std::sort(commit.begin(), commit.end());
-      for (int i : commit) {
-        committed[static_cast<size_t>(i)] = 1;
-        gen(i) = proposal[static_cast<size_t>(i)];
-        if (steps_wanted_) {
-          t.positions.push_back(done + i);
-          t.tokens.push_back(gen(i));
-          t.confidences.push_back(conf[static_cast<size_t>(i)]);
-        }
-      }
-      if (steps_wanted_) emit(g, std::move(t));
+    const int chunk_len = tail + n;
+    std::vector<uint8_t> in_block(R, 0);
+    for (size_t r = 0; r < R; ++r) {
+      Row& row = rows[r];
+      in_block[r] = row.active ? 1 : 0;
+      row.ids.assign(static_cast<size_t>(chunk_len), mask);
+      if (tail > 0) std::copy(row.prompt.begin() + prefix_end, row.prompt.end(), row.ids.begin());
+      // Rows that ended still feed a block (their cache rows are never read), all masked.
+      row.committed.assign(static_cast<size_t>(n), row.active ? 0 : 1);
+      row.conf.assign(static_cast<size_t>(n), 0.0f);
+      row.proposal.assign(static_cast<size_t>(n), mask);
+      row.stats = BlockStats{};
+      row.stats.start = done;
+      row.stats.size = n;
     }
-
-    // The first <|eos|> ends the text; what the block holds after it is dropped.
-    auto eos_at = [&]() {
-      for (int i = 0; i < n; ++i) {
-        if (committed[static_cast<size_t>(i)] && gen(i) == eos_) return i;
-      }
-      return n;
+    auto gather = [&]() {
+      batch_ids.clear();
+      for (const Row& row : rows) batch_ids.insert(batch_ids.end(), row.ids.begin(), row.ids.end());
     };
-
+    for (;;) {
+      std::vector<size_t> working;
+      for (size_t r = 0; r < R; ++r)
+        if (in_block[r] && needs_work(rows[r], tail, n, eos_)) working.push_back(r);
+      if (working.empty()) break;
+      gather();
+      forward(*cache, batch_ids, chunk_len, chunk_start, AttentionMode::Bidirectional, true, false);
+      for (size_t r : working) diffusion_step(rows[r], tail, n, done, block, chunk_len, r);
+    }
     if (s_.revise_passes > 0) {
-      const ChoiceRule greedy{};
+      for (size_t r = 0; r < R; ++r) rows[r].revising = in_block[r] != 0;
       for (int pass = 0; pass < s_.revise_passes; ++pass) {
-        forward(*cache, ids, chunk_start, AttentionMode::Bidirectional, true, false);
-        ++stats.forward_passes;
-        TrajectoryStep t;
-        t.block = block;
-        t.step = stats.steps + pass;
-        t.kind = TrajectoryStep::Revise;
-        const int limit = eos_at() < n ? eos_at() + 1 : n;
-        for (int i = 0; i < limit; ++i) {
-          const TokenChoice c = choose_token(row(tail + i), vocab_, banned_, greedy, rng_, scratch_);
-          if (c.token != gen(i) && c.confidence >= s_.revise_threshold) {
-            gen(i) = c.token;
-            committed[static_cast<size_t>(i)] = 1;
-            t.positions.push_back(done + i);
-            t.tokens.push_back(c.token);
-            t.confidences.push_back(c.confidence);
-          }
-        }
-        if (t.positions.empty()) break;
-        stats.revised += static_cast<int>(t.positions.size());
-        if (steps_wanted_) emit(g, std::move(t));
+        if (std::none_of(rows.begin(), rows.end(), [](const Row& row) { return row.revising; })) break;
+        gather();
+        forward(*cache, batch_ids, chunk_len, chunk_start, AttentionMode::Bidirectional, true, false);
+        for (size_t r = 0; r < R; ++r)
+          if (rows[r].revising) revise_pass(rows[r], tail, n, done, block, chunk_len, r, pass);
       }
     }
-
-    const int cut = eos_at();
-    for (int i = 0; i < cut; ++i) g.tokens.push_back(gen(i));
-    g.hit_eos = cut < n;
+    // The first <|eos|> ends a row's text; what its block holds after it is dropped.
+    for (size_t r = 0; r < R; ++r) {
+      if (!in_block[r]) continue;
+      Row& row = rows[r];
+      const int cut = eos_at(row, tail, n, eos_);
+      for (int i = 0; i < cut; ++i) row.g.tokens.push_back(row.ids[static_cast<size_t>(tail + i)]);
+      if (cut < n) {
+        row.g.hit_eos = true;
+        row.active = false;
+      }
+    }
     done += n;
-    if (!g.hit_eos && done < total) {
+    if (any_active() && done < total) {
       const bool refresh = cfg_.attention_mode == AttentionMode::Bidirectional && s_.refresh_every > 0 &&
                            (block + 1) % s_.refresh_every == 0;
       if (refresh) {
         // Recompute every committed key so earlier positions see the blocks that followed them.
         cache->clear();
-        std::vector<int32_t> all(prompt);
-        all.insert(all.end(), g.tokens.begin(), g.tokens.end());
-        forward(*cache, all, 0, AttentionMode::Bidirectional, false, true);
+        batch_ids.clear();
+        for (const Row& row : rows) {
+          batch_ids.insert(batch_ids.end(), row.prompt.begin(), row.prompt.end());
+          // Ended rows are padded to the common length; nothing reads their cache rows.
+          std::vector<int32_t> text = row.g.tokens;
+          text.resize(static_cast<size_t>(done), mask);
+          batch_ids.insert(batch_ids.end(), text.begin(), text.end());
+        }
+        forward(*cache, batch_ids, P + done, 0, AttentionMode::Bidirectional, false, true);
       } else {
-        forward(*cache, ids, chunk_start, AttentionMode::Bidirectional, false, true);
+        gather();
+        forward(*cache, batch_ids, chunk_len, chunk_start, AttentionMode::Bidirectional, false, true);
       }
-      ++stats.forward_passes;
+      for (size_t r = 0; r < R; ++r)
+        if (rows[r].active) ++rows[r].stats.forward_passes;
     }
-    g.steps += stats.steps;
-    g.forward_passes += stats.forward_passes;
-    g.blocks.push_back(stats);
+    for (size_t r = 0; r < R; ++r) {
+      if (!in_block[r]) continue;
+      Row& row = rows[r];
+      row.g.steps += row.stats.steps;
+      row.g.forward_passes += row.stats.forward_passes;
+      row.g.blocks.push_back(row.stats);
+    }
   }
-  g.decode_ms = ms_since(t_decode);
-  return g;
+  const double decode_ms = ms_since(t_decode);
+  for (Row& row : rows) {
+    row.g.prefill_ms = prefill_ms;
+    row.g.decode_ms = decode_ms;
+  }
 }
 
-Generation BlockDecoder::autoregressive(const std::vector<int32_t>& prompt) {
-  Generation g;
-  const int P = static_cast<int>(prompt.size());
+void GroupDecoder::autoregressive(std::vector<Row>& rows) {
+  const size_t R = rows.size();
+  const int P = static_cast<int>(rows[0].prompt.size());
   if (P == 0) throw std::invalid_argument("AR decoding needs a non-empty prompt (e.g. start with <|bos|>)");
-  const int total = clip_total(P, g);
-  auto cache = model_.new_cache();
+  const int total = clip_total(P);
+  for (Row& row : rows) row.g.context_clipped = s_.max_new - total;
+  auto cache = model_.new_cache(static_cast<int>(R));
+  std::vector<int32_t> batch_ids;
   const auto t_prefill = Clock::now();
   if (P > 1) {
-    std::vector<int32_t> head(prompt.begin(), prompt.end() - 1);
-    forward(*cache, head, 0, AttentionMode::Causal, false, true);
-    ++g.forward_passes;
+    for (const Row& row : rows) batch_ids.insert(batch_ids.end(), row.prompt.begin(), row.prompt.end() - 1);
+    forward(*cache, batch_ids, P - 1, 0, AttentionMode::Causal, false, true);
+    for (Row& row : rows) ++row.g.forward_passes;
   }
-  std::vector<int32_t> last{prompt.back()};
-  forward(*cache, last, P - 1, AttentionMode::Causal, true, true);
-  ++g.forward_passes;
-  g.prefill_ms = ms_since(t_prefill);
+  batch_ids.clear();
+  for (const Row& row : rows) batch_ids.push_back(row.prompt.back());
+  forward(*cache, batch_ids, 1, P - 1, AttentionMode::Causal, true, true);
+  for (Row& row : rows) ++row.g.forward_passes;
+  const double prefill_ms = ms_since(t_prefill);
 
   const auto t_decode = Clock::now();
-  BlockStats stats;
+  for (Row& row : rows) row.stats = BlockStats{};
   for (int k = 0; k < total; ++k) {
-    const TokenChoice c = choose_token(row(0), vocab_, banned_, choice_, rng_, scratch_);
-    ++stats.steps;
-    if (steps_wanted_) {
-      TrajectoryStep t;
-      t.block = 0;
-      t.step = k;
-      t.positions.push_back(k);
-      t.tokens.push_back(c.token);
-      t.confidences.push_back(c.confidence);
-      emit(g, std::move(t));
+    bool any = false;
+    for (size_t r = 0; r < R; ++r) {
+      Row& row = rows[r];
+      if (!row.active) continue;
+      const TokenChoice c = choose_token(row_logits(r, 1, 0), vocab_, banned_, choice_, row.rng, scratch_);
+      ++row.stats.steps;
+      if (steps_wanted_) {
+        TrajectoryStep t;
+        t.block = 0;
+        t.step = k;
+        t.positions.push_back(k);
+        t.tokens.push_back(c.token);
+        t.confidences.push_back(c.confidence);
+        emit(row, std::move(t));
+      }
+      if (c.token == eos_) {
+        row.g.hit_eos = true;
+        row.active = false;
+        continue;
+      }
+      row.g.tokens.push_back(c.token);
+      batch_ids[r] = c.token;
+      any = true;
     }
-    if (c.token == eos_) {
-      g.hit_eos = true;
-      break;
-    }
-    g.tokens.push_back(c.token);
-    if (k + 1 < total) {
-      last[0] = c.token;
-      forward(*cache, last, P + k, AttentionMode::Causal, true, true);
-      ++stats.forward_passes;
-    }
+    if (!any || k + 1 >= total) break;
+    forward(*cache, batch_ids, 1, P + k, AttentionMode::Causal, true, true);
+    for (Row& row : rows)
+      if (row.active) ++row.stats.forward_passes;
   }
+  const double decode_ms = ms_since(t_decode);
   // The pass that produced the first token's logits belongs to the prefill; count it there only.
-  stats.size = stats.steps;
-  g.steps = stats.steps;
-  g.forward_passes += stats.forward_passes;
-  g.blocks.push_back(stats);
-  g.decode_ms = ms_since(t_decode);
-  return g;
+  for (Row& row : rows) {
+    row.stats.size = row.stats.steps;
+    row.g.steps = row.stats.steps;
+    row.g.forward_passes += row.stats.forward_passes;
+    row.g.blocks.push_back(row.stats);
+    row.g.prefill_ms = prefill_ms;
+    row.g.decode_ms = decode_ms;
+  }
+}
+
+void check_prompt(const std::vector<int32_t>& prompt, const ModelConfig& c, size_t which) {
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= c.vocab_size)
+      throw std::invalid_argument("prompt " + std::to_string(which) + " token " + std::to_string(i) + " (" +
+                                  std::to_string(prompt[i]) + ") is outside the vocabulary [0, " +
+                                  std::to_string(c.vocab_size) + ")");
+  }
+}
+
+void decode_group(const LanguageModel& model, const SamplerSettings& settings, const StepObserver& observer,
+                  std::vector<Row>& rows) {
+  GroupDecoder decoder(model, settings, observer);
+  if (settings.mode == DecodeMode::Diffusion) decoder.diffusion(rows);
+  else decoder.autoregressive(rows);
 }
 
 }  // namespace
@@ -386,21 +495,34 @@ Generation generate(const LanguageModel& model, const std::vector<int32_t>& prom
                     uint64_t sequence_index, const StepObserver& observer) {
   const std::string problem = validate_settings(settings, model.config());
   if (!problem.empty()) throw std::invalid_argument(problem);
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    if (prompt[i] < 0 || prompt[i] >= model.config().vocab_size)
-      throw std::invalid_argument("prompt token " + std::to_string(i) + " (" + std::to_string(prompt[i]) +
-                                  ") is outside the vocabulary [0, " + std::to_string(model.config().vocab_size) +
-                                  ")");
-  }
-  BlockDecoder decoder(model, settings, sequence_index, observer);
-  return settings.mode == DecodeMode::Diffusion ? decoder.diffusion(prompt) : decoder.autoregressive(prompt);
+  check_prompt(prompt, model.config(), static_cast<size_t>(sequence_index));
+  std::vector<Row> rows;
+  rows.emplace_back(prompt, sequence_seed(settings.seed, sequence_index), static_cast<size_t>(sequence_index));
+  decode_group(model, settings, observer, rows);
+  return std::move(rows[0].g);
 }
 
 std::vector<Generation> generate_batch(const LanguageModel& model, const std::vector<std::vector<int32_t>>& prompts,
                                        const SamplerSettings& settings, const StepObserver& observer) {
-  std::vector<Generation> out;
-  out.reserve(prompts.size());
-  for (size_t i = 0; i < prompts.size(); ++i) out.push_back(generate(model, prompts[i], settings, i, observer));
+  const std::string problem = validate_settings(settings, model.config());
+  if (!problem.empty()) throw std::invalid_argument(problem);
+  for (size_t i = 0; i < prompts.size(); ++i) check_prompt(prompts[i], model.config(), i);
+  // Prompts of equal length share block boundaries, so they decode together in one group.
+  std::map<size_t, std::vector<size_t>> by_length;
+  for (size_t i = 0; i < prompts.size(); ++i) by_length[prompts[i].size()].push_back(i);
+  const size_t cap = static_cast<size_t>(std::max(1, model.max_batch()));
+  std::vector<Generation> out(prompts.size());
+  for (const auto& [len, members] : by_length) {
+    for (size_t from = 0; from < members.size(); from += cap) {
+      std::vector<Row> rows;
+      const size_t to = std::min(members.size(), from + cap);
+      rows.reserve(to - from);
+      for (size_t k = from; k < to; ++k)
+        rows.emplace_back(prompts[members[k]], sequence_seed(settings.seed, members[k]), members[k]);
+      decode_group(model, settings, observer, rows);
+      for (Row& row : rows) out[row.index] = std::move(row.g);
+    }
+  }
   return out;
 }
 

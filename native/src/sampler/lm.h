@@ -13,10 +13,12 @@
 
 namespace sdt::sampler {
 
-// Per-sequence attention state (keys/values of the positions committed so far).
+// Attention state of `batch` sequences decoded in lockstep (keys/values of the positions committed
+// so far; every row holds the same positions).
 class LMCache {
  public:
   virtual ~LMCache() = default;
+  virtual int batch() const = 0;
   // Number of positions currently held (positions 0..length()-1).
   virtual int length() const = 0;
   // Forget everything (used to refresh an approximate cache by recomputing it).
@@ -28,7 +30,9 @@ class LanguageModel {
   virtual ~LanguageModel() = default;
   virtual const ModelConfig& config() const = 0;
 
-  virtual std::unique_ptr<LMCache> new_cache() const = 0;
+  // A cache for `batch` rows (1 <= batch <= max_batch()).
+  virtual std::unique_ptr<LMCache> new_cache(int batch) const = 0;
+  virtual int max_batch() const { return 1; }
 
   // Token ids the sampler never emits: <|mask|>, <|pad|>, <|bos|> and whatever else the model
   // knows to be a training-only symbol (e.g. <|del|>). Ids of -1 are ignored.
@@ -36,11 +40,12 @@ class LanguageModel {
     return {config().mask_token_id, config().pad_token_id, config().bos_token_id};
   }
 
-  // Runs positions [start_pos, start_pos + n) holding `ids`. Each query attends to every cached
-  // position and, inside the chunk, to the keys `within` allows (Bidirectional: all of the chunk;
-  // Causal: chunk positions <= its own). start_pos must equal cache.length(). When `logits` is not
-  // null it receives n * vocab_size floats (row i for chunk position i). When `append` is true the
-  // chunk's keys/values are added to the cache afterwards.
+  // Runs positions [start_pos, start_pos + n) of every cache row; `ids` holds batch * n ids (row b's
+  // chunk at b * n). Each query attends to every cached position of its row and, inside the chunk, to
+  // the keys `within` allows (Bidirectional: all of the chunk; Causal: chunk positions <= its own).
+  // start_pos <= cache.length(). When `logits` is not null it receives batch * n * vocab_size floats
+  // (row b * n + i for chunk position i of row b). When `append` is true the chunk's keys/values are
+  // written at [start_pos, start_pos + n) and the cache length becomes start_pos + n.
   virtual void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos,
                              AttentionMode within, float* logits, bool append) const = 0;
 

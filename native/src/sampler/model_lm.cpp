@@ -11,6 +11,7 @@ namespace {
 class ModelCache : public LMCache {
  public:
   explicit ModelCache(KVCache cache) : kv(std::move(cache)) {}
+  int batch() const override { return kv.batch; }
   int length() const override { return kv.length; }
   void clear() override { kv.clear(); }
   KVCache kv;
@@ -18,8 +19,8 @@ class ModelCache : public LMCache {
 
 }  // namespace
 
-std::unique_ptr<LMCache> ModelLM::new_cache() const {
-  return std::make_unique<ModelCache>(model_.make_cache(1, model_.config().max_position_embeddings));
+std::unique_ptr<LMCache> ModelLM::new_cache(int batch) const {
+  return std::make_unique<ModelCache>(model_.make_cache(batch, model_.config().max_position_embeddings));
 }
 
 void ModelLM::forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
@@ -31,7 +32,8 @@ void ModelLM::forward_chunk(LMCache& cache, const int32_t* ids, int n, int start
   float* out = logits;
   std::vector<float> sink;
   if (out == nullptr) {
-    sink.resize(static_cast<size_t>(n) * static_cast<size_t>(model_.config().vocab_size));
+    sink.resize(static_cast<size_t>(c->kv.batch) * static_cast<size_t>(n) *
+                static_cast<size_t>(model_.config().vocab_size));
     out = sink.data();
   }
   model_.forward_chunk(c->kv, ids, n, start_pos, within, out, append);

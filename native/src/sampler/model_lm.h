@@ -1,4 +1,4 @@
-// LanguageModel over sdt::Model (native/src/model): one batch row per cache.
+// LanguageModel over sdt::Model (native/src/model): a cache row per sequence of a lockstep group.
 #pragma once
 
 #include "model/model.h"
@@ -12,7 +12,9 @@ class ModelLM : public LanguageModel {
   explicit ModelLM(Model& model, int del_token_id = -1) : model_(model), del_(del_token_id) {}
 
   const ModelConfig& config() const override { return model_.config(); }
-  std::unique_ptr<LMCache> new_cache() const override;
+  std::unique_ptr<LMCache> new_cache(int batch) const override;
+  // Lockstep groups larger than this gain little and their caches grow linearly.
+  int max_batch() const override { return 16; }
   std::vector<int32_t> never_emit() const override {
     std::vector<int32_t> ids = LanguageModel::never_emit();
     ids.push_back(del_);
