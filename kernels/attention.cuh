@@ -1,0 +1,43 @@
+// Flash-style attention on the GPU: bf16 q/k/v/out, fp32 scores, online softmax, no T x T matrix.
+// Same layouts and masks as the CPU ops (native/src/ops/ops.h), which are the reference.
+// Head dimension: even and at most kAttentionMaxHeadDim (the launchers throw otherwise).
+#pragma once
+
+#include "model/config.h"
+#include "types.cuh"
+
+namespace sdt::cuda {
+
+constexpr int kAttentionMaxHeadDim = 128;
+
+// Which keys a query sees inside one batch row, on top of the mode (as sdt::AttentionMask):
+//   segment (device, nullable, [B*T]): same id only; a negative id sees only itself, is never seen.
+//   pos (device, nullable, [B*T]): positions for Causal / Block (block = pos / block_size); nullptr: t.
+struct AttentionMaskArgs {
+  AttentionMode mode = AttentionMode::Bidirectional;
+  int block_size = 1;
+  const int32_t* segment = nullptr;
+  const int32_t* pos = nullptr;
+};
+
+// qkv: [B*T, qkv_stride] bf16, q heads at column 0, k heads at nh*hd, v heads at (nh+nkv)*hd.
+// out: [B*T, nh*hd] bf16; lse: [B, nh, T] fp32 log-sum-exp of the scaled scores (for the backward).
+void attention_forward(const bf16* qkv, int qkv_stride, int B, int T, int nh, int nkv, int hd,
+                       const AttentionMaskArgs& mask, bf16* out, float* lse, Stream stream);
+
+// Writes (does not accumulate) every element of the q/k/v columns of dqkv ([B*T, qkv_stride]
+// bf16). delta: a device workspace of B*nh*T floats (receives rowsum(dout * out)).
+// Deterministic: one block owns each output element, no atomics.
+void attention_backward(const bf16* qkv, int qkv_stride, const bf16* out, const float* lse, const bf16* dout, int B,
+                        int T, int nh, int nkv, int hd, const AttentionMaskArgs& mask, float* delta, bf16* dqkv,
+                        Stream stream);
+
+// C new positions over a KV cache (as sdt::attention_chunk_forward). q: [B*C, q_stride] bf16 with
+// nh heads at column 0; kcache/vcache: one layer, [B][nkv][max_len][hd] bf16, holding positions
+// [0, start_pos + C). Cached positions are all visible; inside the chunk Causal sees chunk
+// positions <= its own, other modes the whole chunk. out: [B*C, nh*hd] bf16.
+void attention_chunk_forward(const bf16* q, int q_stride, const bf16* kcache, const bf16* vcache, int max_len, int B,
+                             int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, bf16* out,
+                             Stream stream);
+
+}  // namespace sdt::cuda

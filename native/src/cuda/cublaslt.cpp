@@ -1,0 +1,158 @@
+#ifdef SDT_HAVE_CUDA
+#include "cuda/cublaslt.h"
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/dynlib.h"
+#include "device.cuh"
+
+namespace sdt::cuda {
+namespace {
+
+// Our own declarations of the few cuBLASLt types and enum values used, from the public API
+// documentation. Handles and descriptors are opaque pointers.
+using LtHandle = void*;
+using LtMatmulDesc = void*;
+using LtMatrixLayout = void*;
+using LtPreference = void*;
+using Status = int;  // cublasStatus_t: 0 = CUBLAS_STATUS_SUCCESS
+
+constexpr int kCudaR32F = 0;          // cudaDataType_t CUDA_R_32F
+constexpr int kCudaR16BF = 14;        // CUDA_R_16BF
+constexpr int kComputeType32F = 68;   // cublasComputeType_t CUBLAS_COMPUTE_32F
+constexpr int kDescTransA = 3;        // cublasLtMatmulDescAttributes_t CUBLASLT_MATMUL_DESC_TRANSA
+constexpr int kDescTransB = 4;        // CUBLASLT_MATMUL_DESC_TRANSB
+constexpr int kPrefMaxWorkspace = 1;  // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
+constexpr int kOpN = 0;               // cublasOperation_t CUBLAS_OP_N
+constexpr int kOpT = 1;               // CUBLAS_OP_T
+
+struct MatmulAlgo {
+  uint64_t data[8];
+};
+struct HeuristicResult {
+  MatmulAlgo algo;
+  size_t workspace_size;
+  Status state;
+  float waves_count;
+  int reserved[4];
+};
+
+struct Api {
+  Status (*create)(LtHandle*);
+  Status (*destroy)(LtHandle);
+  size_t (*get_version)();
+  Status (*desc_create)(LtMatmulDesc*, int compute_type, int scale_type);
+  Status (*desc_destroy)(LtMatmulDesc);
+  Status (*desc_set)(LtMatmulDesc, int attr, const void* buf, size_t size);
+  Status (*layout_create)(LtMatrixLayout*, int type, uint64_t rows, uint64_t cols, int64_t ld);
+  Status (*layout_destroy)(LtMatrixLayout);
+  Status (*pref_create)(LtPreference*);
+  Status (*pref_destroy)(LtPreference);
+  Status (*pref_set)(LtPreference, int attr, const void* buf, size_t size);
+  Status (*heuristic)(LtHandle, LtMatmulDesc, LtMatrixLayout, LtMatrixLayout, LtMatrixLayout, LtMatrixLayout,
+                      LtPreference, int requested, HeuristicResult* results, int* returned);
+  Status (*matmul)(LtHandle, LtMatmulDesc, const void* alpha, const void* A, LtMatrixLayout, const void* B,
+                   LtMatrixLayout, const void* beta, const void* C, LtMatrixLayout, void* D, LtMatrixLayout,
+                   const MatmulAlgo* algo, void* workspace, size_t workspace_bytes, void* stream);
+};
+
+void check(Status s, const char* call) {
+  if (s != 0) throw std::runtime_error(std::string("cuBLASLt ") + call + " failed with status " + std::to_string(s));
+}
+
+}  // namespace
+
+struct CublasLt::Impl {
+  DynamicLibrary lib{"cuBLASLt", {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}};
+  Api api{};
+  LtHandle handle = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+};
+
+CublasLt::CublasLt(size_t workspace_bytes) : impl_(std::make_unique<Impl>()) {
+  Api& a = impl_->api;
+  const DynamicLibrary& lib = impl_->lib;
+  lib.bind(a.create, "cublasLtCreate");
+  lib.bind(a.destroy, "cublasLtDestroy");
+  lib.bind(a.get_version, "cublasLtGetVersion");
+  lib.bind(a.desc_create, "cublasLtMatmulDescCreate");
+  lib.bind(a.desc_destroy, "cublasLtMatmulDescDestroy");
+  lib.bind(a.desc_set, "cublasLtMatmulDescSetAttribute");
+  lib.bind(a.layout_create, "cublasLtMatrixLayoutCreate");
+  lib.bind(a.layout_destroy, "cublasLtMatrixLayoutDestroy");
+  lib.bind(a.pref_create, "cublasLtMatmulPreferenceCreate");
+  lib.bind(a.pref_destroy, "cublasLtMatmulPreferenceDestroy");
+  lib.bind(a.pref_set, "cublasLtMatmulPreferenceSetAttribute");
+  lib.bind(a.heuristic, "cublasLtMatmulAlgoGetHeuristic");
+  lib.bind(a.matmul, "cublasLtMatmul");
+  check(a.create(&impl_->handle), "cublasLtCreate");
+  impl_->workspace_bytes = workspace_bytes;
+  if (workspace_bytes) impl_->workspace = device_alloc(workspace_bytes);
+}
+
+CublasLt::~CublasLt() {
+  if (impl_->handle) impl_->api.destroy(impl_->handle);
+  device_free(impl_->workspace);
+}
+
+size_t CublasLt::version() const { return impl_->api.get_version(); }
+const std::string& CublasLt::library_file() const { return impl_->lib.file_name(); }
+
+void CublasLt::matmul(bool transA, bool transB, int M, int N, int K, float alpha, const bf16* A, int lda,
+                      const bf16* B, int ldb, float beta, void* C, OutType out, int ldc, Stream stream) {
+  if (M <= 0 || N <= 0) return;
+  const Api& a = impl_->api;
+  // cuBLASLt is column-major. A row-major [R, C] matrix with leading dimension ld is the
+  // column-major [C, R] one, so row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
+  // swap the operands and the sizes, keep each operand's transpose flag.
+  const int opB = transB ? kOpT : kOpN;  // first operand of the column-major product
+  const int opA = transA ? kOpT : kOpN;
+  // Stored shapes in column-major terms: B is [N, K] (or [K, N] when transposed), rows = ld dim.
+  const uint64_t b_rows = static_cast<uint64_t>(transB ? K : N), b_cols = static_cast<uint64_t>(transB ? N : K);
+  const uint64_t a_rows = static_cast<uint64_t>(transA ? M : K), a_cols = static_cast<uint64_t>(transA ? K : M);
+  const int out_type = out == OutType::BF16 ? kCudaR16BF : kCudaR32F;
+
+  LtMatmulDesc desc = nullptr;
+  LtMatrixLayout la = nullptr, lb = nullptr, lc = nullptr;
+  LtPreference pref = nullptr;
+  auto cleanup = [&]() {
+    if (pref) a.pref_destroy(pref);
+    if (lc) a.layout_destroy(lc);
+    if (lb) a.layout_destroy(lb);
+    if (la) a.layout_destroy(la);
+    if (desc) a.desc_destroy(desc);
+  };
+  try {
+    check(a.desc_create(&desc, kComputeType32F, kCudaR32F), "cublasLtMatmulDescCreate");
+    check(a.desc_set(desc, kDescTransA, &opB, sizeof opB), "cublasLtMatmulDescSetAttribute(TRANSA)");
+    check(a.desc_set(desc, kDescTransB, &opA, sizeof opA), "cublasLtMatmulDescSetAttribute(TRANSB)");
+    check(a.layout_create(&lb, kCudaR16BF, b_rows, b_cols, ldb), "cublasLtMatrixLayoutCreate(B)");
+    check(a.layout_create(&la, kCudaR16BF, a_rows, a_cols, lda), "cublasLtMatrixLayoutCreate(A)");
+    check(a.layout_create(&lc, out_type, static_cast<uint64_t>(N), static_cast<uint64_t>(M), ldc),
+          "cublasLtMatrixLayoutCreate(C)");
+    check(a.pref_create(&pref), "cublasLtMatmulPreferenceCreate");
+    const uint64_t ws = impl_->workspace_bytes;
+    check(a.pref_set(pref, kPrefMaxWorkspace, &ws, sizeof ws), "cublasLtMatmulPreferenceSetAttribute");
+    // Room for more results than requested: the library's struct may have grown.
+    HeuristicResult results[4] = {};
+    int returned = 0;
+    check(a.heuristic(impl_->handle, desc, lb, la, lc, lc, pref, 1, results, &returned),
+          "cublasLtMatmulAlgoGetHeuristic");
+    if (returned < 1)
+      throw std::runtime_error("cuBLASLt has no algorithm for a bf16 GEMM of " + std::to_string(M) + "x" +
+                               std::to_string(N) + "x" + std::to_string(K));
+    check(a.matmul(impl_->handle, desc, &alpha, B, lb, A, la, &beta, C, lc, C, lc, &results[0].algo,
+                   impl_->workspace, impl_->workspace_bytes, stream),
+          "cublasLtMatmul");
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+  cleanup();
+}
+
+}  // namespace sdt::cuda
+#endif  // SDT_HAVE_CUDA

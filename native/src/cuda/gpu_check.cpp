@@ -1,0 +1,267 @@
+// `sdt-native gpu-check`: the CUDA backend against the CPU backend, kernel by kernel, on fresh
+// random inputs; with --bench, the two ceilings the performance goals are measured against
+// (cuBLASLt bf16 GEMM rate and device copy bandwidth).
+#ifdef SDT_HAVE_CUDA
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cuda/commands.h"
+#include "cuda/cublaslt.h"
+#include "cuda/nccl.h"
+#include "cuda/parity.h"
+#include "cuda/parity_checks.h"
+#include "device.cuh"
+#include "gemm/gemm.h"
+
+namespace sdt::cuda {
+namespace {
+
+using namespace parity;
+
+struct Options {
+  uint64_t seed = 0;
+  bool seed_given = false;
+  std::string only;
+  bool bench = false;
+  int device = 0;
+};
+
+void print_usage() {
+  std::printf(
+      "Usage: sdt-native gpu-check [options]\n\n"
+      "Runs every CUDA kernel against the CPU reference on fresh random inputs and prints a table:\n"
+      "relative error ||gpu - cpu|| / ||cpu|| against its tolerance (bf16 outputs 1e-2, fp32 1e-4,\n"
+      "integer outputs exact) and the elements left unwritten (outputs are filled with NaN first).\n\n"
+      "Options:\n"
+      "  --seed N      random seed (default: drawn from the clock, printed)\n"
+      "  --only TEXT   run only the checks whose group name contains TEXT (groups: embedding,\n"
+      "                rmsnorm, rope, swiglu, attention, chunk, cross_entropy, adamw, sampler, gemm,\n"
+      "                nccl)\n"
+      "  --bench       also measure the cuBLASLt bf16 GEMM rate and the device copy bandwidth\n"
+      "  --device N    CUDA device (default 0)\n"
+      "  --help        this text\n\n"
+      "Exit status: 0 all checks pass, 1 a check failed, 2 usage error or no CUDA device.\n");
+}
+
+// Returns false (after printing why) on a usage error.
+bool parse(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](const char* flag) -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "gpu-check: %s needs a value; see --help\n", flag);
+        return nullptr;
+      }
+      return argv[++i];
+    };
+    if (a == "--seed") {
+      const char* v = value("--seed");
+      if (!v) return false;
+      char* end = nullptr;
+      o.seed = std::strtoull(v, &end, 10);
+      if (!end || *end) {
+        std::fprintf(stderr, "gpu-check: --seed \"%s\" is not a non-negative integer\n", v);
+        return false;
+      }
+      o.seed_given = true;
+    } else if (a == "--only") {
+      const char* v = value("--only");
+      if (!v) return false;
+      o.only = v;
+    } else if (a == "--device") {
+      const char* v = value("--device");
+      if (!v) return false;
+      o.device = std::atoi(v);
+    } else if (a == "--bench") {
+      o.bench = true;
+    } else {
+      std::fprintf(stderr, "gpu-check: unknown option \"%s\"; run `sdt-native gpu-check --help`\n", a.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+void check_gemm(Random& rng, Table& table) {
+  CublasLt lt;
+  std::printf("cuBLASLt: %s (version %zu)\n", lt.library_file().c_str(), lt.version());
+  const int M = 257, N = 384, K = 320;
+  for (int ta = 0; ta < 2; ++ta) {
+    for (int tb = 0; tb < 2; ++tb) {
+      std::vector<float> a = rng.normal_vector(static_cast<size_t>(M) * K, 1.0f);
+      std::vector<float> b = rng.normal_vector(static_cast<size_t>(K) * N, 1.0f);
+      round_to_bf16(a);
+      round_to_bf16(b);
+      const int lda = ta ? M : K, ldb = tb ? K : N;
+      std::vector<float> c0 = rng.normal_vector(static_cast<size_t>(M) * N, 1.0f);
+      round_to_bf16(c0);  // the bf16 output's beta input must be representable
+      auto da = upload_bf16(a);
+      auto db = upload_bf16(b);
+      const std::string name = std::string("cublaslt gemm ") + (ta ? "T" : "N") + (tb ? "T" : "N");
+      const std::string shape = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
+      {
+        std::vector<float> ref = c0;
+        sdt::gemm_naive(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, 0.25f, ref.data(), N);
+        auto dc = upload_f32(c0);
+        lt.matmul(ta, tb, M, N, K, 0.5f, da.get(), lda, db.get(), ldb, 0.25f, dc.get(), OutType::F32, N, nullptr);
+        table.compare(name + " ->fp32", shape, "fp32", download_f32(dc), ref, kF32Tolerance, false);
+      }
+      {
+        std::vector<float> ref(static_cast<size_t>(M) * N, 0.0f);
+        sdt::gemm_naive(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, ref.data(), N);
+        DeviceBuffer<bf16> dc(ref.size());
+        fill_u16(dc.get(), kBf16NaN, dc.size(), nullptr);
+        // beta = 0: cuBLASLt must not read C, so the NaN poison must not leak into the result.
+        lt.matmul(ta, tb, M, N, K, 1.0f, da.get(), lda, db.get(), ldb, 0.0f, dc.get(), OutType::BF16, N, nullptr);
+        table.compare(name + " ->bf16", shape, "bf16", download_bf16(dc), ref, kBf16Tolerance, true);
+      }
+    }
+  }
+}
+
+void check_nccl(Random& rng, Table& table) {
+  Row row;
+  row.check = "nccl all_reduce (1 rank)";
+  row.type = "fp32";
+  row.tolerance = 0.0;
+  try {
+    Nccl nccl({0});
+    std::printf("NCCL: %s\n", nccl.version().c_str());
+    std::vector<float> x = rng.normal_vector(4096, 1.0f);
+    auto dx = upload_f32(x);
+    nccl.all_reduce_sum(0, dx.get(), x.size(), nullptr);
+    synchronize();
+    table.compare(row.check, "4096", "fp32", download_f32(dx), x, 0.0, false);
+  } catch (const std::exception& e) {
+    // A single-GPU machine trains without NCCL: report, do not fail.
+    std::printf("NCCL: not checked (%s)\n", e.what());
+  }
+}
+
+float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Measures the two ceilings of docs/gpu-notes.md: cuBLASLt bf16 GEMM rate (8192^3, rotating
+// three operand sets so the cache does not serve repeats) and device-to-device copy bandwidth.
+void run_bench(Random& rng) {
+  std::printf("\nceilings (median of 20 timed runs after 5 warm-up runs):\n");
+  {
+    CublasLt lt;
+    const int n = 8192;
+    const size_t elems = static_cast<size_t>(n) * n;
+    std::vector<DeviceBuffer<bf16>> as, bs;
+    std::vector<float> host = rng.normal_vector(elems, 1.0f);
+    for (int s = 0; s < 3; ++s) {
+      as.push_back(upload_bf16(host));
+      bs.push_back(upload_bf16(host));
+    }
+    DeviceBuffer<bf16> c(elems);
+    EventTimer timer;
+    std::vector<float> ms;
+    for (int it = 0; it < 25; ++it) {
+      const int s = it % 3;
+      timer.start(nullptr);
+      lt.matmul(false, true, n, n, n, 1.0f, as[static_cast<size_t>(s)].get(), n, bs[static_cast<size_t>(s)].get(), n,
+                0.0f, c.get(), OutType::BF16, n, nullptr);
+      timer.stop(nullptr);
+      const float t = timer.elapsed_ms();
+      if (it >= 5) ms.push_back(t);
+    }
+    const double flops = 2.0 * n * static_cast<double>(n) * n;
+    const float med = median(ms);
+    std::printf("  cuBLASLt bf16 GEMM %dx%dx%d (fp32 accumulate): %.3f ms, %.1f TFLOP/s\n", n, n, n, med,
+                flops / (static_cast<double>(med) * 1e-3) / 1e12);
+  }
+  {
+    const size_t bytes = size_t{1} << 30;
+    DeviceBuffer<uint8_t> src(bytes), dst(bytes);
+    fill_u32(src.get(), 0x3f800000u, bytes / 4, nullptr);
+    EventTimer timer;
+    std::vector<float> ms;
+    for (int it = 0; it < 25; ++it) {
+      timer.start(nullptr);
+      copy_on_device(dst.get(), src.get(), bytes, nullptr);
+      timer.stop(nullptr);
+      const float t = timer.elapsed_ms();
+      if (it >= 5) ms.push_back(t);
+    }
+    const float med = median(ms);
+    std::printf("  device copy 1 GiB: %.3f ms, %.0f GB/s (bytes read + written)\n", med,
+                2.0 * static_cast<double>(bytes) / (static_cast<double>(med) * 1e-3) / 1e9);
+  }
+}
+
+}  // namespace
+
+int cmd_gpu_check(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      print_usage();
+      return 0;
+    }
+  }
+  Options o;
+  if (!parse(argc, argv, o)) return 2;
+  const int devices = device_count();
+  if (devices == 0) {
+    std::fprintf(stderr, "gpu-check: no CUDA device is visible (driver missing or no GPU); run it on a GPU machine\n");
+    return 2;
+  }
+  if (o.device < 0 || o.device >= devices) {
+    std::fprintf(stderr, "gpu-check: --device %d does not exist (%d visible)\n", o.device, devices);
+    return 2;
+  }
+  try {
+    set_device(o.device);
+    if (!o.seed_given) o.seed = static_cast<uint64_t>(std::time(nullptr));
+    std::printf("device %d: %s\nseed %llu (rerun with --seed %llu)\n\n", o.device,
+                device_description(o.device).c_str(), static_cast<unsigned long long>(o.seed),
+                static_cast<unsigned long long>(o.seed));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gpu-check: %s\n", e.what());
+    return 2;
+  }
+  Random rng(o.seed);
+  Table table;
+  const std::vector<std::pair<const char*, std::function<void(Random&, Table&)>>> groups = {
+      {"embedding", check_embedding},         {"rmsnorm", check_rmsnorm}, {"rope", check_rope},
+      {"swiglu", check_swiglu},               {"attention", check_attention},
+      {"chunk", check_attention_chunk},       {"cross_entropy", check_cross_entropy},
+      {"adamw", check_adamw},                 {"sampler", check_sampler},
+      {"gemm", check_gemm},                   {"nccl", check_nccl},
+  };
+  for (const auto& [name, fn] : groups) {
+    if (!o.only.empty() && std::string(name).find(o.only) == std::string::npos) continue;
+    try {
+      fn(rng, table);
+      synchronize();  // surface asynchronous faults in this group, not the next
+    } catch (const std::exception& e) {
+      Row r;
+      r.check = name;
+      r.note = e.what();
+      table.add(r);
+    }
+  }
+  table.print();
+  if (o.bench) {
+    try {
+      run_bench(rng);
+    } catch (const std::exception& e) {
+      std::printf("bench failed: %s\n", e.what());
+      return 1;
+    }
+  }
+  return table.failures() == 0 ? 0 : 1;
+}
+
+}  // namespace sdt::cuda
+#endif  // SDT_HAVE_CUDA

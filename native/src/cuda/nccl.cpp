@@ -1,0 +1,85 @@
+#ifdef SDT_HAVE_CUDA
+#include "cuda/nccl.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda/dynlib.h"
+
+namespace sdt::cuda {
+namespace {
+
+// Our own declarations from the public NCCL API documentation.
+using Comm = void*;      // ncclComm_t
+using Result = int;      // ncclResult_t: 0 = ncclSuccess
+constexpr int kFloat32 = 7;  // ncclDataType_t ncclFloat32
+constexpr int kSum = 0;      // ncclRedOp_t ncclSum
+
+struct Api {
+  Result (*comm_init_all)(Comm* comms, int ndev, const int* devlist);
+  Result (*comm_destroy)(Comm);
+  Result (*all_reduce)(const void* send, void* recv, size_t count, int type, int op, Comm, void* stream);
+  Result (*group_start)();
+  Result (*group_end)();
+  Result (*get_version)(int*);
+  const char* (*error_string)(Result);
+};
+
+}  // namespace
+
+struct Nccl::Impl {
+  DynamicLibrary lib{"NCCL", {"libnccl.so.2", "libnccl.so"}};
+  Api api{};
+  std::vector<Comm> comms;
+
+  void check(Result r, const char* call) const {
+    if (r != 0) {
+      throw std::runtime_error(std::string("NCCL ") + call + " failed: " +
+                               (api.error_string ? api.error_string(r) : "unknown error") + " (" + std::to_string(r) +
+                               ")");
+    }
+  }
+};
+
+Nccl::Nccl(const std::vector<int>& devices) : impl_(std::make_unique<Impl>()) {
+  Api& a = impl_->api;
+  impl_->lib.bind(a.error_string, "ncclGetErrorString");
+  impl_->lib.bind(a.comm_init_all, "ncclCommInitAll");
+  impl_->lib.bind(a.comm_destroy, "ncclCommDestroy");
+  impl_->lib.bind(a.all_reduce, "ncclAllReduce");
+  impl_->lib.bind(a.group_start, "ncclGroupStart");
+  impl_->lib.bind(a.group_end, "ncclGroupEnd");
+  impl_->lib.bind(a.get_version, "ncclGetVersion");
+  if (devices.empty()) throw std::invalid_argument("NCCL: no devices given");
+  impl_->comms.assign(devices.size(), nullptr);
+  impl_->check(a.comm_init_all(impl_->comms.data(), static_cast<int>(devices.size()), devices.data()),
+               "ncclCommInitAll");
+}
+
+Nccl::~Nccl() {
+  for (Comm c : impl_->comms)
+    if (c) impl_->api.comm_destroy(c);
+}
+
+int Nccl::ranks() const { return static_cast<int>(impl_->comms.size()); }
+
+void Nccl::all_reduce_sum(int rank, float* buffer, size_t count, Stream stream) {
+  if (rank < 0 || rank >= ranks())
+    throw std::out_of_range("NCCL all_reduce_sum: rank " + std::to_string(rank) + " of " + std::to_string(ranks()));
+  impl_->check(impl_->api.all_reduce(buffer, buffer, count, kFloat32, kSum, impl_->comms[static_cast<size_t>(rank)],
+                                     stream),
+               "ncclAllReduce");
+}
+
+void Nccl::group_start() { impl_->check(impl_->api.group_start(), "ncclGroupStart"); }
+void Nccl::group_end() { impl_->check(impl_->api.group_end(), "ncclGroupEnd"); }
+
+std::string Nccl::version() const {
+  int v = 0;
+  impl_->check(impl_->api.get_version(&v), "ncclGetVersion");
+  // Since NCCL 2.9 the code is major * 10000 + minor * 100 + patch.
+  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+}
+
+}  // namespace sdt::cuda
+#endif  // SDT_HAVE_CUDA

@@ -1,0 +1,20 @@
+// The kernel parity checks of `sdt-native gpu-check`, one function per kernel family. Each draws
+// fresh inputs from `rng`, runs the CPU reference (native/src/ops, train/optimizer, sampler) and
+// the kernel, and adds one table row per output.
+#pragma once
+
+#include "cuda/parity.h"
+
+namespace sdt::cuda::parity {
+
+void check_embedding(Random& rng, Table& table);
+void check_rmsnorm(Random& rng, Table& table);
+void check_rope(Random& rng, Table& table);
+void check_swiglu(Random& rng, Table& table);
+void check_attention(Random& rng, Table& table);
+void check_attention_chunk(Random& rng, Table& table);
+void check_cross_entropy(Random& rng, Table& table);
+void check_adamw(Random& rng, Table& table);
+void check_sampler(Random& rng, Table& table);
+
+}  // namespace sdt::cuda::parity
