@@ -1,0 +1,33 @@
+/**
+ * The verifier V of on-policy training (DESIGN.md): tree-sitter finds no ERROR/MISSING node in prompt +
+ * completion, and where the prompt comes from a suite with unit tests, the tests pass in the sandbox.
+ */
+import { isSyntaxValid } from '../../eval/report/syntax.ts';
+import { cutCompletion } from '../../eval/run.ts';
+import type { SandboxPool } from '../../eval/sandbox/pool.ts';
+import type { EvalTask } from '../../eval/suites/types.ts';
+
+export interface Verdict {
+  syntaxOk: boolean;
+  /** null: the prompt carries no tests. */
+  testsPass: boolean | null;
+}
+
+/** 1 when everything that could be checked passed, else 0. */
+export const verdictValue = (v: Verdict): number => (v.syntaxOk && v.testsPass !== false ? 1 : 0);
+
+export async function verify(
+  promptText: string,
+  completion: string,
+  task: EvalTask | undefined,
+  pool: SandboxPool | undefined,
+): Promise<Verdict> {
+  if (!task) return { syntaxOk: isSyntaxValid(promptText + completion), testsPass: null };
+  const cut = cutCompletion(task, completion);
+  const syntaxOk = isSyntaxValid(task.source(cut));
+  if (!pool) return { syntaxOk, testsPass: null };
+  // Code that does not parse cannot pass; skip the sandbox run.
+  if (!syntaxOk) return { syntaxOk, testsPass: false };
+  const r = await pool.run(task.program(cut));
+  return { syntaxOk, testsPass: r.passed };
+}
