@@ -1,6 +1,7 @@
 // Helpers shared by the model and op tests: deterministic random data and finite-difference checks.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>

@@ -1,4 +1,5 @@
 // GEMM backends against the naive triple loop.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -75,4 +76,32 @@ TEST(gemm_own_large_blocks_match_naive) {
   for (size_t i = 0; i < C0.size(); ++i)
     max_err = std::max(max_err, std::fabs(static_cast<double>(C0[i]) - static_cast<double>(C1[i])));
   CHECK_NEAR(max_err, 0.0, 1e-3);
+}
+
+TEST(gemm_inside_a_parallel_region_is_correct) {
+  // The attention calls gemm_own from OpenMP workers; the dispatch may be called that way too.
+  // Each worker gets its own product; results must match the naive loop (no shared scratch).
+  const int jobs = 6, M = 40, N = 72, K = 300;
+  TestRng rng(4);
+  std::vector<std::vector<float>> A, B, C_own, C_disp, C_ref;
+  for (int j = 0; j < jobs; ++j) {
+    A.push_back(sdt_test::random_vector(static_cast<size_t>(M) * K, rng));
+    B.push_back(sdt_test::random_vector(static_cast<size_t>(K) * N, rng));
+    C_ref.emplace_back(static_cast<size_t>(M) * N, 0.0f);
+    sdt::gemm_naive(false, true, M, N, K, 1.0f, A[j].data(), K, B[j].data(), K, 0.0f, C_ref[j].data(), N);
+  }
+  C_own = C_ref;
+  C_disp = C_ref;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int j = 0; j < jobs; ++j) {
+    sdt::gemm_own(false, true, M, N, K, 1.0f, A[j].data(), K, B[j].data(), K, 0.0f, C_own[j].data(), N);
+    sdt::gemm(false, true, M, N, K, 1.0f, A[j].data(), K, B[j].data(), K, 0.0f, C_disp[j].data(), N);
+  }
+  double err = 0.0;
+  for (int j = 0; j < jobs; ++j)
+    for (size_t i = 0; i < C_ref[j].size(); ++i) {
+      err = std::max(err, std::fabs(static_cast<double>(C_own[j][i]) - C_ref[j][i]));
+      err = std::max(err, std::fabs(static_cast<double>(C_disp[j][i]) - C_ref[j][i]));
+    }
+  CHECK_NEAR(err, 0.0, 1e-3);
 }
