@@ -2,6 +2,8 @@
 #include "cuda/cublaslt.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -62,10 +64,19 @@ void check(Status s, const char* call) {
   if (s != 0) throw std::runtime_error(std::string("cuBLASLt ") + call + " failed with status " + std::to_string(s));
 }
 
+// SDT_CUBLASLT (a file path) is tried first: pip-installed CUDA libraries live outside the
+// loader's search path.
+std::vector<std::string> cublaslt_names() {
+  std::vector<std::string> names;
+  if (const char* env = std::getenv("SDT_CUBLASLT")) names.emplace_back(env);
+  for (const char* n : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}) names.emplace_back(n);
+  return names;
+}
+
 }  // namespace
 
 struct CublasLt::Impl {
-  DynamicLibrary lib{"cuBLASLt", {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}};
+  DynamicLibrary lib{"cuBLASLt", cublaslt_names()};
   Api api{};
   LtHandle handle = nullptr;
   void* workspace = nullptr;

@@ -15,8 +15,9 @@ enum class OutType { BF16, F32 };
 
 class CublasLt {
  public:
-  // Loads libcublasLt (.so.13, .so.12, .so) and creates a handle; `workspace_bytes` of device
-  // memory are allocated for the algorithms that want it. Throws when the library is missing.
+  // Loads libcublasLt ($SDT_CUBLASLT, then .so.13, .so.12, .so) and creates a handle;
+  // `workspace_bytes` of device memory are allocated for the algorithms that want it. Throws
+  // when the library is missing.
   explicit CublasLt(size_t workspace_bytes = 32u << 20);
   ~CublasLt();
   CublasLt(const CublasLt&) = delete;

@@ -1,6 +1,7 @@
 #ifdef SDT_HAVE_CUDA
 #include "cuda/nccl.h"
 
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -25,10 +26,18 @@ struct Api {
   const char* (*error_string)(Result);
 };
 
+// SDT_NCCL (a file path) is tried first, as SDT_CUBLASLT for cuBLASLt.
+std::vector<std::string> nccl_names() {
+  std::vector<std::string> names;
+  if (const char* env = std::getenv("SDT_NCCL")) names.emplace_back(env);
+  for (const char* n : {"libnccl.so.2", "libnccl.so"}) names.emplace_back(n);
+  return names;
+}
+
 }  // namespace
 
 struct Nccl::Impl {
-  DynamicLibrary lib{"NCCL", {"libnccl.so.2", "libnccl.so"}};
+  DynamicLibrary lib{"NCCL", nccl_names()};
   Api api{};
   std::vector<Comm> comms;
 

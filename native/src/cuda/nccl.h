@@ -14,7 +14,7 @@ namespace sdt::cuda {
 
 class Nccl {
  public:
-  // Loads libnccl (.so.2, .so) and creates one communicator per device in `devices`.
+  // Loads libnccl ($SDT_NCCL, then .so.2, .so) and creates one communicator per device in `devices`.
   // Throws naming the library when it is missing or the call fails (with NCCL's own message).
   explicit Nccl(const std::vector<int>& devices);
   ~Nccl();
