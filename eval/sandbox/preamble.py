@@ -66,6 +66,15 @@ def _main():
 
     signal.signal(signal.SIGXCPU, on_cpu_limit)
 
+    # A backstop for a harness that died without killing us: the wall-clock limit plus a margin. (As PID 1
+    # of a namespace the default action of SIGALRM would be ignored, hence the handler.)
+    def on_alarm(signum, frame):
+        os.write(2, f'\n{_VIOLATION} timeout wall-clock backstop reached\n'.encode())
+        os._exit(124)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(lim['timeoutMs'] / 1000) + 2)
+
     uid = cfg.get('uid')
     if uid is not None:
         os.setgroups([])
