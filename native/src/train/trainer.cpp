@@ -2,7 +2,9 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -90,6 +92,8 @@ class Run {
   AdamW adamw_;
   TrainerState state_;
   int64_t last_checkpoint_step_ = -1;
+  int64_t start_step_ = 0;
+  std::chrono::steady_clock::time_point run_start_ = std::chrono::steady_clock::now();
   std::vector<EvalTotals> pending_evals_;
 };
 
@@ -252,8 +256,14 @@ void Run::train_step(const std::vector<io::StreamBatch>& micro, double seconds_r
     log_("sdt-native train: step " + std::to_string(state_.step) + " skipped: non-finite " +
          (std::isfinite(loss) ? "gradient" : "loss") + " (" + std::to_string(state_.nonfinite_in_a_row) + " in a row)");
   } else if (state_.step % 10 == 0 || state_.step == 1) {
-    log_("sdt-native train: step " + std::to_string(state_.step) + "/" + std::to_string(cfg_.total_steps) + " loss " +
-         io::format_double(loss) + " lr " + io::format_double(lr));
+    // Rate and ETA over this invocation's steps, so a resumed run does not count the pause.
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start_).count();
+    const double per_step = elapsed / static_cast<double>(std::max<int64_t>(1, state_.step - start_step_));
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " loss %.4f lr %.3g | %.0f tokens/s | ETA %.0f s", loss, lr,
+                  static_cast<double>(step_tokens) / std::max(1e-9, per_step),
+                  per_step * static_cast<double>(cfg_.total_steps - state_.step));
+    log_("sdt-native train: step " + std::to_string(state_.step) + "/" + std::to_string(cfg_.total_steps) + buf);
   }
 }
 
@@ -283,6 +293,8 @@ int Run::execute() {
   reader.set_stop_flag(stop_);
   skip_consumed(reader);
   const int64_t start_step = state_.step;
+  start_step_ = start_step;
+  run_start_ = std::chrono::steady_clock::now();
   io::StreamFrame frame;
   std::vector<io::StreamBatch> micro;
   const char* reason = "total_steps";
