@@ -92,6 +92,21 @@ export const commands: CommandEntry[] = [
     load: () => import('../pipelines/trajectories/show.ts'),
   },
   {
+    name: 'traj generate',
+    summary: 'K trajectories per prompt from a teacher checkpoint (resumable Arrow shards)',
+    load: () => import('../pipelines/trajectories/generate.ts'),
+  },
+  {
+    name: 'traj score',
+    summary: 'score trajectories: ELBO, Levenshtein surrogate, |tau|, verifier',
+    load: () => import('../pipelines/trajectories/score.ts'),
+  },
+  {
+    name: 'traj filter',
+    summary: 'keep the top-k trajectories per prompt by a score, with thresholds',
+    load: () => import('../pipelines/trajectories/filter.ts'),
+  },
+  {
     name: 'bench sample',
     summary: 'sampler speed vs block size and threshold, AR baseline',
     load: () => import('../bench/sample.ts'),

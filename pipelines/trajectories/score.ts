@@ -29,6 +29,7 @@ import type { TrajectoryRow } from '../../schemas/trajectory.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
 import { checkpointIds, elboOfTrajectories } from './elbo.ts';
+import { readTrajectoryInput } from './generate.ts';
 import { levSurrogate } from './lev.ts';
 import { readTrajectories, trajectoriesToTable } from './record.ts';
 import { verdictValue, verify } from './verify.ts';
@@ -178,7 +179,7 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
   positionals: [
     {
       name: 'IN',
-      description: 'trajectory Arrow file (sdt traj generate / sdt sample --record-trajectory)',
+      description: 'trajectory Arrow file or `sdt traj generate` directory',
       required: true,
     },
   ],
@@ -207,7 +208,7 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
   ],
   async run(o, pos) {
     const input = pos[0];
-    const rows = await readTrajectories(input);
+    const rows = await readTrajectoryInput(input);
     const ckpt = optStr(o, 'ckpt');
     const tokPath = optStr(o, 'tokenizer') ?? (ckpt ? join(ckpt, 'tokenizer.json') : undefined);
     const noVerifier = bool(o, 'no-verifier');
