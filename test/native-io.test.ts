@@ -265,4 +265,46 @@ describe.skipIf(!bin)('sdt-native formats against the TypeScript side', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--mode');
   });
+
+  it('score gives per-row sums of target log-probabilities that match the forward logits', () => {
+    const ckpt = join(dir, 'ckpt');
+    const B = 3;
+    const T = 5;
+    const states = new Int32Array(B * T).map((_, i) => (i % 2 === 0 ? 3 : (i * 9) % 40));
+    const targets = new Int32Array(B * T).map((_, i) => (i % 2 === 0 ? 5 + ((i * 7) % 30) : -1));
+    const segments = new Int32Array(B * T).map((_, i) => (i % T === T - 1 ? -1 : 0)); // last column is padding
+    targets[T - 1] = -1;
+    writeFileSync(join(dir, 's.npy'), npy('<i4', [B, T], states));
+    writeFileSync(join(dir, 't.npy'), npy('<i4', [B, T], targets));
+    writeFileSync(join(dir, 'g.npy'), npy('<i4', [B, T], segments));
+    const common = ['--ckpt', ckpt, '--segments', join(dir, 'g.npy')];
+    const s = run([
+      'score',
+      ...common,
+      '--states',
+      join(dir, 's.npy'),
+      '--targets',
+      join(dir, 't.npy'),
+      '--out',
+      join(dir, 'lp.npy'),
+    ]);
+    expect(s.code, s.stderr).toBe(0);
+    const f = run(['forward', ...common, '--tokens', join(dir, 's.npy'), '--out', join(dir, 'sl.npy')]);
+    expect(f.code, f.stderr).toBe(0);
+    const lp = readNpyF32(join(dir, 'lp.npy'));
+    expect(lp.shape).toEqual([B]);
+    const { data } = readNpyF32(join(dir, 'sl.npy'));
+    for (let b = 0; b < B; b++) {
+      let want = 0;
+      for (let t = 0; t < T; t++) {
+        const i = b * T + t;
+        if (targets[i] < 0) continue;
+        const row = Array.from(data.subarray(i * 40, (i + 1) * 40)).filter((x) => Number.isFinite(x));
+        const max = Math.max(...row);
+        const lse = max + Math.log(row.reduce((acc, x) => acc + Math.exp(x - max), 0));
+        want += data[i * 40 + targets[i]] - lse;
+      }
+      expect(Math.abs(lp.data[b] - want)).toBeLessThan(1e-4 * Math.max(1, Math.abs(want)));
+    }
+  });
 });

@@ -23,6 +23,7 @@ const Subcommand kCommands[] = {
     {"train", sdt::train::cmd_train, "train from a trainer stream (JSON-line events on stdout)"},
     {"init", sdt::train::cmd_init, "write a randomly initialised checkpoint"},
     {"forward", sdt::train::cmd_forward, "logits (and loss) of a batch of token ids from .npy"},
+    {"score", sdt::train::cmd_score, "per-row log-probability of target tokens (trajectory ELBO terms)"},
     {"stream-check", sdt::train::cmd_stream_check, "validate a trainer stream and print a JSON digest"},
     {"bench-train", sdt::train::cmd_bench_train, "training-step throughput against the GEMM backend"},
 #ifdef SDT_HAVE_SAMPLER

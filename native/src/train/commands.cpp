@@ -229,6 +229,69 @@ int cmd_forward(int argc, char** argv) {
   });
 }
 
+int cmd_score(int argc, char** argv) {
+  const CommandFlags cmd{
+      "score",
+      "Per-row log-probability of the target tokens: out[b] = sum over t with target >= 0 of\n"
+      "log p(target[b, t] | states[b]) (natural log, <|mask|> excluded from the softmax), e.g. the ELBO terms\n"
+      "of sampler trajectories. Writes float32 [B] to --out and prints a JSON summary.",
+      {
+          {"ckpt", "DIR", "", "checkpoint directory (config.json, model.safetensors)", true},
+          {"states", "S.npy", "", "input token ids [B, T] (int32/int64)", true},
+          {"targets", "T.npy", "", "target ids [B, T]; negative: not scored", true},
+          {"out", "LP.npy", "", "where to write the float32 [B] log-probabilities", true},
+          {"segments", "G.npy", "", "segment ids [B, T]; negative marks padding", false},
+          {"mode", "MODE", "checkpoint's", "attention mode: bidirectional|causal|block", false},
+      },
+      {}};
+  return guarded(cmd, argc, argv, [&](const ParsedFlags& f) {
+    std::unique_ptr<Model> model = load_checkpoint(f.str("ckpt"));
+    AttentionMode mode = model->config().attention_mode;
+    if (f.str("mode") != "checkpoint's" && !parse_attention_mode(f.str("mode"), &mode)) {
+      throw FlagError("sdt-native score: --mode must be bidirectional, causal or block; got \"" + f.str("mode") + "\"");
+    }
+    const io::NpyArray st = io::read_npy(f.str("states"));
+    if (st.shape.size() != 2) throw FlagError(f.str("states") + ": expected shape [B, T]");
+    const int B = static_cast<int>(st.shape[0]);
+    const int T = static_cast<int>(st.shape[1]);
+    auto load_like = [&](const std::string& path) {
+      const io::NpyArray a = io::read_npy(path);
+      if (a.shape != st.shape) throw FlagError(path + ": shape must match --states (" + std::to_string(B) + " x " + std::to_string(T) + ")");
+      return a.to_i32();
+    };
+    const std::vector<int32_t> ids = st.to_i32();
+    const std::vector<int32_t> targets = load_like(f.str("targets"));
+    std::vector<int32_t> segments;
+    if (!f.str("segments").empty()) segments = load_like(f.str("segments"));
+    Batch b;
+    b.B = B;
+    b.T = T;
+    b.input_ids = ids.data();
+    b.target_ids = targets.data();
+    b.segment_ids = segments.empty() ? nullptr : segments.data();
+    b.mode = mode;
+    std::vector<float> token_ce(ids.size(), 0.0f);
+    const LossStats stats = model->forward_loss(b, 1.0, token_ce.data());
+    std::vector<float> logp(static_cast<size_t>(B));
+    double total = 0.0;
+    for (int r = 0; r < B; ++r) {
+      double s = 0.0;
+      for (int t = 0; t < T; ++t) {
+        const size_t i = static_cast<size_t>(r) * T + t;
+        if (targets[i] >= 0) s -= static_cast<double>(token_ce[i]);
+      }
+      logp[static_cast<size_t>(r)] = static_cast<float>(s);
+      total += s;
+    }
+    io::write_npy_f32(f.str("out"), {B}, logp.data());
+    Json out = Json::object();
+    out.set("B", Json(B)).set("T", Json(T)).set("mode", Json(attention_mode_name(mode))).set("out", Json(f.str("out")))
+        .set("targets", Json(stats.targets)).set("total_logprob", Json(total));
+    print_event(out);
+    return 0;
+  });
+}
+
 int cmd_stream_check(int argc, char** argv) {
   const CommandFlags cmd{"stream-check",
                          "Read a trainer stream and print a JSON digest of every frame (kind, tag, shape, CRC-32 of\n"

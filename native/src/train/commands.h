@@ -7,6 +7,7 @@ namespace sdt::train {
 int cmd_train(int argc, char** argv);
 int cmd_init(int argc, char** argv);
 int cmd_forward(int argc, char** argv);
+int cmd_score(int argc, char** argv);
 int cmd_stream_check(int argc, char** argv);
 int cmd_bench_train(int argc, char** argv);
 
