@@ -40,20 +40,34 @@ interface ModelInfo {
   dataset: string | null;
 }
 
-/** Top-level one-line `def` headers of held-out (test-folder) stdlib files, spread over the files. */
-export async function heldOutHeaders(count: number): Promise<string[]> {
+/**
+ * `count` top-level one-line `def` headers of held-out (test-folder) stdlib files, all of the same token
+ * length (the most common one), so a batch of them decodes as one lockstep group.
+ */
+export async function heldOutHeaders(
+  count: number,
+  encode: (text: string) => ArrayLike<number>,
+): Promise<{ headers: string[]; tokens: number }> {
   const files = (await listStdlibCorpus()).filter((f) => f.split === 'validation');
-  const headers: string[] = [];
-  // Visit files spread over the corpus first (every stride-th), then the rest, until enough are found.
-  const stride = Math.max(1, Math.floor(files.length / (count * 2)));
-  const order = files.map((_, i) => i).sort((a, b) => (a % stride) - (b % stride) || a - b);
-  for (const i of order) {
-    if (headers.length >= count) break;
-    const text = await readFile(files[i].path, 'utf8').catch(() => '');
-    const m = /^def [A-Za-z_]\w*\([^()\n]*\)(?: -> [^:\n]+)?:[ \t]*$/m.exec(text);
-    if (m) headers.push(`${m[0].trimEnd()}\n`);
+  const byLength = new Map<number, string[]>();
+  const re = /^def [A-Za-z_]\w*\([^()\n]*\)(?: -> [^:\n]+)?:[ \t]*$/gm;
+  for (const f of files) {
+    const text = await readFile(f.path, 'utf8').catch(() => '');
+    for (const m of text.matchAll(re)) {
+      const h = `${m[0].trimEnd()}\n`;
+      const n = encode(h).length;
+      byLength.set(n, [...(byLength.get(n) ?? []), h]);
+    }
   }
-  return headers;
+  let best: [number, string[]] = [0, []];
+  for (const [n, hs] of [...byLength].sort((x, y) => x[0] - y[0]))
+    if (hs.length > best[1].length) best = [n, hs];
+  const [tokens, pool] = best;
+  // Spread the picks over the pool (it is in corpus order) so one file does not dominate.
+  const step = Math.max(1, Math.floor(pool.length / count));
+  const headers: string[] = [];
+  for (let i = 0; i < pool.length && headers.length < count; i += step) headers.push(pool[i]);
+  return { headers, tokens };
 }
 
 /** The function a completion gives a header: its lines up to the first one back at column 0. */
@@ -65,6 +79,16 @@ export function functionOf(header: string, completion: string): string {
     body.push(l);
   }
   return header + body.join('\n');
+}
+
+/**
+ * The quality proxy: the header plus its completed body parses without tree-sitter errors. An empty body
+ * fails (tree-sitter-python accepts `def f():` alone, Python does not).
+ */
+export function parsesAsFunction(header: string, completion: string): boolean {
+  const fn = functionOf(header, completion);
+  if (fn.slice(header.length).trim() === '') return false;
+  return isSyntaxValid(fn);
 }
 
 /** Parameter count from a config.json (embeddings, layers, final norm, untied head). */
@@ -121,7 +145,7 @@ async function measure(
     done.forEach((c, k) => {
       generated += c.tokens.length;
       passes += c.forwardPasses;
-      if (isSyntaxValid(functionOf(chunk[k], c.text))) ok++;
+      if (parsesAsFunction(chunk[k], c.text)) ok++;
     });
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -305,17 +329,23 @@ generated token). Random-weight models (--random-init) measure speed only: their
     }
     const batch = num(o, 'batch');
     const maxNew = num(o, 'max-new');
-    const prompts = await heldOutHeaders(num(o, 'prompts'));
-    if (prompts.length === 0)
-      throw new UserError('bench sample: found no held-out function headers in the corpus.');
     const batches = batch > 1 ? [1, batch] : [1];
 
     const rows: BenchRow[] = [];
     const total = batches.length * (1 + blocks.length * thresholds.length);
-    const progress = new Progress({ label: 'bench sample', total, unit: 'configs' });
     const diffusion = await SamplerClient.start(dOpts);
     const dInfo = modelInfo(dOpts, diffusion.info.attention_mode);
+    let prompts: string[] = [];
+    let promptTokens = 0;
+    const progress = new Progress({ label: 'bench sample', total, unit: 'configs' });
     try {
+      const tok = diffusion.requireTokenizer();
+      ({ headers: prompts, tokens: promptTokens } = await heldOutHeaders(num(o, 'prompts'), (t) =>
+        tok.encode(t),
+      ));
+      if (prompts.length === 0) {
+        throw new UserError('bench sample: found no held-out function headers in the corpus.');
+      }
       await diffusion.generate([prompts[0]], { maxNew: 8, block: 8 }); // warm-up
       for (const b of batches)
         for (const block of blocks)
@@ -357,13 +387,14 @@ generated token). Random-weight models (--random-init) measure speed only: their
       machine: { cpus: (await import('node:os')).cpus().length, platform: process.platform },
       family: { diffusion: dInfo, ar: aInfo, note: family },
       prompts: prompts.length,
+      promptTokens,
       maxNew,
       rows,
     };
     await atomicWriteJson(join(out, 'bench-sample.json'), report);
     await atomicWriteFile(join(out, 'bench-sample.svg'), chartSvg(rows));
     process.stdout.write(
-      `${family}\n${prompts.length} held-out function headers, up to ${maxNew} new tokens each\n\n`,
+      `${family}\n${prompts.length} held-out function headers of ${promptTokens} tokens, up to ${maxNew} new tokens each\n\n`,
     );
     process.stdout.write(`${table(rows)}\n\n`);
     if (arBest) {

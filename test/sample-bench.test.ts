@@ -1,0 +1,90 @@
+/** Pieces of `sdt bench sample`: the quality proxy, prompt selection, parameter counts, the chart. */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  type BenchRow,
+  chartSvg,
+  functionOf,
+  heldOutHeaders,
+  paramCount,
+  parsesAsFunction,
+} from '../bench/sample.ts';
+import { repoRoot } from '../common/native.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'sdt-bench-sample-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('bench sample helpers', () => {
+  it('cut a completion at the end of the function and judge its syntax', () => {
+    const h = 'def f(x):\n';
+    expect(functionOf(h, '    return x\nprint(1)\n')).toBe('def f(x):\n    return x');
+    expect(parsesAsFunction(h, '    return x\nthis is( not code')).toBe(true);
+    expect(parsesAsFunction(h, '    return (x\n')).toBe(false);
+    expect(parsesAsFunction(h, 'garbage at column 0')).toBe(false); // empty body
+    expect(parsesAsFunction(h, '   \n')).toBe(false);
+  });
+
+  it('pick held-out headers of one token length', async () => {
+    const { headers, tokens } = await heldOutHeaders(6, (t) => new Uint8Array(t.length));
+    expect(headers.length).toBe(6);
+    for (const h of headers) {
+      expect(h).toMatch(/^def \w+\(.*\).*:\n$/);
+      expect(h.length).toBe(tokens);
+    }
+  });
+
+  it('draw one line per threshold and batch, AR dashed', () => {
+    const row = (block: number | null, threshold: number | null, batch: number, ms: number): BenchRow => ({
+      model: block === null ? 'ar' : 'diffusion',
+      block,
+      threshold,
+      batch,
+      requests: 1,
+      generatedTokens: 10,
+      tokensPerSecond: 1000 / ms,
+      msPerToken: ms,
+      forwardPassesPerRequest: 5,
+      tokensPerForwardPass: 2,
+      latencyMs: 10 * ms,
+      parseOk: 0.5,
+      valLoss: null,
+    });
+    const svg = chartSvg([
+      row(4, 0.9, 1, 3),
+      row(16, 0.9, 1, 2),
+      row(4, 0.7, 1, 2.5),
+      row(16, 0.7, 1, 1),
+      row(null, null, 1, 4),
+    ]);
+    expect(svg.match(/<polyline /g)).toHaveLength(2);
+    expect(svg).toContain('stroke-dasharray');
+    expect(svg).toContain('τ=0.9 batch 1');
+  });
+});
+
+const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
+describe.skipIf(!existsSync(bin))('parameter count', () => {
+  it('equals what sdt-native reports for the same config', () => {
+    const config = {
+      vocab_size: 120,
+      hidden_size: 48,
+      intermediate_size: 80,
+      num_hidden_layers: 3,
+      num_attention_heads: 6,
+      num_key_value_heads: 2,
+      max_position_embeddings: 64,
+      attention_mode: 'block',
+      block_size: 8,
+      mask_token_id: 3,
+      tie_word_embeddings: false,
+    };
+    const path = join(dir, 'config.json');
+    writeFileSync(path, JSON.stringify(config));
+    const r = spawnSync(bin, ['init', '--config', path, '--out', join(dir, 'ckpt')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(paramCount(config)).toBe(JSON.parse(r.stdout.trim().split('\n').at(-1)!).parameters);
+  });
+});
