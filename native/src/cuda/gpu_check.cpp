@@ -43,7 +43,7 @@ void print_usage() {
       "  --seed N      random seed (default: drawn from the clock, printed)\n"
       "  --only TEXT   run only the checks whose group name contains TEXT (groups: embedding,\n"
       "                rmsnorm, rope, swiglu, attention, chunk, cross_entropy, adamw, sampler, gemm,\n"
-      "                nccl)\n"
+      "                nccl, model (a full training step against the CPU model), train (200 steps))\n"
       "  --bench       also measure the cuBLASLt bf16 GEMM rate and the device copy bandwidth\n"
       "  --device N    CUDA device (default 0)\n"
       "  --help        this text\n\n"
@@ -238,6 +238,7 @@ int cmd_gpu_check(int argc, char** argv) {
       {"chunk", check_attention_chunk},       {"cross_entropy", check_cross_entropy},
       {"adamw", check_adamw},                 {"sampler", check_sampler},
       {"gemm", check_gemm},                   {"nccl", check_nccl},
+      {"model", check_model_step},            {"train", check_training_run},
   };
   for (const auto& [name, fn] : groups) {
     if (!o.only.empty() && std::string(name).find(o.only) == std::string::npos) continue;

@@ -18,3 +18,13 @@ void check_adamw(Random& rng, Table& table);
 void check_sampler(Random& rng, Table& table);
 
 }  // namespace sdt::cuda::parity
+
+namespace sdt::cuda::parity {
+
+// The whole training step: CudaModel against sdt::Model (loss, every gradient, the AdamW update)
+// for three attention setups, tied and untied embeddings, GQA and packed sequences.
+void check_model_step(Random& rng, Table& table);
+// 200 AdamW steps of a small model on the GPU over four fixed batches: the loss must fall.
+void check_training_run(Random& rng, Table& table);
+
+}  // namespace sdt::cuda::parity

@@ -1,0 +1,56 @@
+// The training path of the model on one GPU: the CPU Model's forward, loss, backward and AdamW
+// step composed from the kernels in kernels/ and cuBLASLt GEMMs. Same parameter layout as
+// sdt::Model (one flat buffer in params() order), same loss definition, same update rule; the CPU
+// Model is the reference (`sdt-native gpu-check`, group "model").
+// Precision: fp32 master weights, gradients and AdamW moments; bf16 weight copy and bf16
+// activations into every GEMM; fp32 residual stream. Not thread-safe; one instance per device.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+#include "train/optimizer.h"
+
+namespace sdt::cuda {
+
+class CublasLt;
+
+class CudaModel {
+ public:
+  // Takes the architecture and the parameter layout from `layout` (weights are not copied: call
+  // upload_params). `lt` must outlive this object.
+  CudaModel(const Model& layout, CublasLt& lt);
+  ~CudaModel();
+  CudaModel(const CudaModel&) = delete;
+  CudaModel& operator=(const CudaModel&) = delete;
+
+  const ModelConfig& config() const;
+  int64_t num_params() const;
+
+  // Host <-> device copies of the flat fp32 buffers (num_params() floats each).
+  void upload_params(const float* host);  // also refreshes the bf16 copy
+  void download_params(float* host) const;
+  void download_grads(float* host) const;
+  void upload_optimizer_state(const float* exp_avg, const float* exp_avg_sq, int64_t updates);
+  void download_optimizer_state(float* exp_avg, float* exp_avg_sq) const;
+  void zero_grad();
+
+  // As Model::forward_backward / forward_loss: the batch's pointers are HOST arrays (they are
+  // checked as the CPU model checks them, then copied). Gradients are ADDED to the device
+  // gradient buffer. token_ce (host, nullable, [B*T]) receives the unweighted CE per position.
+  LossStats forward_backward(const Batch& batch, double normalizer = 0.0);
+  LossStats forward_loss(const Batch& batch, double normalizer = 0.0, float* token_ce = nullptr);
+
+  // Clips by global norm (max_norm <= 0: off) and applies one AdamW update at `lr` to every
+  // parameter (decay per ParamView::decay). Returns the gradient norm before clipping.
+  double optimizer_step(const train::AdamWConfig& cfg, double lr, double max_norm);
+  int64_t optimizer_updates() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sdt::cuda

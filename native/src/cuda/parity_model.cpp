@@ -1,0 +1,162 @@
+#ifdef SDT_HAVE_CUDA
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cuda/cublaslt.h"
+#include "cuda/cuda_model.h"
+#include "cuda/parity_checks.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+
+namespace sdt::cuda::parity {
+namespace {
+
+ModelConfig small_config(bool tied, int nkv) {
+  ModelConfig c;
+  c.vocab_size = 512;
+  c.hidden_size = 256;
+  c.intermediate_size = 688;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = nkv;
+  c.max_position_embeddings = 128;
+  c.tie_word_embeddings = tied;
+  c.block_size = 16;
+  c.mask_token_id = 3;
+  return c;
+}
+
+struct HostBatch {
+  std::vector<int32_t> ids, targets, seg, pos;
+  std::vector<float> weights;
+  Batch view(AttentionMode mode, int B, int T, bool packed) const {
+    Batch b;
+    b.B = B;
+    b.T = T;
+    b.input_ids = ids.data();
+    b.target_ids = targets.data();
+    b.weights = weights.data();
+    b.segment_ids = packed ? seg.data() : nullptr;
+    b.position_ids = packed ? pos.data() : nullptr;
+    b.mode = mode;
+    return b;
+  }
+};
+
+HostBatch random_batch(Random& rng, const ModelConfig& c, int B, int T) {
+  HostBatch h;
+  const int N = B * T;
+  h.ids.resize(N);
+  h.targets.resize(N);
+  h.weights.resize(N);
+  h.seg.resize(N);
+  h.pos.resize(N);
+  for (int n = 0; n < N; ++n) {
+    h.ids[n] = rng.below(c.vocab_size);
+    int t = rng.below(c.vocab_size);
+    if (t == c.mask_token_id) t = c.mask_token_id + 1;
+    h.targets[n] = rng.below(10) < 3 ? -1 : t;
+    h.weights[n] = rng.uniform(0.5f, 2.0f);
+  }
+  for (int b = 0; b < B; ++b) {
+    const int cut = T / 2 + 3 * b;
+    for (int t = 0; t < T; ++t) {
+      h.seg[b * T + t] = t < cut ? 0 : 1;
+      h.pos[b * T + t] = t < cut ? t : t - cut;
+    }
+  }
+  return h;
+}
+
+}  // namespace
+
+void check_model_step(Random& rng, Table& table) {
+  CublasLt lt;
+  struct Setup {
+    const char* name;
+    AttentionMode mode;
+    bool tied;
+    int nkv;
+    bool packed;
+  };
+  const Setup setups[] = {
+      {"bidirectional untied gqa", AttentionMode::Bidirectional, false, 2, false},
+      {"causal tied mha", AttentionMode::Causal, true, 4, false},
+      {"block16 packed gqa", AttentionMode::Block, false, 1, true},
+  };
+  const int B = 2, T = 64;
+  for (const Setup& s : setups) {
+    const ModelConfig cfg = small_config(s.tied, s.nkv);
+    Model cpu(cfg);
+    cpu.init(rng.next());
+    CudaModel gpu(cpu, lt);
+    gpu.upload_params(cpu.param_data());
+    const HostBatch hb = random_batch(rng, cfg, B, T);
+    const Batch batch = hb.view(s.mode, B, T, s.packed);
+    cpu.zero_grad();
+    gpu.zero_grad();
+    const LossStats ref = cpu.forward_backward(batch);
+    const LossStats got = gpu.forward_backward(batch);
+    const std::string tag = std::string("model ") + s.name;
+    const std::string shape = "B2 T64 L2 D256 V512";
+    table.compare(tag + " loss", shape, "bf16", {static_cast<float>(got.loss)}, {static_cast<float>(ref.loss)},
+                  kBf16Tolerance, false);
+    const size_t P = static_cast<size_t>(cpu.num_params());
+    std::vector<float> grads(P);
+    gpu.download_grads(grads.data());
+    const std::vector<float> ref_grads(cpu.grad_data(), cpu.grad_data() + P);
+    table.compare(tag + " grads (all)", shape, "bf16", grads, ref_grads, kBf16Tolerance, false);
+
+    // One optimizer step with clipping active.
+    train::AdamWConfig acfg;
+    train::AdamW opt(acfg, cpu.num_params());
+    const double norm = train::global_grad_norm(cpu.params());
+    const double max_norm = 0.5 * norm;
+    train::scale_grads(cpu.params(), train::clip_factor(norm, max_norm));
+    opt.step(cpu.params(), 1e-3);
+    const double gpu_norm = gpu.optimizer_step(acfg, 1e-3, max_norm);
+    table.compare(tag + " grad norm", shape, "bf16", {static_cast<float>(gpu_norm)}, {static_cast<float>(norm)},
+                  kBf16Tolerance, false);
+    std::vector<float> params(P);
+    gpu.download_params(params.data());
+    const std::vector<float> ref_params(cpu.param_data(), cpu.param_data() + P);
+    table.compare(tag + " params after AdamW", shape, "bf16", params, ref_params, kBf16Tolerance, false);
+  }
+}
+
+void check_training_run(Random& rng, Table& table) {
+  CublasLt lt;
+  const ModelConfig cfg = small_config(false, 2);
+  Model cpu(cfg);
+  cpu.init(rng.next());
+  CudaModel gpu(cpu, lt);
+  gpu.upload_params(cpu.param_data());
+  const int B = 4, T = 64, steps = 200;
+  std::vector<HostBatch> batches;
+  for (int i = 0; i < 4; ++i) batches.push_back(random_batch(rng, cfg, B, T));
+  train::AdamWConfig acfg;
+  double first = 0.0, last = 0.0;
+  for (int step = 0; step < steps; ++step) {
+    const HostBatch& hb = batches[static_cast<size_t>(step % 4)];
+    gpu.zero_grad();
+    const LossStats st = gpu.forward_backward(hb.view(AttentionMode::Bidirectional, B, T, false));
+    gpu.optimizer_step(acfg, 3e-3, 1.0);
+    if (step < 4) first += st.loss / 4.0;
+    if (step >= steps - 4) last += st.loss / 4.0;
+    if (!std::isfinite(st.loss)) break;
+  }
+  std::printf("training run: mean loss of the first 4 steps %.4f, of the last 4 steps %.4f\n", first, last);
+  Row r;
+  r.check = "train 200 steps: last/first loss";
+  r.shape = "B4 T64 L2 D256 V512";
+  r.type = "fp32";
+  r.error = first > 0.0 ? last / first : 1.0;
+  r.tolerance = 0.7;
+  if (!std::isfinite(last)) r.note = "loss is not finite";
+  table.add(r);
+}
+
+}  // namespace sdt::cuda::parity
+#endif  // SDT_HAVE_CUDA
