@@ -92,7 +92,7 @@ export function parsesAsFunction(header: string, completion: string): boolean {
 }
 
 /** Parameter count from a config.json (embeddings, layers, final norm, untied head). */
-export function paramCount(c: Record<string, number | boolean>): number {
+export function paramCount(c: Record<string, unknown>): number {
   const V = c.vocab_size as number;
   const H = c.hidden_size as number;
   const I = c.intermediate_size as number;
