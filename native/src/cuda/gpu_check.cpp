@@ -14,11 +14,14 @@
 
 #include "cuda/commands.h"
 #include "cuda/cublaslt.h"
+#include "cuda/cuda_model.h"
 #include "cuda/nccl.h"
 #include "cuda/parity.h"
 #include "cuda/parity_checks.h"
 #include "device.cuh"
 #include "gemm/gemm.h"
+#include "model/model.h"
+#include "train/optimizer.h"
 
 namespace sdt::cuda {
 namespace {
@@ -41,10 +44,12 @@ void print_usage() {
       "integer outputs exact) and the elements left unwritten (outputs are filled with NaN first).\n\n"
       "Options:\n"
       "  --seed N      random seed (default: drawn from the clock, printed)\n"
-      "  --only TEXT   run only the checks whose group name contains TEXT (groups: embedding,\n"
-      "                rmsnorm, rope, swiglu, attention, chunk, cross_entropy, adamw, sampler, gemm,\n"
-      "                nccl, model (a full training step against the CPU model), train (200 steps))\n"
-      "  --bench       also measure the cuBLASLt bf16 GEMM rate and the device copy bandwidth\n"
+      "  --only LIST   run only the groups whose name contains an item of the comma-separated LIST\n"
+      "                (default: all). Groups: embedding, rmsnorm, rope, swiglu, attention, chunk,\n"
+      "                cross_entropy, adamw, sampler, gemm, nccl, model (a full training step against\n"
+      "                the CPU model), train (200 steps on the GPU, the loss must fall)\n"
+      "  --bench       also measure the cuBLASLt bf16 GEMM rate, the device copy bandwidth and one\n"
+      "                training step of a ~125M-parameter model at sequence 1024 (MFU)\n"
       "  --device N    CUDA device (default 0)\n"
       "  --help        this text\n\n"
       "Exit status: 0 all checks pass, 1 a check failed, 2 usage error or no CUDA device.\n");
@@ -152,8 +157,9 @@ float median(std::vector<float> v) {
 
 // Measures the two ceilings of docs/gpu-notes.md: cuBLASLt bf16 GEMM rate (8192^3, rotating
 // three operand sets so the cache does not serve repeats) and device-to-device copy bandwidth.
-void run_bench(Random& rng) {
+double run_bench(Random& rng) {
   std::printf("\nceilings (median of 20 timed runs after 5 warm-up runs):\n");
+  double gemm_tflops = 0.0;
   {
     CublasLt lt;
     const int n = 8192;
@@ -178,8 +184,8 @@ void run_bench(Random& rng) {
     }
     const double flops = 2.0 * n * static_cast<double>(n) * n;
     const float med = median(ms);
-    std::printf("  cuBLASLt bf16 GEMM %dx%dx%d (fp32 accumulate): %.3f ms, %.1f TFLOP/s\n", n, n, n, med,
-                flops / (static_cast<double>(med) * 1e-3) / 1e12);
+    gemm_tflops = flops / (static_cast<double>(med) * 1e-3) / 1e12;
+    std::printf("  cuBLASLt bf16 GEMM %dx%dx%d (fp32 accumulate): %.3f ms, %.1f TFLOP/s\n", n, n, n, med, gemm_tflops);
   }
   {
     const size_t bytes = size_t{1} << 30;
@@ -198,6 +204,74 @@ void run_bench(Random& rng) {
     std::printf("  device copy 1 GiB: %.3f ms, %.0f GB/s (bytes read + written)\n", med,
                 2.0 * static_cast<double>(bytes) / (static_cast<double>(med) * 1e-3) / 1e9);
   }
+  return gemm_tflops;
+}
+
+// One training step (forward, backward, AdamW) of a ~125M-parameter model at sequence 1024,
+// as model FLOP/s against the measured GEMM rate (MFU). Model FLOPs: 6 per matrix parameter
+// per token (lm_head included, the embedding lookup not) plus attention's 12 * L * T * D per
+// token (scores and values, forward and backward, full bidirectional T).
+void run_train_bench(Random& rng, double gemm_tflops) {
+  ModelConfig c;
+  c.vocab_size = 32768;
+  c.hidden_size = 768;
+  c.intermediate_size = 2048;
+  c.num_hidden_layers = 12;
+  c.num_attention_heads = 12;
+  c.num_key_value_heads = 12;
+  c.max_position_embeddings = 1024;
+  c.mask_token_id = 3;
+  const int B = 8, T = 1024, N = B * T;
+  Model cpu(c);
+  cpu.init(rng.next());
+  CublasLt lt;
+  CudaModel gpu(cpu, lt);
+  gpu.upload_params(cpu.param_data());
+  std::vector<int32_t> ids(N), targets(N);
+  for (int n = 0; n < N; ++n) {
+    ids[n] = rng.below(c.vocab_size);
+    targets[n] = rng.below(2) ? 4 + rng.below(c.vocab_size - 4) : -1;
+  }
+  Batch b;
+  b.B = B;
+  b.T = T;
+  b.input_ids = ids.data();
+  b.target_ids = targets.data();
+  b.mode = AttentionMode::Bidirectional;
+  const train::AdamWConfig acfg;
+  EventTimer timer;
+  std::vector<float> ms;
+  for (int it = 0; it < 8; ++it) {
+    timer.start(nullptr);
+    gpu.zero_grad();
+    gpu.forward_backward(b);
+    gpu.optimizer_step(acfg, 1e-4, 1.0);
+    timer.stop(nullptr);
+    const float t = timer.elapsed_ms();
+    if (it >= 2) ms.push_back(t);
+  }
+  const double embed = static_cast<double>(c.vocab_size) * c.hidden_size;
+  const double matrix_params = static_cast<double>(cpu.num_params()) - embed;  // untied: lm_head stays
+  const double flops = 6.0 * matrix_params * N + 12.0 * c.num_hidden_layers * static_cast<double>(T) * c.hidden_size * N;
+  const float med = median(ms);
+  const double tflops = flops / (static_cast<double>(med) * 1e-3) / 1e12;
+  std::printf("  train step, %.1fM params, B=%d T=%d: %.2f ms, %.0f tokens/s, %.1f TFLOP/s model = %.1f%% of the GEMM "
+              "rate (MFU)\n",
+              static_cast<double>(cpu.num_params()) / 1e6, B, T, med, N / (static_cast<double>(med) * 1e-3), tflops,
+              100.0 * tflops / gemm_tflops);
+}
+
+// `only` is a comma-separated list; a group runs when its name contains one of the items.
+bool selected(const std::string& only, const std::string& group) {
+  if (only.empty()) return true;
+  size_t at = 0;
+  while (at <= only.size()) {
+    const size_t comma = std::min(only.find(',', at), only.size());
+    const std::string item = only.substr(at, comma - at);
+    if (!item.empty() && group.find(item) != std::string::npos) return true;
+    at = comma + 1;
+  }
+  return false;
 }
 
 }  // namespace
@@ -241,7 +315,7 @@ int cmd_gpu_check(int argc, char** argv) {
       {"model", check_model_step},            {"train", check_training_run},
   };
   for (const auto& [name, fn] : groups) {
-    if (!o.only.empty() && std::string(name).find(o.only) == std::string::npos) continue;
+    if (!selected(o.only, name)) continue;
     try {
       fn(rng, table);
       synchronize();  // surface asynchronous faults in this group, not the next
@@ -255,7 +329,9 @@ int cmd_gpu_check(int argc, char** argv) {
   table.print();
   if (o.bench) {
     try {
-      run_bench(rng);
+      const double gemm_tflops = run_bench(rng);
+      std::printf("\ntraining step (median of 6 after 2 warm-up steps):\n");
+      run_train_bench(rng, gemm_tflops);
     } catch (const std::exception& e) {
       std::printf("bench failed: %s\n", e.what());
       return 1;
