@@ -292,6 +292,13 @@ generated token). Random-weight models (--random-init) measure speed only: their
     config: { type: 'string', description: 'config.json of the random diffusion model', arg: 'FILE' },
     'ar-config': { type: 'string', description: 'config.json of the random AR model', arg: 'FILE' },
     tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
+    threads: {
+      type: 'number',
+      description:
+        'OpenMP/OpenBLAS threads of sdt-native (spinning threads on a busy machine cost far more than they give)',
+      default: 1,
+      arg: 'N',
+    },
   },
   examples: [
     'sdt bench sample --ckpt runs/block/checkpoints/step-002000 --ar-ckpt runs/ar/checkpoints/step-002000',
@@ -327,6 +334,10 @@ generated token). Random-weight models (--random-init) measure speed only: their
       if (vals.some((v) => !Number.isFinite(v)))
         throw new UserError(`bench sample: ${flag} must be numbers.`);
     }
+    const threads = String(num(o, 'threads'));
+    const env = { OMP_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads };
+    dOpts.env = env;
+    aOpts.env = env;
     const batch = num(o, 'batch');
     const maxNew = num(o, 'max-new');
     const batches = batch > 1 ? [1, batch] : [1];
@@ -384,7 +395,11 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const arBest = rows.filter((r) => r.model === 'ar' && r.batch === 1)[0];
     const out = str(o, 'out');
     const report = {
-      machine: { cpus: (await import('node:os')).cpus().length, platform: process.platform },
+      machine: {
+        cpus: (await import('node:os')).cpus().length,
+        platform: process.platform,
+        threads: Number(threads),
+      },
       family: { diffusion: dInfo, ar: aInfo, note: family },
       prompts: prompts.length,
       promptTokens,
@@ -394,7 +409,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     await atomicWriteJson(join(out, 'bench-sample.json'), report);
     await atomicWriteFile(join(out, 'bench-sample.svg'), chartSvg(rows));
     process.stdout.write(
-      `${family}\n${prompts.length} held-out function headers of ${promptTokens} tokens, up to ${maxNew} new tokens each\n\n`,
+      `${family}\n${prompts.length} held-out function headers of ${promptTokens} tokens, up to ${maxNew} new tokens each; ${threads} native thread(s)\n\n`,
     );
     process.stdout.write(`${table(rows)}\n\n`);
     if (arBest) {

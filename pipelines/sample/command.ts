@@ -32,6 +32,12 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
     tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
     ...SAMPLER_OPTIONS,
     batch: { type: 'number', description: 'prompts sent per request', default: 8, arg: 'N' },
+    threads: {
+      type: 'number',
+      description: 'OpenMP threads of sdt-native (0 = its default)',
+      default: 0,
+      arg: 'N',
+    },
     'record-trajectory': {
       type: 'string',
       description: "write every generation's steps as Arrow rows here",
@@ -83,6 +89,7 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
       ckpt,
       randomInit: seedInit !== undefined ? { seed: seedInit, config: str(o, 'config') } : undefined,
       tokenizer: optStr(o, 'tokenizer'),
+      env: num(o, 'threads') > 0 ? { OMP_NUM_THREADS: String(num(o, 'threads')) } : undefined,
     });
     const rows: TrajectoryRow[] = [];
     const progress = new Progress({ label: 'sample', total: items.length, unit: 'prompts', quiet: animate });
