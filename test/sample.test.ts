@@ -3,7 +3,7 @@
  * text prompts round-trip through the tokenizer; seeded sampling repeats; the CLI prints completions.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,6 +136,42 @@ describe.skipIf(!haveNative)('sdt-native serve', () => {
     const [c] = await client.generateTokens([[5, 6, 7]], { mode: 'ar', maxNew: 9, eos: -1 });
     expect(c.tokens.length).toBe(9);
     expect(c.steps).toBe(9);
+  });
+});
+
+describe.skipIf(!haveNative)('sdt-native generate', () => {
+  it('answers a file of requests, reports the bad line and writes every result', () => {
+    const req = join(dir, 'req.jsonl');
+    const out = join(dir, 'res.jsonl');
+    writeFileSync(
+      req,
+      [
+        '{"id":"a","prompt":[5,6,7],"max_new":5,"block":4,"eos":-1}',
+        '',
+        '{"id":"b","prompt":[5],"max_new":"lots"}',
+        '{"id":"c","prompts":[[8],[9,10]],"max_new":4,"mode":"ar","eos":-1}',
+      ].join('\n'),
+    );
+    const r = spawnSync(
+      bin,
+      ['generate', '--random-init', '1', '--config', configPath, '--requests', req, '--out', out],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status).toBe(1); // one request failed
+    expect(r.stderr).toMatch(/req\.jsonl line 3: .*max_new/);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.id, l.ok])).toEqual([
+      ['a', true],
+      ['b', false],
+      ['c', true],
+    ]);
+    expect(lines[0].results[0].tokens).toHaveLength(5);
+    expect(lines[2].results.map((x: { tokens: number[] }) => x.tokens.length)).toEqual([4, 4]);
   });
 });
 
