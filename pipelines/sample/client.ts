@@ -45,6 +45,8 @@ export interface Completion {
   promptTokens: Int32Array;
   /** Generation ended at <|eos|> (which is not part of `tokens`). */
   eos: boolean;
+  /** How many of maxNew did not fit in the model's context. */
+  contextClipped: number;
   /** Denoising steps (diffusion) or generated tokens (AR). */
   steps: number;
   /** Every model call, prompt prefill and cache writes included. */
@@ -188,6 +190,7 @@ export class SamplerClient {
       tokens: Int32Array.from(r.tokens),
       promptTokens: Int32Array.from(prompts[i]),
       eos: r.eos,
+      contextClipped: r.context_clipped,
       steps: r.steps,
       forwardPasses: r.forward_passes,
       blocks: r.blocks,

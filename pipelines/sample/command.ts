@@ -91,6 +91,11 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
       tokenizer: optStr(o, 'tokenizer'),
       env: num(o, 'threads') > 0 ? { OMP_NUM_THREADS: String(num(o, 'threads')) } : undefined,
     });
+    if (settings.mode === 'ar' && client.info.attention_mode !== 'causal') {
+      process.stderr.write(
+        `warning: --ar on a ${client.info.attention_mode} checkpoint; AR decoding expects a causal one\n`,
+      );
+    }
     const rows: TrajectoryRow[] = [];
     const progress = new Progress({ label: 'sample', total: items.length, unit: 'prompts', quiet: animate });
     try {
@@ -107,6 +112,11 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
         );
         for (let k = 0; k < chunk.length; k++) {
           const c = done[k];
+          if (c.contextClipped > 0) {
+            process.stderr.write(
+              `note: prompt ${chunk[k].id}: ${c.contextClipped} of --max-new did not fit in the ${client.info.max_position_embeddings}-token context\n`,
+            );
+          }
           if (trajPath) rows.push(toRow(chunk[k].id, client.info.source, c, settings));
           if (bool(o, 'json')) {
             process.stdout.write(
