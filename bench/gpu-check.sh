@@ -77,7 +77,7 @@ say "parity, seed $((seed + 1))"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$sanitizer" ]; then
   say "compute-sanitizer memcheck (every group but the 200-step run, no bench)"
-  groups=embedding,rmsnorm,rope,swiglu,attention,chunk,cross_entropy,adamw,sampler,gemm,model
+  groups=embedding,rmsnorm,rope,swiglu,attention,chunk,cross_entropy,adamw,sampler,gemm,model,decode
   "$sanitizer" --tool memcheck --error-exitcode 3 "$bin" --seed "$seed" --only "$groups" >"$out/memcheck.txt" 2>&1
   rc=$?
   grep -E "ERROR SUMMARY|checks, .* failed|Device not supported" "$out/memcheck.txt"

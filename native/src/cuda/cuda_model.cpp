@@ -2,6 +2,7 @@
 #include "cuda/cuda_model.h"
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -15,6 +16,7 @@
 #include "ops/ops.h"
 #include "rmsnorm.cuh"
 #include "rope.cuh"
+#include "sampler.cuh"
 #include "swiglu.cuh"
 
 namespace sdt::cuda {
@@ -82,6 +84,11 @@ struct CudaModel::Impl {
   void forward_trunk(const Batch& b, bool keep);
   LossStats run(const Batch& b, double normalizer, bool backward, float* token_ce);
   void backward_trunk(const Batch& b);
+  void logits_to_host(const bf16* xn, int N, float* host);
+
+  LayerActs dec;  // forward_chunk's scratch
+  DeviceBuffer<float> logits_f32;
+  DeviceBuffer<int32_t> chunk_pos;
 };
 
 void CudaModel::Impl::check_batch(const Batch& b, bool need_targets) const {
@@ -267,6 +274,15 @@ void CudaModel::Impl::backward_trunk(const Batch& b) {
   embedding_backward(ids.get(), N, cfg.vocab_size, D, dx.get(), G(0), nullptr);
 }
 
+void CudaModel::Impl::logits_to_host(const bf16* xn, int N, float* host) {
+  const int V = cfg.vocab_size;
+  ensure(logits_f32, static_cast<size_t>(N) * V);
+  linear(xn, N, cfg.hidden_size, lm_head_off, V, logits_f32.get(), OutType::F32, false);
+  copy_to_host(host, logits_f32.get(), static_cast<size_t>(N) * V * sizeof(float));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (long i = 0; i < N; ++i) host[i * V + cfg.mask_token_id] = neg_inf;
+}
+
 CudaModel::CudaModel(const Model& layout, CublasLt& lt) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.cfg = layout.config();
@@ -366,6 +382,103 @@ double CudaModel::optimizer_step(const train::AdamWConfig& cfg, double lr, doubl
 }
 
 int64_t CudaModel::optimizer_updates() const { return impl_->updates; }
+
+void CudaModel::forward_logits(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
+                               float* logits_out, const int32_t* position_ids) {
+  Impl& m = *impl_;
+  Batch b;
+  b.B = B;
+  b.T = T;
+  b.input_ids = ids;
+  b.segment_ids = segment_ids;
+  b.position_ids = position_ids;
+  b.mode = mode;
+  m.check_batch(b, false);
+  m.upload_batch(b);
+  m.forward_trunk(b, false);
+  m.logits_to_host(m.xn_f.get(), B * T, logits_out);
+}
+
+CudaKVCache CudaModel::make_cache(int batch, int max_len) const {
+  const ModelConfig& c = impl_->cfg;
+  if (batch <= 0 || max_len <= 0 || max_len > c.max_position_embeddings)
+    throw std::invalid_argument("make_cache(batch=" + std::to_string(batch) + ", max_len=" + std::to_string(max_len) +
+                                ") needs batch > 0 and 0 < max_len <= max_position_embeddings=" +
+                                std::to_string(c.max_position_embeddings));
+  CudaKVCache cache;
+  cache.batch = batch;
+  cache.max_len = max_len;
+  const size_t n = static_cast<size_t>(c.num_hidden_layers) * batch * c.num_key_value_heads * max_len * c.head_dim();
+  cache.k = DeviceBuffer<bf16>(n);
+  cache.v = DeviceBuffer<bf16>(n);
+  return cache;
+}
+
+void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
+                              float* logits_out, bool append_to_cache) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.cfg;
+  const int B = cache.batch, D = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const int nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim();
+  const int S = (nh + 2 * nkv) * hd, A = nh * hd, L = c.num_hidden_layers;
+  if (C <= 0 || start_pos < 0 || start_pos > cache.length || start_pos + C > cache.max_len) {
+    std::ostringstream os;
+    os << "forward_chunk(C=" << C << ", start_pos=" << start_pos << ") needs C > 0, start_pos <= cache length "
+       << cache.length << " and start_pos + C <= cache max_len " << cache.max_len;
+    throw std::invalid_argument(os.str());
+  }
+  for (int i = 0; i < B * C; ++i)
+    if (ids[i] < 0 || ids[i] >= V) {
+      std::ostringstream os;
+      os << "ids[row " << i / C << ", chunk position " << i % C << "] = " << ids[i] << " is outside [0, vocab_size="
+         << V << ")";
+      throw std::invalid_argument(os.str());
+    }
+  const int N = B * C;
+  const size_t n = static_cast<size_t>(N);
+  LayerActs& a = m.dec;
+  ensure(m.ids, n);
+  copy_to_device(m.ids.get(), ids, n * sizeof(int32_t));
+  std::vector<int32_t> pos(n);
+  for (int i = 0; i < N; ++i) pos[static_cast<size_t>(i)] = start_pos + i % C;
+  ensure(m.chunk_pos, n);
+  copy_to_device(m.chunk_pos.get(), pos.data(), n * sizeof(int32_t));
+  ensure(a.x, n * D);
+  ensure(a.inv1, n);
+  ensure(a.xn1, n * D);
+  ensure(a.qkv, n * S);
+  ensure(a.attn, n * A);
+  ensure(a.gu, n * 2 * I);
+  ensure(a.h, n * I);
+  embedding_forward(m.Wb(0), V, D, m.ids.get(), N, a.x.get(), nullptr);
+  const size_t layer_stride = static_cast<size_t>(B) * nkv * cache.max_len * hd;
+  for (int l = 0; l < L; ++l) {
+    const LayerOffsets& o = m.layers[static_cast<size_t>(l)];
+    rmsnorm_forward(a.x.get(), m.W(o.input_norm), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
+    m.linear(a.xn1.get(), N, D, o.qkv, S, a.qkv.get(), OutType::BF16, false);
+    rope_forward(m.rope_cos.get(), m.rope_sin.get(), m.max_pos, hd, a.qkv.get(), N, S, nh + nkv, m.chunk_pos.get(), C,
+                 nullptr);
+    // The chunk's K/V go into slots [start_pos, start_pos + C); they count as cached only when
+    // append_to_cache is set (as the CPU model).
+    bf16* kc = cache.k.get() + l * layer_stride;
+    bf16* vc = cache.v.get() + l * layer_stride;
+    kv_cache_append(a.qkv.get(), S, B, C, nh, nkv, hd, kc, vc, cache.max_len, start_pos, nullptr);
+    attention_chunk_forward(a.qkv.get(), S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, a.attn.get(),
+                            nullptr);
+    m.linear(a.attn.get(), N, A, o.o, D, a.x.get(), OutType::F32, true);
+    rmsnorm_forward(a.x.get(), m.W(o.post_norm), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
+    m.linear(a.xn1.get(), N, D, o.gate_up, 2 * I, a.gu.get(), OutType::BF16, false);
+    swiglu_forward(a.gu.get(), N, I, a.h.get(), nullptr);
+    m.linear(a.h.get(), N, I, o.down, D, a.x.get(), OutType::F32, true);
+  }
+  if (logits_out) {
+    rmsnorm_forward(a.x.get(), m.W(m.norm_off), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
+    m.logits_to_host(a.xn1.get(), N, logits_out);
+  } else {
+    synchronize();  // report asynchronous faults of a cache-only call here, not in a later one
+  }
+  if (append_to_cache) cache.length = start_pos + C;
+}
 
 }  // namespace sdt::cuda
 #endif  // SDT_HAVE_CUDA

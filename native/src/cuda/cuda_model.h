@@ -11,11 +11,21 @@
 #include <vector>
 
 #include "model/model.h"
+#include "device.cuh"
 #include "train/optimizer.h"
 
 namespace sdt::cuda {
 
 class CublasLt;
+
+// Keys and values of committed positions on the device, bf16, layout
+// [layer][b][kv_head][max_len][head_dim] (K after RoPE), as sdt::KVCache.
+struct CudaKVCache {
+  int batch = 0;
+  int max_len = 0;
+  int length = 0;  // positions [0, length) hold valid K/V
+  DeviceBuffer<bf16> k, v;
+};
 
 class CudaModel {
  public:
@@ -42,6 +52,15 @@ class CudaModel {
   // gradient buffer. token_ce (host, nullable, [B*T]) receives the unweighted CE per position.
   LossStats forward_backward(const Batch& batch, double normalizer = 0.0);
   LossStats forward_loss(const Batch& batch, double normalizer = 0.0, float* token_ce = nullptr);
+
+  // Inference, as Model::forward_logits / make_cache / forward_chunk (host ids and logits; the
+  // <|mask|> logit is -inf). forward_chunk with logits_out == nullptr skips the vocabulary
+  // projection (cache writes only).
+  void forward_logits(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
+                      float* logits_out, const int32_t* position_ids = nullptr);
+  CudaKVCache make_cache(int batch, int max_len) const;
+  void forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
+                     float* logits_out, bool append_to_cache);
 
   // Clips by global norm (max_norm <= 0: off) and applies one AdamW update at `lr` to every
   // parameter (decay per ParamView::decay). Returns the gradient norm before clipping.

@@ -47,7 +47,8 @@ void print_usage() {
       "  --only LIST   run only the groups whose name contains an item of the comma-separated LIST\n"
       "                (default: all). Groups: embedding, rmsnorm, rope, swiglu, attention, chunk,\n"
       "                cross_entropy, adamw, sampler, gemm, nccl, model (a full training step against\n"
-      "                the CPU model), train (200 steps on the GPU, the loss must fall)\n"
+      "                the CPU model), decode (logits and cached decoding against the CPU model),\n"
+      "                train (200 steps on the GPU, the loss must fall)\n"
       "  --bench       also measure the cuBLASLt bf16 GEMM rate, the device copy bandwidth and one\n"
       "                training step of a ~125M-parameter model at sequence 1024 (MFU)\n"
       "  --device N    CUDA device (default 0)\n"
@@ -312,7 +313,8 @@ int cmd_gpu_check(int argc, char** argv) {
       {"chunk", check_attention_chunk},       {"cross_entropy", check_cross_entropy},
       {"adamw", check_adamw},                 {"sampler", check_sampler},
       {"gemm", check_gemm},                   {"nccl", check_nccl},
-      {"model", check_model_step},            {"train", check_training_run},
+      {"model", check_model_step},            {"decode", check_decode},
+      {"train", check_training_run},
   };
   for (const auto& [name, fn] : groups) {
     if (!selected(o.only, name)) continue;

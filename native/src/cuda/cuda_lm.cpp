@@ -1,0 +1,37 @@
+#ifdef SDT_HAVE_CUDA
+#include "cuda/cuda_lm.h"
+
+#include <stdexcept>
+
+namespace sdt::cuda {
+namespace {
+
+class CudaLMCache : public sampler::LMCache {
+ public:
+  explicit CudaLMCache(CudaKVCache cache) : kv(std::move(cache)) {}
+  int batch() const override { return kv.batch; }
+  int length() const override { return kv.length; }
+  void clear() override { kv.length = 0; }
+  CudaKVCache kv;
+};
+
+}  // namespace
+
+std::unique_ptr<sampler::LMCache> CudaLM::new_cache(int batch) const {
+  return std::make_unique<CudaLMCache>(model_.make_cache(batch, model_.config().max_position_embeddings));
+}
+
+void CudaLM::forward_chunk(sampler::LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
+                           float* logits, bool append) const {
+  auto* c = dynamic_cast<CudaLMCache*>(&cache);
+  if (c == nullptr) throw std::logic_error("CudaLM::forward_chunk: cache was not made by this model");
+  if (n == 0) return;
+  model_.forward_chunk(c->kv, ids, n, start_pos, within, logits, append);
+}
+
+void CudaLM::forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const {
+  model_.forward_logits(ids, 1, n, mode, nullptr, logits);
+}
+
+}  // namespace sdt::cuda
+#endif  // SDT_HAVE_CUDA
