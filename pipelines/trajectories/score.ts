@@ -111,13 +111,15 @@ export interface ScoreOptions {
   /** Eval tasks by prompt key: their tests run in `pool`. */
   tasks?: Map<string, EvalTask>;
   pool?: SandboxPool;
+  /** <|mask|> id when no checkpoint is given (the surrogate counts it as a token). */
+  maskId?: number;
   /** Skip the verifier (no tokenizer at hand, or only ELBO/surrogate wanted). */
   noVerifier?: boolean;
   onProgress?: (done: number) => void;
 }
 
 export async function scoreTrajectories(rows: TrajectoryRow[], opts: ScoreOptions): Promise<ScoredRow[]> {
-  const mask = opts.ckpt ? checkpointIds(opts.ckpt).mask : maskFromRows(rows);
+  const mask = opts.ckpt ? checkpointIds(opts.ckpt).mask : (opts.maskId ?? maskFromRows(rows));
   const elbo = opts.ckpt
     ? await elboOfTrajectories(rows, { bin: opts.bin ?? nativeBinary(), ckpt: opts.ckpt })
     : rows.map(() => null);

@@ -194,7 +194,8 @@ export async function specialsFromCheckpoint(ckpt: string): Promise<CorruptSpeci
   const path = join(ckpt, 'config.json');
   if (!existsSync(path)) throw new UserError(`${ckpt}: no config.json; not a checkpoint.`);
   const c = JSON.parse(await readFile(path, 'utf8')) as Record<string, number | undefined>;
-  if (typeof c.mask_token_id !== 'number') throw new UserError(`${path}: no mask_token_id; not a diffusion checkpoint.`);
+  if (typeof c.mask_token_id !== 'number')
+    throw new UserError(`${path}: no mask_token_id; not a diffusion checkpoint.`);
   return {
     pad: c.pad_token_id ?? 0,
     bos: c.bos_token_id ?? 1,

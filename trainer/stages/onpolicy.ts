@@ -1,0 +1,250 @@
+/**
+ * `sdt train --stage onpolicy`: on-policy step reduction (DESIGN.md). Each round samples K trajectories
+ * per prompt with the current model, scores them (|tau|, the Levenshtein surrogate, the verifier), keeps per
+ * prompt the verified ones with the best reward (fewest steps, measured by the surrogate mean 1/d_lev by
+ * default since |tau| itself is a step function) and distils them into the model, mixed with ordinary data
+ * as a reference anchor. Every round appends a record to RUN/onpolicy.jsonl: forward passes per generated
+ * token, steps per block, verifier pass rate, validation loss; `sdt report speedup RUN` plots them.
+ */
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SandboxPool } from '../../eval/sandbox/pool.ts';
+import type { EvalTask } from '../../eval/suites/types.ts';
+import type { CorruptSpecials } from '../../pipelines/corrupt/types.ts';
+import type { EditVocabulary } from '../../pipelines/corrupt/vocab.ts';
+import { SamplerClient } from '../../pipelines/sample/client.ts';
+import type { PromptItem } from '../../pipelines/sample/prompts.ts';
+import type { SampleSettings } from '../../pipelines/sample/protocol.ts';
+import type { Tokenizer } from '../../pipelines/tokenizer/types.ts';
+import { buildDistillSet } from '../../pipelines/trajectories/distill.ts';
+import { filterTrajectories, type ScoreKey } from '../../pipelines/trajectories/filter.ts';
+import { generateTrajectories, readTrajectoryInput } from '../../pipelines/trajectories/generate.ts';
+import { type ScoredRow, scoreTrajectories, writeScored } from '../../pipelines/trajectories/score.ts';
+import { maskedValidationLoss } from './anchor.ts';
+import { runDistillStage } from './distill.ts';
+
+export interface RoundRecord {
+  round: number;
+  /** Training steps done before this round's sampling (x axis of the speedup plot). */
+  step: number;
+  ckpt: string;
+  trajectories: number;
+  generated_tokens: number;
+  forward_passes_per_token: number;
+  steps_per_block: number;
+  mean_tau: number;
+  mean_lev_surrogate: number;
+  verifier_pass_rate: number;
+  validation_loss: number | null;
+  kept: number;
+  /** Mean reward of the kept trajectories (null in the final evaluation-only record). */
+  kept_reward: number | null;
+  train_loss_last: number | null;
+}
+
+export interface OnPolicyOptions {
+  ckpt: string;
+  out: string;
+  bin: string;
+  prompts: (PromptItem & { tokens?: Int32Array })[];
+  settings: SampleSettings;
+  k: number;
+  rounds: number;
+  /** Kept trajectories per prompt. */
+  keepTop: number;
+  /** What "fewest steps" is measured by: the surrogate (default) or |tau|. */
+  reward: 'lev' | 'tau';
+  /** Keep only verifier-accepted trajectories (needs a tokenizer). */
+  requireVerified: boolean;
+  /** Planted reward (tests, experiments): replaces `reward`; higher is better. */
+  customReward?: (row: ScoredRow) => number;
+  tokenizer?: Tokenizer;
+  tasks?: Map<string, EvalTask>;
+  pool?: SandboxPool;
+  specials: CorruptSpecials;
+  vocab: EditVocabulary;
+  anchor: Int32Array[];
+  anchorShare: number;
+  validation: Int32Array[];
+  stepsPerRound: number;
+  batch: number;
+  seqLen: number;
+  lr: number;
+  augmentShare: number;
+  alpha: number;
+  seed: number;
+  threads?: number;
+  onRound?: (r: RoundRecord) => void;
+  log?: (line: string) => void;
+}
+
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
+}
+
+/** Round metrics of a scored pool. */
+export function poolMetrics(
+  rows: ScoredRow[],
+): Pick<
+  RoundRecord,
+  | 'trajectories'
+  | 'generated_tokens'
+  | 'forward_passes_per_token'
+  | 'steps_per_block'
+  | 'mean_tau'
+  | 'mean_lev_surrogate'
+  | 'verifier_pass_rate'
+> {
+  const tokens = rows.reduce((a, r) => a + r.tokens.length, 0);
+  const passes = rows.reduce((a, r) => a + r.forwardPasses, 0);
+  const perBlock = rows.map((r) => {
+    const blocks = new Set(r.steps.map((s) => s.block)).size;
+    return blocks > 0 ? r.steps.length / blocks : 0;
+  });
+  const verified = rows.filter((r) => r.verifier !== null);
+  return {
+    trajectories: rows.length,
+    generated_tokens: tokens,
+    forward_passes_per_token: tokens > 0 ? passes / tokens : 0,
+    steps_per_block: mean(perBlock),
+    mean_tau: mean(rows.map((r) => r.tau ?? r.steps.length)),
+    mean_lev_surrogate: mean(rows.map((r) => r.levSurrogate ?? 0)),
+    verifier_pass_rate: verified.length ? mean(verified.map((r) => r.verifier as number)) : 0,
+  };
+}
+
+/** Per prompt the best `keepTop` by reward; the custom reward enters through the ELBO-free `elbo` slot. */
+export function selectForDistillation(
+  rows: ScoredRow[],
+  o: Pick<OnPolicyOptions, 'keepTop' | 'reward' | 'requireVerified' | 'customReward'>,
+) {
+  const require = o.requireVerified ? [{ key: 'verifier' as const, op: '>=' as const, value: 1 }] : [];
+  if (o.customReward) {
+    const reward = o.customReward;
+    // Rank by the planted reward: carry it in the jump slot (higher is better) of a copy.
+    const copies: ScoredRow[] = rows.map((r) => ({ ...r, extras: { ...r.extras, levMeanJump: reward(r) } }));
+    const res = filterTrajectories(copies, { by: 'jump', topK: o.keepTop, require });
+    return {
+      kept: res.kept.map((c) => rows[copies.indexOf(c)]),
+      rewards: res.kept.map((c) => c.extras.levMeanJump as number),
+    };
+  }
+  const by: ScoreKey = o.reward === 'tau' ? 'tau' : 'lev';
+  const res = filterTrajectories(rows, { by, topK: o.keepTop, require });
+  return {
+    kept: res.kept,
+    rewards: res.kept.map((r) => -((by === 'tau' ? r.tau : r.levSurrogate) as number)),
+  };
+}
+
+async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: number): Promise<ScoredRow[]> {
+  const client = await SamplerClient.start({ ckpt, binary: o.bin });
+  try {
+    await generateTrajectories({
+      client,
+      prompts: o.prompts,
+      settings: { ...o.settings, seed },
+      k: o.k,
+      outDir: join(dir, 'pool'),
+      shardPrompts: 1 << 20,
+      batch: 16,
+    });
+  } finally {
+    await client.close();
+  }
+  const rows = await readTrajectoryInput(join(dir, 'pool'));
+  const scored = await scoreTrajectories(rows, {
+    tokenizer: o.tokenizer,
+    tasks: o.tasks,
+    pool: o.pool,
+    noVerifier: !o.tokenizer,
+    // The mask id for the surrogate comes from the checkpoint; the ELBO is not needed for the reward.
+    ckpt: undefined,
+    maskId: o.specials.mask,
+  });
+  await writeScored(join(dir, 'scored.arrow'), scored);
+  return scored;
+}
+
+/** Runs the rounds; resumes after the last round recorded in RUN/onpolicy.jsonl. */
+export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
+  await mkdir(o.out, { recursive: true });
+  const logPath = join(o.out, 'onpolicy.jsonl');
+  const records: RoundRecord[] = existsSync(logPath)
+    ? (await readFile(logPath, 'utf8'))
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as RoundRecord)
+    : [];
+  let ckpt = records.length ? nextCkpt(records) : o.ckpt;
+  let step = records.length ? nextStep(records, o.stepsPerRound) : 0;
+  for (let round = records.length; round <= o.rounds; round++) {
+    const dir = join(o.out, `round-${String(round).padStart(3, '0')}`);
+    const pool = await samplePool(o, ckpt, dir, o.seed + 1000 * round);
+    const metrics = poolMetrics(pool);
+    const validation = await maskedValidationLoss(o.bin, ckpt, o.validation, o.specials);
+    // The last record only evaluates the final model.
+    const train = round < o.rounds;
+    let kept: ScoredRow[] = [];
+    let rewards: number[] = [];
+    let trained: { ckpt: string; losses: number[] } | null = null;
+    if (train) {
+      ({ kept, rewards } = selectForDistillation(pool, o));
+      const examples = buildDistillSet(kept, {
+        specials: o.specials,
+        vocab: o.vocab,
+        augmentShare: o.augmentShare,
+        alpha: o.alpha,
+        seed: o.seed + round,
+      });
+      if (examples.length === 0 && o.anchor.length === 0) {
+        o.log?.(`round ${round}: nothing kept and no anchor data; the model is unchanged`);
+      } else {
+        trained = await runDistillStage({
+          ckpt,
+          examples,
+          anchor: o.anchor,
+          anchorShare: examples.length === 0 ? 1 : o.anchorShare,
+          specials: o.specials,
+          seqLen: o.seqLen,
+          batch: o.batch,
+          steps: o.stepsPerRound,
+          lr: o.lr,
+          out: join(dir, 'train'),
+          bin: o.bin,
+          seed: o.seed + round,
+          threads: o.threads,
+        });
+      }
+    }
+    const rec: RoundRecord = {
+      round,
+      step,
+      ckpt,
+      ...metrics,
+      validation_loss: validation,
+      kept: kept.length,
+      kept_reward: train ? mean(rewards) : null,
+      train_loss_last: trained ? (trained.losses.at(-1) ?? null) : null,
+    };
+    await appendFile(logPath, `${JSON.stringify({ ...rec, next_ckpt: trained?.ckpt ?? ckpt })}\n`);
+    records.push(rec);
+    o.onRound?.(rec);
+    if (trained) {
+      ckpt = trained.ckpt;
+      step += o.stepsPerRound;
+    }
+  }
+  return records;
+}
+
+function nextCkpt(records: RoundRecord[]): string {
+  const last = records.at(-1) as RoundRecord & { next_ckpt?: string };
+  return last.next_ckpt ?? last.ckpt;
+}
+
+function nextStep(records: RoundRecord[], stepsPerRound: number): number {
+  const last = records.at(-1) as RoundRecord & { next_ckpt?: string };
+  return last.next_ckpt && last.next_ckpt !== last.ckpt ? last.step + stepsPerRound : last.step;
+}
