@@ -1,0 +1,38 @@
+/**
+ * Drives the sampler's native tests (native/tests/test_sampler*.cpp) through sdt-native-tests: decoding
+ * rules against a slow cache-free reference, KV cache against recomputation, AR against full causal argmax,
+ * EOS, lockstep batches against one-by-one decoding, and the serve protocol.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../common/native.ts';
+
+function testsBinary(): string | undefined {
+  const bin = join(repoRoot, 'native', 'build', 'sdt-native-tests');
+  if (existsSync(bin)) return bin;
+  if (spawnSync('cmake', ['--version']).error) {
+    console.warn('sampler native tests skipped: cmake is not installed (needed to build sdt-native-tests)');
+    return undefined;
+  }
+  spawnSync('node', [join(repoRoot, 'scripts', 'build-native.js')], { stdio: 'inherit' });
+  return existsSync(bin) ? bin : undefined;
+}
+
+const bin = testsBinary();
+
+describe.skipIf(!bin)('sampler native tests', () => {
+  for (const [group, filter] of [
+    ['every sampler test', 'sampler_'],
+    ['the real-model group alone', 'sampler_model_'],
+  ] as const) {
+    it(group, () => {
+      const r = spawnSync(bin!, [filter], { encoding: 'utf8' });
+      const out = `${r.stdout}${r.stderr}`;
+      expect(out, out).toMatch(/\b0 failed/);
+      expect(out).not.toMatch(/^0 passed/m);
+      expect(r.status, out).toBe(0);
+    });
+  }
+});
