@@ -107,6 +107,29 @@ describe('feed', () => {
     }
   });
 
+  it('mask-ratio warm-up: few masks while the cap on t is small, about half once it reaches 1', () => {
+    const base = defaultConfig();
+    const ctx = context({
+      steps: 40,
+      batch: { batch_size: 8, micro_batches: 1 },
+      curriculum: { ...base.curriculum, mask_fraction: 1, mask_warmup_steps: 20 },
+    });
+    const ratio = (fs: ReturnType<typeof frames>) => {
+      let masked = 0;
+      let content = 0;
+      for (const f of fs)
+        f.batch.input.forEach((tok, i) => {
+          if (f.batch.segment[i] >= 0 && f.batch.target[i] !== SP.bos) content++;
+          if (tok === SP.mask) masked++;
+        });
+      return masked / content;
+    };
+    expect(ratio(frames(ctx, 0, 2))).toBeLessThan(0.05);
+    const late = ratio(frames(ctx, 20, 40));
+    expect(late).toBeGreaterThan(0.35);
+    expect(late).toBeLessThan(0.65);
+  });
+
   it('ar: targets are the inputs shifted by one, within a document', () => {
     const ctx = context({ objective: 'ar', steps: 4, batch: { batch_size: 2, micro_batches: 1 } });
     for (const f of frames(ctx, 0, 4)) {

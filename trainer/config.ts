@@ -38,6 +38,8 @@ export interface TrainConfig {
     edit_targets: EditTargets;
     /** Mask whole tree-sitter spans (structure-aware) instead of uniform tokens. */
     structure: boolean;
+    /** Mask-ratio warm-up: t ~ U(0, cap) with the cap growing linearly from 0.01 to 1 over this many steps. */
+    mask_warmup_steps: number;
   };
   batch: {
     /** Sequences per optimizer step (all micro-batches together). */
@@ -237,6 +239,14 @@ export const FIELDS: FieldSpec[] = [
     type: 'boolean',
     description: 'structure-aware masking of whole tree-sitter spans',
     default: false,
+  },
+  {
+    path: 'curriculum.mask_warmup_steps',
+    flag: 'mask-warmup',
+    type: 'int',
+    description: 'mask-ratio warm-up: the cap on t grows from 0.01 to 1 over N steps (0: off)',
+    default: 0,
+    min: 0,
   },
   {
     path: 'batch.batch_size',
@@ -529,7 +539,8 @@ export function applyFlags(base: TrainConfig, opts: OptionValues, explicit: Set<
     setPath(cfg, f.path, opts[f.flag]);
   }
   // --heads alone means plain multi-head attention, not the preset's grouping.
-  if (explicit.has('heads') && !explicit.has('kv-heads')) setPath(cfg, 'model.num_key_value_heads', opts.heads);
+  if (explicit.has('heads') && !explicit.has('kv-heads'))
+    setPath(cfg, 'model.num_key_value_heads', opts.heads);
   return cfg as unknown as TrainConfig;
 }
 

@@ -5,7 +5,7 @@
  * micro-batch of the stream) holds examples f*B .. f*B+B-1 and belongs to step floor(f / micro_batches), so
  * restarting the feed at a frame position reproduces the rest of the run exactly.
  */
-import { maskCorrupt } from '../pipelines/corrupt/mask.ts';
+import { maskCorrupt, warmupCap } from '../pipelines/corrupt/mask.ts';
 import { exampleRng, Rng } from '../pipelines/corrupt/rng.ts';
 import type { CorruptSpecials } from '../pipelines/corrupt/types.ts';
 import { arExample } from './ar.ts';
@@ -75,7 +75,12 @@ export function trainExample(ctx: FeedContext, order: EpochOrder, index: number,
       w.tokens,
       w.spans,
       rng,
-      { specials, structure: cfg.curriculum.structure, eps: cfg.curriculum.mask_eps },
+      {
+        specials,
+        structure: cfg.curriculum.structure,
+        eps: cfg.curriculum.mask_eps,
+        tCap: warmupCap(step, cfg.curriculum.mask_warmup_steps),
+      },
       w.segment,
     );
   } else {
