@@ -14,13 +14,17 @@
 
 #include "cuda/commands.h"
 #include "cuda/cublaslt.h"
+#include "cuda/cuda_lm.h"
 #include "cuda/cuda_model.h"
 #include "cuda/nccl.h"
 #include "cuda/parity.h"
 #include "cuda/parity_checks.h"
 #include "device.cuh"
 #include "gemm/gemm.h"
+#include "io/model_config_json.h"
 #include "model/model.h"
+#include "sampler/decode.h"
+#include "train/checkpoint.h"
 #include "train/optimizer.h"
 
 namespace sdt::cuda {
@@ -33,6 +37,7 @@ struct Options {
   bool seed_given = false;
   std::string only;
   bool bench = false;
+  std::string checkpoint;
   int device = 0;
 };
 
@@ -50,7 +55,11 @@ void print_usage() {
       "                the CPU model), decode (logits and cached decoding against the CPU model),\n"
       "                train (200 steps on the GPU, the loss must fall)\n"
       "  --bench       also measure the cuBLASLt bf16 GEMM rate, the device copy bandwidth and one\n"
-      "                training step of a ~125M-parameter model at sequence 1024 (MFU)\n"
+      "                training step of a ~125M-parameter model at sequence 1024 (MFU), and\n"
+      "                autoregressive against block decoding speed\n"
+      "  --checkpoint DIR  with --bench: decode with this trained checkpoint (default: random\n"
+      "                weights, which never reach the confidence threshold, so block decoding\n"
+      "                commits one token per step and its speed-up is not meaningful)\n"
       "  --device N    CUDA device (default 0)\n"
       "  --help        this text\n\n"
       "Exit status: 0 all checks pass, 1 a check failed, 2 usage error or no CUDA device.\n");
@@ -85,6 +94,10 @@ bool parse(int argc, char** argv, Options& o) {
       const char* v = value("--device");
       if (!v) return false;
       o.device = std::atoi(v);
+    } else if (a == "--checkpoint") {
+      const char* v = value("--checkpoint");
+      if (!v) return false;
+      o.checkpoint = v;
     } else if (a == "--bench") {
       o.bench = true;
     } else {
@@ -158,9 +171,14 @@ float median(std::vector<float> v) {
 
 // Measures the two ceilings of docs/gpu-notes.md: cuBLASLt bf16 GEMM rate (8192^3, rotating
 // three operand sets so the cache does not serve repeats) and device-to-device copy bandwidth.
-double run_bench(Random& rng) {
-  std::printf("\nceilings (median of 20 timed runs after 5 warm-up runs):\n");
+struct Ceilings {
   double gemm_tflops = 0.0;
+  double copy_gbs = 0.0;
+};
+
+Ceilings run_bench(Random& rng) {
+  std::printf("\nceilings (median of 20 timed runs after 5 warm-up runs):\n");
+  double gemm_tflops = 0.0, copy_gbs = 0.0;
   {
     CublasLt lt;
     const int n = 8192;
@@ -202,17 +220,13 @@ double run_bench(Random& rng) {
       if (it >= 5) ms.push_back(t);
     }
     const float med = median(ms);
-    std::printf("  device copy 1 GiB: %.3f ms, %.0f GB/s (bytes read + written)\n", med,
-                2.0 * static_cast<double>(bytes) / (static_cast<double>(med) * 1e-3) / 1e9);
+    copy_gbs = 2.0 * static_cast<double>(bytes) / (static_cast<double>(med) * 1e-3) / 1e9;
+    std::printf("  device copy 1 GiB: %.3f ms, %.0f GB/s (bytes read + written)\n", med, copy_gbs);
   }
-  return gemm_tflops;
+  return Ceilings{gemm_tflops, copy_gbs};
 }
 
-// One training step (forward, backward, AdamW) of a ~125M-parameter model at sequence 1024,
-// as model FLOP/s against the measured GEMM rate (MFU). Model FLOPs: 6 per matrix parameter
-// per token (lm_head included, the embedding lookup not) plus attention's 12 * L * T * D per
-// token (scores and values, forward and backward, full bidirectional T).
-void run_train_bench(Random& rng, double gemm_tflops) {
+ModelConfig config_125m() {
   ModelConfig c;
   c.vocab_size = 32768;
   c.hidden_size = 768;
@@ -222,6 +236,62 @@ void run_train_bench(Random& rng, double gemm_tflops) {
   c.num_key_value_heads = 12;
   c.max_position_embeddings = 1024;
   c.mask_token_id = 3;
+  c.block_size = 32;
+  return c;
+}
+
+// Autoregressive against block decoding through the shared sampler on the GPU (batch 1). The
+// AR bound: every step reads the bf16 weights once (the embedding table only by lookup when
+// untied), so tokens/s <= copy bandwidth / weight bytes.
+void run_decode_bench(Random& rng, const Ceilings& ceil, const std::string& checkpoint) {
+  const ModelConfig c = checkpoint.empty() ? config_125m() : io::read_model_config(checkpoint);
+  Model cpu(c);
+  if (checkpoint.empty())
+    cpu.init(rng.next());
+  else
+    train::load_model_weights(cpu, checkpoint);
+  CublasLt lt;
+  CudaModel gpu(cpu, lt);
+  gpu.upload_params(cpu.param_data());
+  const CudaLM lm(gpu);
+  std::vector<int32_t> prompt(64);
+  for (int32_t& id : prompt) id = 8 + rng.below(c.vocab_size - 8);
+  const int max_new = std::min(256, c.max_position_embeddings - static_cast<int>(prompt.size()));
+  auto run = [&](sampler::DecodeMode mode) {
+    sampler::SamplerSettings s;
+    s.mode = mode;
+    s.block_size = c.block_size;
+    s.threshold = 0.9f;
+    s.eos_id = -1;
+    s.max_new = 16;
+    sampler::generate(lm, prompt, s);  // warm-up: cuBLASLt heuristics, allocations
+    s.max_new = max_new;
+    return sampler::generate(lm, prompt, s);
+  };
+  const sampler::Generation ar = run(sampler::DecodeMode::Autoregressive);
+  const sampler::Generation blk = run(sampler::DecodeMode::Diffusion);
+  const double ar_tps = static_cast<double>(ar.tokens.size()) / (ar.decode_ms * 1e-3);
+  const double blk_tps = static_cast<double>(blk.tokens.size()) / (blk.decode_ms * 1e-3);
+  const double weight_bytes =
+      2.0 * static_cast<double>(cpu.num_params() -
+                                (c.tie_word_embeddings ? 0 : static_cast<int64_t>(c.vocab_size) * c.hidden_size));
+  const double bound = ceil.copy_gbs * 1e9 / weight_bytes;
+  std::printf("  %s, %.1fM params, prompt %zu, %d new tokens, batch 1\n",
+              checkpoint.empty() ? "random weights" : checkpoint.c_str(), static_cast<double>(cpu.num_params()) / 1e6,
+              prompt.size(), max_new);
+  std::printf("  autoregressive: %.1f tokens/s (%d forward passes) = %.1f%% of the bandwidth bound %.0f tokens/s\n",
+              ar_tps, ar.forward_passes, 100.0 * ar_tps / bound, bound);
+  std::printf("  block decoding (threshold 0.9, block %d): %.1f tokens/s, %d steps, %d forward passes = %.2fx "
+              "autoregressive\n",
+              c.block_size, blk_tps, blk.steps, blk.forward_passes, blk_tps / ar_tps);
+}
+
+// One training step (forward, backward, AdamW) of a ~125M-parameter model at sequence 1024,
+// as model FLOP/s against the measured GEMM rate (MFU). Model FLOPs: 6 per matrix parameter
+// per token (lm_head included, the embedding lookup not) plus attention's 12 * L * T * D per
+// token (scores and values, forward and backward, full bidirectional T).
+void run_train_bench(Random& rng, double gemm_tflops) {
+  const ModelConfig c = config_125m();
   const int B = 8, T = 1024, N = B * T;
   Model cpu(c);
   cpu.init(rng.next());
@@ -331,9 +401,11 @@ int cmd_gpu_check(int argc, char** argv) {
   table.print();
   if (o.bench) {
     try {
-      const double gemm_tflops = run_bench(rng);
+      const Ceilings ceil = run_bench(rng);
       std::printf("\ntraining step (median of 6 after 2 warm-up steps):\n");
-      run_train_bench(rng, gemm_tflops);
+      run_train_bench(rng, ceil.gemm_tflops);
+      std::printf("\ndecoding:\n");
+      run_decode_bench(rng, ceil, o.checkpoint);
     } catch (const std::exception& e) {
       std::printf("bench failed: %s\n", e.what());
       return 1;
