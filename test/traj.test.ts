@@ -123,6 +123,8 @@ describe('trajectory files', () => {
     // The last commit step of each position is the one named in its tooltip.
     for (let p = 0; p < 9; p++)
       expect(svg).toContain(`pos ${p} token ${row.tokens[p]} block ${row.steps[at[p]].block}`);
+    // Control characters a model may emit never reach the XML.
+    expect(trajectorySvg(row, () => '\x1b[2J\x00')).not.toMatch(/[\x00-\x08\x0b\x0c\x0e-\x1f]/);
     const html = trajectoryHtml(row, (id) => `t${id}`, MASK);
     expect(html).toContain('<input id="step" type="range"');
     expect(html).toContain(`max="${row.steps.length - 1}"`);

@@ -5,7 +5,7 @@ import { bool, type CommandSpec, num, optStr } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
-import { renderFrame, sleep, TerminalPlayer, type TokenText } from '../sample/render.ts';
+import { printable, renderFrame, sleep, TerminalPlayer, type TokenText } from '../sample/render.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
 import { readTrajectories, replayStates } from './record.ts';
 
@@ -22,7 +22,7 @@ const escapeXml = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Visible text of a token in a picture: whitespace drawn as glyphs so it takes room. */
-const visible = (t: string) => t.replace(/\n/g, '⏎').replace(/\t/g, '⇥').replace(/ /g, '·');
+const visible = (t: string) => printable(t.replace(/\n/g, '⏎').replace(/\t/g, '⇥').replace(/ /g, '·'));
 
 /** Colour of step k of n: early steps blue, late steps red. */
 function stepColor(k: number, n: number): string {
@@ -75,7 +75,8 @@ ${legend}
 export function trajectoryHtml(row: TrajectoryRow, text: TokenText, mask: number): string {
   const frames = replayStates(row, mask).map((s) => Array.from(s));
   const vocab: Record<number, string> = {};
-  for (const f of frames) for (const id of f) if (!(id in vocab) && id !== mask) vocab[id] = text(id);
+  for (const f of frames)
+    for (const id of f) if (!(id in vocab) && id !== mask) vocab[id] = printable(text(id));
   const data = JSON.stringify({ frames, vocab, mask, steps: row.steps.map((s) => s.positions) });
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>${escapeXml(row.id)} trajectory</title>
