@@ -8,10 +8,12 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cuda/cublaslt.h"
 #include "cuda/dynlib.h"
 #include "cuda/nccl.h"
+#include "cuda/parity.h"
 #include "test_framework.h"
 #include "types.cuh"
 
@@ -105,6 +107,34 @@ TEST(cuda_host_bf16_rounds_to_nearest_even) {
   CHECK(std::isnan(sdt::cuda::bf16_to_float(sdt::cuda::bf16_from_float(std::nanf("")))));
   CHECK(std::isnan(sdt::cuda::bf16_to_float(sdt::cuda::kBf16NaN)));
   CHECK_EQ(sdt::cuda::bf16_to_float(sdt::cuda::bf16_from_float(1.0f)), 1.0f);
+}
+
+TEST(cuda_host_parity_table_can_fail) {
+  using sdt::cuda::parity::Table;
+  const std::vector<float> ref = {3.0f, 4.0f};
+  // ||(3, 4.05) - (3, 4)|| / ||(3, 4)|| = 0.05 / 5.
+  CHECK_NEAR(sdt::cuda::parity::relative_error({3.0f, 4.05f}, ref), 0.01, 1e-6);
+  Table ok;
+  ok.compare("close", "2", "fp32", {3.0f, 4.0f + 1e-5f}, ref, 1e-4, true);
+  CHECK_EQ(ok.failures(), 0);
+  Table bad;
+  bad.compare("too far", "2", "fp32", {3.0f, 4.05f}, ref, 1e-3, false);
+  bad.compare("unwritten", "2", "fp32", {3.0f, std::nanf("")}, ref, 1e-3, true);
+  bad.compare("nan, not poisoned", "2", "fp32", {3.0f, std::nanf("")}, ref, 1e-3, false);
+  bad.compare("wrong size", "2", "fp32", {3.0f}, ref, 1e-3, false);
+  CHECK_EQ(bad.failures(), 4);
+}
+
+TEST(cuda_host_parity_random_is_reproducible_and_uniform) {
+  sdt::cuda::parity::Random a(7), b(7);
+  double sum = 0.0;
+  for (int i = 0; i < 10000; ++i) {
+    const float x = a.uniform(-1.0f, 1.0f);
+    CHECK_EQ(x, b.uniform(-1.0f, 1.0f));
+    CHECK(x >= -1.0f && x < 1.0f);
+    sum += x;
+  }
+  CHECK_NEAR(sum / 10000.0, 0.0, 0.03);
 }
 
 #endif  // SDT_HAVE_CUDA
