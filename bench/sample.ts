@@ -91,6 +91,29 @@ export function parsesAsFunction(header: string, completion: string): boolean {
   return isSyntaxValid(fn);
 }
 
+/**
+ * Validation loss of a checkpoint RUN/checkpoints/step-N from the run's log (RUN/log.jsonl, the trainer's
+ * eval event at step N): the first of `groups` present, else the first group logged. Null when unknown.
+ */
+export function validationLoss(ckpt: string | undefined, groups: string[]): number | null {
+  if (!ckpt) return null;
+  const statePath = join(ckpt, 'trainer_state.json');
+  const logPath = join(ckpt, '..', '..', 'log.jsonl');
+  if (!existsSync(statePath) || !existsSync(logPath)) return null;
+  try {
+    const step = JSON.parse(readFileSync(statePath, 'utf8')).step;
+    const evals = readFileSync(logPath, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"eval"'))
+      .map((l) => JSON.parse(l) as { type: string; step: number; group?: string; loss?: number })
+      .filter((e) => e.type === 'eval' && e.step === step && typeof e.loss === 'number');
+    const pick = groups.map((g) => evals.find((e) => e.group === g)).find(Boolean) ?? evals[0];
+    return pick ? pick.loss! : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Parameter count from a config.json (embeddings, layers, final norm, untied head). */
 export function paramCount(c: Record<string, unknown>): number {
   const V = c.vocab_size as number;
@@ -281,8 +304,14 @@ generated token). Random-weight models (--random-init) measure speed only: their
     batch: { type: 'number', description: 'the larger batch (batch 1 always runs)', default: 8 },
     prompts: { type: 'number', description: 'held-out function headers to complete', default: 16 },
     'max-new': { type: 'number', description: 'tokens to generate per prompt', default: 64 },
-    'val-loss': { type: 'number', description: 'validation loss of --ckpt, when known' },
-    'ar-val-loss': { type: 'number', description: 'validation loss of --ar-ckpt, when known' },
+    'val-loss': {
+      type: 'number',
+      description: 'validation loss of --ckpt [default: its eval in RUN/log.jsonl, when there]',
+    },
+    'ar-val-loss': {
+      type: 'number',
+      description: 'validation loss of --ar-ckpt [default: its eval in RUN/log.jsonl, when there]',
+    },
     out: { type: 'string', description: 'output directory', default: 'runs/bench', arg: 'DIR' },
     'random-init': {
       type: 'number',
@@ -341,6 +370,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const batch = num(o, 'batch');
     const maxNew = num(o, 'max-new');
     const batches = batch > 1 ? [1, batch] : [1];
+    const dValLoss = optNum(o, 'val-loss') ?? validationLoss(dOpts.ckpt, ['elbo']);
 
     const rows: BenchRow[] = [];
     const total = batches.length * (1 + blocks.length * thresholds.length);
@@ -362,7 +392,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
         for (const block of blocks)
           for (const threshold of thresholds) {
             const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b);
-            rows.push({ model: 'diffusion', block, threshold, valLoss: optNum(o, 'val-loss') ?? null, ...m });
+            rows.push({ model: 'diffusion', block, threshold, valLoss: dValLoss, ...m });
             progress.tick();
           }
     } finally {
@@ -381,7 +411,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
           model: 'ar',
           block: null,
           threshold: null,
-          valLoss: optNum(o, 'ar-val-loss') ?? null,
+          valLoss: optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['ar', 'causal', 'elbo']),
           ...m,
         });
         progress.tick();
