@@ -135,3 +135,40 @@ TEST(model_kvcache_rejects_bad_ranges) {
   ids[0] = cfg.vocab_size;
   CHECK_THROWS(m.forward_chunk(cache, ids.data(), 4, 0, AttentionMode::Block, logits.data(), false));
 }
+
+TEST(model_kvcache_probe_over_committed_positions_leaves_cache_intact) {
+  TestRng rng(49);
+  auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
+  cfg.block_size = 4;
+  sdt::Model m(cfg);
+  m.init(49);
+  for (auto& p : m.params())
+    if (p.shape.size() == 2)
+      for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 10.0f;
+  const int B = 2, V = cfg.vocab_size;
+  const auto ids = random_ids(cfg, B * 12, rng);  // three blocks per row
+  auto chunk = [&](int s) {
+    std::vector<int32_t> c;
+    for (int b = 0; b < B; ++b) c.insert(c.end(), ids.begin() + b * 12 + s, ids.begin() + b * 12 + s + 4);
+    return c;
+  };
+  std::vector<float> want(static_cast<size_t>(B) * 4 * V), got(want.size()), scratch(want.size());
+  auto clean = m.make_cache(B, 12);
+  for (int s = 0; s < 12; s += 4) m.forward_chunk(clean, chunk(s).data(), 4, s, AttentionMode::Block, want.data(), true);
+
+  auto probed = m.make_cache(B, 12);
+  m.forward_chunk(probed, chunk(0).data(), 4, 0, AttentionMode::Block, scratch.data(), true);
+  m.forward_chunk(probed, chunk(4).data(), 4, 4, AttentionMode::Block, scratch.data(), true);
+  // Probe block 1 again with other tokens, then rewind and recommit block 1 from scratch ids.
+  std::vector<int32_t> other(static_cast<size_t>(B) * 4, cfg.mask_token_id);
+  m.forward_chunk(probed, other.data(), 4, 4, AttentionMode::Block, scratch.data(), false);
+  CHECK_EQ(probed.length, 8);
+  m.forward_chunk(probed, chunk(8).data(), 4, 8, AttentionMode::Block, got.data(), true);
+  CHECK_NEAR(max_diff(want, got), 0.0, 1e-5);
+
+  m.forward_chunk(probed, other.data(), 4, 4, AttentionMode::Block, scratch.data(), true);  // rewind: commit other
+  CHECK_EQ(probed.length, 8);
+  m.forward_chunk(probed, chunk(4).data(), 4, 4, AttentionMode::Block, scratch.data(), true);  // and back
+  m.forward_chunk(probed, chunk(8).data(), 4, 8, AttentionMode::Block, got.data(), true);
+  CHECK_NEAR(max_diff(want, got), 0.0, 1e-5);
+}

@@ -352,6 +352,10 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
   int32_t* pos = grow(chunk_pos_, n);
   for (int i = 0; i < N; ++i) pos[i] = start_pos + i % C;
 
+  // Without append, slots of already-committed positions the chunk overlaps are restored after use.
+  const int keep = append_to_cache ? 0 : std::max(0, std::min(cache.length, start_pos + C) - start_pos);
+  std::vector<float> saved_k(static_cast<size_t>(L) * B * nkv * keep * hd), saved_v(saved_k.size());
+
   embedding_forward(data_.data(), D, ids, N, x);
   const size_t layer_stride = static_cast<size_t>(B) * nkv * cache.max_len * hd;
   for (int l = 0; l < L; ++l) {
@@ -363,6 +367,14 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
     // cached (cache.length) when append_to_cache is set.
     float* kc = cache.k.data() + l * layer_stride;
     float* vc = cache.v.data() + l * layer_stride;
+    if (keep > 0) {
+      for (int bg = 0; bg < B * nkv; ++bg) {
+        const long at = (static_cast<long>(bg) * cache.max_len + start_pos) * hd;
+        const size_t to = (static_cast<size_t>(l) * B * nkv + bg) * keep * hd;
+        std::copy_n(kc + at, static_cast<size_t>(keep) * hd, saved_k.data() + to);
+        std::copy_n(vc + at, static_cast<size_t>(keep) * hd, saved_v.data() + to);
+      }
+    }
 #pragma omp parallel for collapse(2) schedule(static) if (static_cast<long>(N) * 2 * nkv * hd >= kParallelMinWork)
     for (int b = 0; b < B; ++b)
       for (int g = 0; g < nkv; ++g)
@@ -373,6 +385,15 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
           std::copy_n(row + static_cast<long>(nh + nkv + g) * hd, hd, vc + dst);
         }
     attention_chunk_forward(qkv, S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, attn);
+    if (keep > 0) {
+      // A probe over already-cached positions: put their committed K/V back.
+      for (int bg = 0; bg < B * nkv; ++bg) {
+        const long at = (static_cast<long>(bg) * cache.max_len + start_pos) * hd;
+        const size_t from = (static_cast<size_t>(l) * B * nkv + bg) * keep * hd;
+        std::copy_n(saved_k.data() + from, static_cast<size_t>(keep) * hd, kc + at);
+        std::copy_n(saved_v.data() + from, static_cast<size_t>(keep) * hd, vc + at);
+      }
+    }
     linear(attn, N, A, data_.data() + o.o, D, x, true);
     rmsnorm_forward(x, data_.data() + o.post_norm, N, D, cfg_.rms_norm_eps, xn, inv);
     linear(xn, N, D, data_.data() + o.gate_up, 2 * I, gu, false);

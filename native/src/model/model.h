@@ -126,7 +126,9 @@ class Model {
   // and, inside the chunk: Bidirectional and Block — every chunk position (the chunk is one
   // block); Causal — chunk positions <= its own. Requires start_pos <= cache.length and
   // start_pos + C <= cache.max_len. When append_to_cache is true the chunk's K/V are written
-  // at [start_pos, start_pos + C) and cache.length becomes start_pos + C.
+  // at [start_pos, start_pos + C) and cache.length becomes start_pos + C (a start_pos below the
+  // length rewinds: later positions are dropped). When false the cache is left as it was, even
+  // where the chunk overlaps committed positions.
   // Exactness: for a Block model, calling this block by block (C = block_size, start_pos a
   // multiple of block_size) reproduces forward_logits(mode = Block); for Causal, token by token
   // reproduces forward_logits(mode = Causal) (up to fp32 summation order).
