@@ -17,6 +17,12 @@ export const SAMPLER_OPTIONS: Record<string, OptionSpec> = {
     default: 0.9,
     arg: 'T',
   },
+  'max-per-step': {
+    type: 'number',
+    description: 'threshold rule: commit at most this many per step (0 = no cap)',
+    default: 0,
+    arg: 'K',
+  },
   'tokens-per-step': {
     type: 'number',
     description: 'fixed rule: tokens committed per step',
@@ -61,6 +67,7 @@ export function settingsFromOptions(o: OptionValues): SampleSettings {
     block: num(o, 'block'),
     rule: str(o, 'rule') as SampleSettings['rule'],
     threshold: num(o, 'threshold'),
+    maxPerStep: num(o, 'max-per-step'),
     tokensPerStep: num(o, 'tokens-per-step'),
     stepsPerBlock: num(o, 'steps-per-block'),
     temperature: num(o, 'temperature'),
