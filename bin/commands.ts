@@ -107,6 +107,16 @@ export const commands: CommandEntry[] = [
     load: () => import('../pipelines/trajectories/filter.ts'),
   },
   {
+    name: 'train --stage',
+    summary: 'post-training stages: distill (constrained order), onpolicy (step reduction)',
+    load: () => import('../trainer/stages/command.ts'),
+  },
+  {
+    name: 'report speedup',
+    summary: 'speedup of an on-policy run over its starting model vs training step (SVG)',
+    load: () => import('../pipelines/trajectories/report-speedup.ts'),
+  },
+  {
     name: 'bench sample',
     summary: 'sampler speed vs block size and threshold, AR baseline',
     load: () => import('../bench/sample.ts'),

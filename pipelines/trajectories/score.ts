@@ -202,7 +202,7 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
       default: '/work/shared/data',
     },
     concurrency: { type: 'number', arg: 'N', description: 'sandbox runs in parallel', default: 2 },
-    'no-verifier': { type: 'boolean', description: 'skip syntax and tests' },
+    'skip-verifier': { type: 'boolean', description: 'skip syntax and tests' },
   },
   examples: [
     'sdt traj score runs/traj/pool.arrow --ckpt runs/demo/checkpoints/step-000400 --out runs/traj/scored.arrow',
@@ -213,10 +213,10 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
     const rows = await readTrajectoryInput(input);
     const ckpt = optStr(o, 'ckpt');
     const tokPath = optStr(o, 'tokenizer') ?? (ckpt ? join(ckpt, 'tokenizer.json') : undefined);
-    const noVerifier = bool(o, 'no-verifier');
+    const noVerifier = bool(o, 'skip-verifier');
     if (!noVerifier && (!tokPath || !existsSync(tokPath))) {
       throw new UserError(
-        'sdt traj score: the verifier needs a tokenizer; pass --tokenizer FILE (or --no-verifier).',
+        'sdt traj score: the verifier needs a tokenizer; pass --tokenizer FILE (or --skip-verifier).',
       );
     }
     const suite = optStr(o, 'suite');
