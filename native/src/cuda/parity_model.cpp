@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/cublaslt.h"
@@ -15,6 +16,11 @@
 
 namespace sdt::cuda::parity {
 namespace {
+
+// A whole training step stacks a dozen bf16 roundings (activations, their gradients, the bf16
+// weight copy) where a single kernel has one or two, so the step is held to 3e-2 instead of the
+// kernels' 1e-2; an indexing or masking bug gives errors of order 1.
+constexpr double kStepTolerance = 3e-2;
 
 ModelConfig small_config(bool tied, int nkv) {
   ModelConfig c;
@@ -105,12 +111,12 @@ void check_model_step(Random& rng, Table& table) {
     const std::string tag = std::string("model ") + s.name;
     const std::string shape = "B2 T64 L2 D256 V512";
     table.compare(tag + " loss", shape, "bf16", {static_cast<float>(got.loss)}, {static_cast<float>(ref.loss)},
-                  kBf16Tolerance, false);
+                  kStepTolerance, false);
     const size_t P = static_cast<size_t>(cpu.num_params());
     std::vector<float> grads(P);
     gpu.download_grads(grads.data());
     const std::vector<float> ref_grads(cpu.grad_data(), cpu.grad_data() + P);
-    table.compare(tag + " grads (all)", shape, "bf16", grads, ref_grads, kBf16Tolerance, false);
+    table.compare(tag + " grads (all)", shape, "bf16", grads, ref_grads, kStepTolerance, false);
 
     // One optimizer step with clipping active.
     train::AdamWConfig acfg;
@@ -121,11 +127,11 @@ void check_model_step(Random& rng, Table& table) {
     opt.step(cpu.params(), 1e-3);
     const double gpu_norm = gpu.optimizer_step(acfg, 1e-3, max_norm);
     table.compare(tag + " grad norm", shape, "bf16", {static_cast<float>(gpu_norm)}, {static_cast<float>(norm)},
-                  kBf16Tolerance, false);
+                  kStepTolerance, false);
     std::vector<float> params(P);
     gpu.download_params(params.data());
     const std::vector<float> ref_params(cpu.param_data(), cpu.param_data() + P);
-    table.compare(tag + " params after AdamW", shape, "bf16", params, ref_params, kBf16Tolerance, false);
+    table.compare(tag + " params after AdamW", shape, "bf16", params, ref_params, kStepTolerance, false);
   }
 }
 
@@ -219,8 +225,16 @@ void check_training_run(Random& rng, Table& table) {
   CudaModel gpu(cpu, lt);
   gpu.upload_params(cpu.param_data());
   const int B = 4, T = 64, steps = 200;
+  // Targets are a fixed function of the input token, so a working step learns them quickly.
   std::vector<HostBatch> batches;
-  for (int i = 0; i < 4; ++i) batches.push_back(random_batch(rng, cfg, B, T));
+  for (int i = 0; i < 4; ++i) {
+    HostBatch hb = random_batch(rng, cfg, B, T);
+    for (size_t n = 0; n < hb.ids.size(); ++n) {
+      const int32_t t = (hb.ids[n] * 7 + 11) % cfg.vocab_size;
+      hb.targets[n] = t == cfg.mask_token_id ? -1 : t;
+    }
+    batches.push_back(std::move(hb));
+  }
   train::AdamWConfig acfg;
   double first = 0.0, last = 0.0;
   for (int step = 0; step < steps; ++step) {
