@@ -19,7 +19,9 @@ status=0
 
 say() { printf '\n== %s\n' "$*"; }
 
-command -v nvcc >/dev/null || { echo "gpu-check.sh: nvcc not found on PATH; install the CUDA toolkit" >&2; exit 2; }
+# The toolkit is often installed off the PATH.
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH="/usr/local/cuda/bin:$PATH"; fi
+command -v nvcc >/dev/null || { echo "gpu-check.sh: nvcc not found on PATH or in /usr/local/cuda/bin; install the CUDA toolkit" >&2; exit 2; }
 command -v cmake >/dev/null || { echo "gpu-check.sh: cmake not found on PATH" >&2; exit 2; }
 
 say "machine"
