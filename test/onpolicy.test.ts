@@ -8,9 +8,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../bin/main.ts';
 import { repoRoot } from '../common/native.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
 import { elboOfTrajectories } from '../pipelines/trajectories/elbo.ts';
+import { readRounds, speedupPoints } from '../pipelines/trajectories/report-speedup.ts';
 import { readScored } from '../pipelines/trajectories/score.ts';
 import { specialsFromCheckpoint } from '../trainer/stages/distill.ts';
 import { runOnPolicy, selectForDistillation } from '../trainer/stages/onpolicy.ts';
@@ -101,6 +103,19 @@ describe.skipIf(!haveNative)('on-policy round', () => {
     const before = await elboOfTrajectories(kept, { bin, ckpt });
     const after = await elboOfTrajectories(kept, { bin, ckpt: records[1].ckpt });
     for (let i = 0; i < kept.length; i++) expect(after[i].elbo).toBeGreaterThan(before[i].elbo);
+
+    // The speedup report reads the same log: round 0 is the reference (speedup 1).
+    const points = speedupPoints(await readRounds(out));
+    expect(points.map((p) => p.step)).toEqual([0, 12]);
+    expect(points[0].speedup).toBe(1);
+    expect(points[1].speedup).toBeCloseTo(
+      records[0].forward_passes_per_token / records[1].forward_passes_per_token,
+      12,
+    );
+    expect(await main(['report', 'speedup', out])).toBe(0);
+    const svg = readFileSync(join(out, 'speedup.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.match(/<circle/g)).toHaveLength(4);
 
     // A rerun finds every round recorded and does nothing more.
     const again = await runOnPolicy(opts);

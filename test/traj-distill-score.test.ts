@@ -42,6 +42,20 @@ function traj(id: string, prompt: number[], tokens: number[], steps: TrajectoryS
   };
 }
 
+const testsBin = join(repoRoot, 'native', 'build', 'sdt-native-tests');
+describe.skipIf(!existsSync(testsBin))('native score unit tests', () => {
+  it('score_steps agrees with a log-softmax of the logits (native/tests/test_score.cpp)', () => {
+    const r = spawnSync(testsBin, ['score_'], { encoding: 'utf8' });
+    if (!/score_steps_matches/.test(r.stdout)) {
+      console.warn(
+        'sdt-native-tests predates native/tests/test_score.cpp; rebuild with npm run build:native',
+      );
+      return;
+    }
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+});
+
 describe('Levenshtein surrogate', () => {
   it('edit distance on token arrays', () => {
     const enc = (s: string) => Array.from(s, (c) => c.charCodeAt(0));

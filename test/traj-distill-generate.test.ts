@@ -1,0 +1,137 @@
+/**
+ * Trajectory generation and verification: prompts cut from source text, a pool written in shards that a
+ * rerun skips (and that refuses other settings), and the verifier (tree-sitter syntax; tests in the sandbox).
+ */
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../common/native.ts';
+import { SandboxPool } from '../eval/sandbox/pool.ts';
+import type { EvalTask } from '../eval/suites/types.ts';
+import { SamplerClient } from '../pipelines/sample/client.ts';
+import {
+  functionPrompts,
+  generateTrajectories,
+  readTrajectoryInput,
+} from '../pipelines/trajectories/generate.ts';
+import { replayFinal } from '../pipelines/trajectories/record.ts';
+import { verdictValue, verify } from '../pipelines/trajectories/verify.ts';
+
+const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
+const haveNative = existsSync(bin);
+const dir = mkdtempSync(join(tmpdir(), 'sdt-trajgen-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('function prompts', () => {
+  it('cuts top-level headers with their docstrings', () => {
+    const src = [
+      'import os',
+      '',
+      'def add(a, b):',
+      '    """Add two numbers."""',
+      '    return a + b',
+      '',
+      'class K:',
+      '    def m(self):',
+      '        """Method: not top level."""',
+      '        return 1',
+      '',
+      'async def fetch(url: str) -> bytes:',
+      "    '''Fetch',",
+      "    many lines.'''",
+      '    pass',
+      '',
+      'def nodoc(x):',
+      '    return x',
+    ].join('\n');
+    expect(functionPrompts(src)).toEqual([
+      'def add(a, b):\n    """Add two numbers."""\n',
+      "async def fetch(url: str) -> bytes:\n    '''Fetch',\n    many lines.'''\n",
+    ]);
+  });
+});
+
+describe('verifier', () => {
+  it('checks syntax with tree-sitter', async () => {
+    const ok = await verify('def f(x):\n    """Double."""\n', '    return 2 * x\n', undefined, undefined);
+    expect(ok).toEqual({ syntaxOk: true, testsPass: null });
+    expect(verdictValue(ok)).toBe(1);
+    const bad = await verify('def f(x):\n    """Double."""\n', '    return (2 * x\n', undefined, undefined);
+    expect(bad.syntaxOk).toBe(false);
+    expect(verdictValue(bad)).toBe(0);
+  });
+
+  it('runs the task tests in the sandbox', async () => {
+    const task: EvalTask = {
+      id: 't',
+      prompt: 'def f(x):\n',
+      reference: '    return 2 * x\n',
+      stop: ['\ndef '],
+      program: (c) => `def f(x):\n${c}\nassert f(3) == 6\n`,
+      source: (c) => `def f(x):\n${c}`,
+    };
+    const pool = new SandboxPool({ concurrency: 1 });
+    const pass = await verify(task.prompt, '    return 2 * x\n', task, pool);
+    const fail = await verify(task.prompt, '    return x + 2\n', task, pool);
+    expect(pass).toEqual({ syntaxOk: true, testsPass: true });
+    expect(fail).toEqual({ syntaxOk: true, testsPass: false });
+    expect([verdictValue(pass), verdictValue(fail)]).toEqual([1, 0]);
+  }, 60_000);
+});
+
+describe.skipIf(!haveNative)('traj generate', () => {
+  it('writes K trajectories per prompt in shards, resumes, and refuses other settings', async () => {
+    const config = join(dir, 'config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        vocab_size: 40,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 1,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        max_position_embeddings: 64,
+        attention_mode: 'block',
+        block_size: 4,
+        mask_token_id: 3,
+        pad_token_id: 0,
+        bos_token_id: 1,
+        eos_token_id: 2,
+      }),
+    );
+    const client = await SamplerClient.start({ randomInit: { seed: 2, config }, binary: bin });
+    const prompts = ['a', 'b', 'c'].map((id, i) => ({
+      id,
+      prompt: '',
+      tokens: Int32Array.from([1, 10 + i, 20 + i, 30 + i]),
+    }));
+    const out = join(dir, 'pool');
+    const settings = { maxNew: 8, block: 4, temperature: 1, eos: -1 };
+    try {
+      const opts = { client, prompts, settings, k: 2, outDir: out, shardPrompts: 2, batch: 2 };
+      const shards = await generateTrajectories(opts);
+      expect(shards.map((s) => s.slice(out.length + 1))).toEqual(['shard-00000.arrow', 'shard-00001.arrow']);
+      const rows = await readTrajectoryInput(out);
+      expect(rows.map((r) => r.id)).toEqual(['a#0', 'a#1', 'b#0', 'b#1', 'c#0', 'c#1']);
+      for (const r of rows) {
+        expect(r.tokens.length).toBe(8);
+        expect(Array.from(replayFinal(r, 3))).toEqual(Array.from(r.tokens));
+      }
+      // Different seeds per k: the two trajectories of a prompt differ (40-token vocabulary, temperature 1).
+      expect(Array.from(rows[0].tokens)).not.toEqual(Array.from(rows[1].tokens));
+      // A rerun keeps the finished shards as they are.
+      const before = statSync(shards[0]).mtimeMs;
+      rmSync(shards[1]);
+      await generateTrajectories(opts);
+      expect(statSync(shards[0]).mtimeMs).toBe(before);
+      expect((await readTrajectoryInput(out)).map((r) => [r.id, Array.from(r.tokens)])).toEqual(
+        rows.map((r) => [r.id, Array.from(r.tokens)]),
+      );
+      await expect(generateTrajectories({ ...opts, k: 3 })).rejects.toThrow(/other settings/);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+});
