@@ -1,17 +1,38 @@
 import type Parser from 'tree-sitter';
 import { type Grammar, grammarFor, parserFor } from './grammar.ts';
 
-/** One node worth a span: its kind code and its range in UTF-16 code units (node-tree-sitter's unit). */
-export interface NodeRange {
-  kind: number;
-  start16: number;
-  end16: number;
+/**
+ * Nodes worth a span, as parallel arrays (millions of small objects would dominate a worker's memory):
+ * kind code and range in UTF-16 code units (node-tree-sitter's unit), in pre-order.
+ */
+export class NodeList {
+  length = 0;
+  kind = new Uint8Array(256);
+  start16 = new Int32Array(256);
+  end16 = new Int32Array(256);
+
+  push(kind: number, start16: number, end16: number): void {
+    if (this.length === this.kind.length) {
+      const grow = <T extends Uint8Array | Int32Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.kind = grow(this.kind);
+      this.start16 = grow(this.start16);
+      this.end16 = grow(this.end16);
+    }
+    this.kind[this.length] = kind;
+    this.start16[this.length] = start16;
+    this.end16[this.length] = end16;
+    this.length++;
+  }
 }
 
 export interface ParseResult {
   /** ERROR and MISSING nodes. */
   errors: number;
-  nodes: NodeRange[];
+  nodes: NodeList;
 }
 
 const NOT_A_SPAN = -1;
@@ -41,7 +62,7 @@ export function parseCode(text: string, language: string): ParseResult | undefin
   const hasError = tree.rootNode.hasError;
   const kinds = kindTable(grammar);
   const cursor = tree.walk();
-  const nodes: NodeRange[] = [];
+  const nodes = new NodeList();
   let errors = 0;
   const visit = (c: Parser.TreeCursor): void => {
     const id = c.nodeTypeId;
@@ -55,7 +76,7 @@ export function parseCode(text: string, language: string): ParseResult | undefin
     if (kind >= 0) {
       const start16 = c.startIndex;
       const end16 = c.endIndex;
-      if (end16 > start16) nodes.push({ kind, start16, end16 });
+      if (end16 > start16) nodes.push(kind, start16, end16);
     }
   };
   // Iterative pre-order walk: deep trees (long expressions) must not overflow the stack.

@@ -13,6 +13,8 @@ export interface RecordExecutor {
 class InlineExecutor implements RecordExecutor {
   constructor(private readonly ctx: StepContext) {}
   async run(items: WorkItem[], heavy: boolean[]): Promise<WorkItem[]> {
+    // Yield a turn first so tree-sitter finalisers run (see worker-entry.ts).
+    await new Promise((resolve) => setImmediate(resolve));
     return items.map((w, i) => processRecord(w, this.ctx, heavy[i]));
   }
   async close(): Promise<void> {}
@@ -59,7 +61,13 @@ class WorkerExecutor implements RecordExecutor {
 
   static async start(count: number, spec: StepContextSpec): Promise<WorkerExecutor> {
     const entry = new URL('./worker-entry.ts', import.meta.url);
-    const workers = Array.from({ length: count }, () => spawnTsWorker(entry, spec));
+    // A heap cap makes V8 collect early instead of growing to its default limit; one batch is at most
+    // about 1 MB of input, whose transient objects stay far below it.
+    const workers = Array.from({ length: count }, () =>
+      spawnTsWorker(entry, spec, {
+        resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 },
+      }),
+    );
     await Promise.all(
       workers.map(
         (w) =>

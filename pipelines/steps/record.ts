@@ -5,8 +5,9 @@ import { decodeText } from './decode.ts';
 import { checkSize, type SizeLimits } from './filters.ts';
 import { sha256Hex } from './hash.ts';
 import { type MinHashOptions, minhashSignature } from './minhash.ts';
-import { type NodeRange, parseCode } from './parse.ts';
-import { nodesToSpans } from './spans.ts';
+import { noteParsedText } from './native-memory.ts';
+import { type NodeList, parseCode } from './parse.ts';
+import { nodesToSpanArrays } from './spans.ts';
 import type { Reject } from './types.ts';
 
 /** A record on its way through the per-record steps; fields fill in as steps run. */
@@ -25,7 +26,7 @@ export interface WorkItem {
   contentHash?: string;
   signature?: Uint32Array;
   parseErrors: number;
-  nodes?: NodeRange[];
+  nodes?: NodeList;
   tokens?: Int32Array;
   byteOffsets?: Int32Array;
   spanKind?: Uint8Array;
@@ -79,6 +80,7 @@ export const RECORD_STEPS: RecordStep[] = [
     heavy: true,
     run(w) {
       const parsed = parseCode(w.text!, w.language);
+      if (parsed) noteParsedText(w.text!.length);
       w.parseErrors = parsed?.errors ?? 0;
       w.nodes = parsed?.nodes;
       return undefined;
@@ -98,23 +100,27 @@ export const RECORD_STEPS: RecordStep[] = [
     name: 'annotate',
     heavy: true,
     run(w) {
-      const spans = nodesToSpans(w.text!, w.nodes ?? [], w.byteOffsets!, w.tokens!.length);
-      w.spanKind = new Uint8Array(spans.length);
-      w.spanStart = new Int32Array(spans.length);
-      w.spanEnd = new Int32Array(spans.length);
-      spans.forEach((s, i) => {
-        w.spanKind![i] = SPAN_CODE[s.kind];
-        w.spanStart![i] = s.start;
-        w.spanEnd![i] = s.end;
-      });
+      const empty = {
+        length: 0,
+        kind: new Uint8Array(0),
+        start16: new Int32Array(0),
+        end16: new Int32Array(0),
+      };
+      const spans = nodesToSpanArrays(
+        w.text!,
+        w.nodes ?? (empty as NodeList),
+        w.byteOffsets!,
+        w.tokens!.length,
+      );
+      w.spanKind = spans.kind;
+      w.spanStart = spans.start;
+      w.spanEnd = spans.end;
       w.nodes = undefined;
       w.byteOffsets = undefined;
       return undefined;
     },
   },
 ];
-
-const SPAN_CODE = { identifier: 0, expression: 1, statement: 2, block: 3, function: 4 } as const;
 
 export function toWorkItem(seq: number, rec: SourceRecord, chunk = 0): WorkItem {
   return {

@@ -1,5 +1,5 @@
 import { SPAN_KINDS, type Span } from '../../schemas/dataset.ts';
-import type { NodeRange } from './parse.ts';
+import type { NodeList } from './parse.ts';
 
 /**
  * UTF-8 byte offset of every UTF-16 index of `text` (length text.length + 1). tree-sitter reports UTF-16
@@ -52,31 +52,56 @@ function tokenEndAt(byteOffsets: Int32Array, nTokens: number, b: number): number
   return lo;
 }
 
+export interface SpanArrays {
+  kind: Uint8Array;
+  start: Int32Array;
+  end: Int32Array;
+}
+
 /**
  * Token ranges of syntax nodes. A span is the smallest token range covering the node's bytes: byte-level
  * BPE merges a leading space into a word, so the token " foo" belongs to the identifier `foo`. Duplicate
- * (kind, range) pairs, from nodes that wrap one another, are kept once.
+ * (kind, range) triples, from nodes that wrap one another, are kept once.
  */
+export function nodesToSpanArrays(
+  text: string,
+  nodes: NodeList,
+  byteOffsets: Int32Array,
+  nTokens: number,
+): SpanArrays {
+  const kind = new Uint8Array(nodes.length);
+  const start = new Int32Array(nodes.length);
+  const end = new Int32Array(nodes.length);
+  let n = 0;
+  if (nTokens > 0) {
+    const ascii = byteOffsets[nTokens] === text.length;
+    const map = ascii ? undefined : utf16ToUtf8Offsets(text);
+    // A numeric key (exact below 2^53 for up to 2^24 tokens) instead of strings: no garbage per node.
+    const seen = new Set<number>();
+    for (let i = 0; i < nodes.length; i++) {
+      const sb = map ? map[nodes.start16[i]] : nodes.start16[i];
+      const eb = map ? map[nodes.end16[i]] : nodes.end16[i];
+      const s = tokenAt(byteOffsets, nTokens, sb);
+      const e = Math.max(s + 1, tokenEndAt(byteOffsets, nTokens, eb));
+      const key = (s * 16777216 + e) * 8 + nodes.kind[i];
+      if (seen.has(key)) continue;
+      seen.add(key);
+      kind[n] = nodes.kind[i];
+      start[n] = s;
+      end[n] = e;
+      n++;
+    }
+  }
+  return { kind: kind.slice(0, n), start: start.slice(0, n), end: end.slice(0, n) };
+}
+
+/** The same spans as objects, for callers that want them (tests, tools). */
 export function nodesToSpans(
   text: string,
-  nodes: NodeRange[],
+  nodes: NodeList,
   byteOffsets: Int32Array,
   nTokens: number,
 ): Span[] {
-  if (nTokens === 0) return [];
-  const ascii = byteOffsets[nTokens] === text.length;
-  const map = ascii ? undefined : utf16ToUtf8Offsets(text);
-  const seen = new Set<string>();
-  const spans: Span[] = [];
-  for (const n of nodes) {
-    const sb = map ? map[n.start16] : n.start16;
-    const eb = map ? map[n.end16] : n.end16;
-    const start = tokenAt(byteOffsets, nTokens, sb);
-    const end = Math.max(start + 1, tokenEndAt(byteOffsets, nTokens, eb));
-    const key = `${n.kind}:${start}:${end}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    spans.push({ kind: SPAN_KINDS[n.kind], start, end });
-  }
-  return spans;
+  const a = nodesToSpanArrays(text, nodes, byteOffsets, nTokens);
+  return Array.from(a.kind, (k, i) => ({ kind: SPAN_KINDS[k], start: a.start[i], end: a.end[i] }));
 }

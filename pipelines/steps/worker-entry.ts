@@ -3,13 +3,41 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { makeStepContext, type StepContextSpec } from './context.ts';
 import { processRecord, type WorkItem } from './record.ts';
 
+interface Batch {
+  id: number;
+  items: WorkItem[];
+  heavy: boolean[];
+}
+
 const ctx = await makeStepContext((workerData as { data: StepContextSpec }).data);
-parentPort!.on('message', (msg: { id: number; items: WorkItem[]; heavy: boolean[] }) => {
+const queue: Batch[] = [];
+let scheduled = false;
+
+function runOne(): void {
+  scheduled = false;
+  const msg = queue.shift();
+  if (!msg) return;
   try {
     const out = msg.items.map((w, i) => processRecord(w, ctx, msg.heavy[i]));
     parentPort!.postMessage({ id: msg.id, items: out });
   } catch (err) {
     parentPort!.postMessage({ id: msg.id, error: (err as Error).stack ?? String(err) });
   }
+  schedule();
+}
+
+/**
+ * One batch per event-loop turn, via setImmediate: tree-sitter trees are freed by finalisers that run
+ * between turns, and a port that always has messages queued would otherwise never let them run.
+ */
+function schedule(): void {
+  if (scheduled || queue.length === 0) return;
+  scheduled = true;
+  setImmediate(runOne);
+}
+
+parentPort!.on('message', (msg: Batch) => {
+  queue.push(msg);
+  schedule();
 });
 parentPort!.postMessage({ ready: true });
