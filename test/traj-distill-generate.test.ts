@@ -16,7 +16,7 @@ import {
   readTrajectoryInput,
 } from '../pipelines/trajectories/generate.ts';
 import { replayFinal } from '../pipelines/trajectories/record.ts';
-import { verdictValue, verify } from '../pipelines/trajectories/verify.ts';
+import { functionBody, verdictValue, verify } from '../pipelines/trajectories/verify.ts';
 
 const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
 const haveNative = existsSync(bin);
@@ -60,6 +60,21 @@ describe('verifier', () => {
     const bad = await verify('def f(x):\n    """Double."""\n', '    return (2 * x\n', undefined, undefined);
     expect(bad.syntaxOk).toBe(false);
     expect(verdictValue(bad)).toBe(0);
+  });
+
+  it('judges a function prompt by the body only', async () => {
+    const head = 'def f(x):\n    """Double."""\n';
+    // The model went on past the function with a broken line: only the body counts.
+    expect(functionBody('    return 2 * x\nprint((\n', false)).toBe('    return 2 * x\n');
+    expect((await verify(head, '    return 2 * x\nprint((\n', undefined, undefined)).syntaxOk).toBe(true);
+    // Stopped at the token limit in the middle of a line: that line is dropped.
+    expect(functionBody('    y = x\n    return (y +', true)).toBe('    y = x\n');
+    expect((await verify(head, '    y = x\n    return (y +', undefined, undefined, true)).syntaxOk).toBe(
+      true,
+    );
+    expect((await verify(head, '    y = x\n    return (y +', undefined, undefined, false)).syntaxOk).toBe(
+      false,
+    );
   });
 
   it('runs the task tests in the sandbox', async () => {

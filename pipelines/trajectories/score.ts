@@ -133,7 +133,7 @@ export async function scoreTrajectories(rows: TrajectoryRow[], opts: ScoreOption
         throw new UserError('the verifier needs a tokenizer (--tokenizer FILE or CKPT/tokenizer.json).');
       const promptText = opts.tokenizer.decode(r.prompt);
       const completion = r.text || opts.tokenizer.decode(r.tokens);
-      verdict = await verify(promptText, completion, opts.tasks?.get(promptKey(r)), opts.pool);
+      verdict = await verify(promptText, completion, opts.tasks?.get(promptKey(r)), opts.pool, !r.eos);
     }
     const e = elbo[i];
     out.push({

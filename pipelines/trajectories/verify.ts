@@ -16,13 +16,28 @@ export interface Verdict {
 /** 1 when everything that could be checked passed, else 0. */
 export const verdictValue = (v: Verdict): number => (v.syntaxOk && v.testsPass !== false ? 1 : 0);
 
+/**
+ * The body of a function prompt: the completion up to the first line that starts at column 0 (the model
+ * went on past the function). When generation stopped at the token limit inside the body, its last line
+ * may be cut in the middle, so it is dropped.
+ */
+export function functionBody(completion: string, hitLimit: boolean): string {
+  const lines = completion.split('\n');
+  const end = lines.findIndex((l, i) => i > 0 && l.length > 0 && !/^[ \t]/.test(l));
+  if (end >= 0) return `${lines.slice(0, end).join('\n')}\n`;
+  if (hitLimit && lines.length > 1) return `${lines.slice(0, -1).join('\n')}\n`;
+  return completion;
+}
+
 export async function verify(
   promptText: string,
   completion: string,
   task: EvalTask | undefined,
   pool: SandboxPool | undefined,
+  hitLimit = false,
 ): Promise<Verdict> {
-  if (!task) return { syntaxOk: isSyntaxValid(promptText + completion), testsPass: null };
+  if (!task)
+    return { syntaxOk: isSyntaxValid(promptText + functionBody(completion, hitLimit)), testsPass: null };
   const cut = cutCompletion(task, completion);
   const syntaxOk = isSyntaxValid(task.source(cut));
   if (!pool) return { syntaxOk, testsPass: null };

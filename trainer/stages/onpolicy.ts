@@ -7,7 +7,7 @@
  * token, steps per block, verifier pass rate, validation loss; `sdt report speedup RUN` plots them.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SandboxPool } from '../../eval/sandbox/pool.ts';
 import type { EvalTask } from '../../eval/suites/types.ts';
@@ -21,6 +21,7 @@ import { buildDistillSet } from '../../pipelines/trajectories/distill.ts';
 import { filterTrajectories, type ScoreKey } from '../../pipelines/trajectories/filter.ts';
 import { generateTrajectories, readTrajectoryInput } from '../../pipelines/trajectories/generate.ts';
 import { type ScoredRow, scoreTrajectories, writeScored } from '../../pipelines/trajectories/score.ts';
+import { latestCheckpoint } from '../../schemas/checkpoint.ts';
 import { maskedValidationLoss } from './anchor.ts';
 import { runDistillStage } from './distill.ts';
 
@@ -200,7 +201,12 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
       });
       if (examples.length === 0 && o.anchor.length === 0) {
         o.log?.(`round ${round}: nothing kept and no anchor data; the model is unchanged`);
+      } else if (latestCheckpoint(join(dir, 'train'))?.step === o.stepsPerRound) {
+        // Killed after this round's training but before its record: keep the finished weights.
+        trained = { ckpt: latestCheckpoint(join(dir, 'train'))!.path, losses: [] };
       } else {
+        // A partial training of this round (killed mid-way) is redone from the round's start.
+        await rm(join(dir, 'train'), { recursive: true, force: true });
         trained = await runDistillStage({
           ckpt,
           examples,
