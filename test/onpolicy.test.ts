@@ -71,7 +71,7 @@ describe.skipIf(!haveNative)('on-policy round', () => {
       requireVerified: false,
       customReward: reward,
       specials,
-      vocab: plainVocabulary(TINY.vocab_size, 5),
+      vocab: plainVocabulary(TINY.vocab_size),
       anchor,
       anchorShare: 0,
       validation: anchor,

@@ -114,7 +114,7 @@ describe('distillation set', () => {
     step(0, 1, [0, 3], [5, 8]),
     step(1, 0, [4, 5], [10, 11]),
   ]);
-  const opts = { specials, vocab: plainVocabulary(40, 5), augmentShare: 0, alpha: 0, seed: 1 };
+  const opts = { specials, vocab: plainVocabulary(40), augmentShare: 0, alpha: 0, seed: 1 };
 
   it('holds each state before a commit with x0 targets on masked positions and weights 1/t', () => {
     const ex = distillExamples(traj, opts);
