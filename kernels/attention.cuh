@@ -25,6 +25,13 @@ struct AttentionMaskArgs {
 void attention_forward(const bf16* qkv, int qkv_stride, int B, int T, int nh, int nkv, int hd,
                        const AttentionMaskArgs& mask, bf16* out, float* lse, Stream stream);
 
+// The same forward on tensor cores (WMMA bf16 16x16x16, fp32 accumulate): 64-query x 64-key
+// tiles, scores and the output accumulator in shared memory. head_dim a multiple of 16 (<= 128).
+// NOT YET RUN ON A GPU: callers keep attention_forward until `sdt-native gpu-check` has passed
+// the attention_fwd_tc rows (docs/gpu-notes.md); the training path does not use it yet.
+void attention_forward_tc(const bf16* qkv, int qkv_stride, int B, int T, int nh, int nkv, int hd,
+                          const AttentionMaskArgs& mask, bf16* out, float* lse, Stream stream);
+
 // Writes (does not accumulate) every element of the q/k/v columns of dqkv ([B*T, qkv_stride]
 // bf16). delta: a device workspace of B*nh*T floats (receives rowsum(dout * out)).
 // Deterministic: one block owns each output element, no atomics.

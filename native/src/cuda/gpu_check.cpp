@@ -19,6 +19,7 @@
 #include "cuda/nccl.h"
 #include "cuda/parity.h"
 #include "cuda/parity_checks.h"
+#include "attention.cuh"
 #include "device.cuh"
 #include "gemm/gemm.h"
 #include "io/model_config_json.h"
@@ -226,6 +227,36 @@ Ceilings run_bench(Random& rng) {
   return Ceilings{gemm_tflops, copy_gbs};
 }
 
+// The two attention forwards at the training shape of the ~125M model (B=8, T=1024, 12 heads of
+// 64, bidirectional): time and FLOP rate (4 T^2 hd per head and row: scores and values).
+void run_attention_bench(Random& rng) {
+  const int B = 8, T = 1024, nh = 12, nkv = 12, hd = 64, S = (nh + 2 * nkv) * hd;
+  std::vector<float> host = rng.normal_vector(static_cast<size_t>(B) * T * S, 1.0f);
+  auto qkv = upload_bf16(host);
+  DeviceBuffer<bf16> out(static_cast<size_t>(B) * T * nh * hd);
+  DeviceBuffer<float> lse(static_cast<size_t>(B) * nh * T);
+  const AttentionMaskArgs mask;
+  const double flops = 4.0 * static_cast<double>(T) * T * hd * nh * B;
+  for (int tc = 0; tc < 2; ++tc) {
+    EventTimer timer;
+    std::vector<float> ms;
+    for (int it = 0; it < 12; ++it) {
+      timer.start(nullptr);
+      if (tc)
+        attention_forward_tc(qkv.get(), S, B, T, nh, nkv, hd, mask, out.get(), lse.get(), nullptr);
+      else
+        attention_forward(qkv.get(), S, B, T, nh, nkv, hd, mask, out.get(), lse.get(), nullptr);
+      timer.stop(nullptr);
+      const float t = timer.elapsed_ms();
+      if (it >= 2) ms.push_back(t);
+    }
+    const float med = median(ms);
+    std::printf("  %s B=%d T=%d h=%d d=%d: %.3f ms, %.1f TFLOP/s\n",
+                tc ? "attention_forward_tc (WMMA)" : "attention_forward (CUDA cores)", B, T, nh, hd, med,
+                flops / (static_cast<double>(med) * 1e-3) / 1e12);
+  }
+}
+
 ModelConfig config_125m() {
   ModelConfig c;
   c.vocab_size = 32768;
@@ -402,6 +433,8 @@ int cmd_gpu_check(int argc, char** argv) {
   if (o.bench) {
     try {
       const Ceilings ceil = run_bench(rng);
+      std::printf("\nattention forward (median of 10 after 2 warm-up runs):\n");
+      run_attention_bench(rng);
       std::printf("\ntraining step (median of 6 after 2 warm-up steps):\n");
       run_train_bench(rng, ceil.gemm_tflops);
       std::printf("\ndecoding:\n");

@@ -201,6 +201,18 @@ void run_attention_case(const AttentionCase& c, Random& rng, Table& table) {
   table.compare(std::string("attention_fwd lse ") + c.name, shape, "fp32", download_f32(dlse), lse, kF32Tolerance,
                 true);
 
+  if (c.hd % 16 == 0) {  // the tensor-core forward, same contract
+    DeviceBuffer<bf16> tc_out(out.size());
+    DeviceBuffer<float> tc_lse(lse.size());
+    poison(tc_out);
+    poison(tc_lse);
+    attention_forward_tc(dqkv_in.get(), S, c.B, c.T, c.nh, c.nkv, c.hd, gm, tc_out.get(), tc_lse.get(), nullptr);
+    table.compare(std::string("attention_fwd_tc ") + c.name, shape, "bf16", download_bf16(tc_out), out,
+                  kBf16Tolerance, true);
+    table.compare(std::string("attention_fwd_tc lse ") + c.name, shape, "fp32", download_f32(tc_lse), lse,
+                  kF32Tolerance, true);
+  }
+
   std::vector<float> g = rng.normal_vector(out.size(), 1.0f);
   round_to_bf16(g);
   std::vector<float> dqkv(qkv.size());

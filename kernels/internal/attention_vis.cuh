@@ -1,0 +1,54 @@
+// Visibility rules of the attention kernels (device code only): the CPU RowMask and ChunkMask.
+#pragma once
+
+#include "model/config.h"
+
+namespace sdt::cuda::detail {
+
+// Visibility of full-sequence attention inside batch row b (the CPU RowMask).
+struct SequenceVis {
+  int mode;
+  int block_size;
+  const int32_t* seg;
+  const int32_t* pos;
+  int T;
+
+  __device__ int position(int b, int t) const { return pos ? pos[static_cast<long>(b) * T + t] : t; }
+  __device__ bool visible(int b, int i, int j) const {
+    if (seg) {
+      const int si = seg[static_cast<long>(b) * T + i];
+      if (si < 0) return i == j;
+      if (seg[static_cast<long>(b) * T + j] != si) return false;
+    }
+    if (mode == static_cast<int>(AttentionMode::Causal)) return position(b, j) <= position(b, i);
+    if (mode == static_cast<int>(AttentionMode::Block))
+      return position(b, j) / block_size <= position(b, i) / block_size;
+    return true;
+  }
+  // Keys at or beyond this index are invisible to query i (a bound).
+  __device__ int key_end(int b, int i) const {
+    if (pos) return T;
+    if (seg && seg[static_cast<long>(b) * T + i] < 0) return i + 1;
+    if (mode == static_cast<int>(AttentionMode::Causal)) return i + 1;
+    if (mode == static_cast<int>(AttentionMode::Block)) return min(T, (i / block_size + 1) * block_size);
+    return T;
+  }
+  // Queries before this index never see key j (a bound).
+  __device__ int query_begin(int, int j) const {
+    if (pos || seg) return 0;
+    if (mode == static_cast<int>(AttentionMode::Causal)) return j;
+    if (mode == static_cast<int>(AttentionMode::Block)) return (j / block_size) * block_size;
+    return 0;
+  }
+};
+
+// Visibility of a chunk over a KV cache (the CPU ChunkMask); i is the chunk index, j absolute.
+struct ChunkVis {
+  bool causal;
+  int start_pos;
+  int C;
+  __device__ bool visible(int, int i, int j) const { return !causal || j - start_pos <= i; }
+  __device__ int key_end(int, int i) const { return causal ? start_pos + i + 1 : start_pos + C; }
+};
+
+}  // namespace sdt::cuda::detail
