@@ -87,6 +87,7 @@ struct CudaModel::Impl {
   void logits_to_host(const bf16* xn, int N, float* host);
 
   LayerActs dec;  // forward_chunk's scratch
+  DeviceBuffer<bf16> saved_k, saved_v;  // committed K/V slots a probe chunk overlaps
   DeviceBuffer<float> logits_f32;
   DeviceBuffer<int32_t> chunk_pos;
 };
@@ -452,6 +453,15 @@ void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int
   ensure(a.h, n * I);
   embedding_forward(m.Wb(0), V, D, m.ids.get(), N, a.x.get(), nullptr);
   const size_t layer_stride = static_cast<size_t>(B) * nkv * cache.max_len * hd;
+  // Without append, committed slots the chunk overlaps are restored after use (as the CPU model):
+  // a probe over committed positions leaves the cache as it was.
+  const int keep = append_to_cache ? 0 : std::max(0, std::min(cache.length, start_pos + C) - start_pos);
+  const size_t keep_n = static_cast<size_t>(keep) * hd;
+  if (keep > 0) {
+    ensure(m.saved_k, static_cast<size_t>(B) * nkv * keep_n);
+    ensure(m.saved_v, static_cast<size_t>(B) * nkv * keep_n);
+  }
+  auto slots = [&](bf16* layer, int bg) { return layer + (static_cast<size_t>(bg) * cache.max_len + start_pos) * hd; };
   for (int l = 0; l < L; ++l) {
     const LayerOffsets& o = m.layers[static_cast<size_t>(l)];
     rmsnorm_forward(a.x.get(), m.W(o.input_norm), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
@@ -459,12 +469,20 @@ void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int
     rope_forward(m.rope_cos.get(), m.rope_sin.get(), m.max_pos, hd, a.qkv.get(), N, S, nh + nkv, m.chunk_pos.get(), C,
                  nullptr);
     // The chunk's K/V go into slots [start_pos, start_pos + C); they count as cached only when
-    // append_to_cache is set (as the CPU model).
+    // append_to_cache is set.
     bf16* kc = cache.k.get() + l * layer_stride;
     bf16* vc = cache.v.get() + l * layer_stride;
+    for (int bg = 0; keep > 0 && bg < B * nkv; ++bg) {
+      copy_on_device(m.saved_k.get() + bg * keep_n, slots(kc, bg), keep_n * sizeof(bf16), nullptr);
+      copy_on_device(m.saved_v.get() + bg * keep_n, slots(vc, bg), keep_n * sizeof(bf16), nullptr);
+    }
     kv_cache_append(a.qkv.get(), S, B, C, nh, nkv, hd, kc, vc, cache.max_len, start_pos, nullptr);
     attention_chunk_forward(a.qkv.get(), S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, a.attn.get(),
                             nullptr);
+    for (int bg = 0; keep > 0 && bg < B * nkv; ++bg) {
+      copy_on_device(slots(kc, bg), m.saved_k.get() + bg * keep_n, keep_n * sizeof(bf16), nullptr);
+      copy_on_device(slots(vc, bg), m.saved_v.get() + bg * keep_n, keep_n * sizeof(bf16), nullptr);
+    }
     m.linear(a.attn.get(), N, A, o.o, D, a.x.get(), OutType::F32, true);
     rmsnorm_forward(a.x.get(), m.W(o.post_norm), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
     m.linear(a.xn1.get(), N, D, o.gate_up, 2 * I, a.gu.get(), OutType::BF16, false);

@@ -55,7 +55,8 @@ class CudaModel {
 
   // Inference, as Model::forward_logits / make_cache / forward_chunk (host ids and logits; the
   // <|mask|> logit is -inf). forward_chunk with logits_out == nullptr skips the vocabulary
-  // projection (cache writes only).
+  // projection (cache writes only); with append_to_cache false the cache is left as it was, even
+  // where the chunk overlaps committed positions; with it true a start_pos below the length rewinds.
   void forward_logits(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
                       float* logits_out, const int32_t* position_ids = nullptr);
   CudaKVCache make_cache(int batch, int max_len) const;

@@ -166,7 +166,8 @@ void check_decode(Random& rng, Table& table) {
                   kStepTolerance, false);
   }
 
-  // Prefill, two appended blocks, then a causal chunk that is not appended.
+  // Prefill, two appended blocks, a probe over the first committed block (not appended: the
+  // cache must come back unchanged), then a causal chunk that reads the whole cache.
   struct Call {
     int C, start;
     AttentionMode mode;
@@ -175,6 +176,7 @@ void check_decode(Random& rng, Table& table) {
   const Call calls[] = {{20, 0, AttentionMode::Bidirectional, true},
                         {16, 20, AttentionMode::Bidirectional, true},
                         {16, 36, AttentionMode::Bidirectional, true},
+                        {16, 20, AttentionMode::Bidirectional, false},
                         {8, 52, AttentionMode::Causal, false}};
   KVCache cpu_cache = cpu.make_cache(B, 96);
   CudaKVCache gpu_cache = gpu.make_cache(B, 96);
@@ -188,7 +190,7 @@ void check_decode(Random& rng, Table& table) {
     ref_all.insert(ref_all.end(), ref.begin(), ref.end());
     got_all.insert(got_all.end(), got.begin(), got.end());
   }
-  table.compare("forward_chunk (prefill, 2 blocks, causal)", "B2 60 positions", "fp32",
+  table.compare("forward_chunk (prefill, 2 blocks, probe, causal)", "B2 60 positions", "fp32",
                 without_mask_column(got_all, V, cfg.mask_token_id), without_mask_column(ref_all, V, cfg.mask_token_id),
                 kStepTolerance, false);
   Row len;
