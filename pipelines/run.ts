@@ -58,7 +58,8 @@ export interface BuildResult {
 }
 
 const BATCH_RECORDS = 16;
-export const DEFAULT_SHARD_BYTES = 64_000_000;
+/** Input bytes per chunk: a chunk's rows, with tokens and spans, take ~15x its input in memory. */
+export const DEFAULT_SHARD_BYTES = 8_000_000;
 const BATCH_BYTES = 1 << 20;
 
 interface ChunkState {
@@ -171,6 +172,18 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
   let skipped = 0;
 
   const manifestNow = (complete: boolean): DatasetManifest => {
+    // While running, intact chunks of an earlier run not reached yet stay listed, so a kill now does not
+    // throw their work away; the final manifest lists exactly the chunks this input produced.
+    if (!complete) {
+      for (const [i, c] of reusable) {
+        if (chunks.has(i)) continue;
+        chunks.set(i, c);
+        shards.set(
+          i,
+          previousShards.filter((x) => x.chunk === i),
+        );
+      }
+    }
     const order = [...chunks.keys()].sort((a, b) => a - b);
     const allShards = order.flatMap((i) => shards.get(i) ?? []);
     const counts: DatasetManifest['counts'] = {
@@ -200,7 +213,9 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
     };
   };
 
+  const visited = new Set<number>();
   const finishChunk = async (c: ChunkState): Promise<void> => {
+    visited.add(c.index);
     if (c.done) {
       const prev = reusable.get(c.index)!;
       if (prev.records !== c.records || prev.lastId !== c.lastId) {
@@ -346,10 +361,22 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
     await executor.close();
     progress.done();
   }
+  // Chunks listed only to protect them during the run are dropped if this input did not reach them.
+  for (const i of [...chunks.keys()]) if (!visited.has(i)) chunks.delete(i);
   const manifest = manifestNow(true);
   await atomicWriteJson(join(o.out, MANIFEST_FILE), manifest);
+  await removeStaleFiles(o.out, previous, manifest);
   if (o.rejectsOut) await concatRejects(o.out, manifest, o.rejectsOut);
   return { manifest, writtenChunks: written, skippedChunks: skipped, startSeconds };
+}
+
+/** Files an earlier run wrote that the new manifest no longer lists (the source shrank, a split emptied). */
+async function removeStaleFiles(dir: string, previous: DatasetManifest | undefined, now: DatasetManifest) {
+  if (!previous) return;
+  const keep = new Set(now.chunks.flatMap((c) => c.files));
+  for (const f of previous.chunks.flatMap((c) => c.files)) {
+    if (!keep.has(f)) await rm(join(dir, f), { force: true });
+  }
 }
 
 async function concatRejects(dir: string, m: DatasetManifest, outPath: string): Promise<void> {
