@@ -6,6 +6,7 @@
 #
 # Usage: bench/gpu-check.sh [build-dir]      (default native/build-gpu)
 # Env:   SEED (default: the clock), OUT (logs; default <build-dir>/gpu-check-logs),
+#        CHECKPOINT (a trained checkpoint directory for the decoding benchmark; default random weights),
 #        SDT_CUBLASLT / SDT_NCCL (library paths; found under the python3 nvidia packages if unset).
 # Exit:  0 when every parity check passes and the sanitizers (where they run) report nothing.
 set -uo pipefail
@@ -67,7 +68,9 @@ if command -v cuobjdump >/dev/null; then
 fi
 
 say "parity, seed $seed, with ceilings"
-"$bin" --seed "$seed" --bench 2>&1 | tee "$out/parity-seed1.txt"
+bench_args=(--bench)
+[ -n "${CHECKPOINT:-}" ] && bench_args+=(--checkpoint "$CHECKPOINT")
+"$bin" --seed "$seed" "${bench_args[@]}" 2>&1 | tee "$out/parity-seed1.txt"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -eq 2 ]; then echo "gpu-check.sh: sdt-gpu-check could not start (see above)" >&2; exit 2; fi
 [ "$rc" -eq 0 ] || status=1
