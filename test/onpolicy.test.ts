@@ -13,9 +13,15 @@ import { repoRoot } from '../common/native.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
 import { elboOfTrajectories } from '../pipelines/trajectories/elbo.ts';
 import { readRounds, speedupPoints } from '../pipelines/trajectories/report-speedup.ts';
+import type { ScoredRow } from '../pipelines/trajectories/score.ts';
 import { readScored } from '../pipelines/trajectories/score.ts';
 import { specialsFromCheckpoint } from '../trainer/stages/distill.ts';
-import { runOnPolicy, selectForDistillation } from '../trainer/stages/onpolicy.ts';
+import {
+  advantageWeights,
+  rewardOf,
+  runOnPolicy,
+  selectForDistillation,
+} from '../trainer/stages/onpolicy.ts';
 
 const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
 const haveNative = existsSync(bin);
@@ -122,4 +128,25 @@ describe.skipIf(!haveNative)('on-policy round', () => {
     expect(again).toHaveLength(2);
     expect(readFileSync(join(out, 'onpolicy.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
   }, 120_000);
+});
+
+describe('advantage weights (--update awr)', () => {
+  const r = (id: string, tau: number) =>
+    ({ id, tau, levSurrogate: tau / 8, steps: [] }) as unknown as ScoredRow;
+  it('exp(A / beta), mean 1 per prompt, fewer steps weigh more', () => {
+    const rows = [r('p#0', 2), r('p#1', 4), r('q#0', 7)];
+    const w = advantageWeights(rows, rewardOf({ reward: 'tau' }), 1);
+    // Prompt p: rewards -2, -4, mean -3: weights e^1, e^-1 over their mean.
+    const z = (Math.E + 1 / Math.E) / 2;
+    expect(w.get('p#0')).toBeCloseTo(Math.E / z, 12);
+    expect(w.get('p#1')).toBeCloseTo(1 / Math.E / z, 12);
+    // A prompt with one trajectory has advantage 0: weight 1.
+    expect(w.get('q#0')).toBeCloseTo(1, 12);
+    // A larger beta flattens the weights toward 1.
+    const flat = advantageWeights(rows, rewardOf({ reward: 'tau' }), 100);
+    expect(Math.abs(flat.get('p#0')! - 1)).toBeLessThan(0.011);
+    // The surrogate (mean 1/d_lev, which grows with the number of steps) ranks the same way.
+    const lev = advantageWeights(rows, rewardOf({ reward: 'lev' }), 0.1);
+    expect(lev.get('p#0')!).toBeGreaterThan(lev.get('p#1')!);
+  });
 });

@@ -120,6 +120,14 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       default: 'lev',
       choices: ['lev', 'tau'],
     },
+    update: {
+      type: 'string',
+      description:
+        'onpolicy: filter = distil the best --keep-top; awr = all accepted, weights exp(advantage/beta)',
+      default: 'filter',
+      choices: ['filter', 'awr'],
+    },
+    beta: { type: 'number', description: 'onpolicy --update awr: advantage temperature', default: 1 },
     'skip-verify': { type: 'boolean', description: 'onpolicy: keep unverified trajectories too' },
     prompts: { type: 'string', arg: 'FILE', description: 'onpolicy: JSONL prompts' },
     suite: {
@@ -239,6 +247,8 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       rounds: num(o, 'rounds'),
       keepTop: num(o, 'keep-top'),
       reward: str(o, 'reward') as 'lev' | 'tau',
+      update: str(o, 'update') as 'filter' | 'awr',
+      beta: num(o, 'beta'),
       requireVerified,
       tokenizer: c.tokenizer,
       tasks: suite ? await loadSuiteTasks(suite, str(o, 'data-dir')) : undefined,

@@ -17,10 +17,19 @@ import { SamplerClient } from '../../pipelines/sample/client.ts';
 import type { PromptItem } from '../../pipelines/sample/prompts.ts';
 import type { SampleSettings } from '../../pipelines/sample/protocol.ts';
 import type { Tokenizer } from '../../pipelines/tokenizer/types.ts';
-import { buildDistillSet } from '../../pipelines/trajectories/distill.ts';
+import {
+  buildDistillSet,
+  type DistillExample,
+  distillExamples,
+} from '../../pipelines/trajectories/distill.ts';
 import { filterTrajectories, type ScoreKey } from '../../pipelines/trajectories/filter.ts';
 import { generateTrajectories, readTrajectoryInput } from '../../pipelines/trajectories/generate.ts';
-import { type ScoredRow, scoreTrajectories, writeScored } from '../../pipelines/trajectories/score.ts';
+import {
+  promptKey,
+  type ScoredRow,
+  scoreTrajectories,
+  writeScored,
+} from '../../pipelines/trajectories/score.ts';
 import { latestCheckpoint } from '../../schemas/checkpoint.ts';
 import { maskedValidationLoss } from './anchor.ts';
 import { runDistillStage } from './distill.ts';
@@ -58,6 +67,12 @@ export interface OnPolicyOptions {
   reward: 'lev' | 'tau';
   /** Keep only verifier-accepted trajectories (needs a tokenizer). */
   requireVerified: boolean;
+  /**
+   * filter: distil the best `keepTop` per prompt (reward-filtered distillation). awr: distil every accepted
+   * trajectory with its loss weights scaled by advantageWeights (temperature `beta`).
+   */
+  update?: 'filter' | 'awr';
+  beta?: number;
   /** Planted reward (tests, experiments): replaces `reward`; higher is better. */
   customReward?: (row: ScoredRow) => number;
   tokenizer?: Tokenizer;
@@ -139,6 +154,40 @@ export function selectForDistillation(
   };
 }
 
+/** The reward of a scored trajectory: the planted one, or minus the step measure. */
+export function rewardOf(o: Pick<OnPolicyOptions, 'reward' | 'customReward'>): (r: ScoredRow) => number {
+  if (o.customReward) return o.customReward;
+  return o.reward === 'tau' ? (r) => -(r.tau ?? r.steps.length) : (r) => -(r.levSurrogate ?? 0);
+}
+
+/**
+ * Advantage weights per trajectory id: exp(A / beta) with A = reward - mean reward of the prompt's
+ * trajectories, normalised to mean 1 within the prompt. Weights stay positive: the native trainer divides by
+ * the sum of the loss weights, which a signed policy gradient could drive to zero.
+ */
+export function advantageWeights(
+  rows: ScoredRow[],
+  reward: (r: ScoredRow) => number,
+  beta: number,
+): Map<string, number> {
+  const groups = new Map<string, ScoredRow[]>();
+  for (const r of rows) {
+    const k = promptKey(r);
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const out = new Map<string, number>();
+  for (const g of groups.values()) {
+    const rs = g.map(reward);
+    const m = mean(rs);
+    const e = rs.map((x) => Math.exp((x - m) / beta));
+    const z = mean(e);
+    g.forEach((r, i) => {
+      out.set(r.id, e[i] / z);
+    });
+  }
+  return out;
+}
+
 async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: number): Promise<ScoredRow[]> {
   const client = await SamplerClient.start({ ckpt, binary: o.bin });
   try {
@@ -191,14 +240,29 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
     let rewards: number[] = [];
     let trained: { ckpt: string; losses: number[] } | null = null;
     if (train) {
-      ({ kept, rewards } = selectForDistillation(pool, o));
-      const examples = buildDistillSet(kept, {
+      const distillOpts = {
         specials: o.specials,
         vocab: o.vocab,
         augmentShare: o.augmentShare,
         alpha: o.alpha,
         seed: o.seed + round,
-      });
+      };
+      let examples: DistillExample[];
+      if (o.update === 'awr') {
+        kept = selectForDistillation(pool, { ...o, keepTop: o.k }).kept;
+        const reward = rewardOf(o);
+        rewards = kept.map(reward);
+        const w = advantageWeights(kept, reward, o.beta ?? 1);
+        examples = kept.flatMap((r) =>
+          distillExamples(r, distillOpts).map((e) => ({
+            ...e,
+            weight: e.weight.map((x) => x * w.get(r.id)!),
+          })),
+        );
+      } else {
+        ({ kept, rewards } = selectForDistillation(pool, o));
+        examples = buildDistillSet(kept, distillOpts);
+      }
       if (examples.length === 0 && o.anchor.length === 0) {
         o.log?.(`round ${round}: nothing kept and no anchor data; the model is unchanged`);
       } else if (latestCheckpoint(join(dir, 'train'))?.step === o.stepsPerRound) {
