@@ -213,7 +213,7 @@ describe('end-to-end build of a stdlib subset', () => {
 });
 
 describe('resume after a kill', () => {
-  it('a build SIGKILLed after 2 chunks resumes and ends byte-identical to an uninterrupted one', async () => {
+  it('a build SIGKILLed after 2 chunks, then killed again while resuming, ends byte-identical to an uninterrupted one', async () => {
     const dir = join(work, 'killed');
     const args = [
       'bin/sdt.js',
@@ -244,6 +244,15 @@ describe('resume after a kill', () => {
     expect(partial.complete).toBe(false);
     expect(partial.chunks.length).toBe(2);
     await expect(openDataset(dir)).rejects.toThrow(/incomplete/);
+    // Damage chunk 0 and kill the resume right after it redoes that chunk: chunk 1 must stay listed.
+    await writeFile(join(dir, partial.shards[0].file), 'torn');
+    const again = spawnSync('node', args, {
+      env: { ...process.env, SDT_DATA_KILL_AFTER_CHUNKS: '1' },
+      encoding: 'utf8',
+    });
+    expect(again.signal).toBe('SIGKILL');
+    const partial2 = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    expect(partial2.chunks.map((c: { index: number }) => c.index)).toEqual([0, 1]);
     const resumed = spawnSync('node', args, { encoding: 'utf8' });
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/2 already complete/);
