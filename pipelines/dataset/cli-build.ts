@@ -176,15 +176,16 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
     'shard-mb': {
       type: 'number',
       arg: 'MB',
-      description: 'input megabytes per chunk at most (bounds memory with large files)',
-      default: 64,
+      description:
+        'input megabytes per chunk at most (bounds memory: a chunk takes ~15-40x this while written)',
+      default: 8,
     },
     shard: { type: 'string', arg: 'i/N', description: 'take only records whose stable id hash mod N is i' },
     workers: {
       type: 'number',
       arg: 'N',
-      description: 'worker threads for the per-record steps (0: in the main thread)',
-      default: availableParallelism(),
+      description: 'worker threads for the per-record steps (0: in the main thread; each costs ~100 MB)',
+      default: Math.min(4, availableParallelism()),
     },
     'rejects-out': {
       type: 'string',
