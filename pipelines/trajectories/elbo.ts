@@ -18,6 +18,7 @@ export interface CheckpointIds {
   mask: number;
   pad: number;
   maxPositions: number;
+  vocab: number;
 }
 
 export function checkpointIds(ckpt: string): CheckpointIds {
@@ -36,6 +37,7 @@ export function checkpointIds(ckpt: string): CheckpointIds {
     mask,
     pad: typeof cfg.pad_token_id === 'number' && cfg.pad_token_id >= 0 ? cfg.pad_token_id : 0,
     maxPositions: Number(cfg.max_position_embeddings ?? 1 << 30),
+    vocab: Number(cfg.vocab_size ?? 32768),
   };
 }
 
@@ -135,6 +137,8 @@ export interface ScoreBackendOptions {
   bin: string;
   ckpt: string;
   pad: number;
+  /** Vocabulary size (sizes the fallback's chunks); default 32768. */
+  vocab?: number;
   /** Rows per native call (bounds the temporary files and, for the fallback, the logits in memory). */
   chunkRows?: number;
   /** Force the `forward` fallback (tests compare both). */
@@ -146,7 +150,10 @@ export async function scoreStepRows(rows: StepRow[], opts: ScoreBackendOptions):
   const out = new Float64Array(rows.length);
   if (rows.length === 0) return out;
   const native = !opts.forceForward && hasNativeScore(opts.bin);
-  const chunk = opts.chunkRows ?? (native ? 512 : 32);
+  // The fallback moves [rows, T, vocab] float32 logits through a file: keep that near 64 MiB.
+  const T = Math.max(1, ...rows.map((r) => r.input.length));
+  const fallbackRows = Math.max(1, Math.floor((64 << 20) / (4 * T * Math.max(1, opts.vocab ?? 32768))));
+  const chunk = opts.chunkRows ?? (native ? 512 : fallbackRows);
   const dir = await mkdtemp(join(tmpdir(), 'sdt-score-'));
   try {
     for (let r0 = 0; r0 < rows.length; r0 += chunk) {
@@ -230,7 +237,7 @@ export async function elboOfTrajectories(
   const ids = checkpointIds(opts.ckpt);
   const perRow = rows.map((r) => stepRows(r, ids.mask, ids.maxPositions));
   const flat = perRow.flat();
-  const lp = await scoreStepRows(flat, { ...opts, pad: ids.pad });
+  const lp = await scoreStepRows(flat, { ...opts, pad: ids.pad, vocab: ids.vocab });
   let at = 0;
   return perRow.map((steps) => {
     const s = Array.from(lp.subarray(at, at + steps.length));
