@@ -11,6 +11,11 @@
 #define SDT_HAVE_SAMPLER 1
 #endif
 
+#if defined(SDT_HAVE_CUDA) && __has_include("cuda/commands.h")
+#include "cuda/commands.h"
+#define SDT_HAVE_GPU_CHECK 1
+#endif
+
 namespace {
 
 struct Subcommand {
@@ -29,6 +34,9 @@ const Subcommand kCommands[] = {
 #ifdef SDT_HAVE_SAMPLER
     {"serve", cmd_serve, "serve generation requests (JSON lines on stdin/stdout)"},
     {"generate", cmd_generate, "generate from a prompt with the block diffusion sampler"},
+#endif
+#ifdef SDT_HAVE_GPU_CHECK
+    {"gpu-check", sdt::cuda::cmd_gpu_check, "CUDA backend against the CPU backend (parity table)"},
 #endif
 };
 
