@@ -156,8 +156,13 @@ export async function scoreStepRows(rows: StepRow[], opts: ScoreBackendOptions):
   const chunk = opts.chunkRows ?? (native ? 512 : fallbackRows);
   const dir = await mkdtemp(join(tmpdir(), 'sdt-score-'));
   try {
+    // Rows of similar length share a chunk, so little compute goes into padding.
+    const byLength = rows
+      .map((_, i) => i)
+      .sort((a, b) => rows[a].input.length - rows[b].input.length || a - b);
     for (let r0 = 0; r0 < rows.length; r0 += chunk) {
-      const part = rows.slice(r0, r0 + chunk);
+      const idx = byLength.slice(r0, r0 + chunk);
+      const part = idx.map((i) => rows[i]);
       const { ids, tgt, seg, T } = padRows(part, opts.pad);
       const shape = [part.length, T];
       await writeNpy(join(dir, 's.npy'), ids, shape);
@@ -178,7 +183,7 @@ export async function scoreStepRows(rows: StepRow[], opts: ScoreBackendOptions):
           join(dir, 'lp.npy'),
         ]);
         const { data } = await readNpyFloat32(join(dir, 'lp.npy'));
-        for (let i = 0; i < part.length; i++) out[r0 + i] = data[i];
+        for (let i = 0; i < part.length; i++) out[idx[i]] = data[i];
       } else {
         await runNative(opts.bin, [
           'forward',
@@ -200,7 +205,7 @@ export async function scoreStepRows(rows: StepRow[], opts: ScoreBackendOptions):
             if (y < 0) continue;
             lp += logSoftmaxAt(data, (i * T + t) * V, V, y);
           }
-          out[r0 + i] = lp;
+          out[idx[i]] = lp;
         }
       }
     }

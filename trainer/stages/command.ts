@@ -187,6 +187,11 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       const examples = setPath
         ? await readDistillSet(setPath)
         : buildDistillSet(await readTrajectoryInput(trajPath!), { ...augment, seed: num(o, 'seed') });
+      if (examples.length === 0) {
+        process.stderr.write(
+          `warning: no distillation states (no kept trajectory has a commit step); the stage trains on anchor data only\n`,
+        );
+      }
       const w = optStr(o, 'write-set');
       if (w) await writeDistillSet(w, examples);
       const res = await runDistillStage({
