@@ -8,12 +8,19 @@ import { main } from '../bin/main.ts';
 import { repoRoot } from '../common/native.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 
-/** native/build/sdt-native, built on demand; undefined (the test skips) when it cannot be built. */
+/**
+ * A private copy of native/build/sdt-native (built on demand), so a rebuild of the shared build directory
+ * while the tests run cannot swap the binary under them; undefined (the tests skip) when it cannot be built.
+ */
 export function nativeOrBuild(): string | undefined {
   const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
   if (!existsSync(bin))
     spawnSync('node', [join(repoRoot, 'scripts', 'build-native.js')], { stdio: 'inherit' });
-  return existsSync(bin) ? bin : undefined;
+  if (!existsSync(bin)) return undefined;
+  const copy = join(mkdtempSync(join(tmpdir(), 'sdt-native-')), 'sdt-native');
+  copyFileSync(bin, copy);
+  chmodSync(copy, 0o755);
+  return copy;
 }
 
 export const tempDir = (prefix: string): Promise<string> => mkdtemp(join(tmpdir(), `sdt-${prefix}-`));
