@@ -1,6 +1,6 @@
 /**
- * Drives the native unit tests of the formats and the training loop (native/tests/test_io.cpp and
- * test_train.cpp) through the sdt-native-tests binary, one filter per group so a failure names its group.
+ * Drives every native unit test (native/tests/*.cpp) through the sdt-native-tests binary, one filter per
+ * group so a failure names its group. The sampler group runs in sample-native.test.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,6 +21,10 @@ function testsBinary(): string | undefined {
 
 const bin = testsBinary();
 const groups = {
+  GEMM: 'gemm_',
+  'ops (finite-difference gradients)': 'ops_',
+  'model (gradients, overfit, KV cache, HF reference)': 'model_',
+  'trajectory scoring': 'score_',
   'CRC-32': 'crc32_',
   JSON: 'json_',
   safetensors: 'safetensors_',
@@ -32,7 +36,7 @@ const groups = {
   'training loop (resume, non-finite, eval, checkpoints)': 'train_',
 };
 
-describe.skipIf(!bin)('native unit tests: io and train', () => {
+describe.skipIf(!bin)('native unit tests', () => {
   for (const [name, filter] of Object.entries(groups)) {
     it(name, () => {
       const r = spawnSync(bin as string, [filter], { encoding: 'utf8' });
