@@ -152,8 +152,11 @@ export async function scoreStepRows(rows: StepRow[], opts: ScoreBackendOptions):
   const native = !opts.forceForward && hasNativeScore(opts.bin);
   // The fallback moves [rows, T, vocab] float32 logits through a file: keep that near 64 MiB.
   const T = Math.max(1, ...rows.map((r) => r.input.length));
-  const fallbackRows = Math.max(1, Math.floor((64 << 20) / (4 * T * Math.max(1, opts.vocab ?? 32768))));
-  const chunk = opts.chunkRows ?? (native ? 512 : fallbackRows);
+  const logitsRow = 4 * T * Math.max(1, opts.vocab ?? 32768);
+  const fallbackRows = Math.max(1, Math.floor((64 << 20) / logitsRow));
+  // `sdt-native score` may hold a call's logits at once: bound them to ~256 MiB as well.
+  const nativeRows = Math.min(512, Math.max(1, Math.floor((256 << 20) / logitsRow)));
+  const chunk = opts.chunkRows ?? (native ? nativeRows : fallbackRows);
   const dir = await mkdtemp(join(tmpdir(), 'sdt-score-'));
   try {
     // Rows of similar length share a chunk, so little compute goes into padding.
