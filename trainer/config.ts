@@ -67,6 +67,8 @@ export interface TrainConfig {
   /** Worker threads that corrupt examples for the feed. */
   workers: number;
   out: string;
+  /** Start from this checkpoint's weights (e.g. an AR model adapted to diffusion); '' for a random init. */
+  init_from: string;
 }
 
 /** Model size presets; explicit fields override them. */
@@ -118,6 +120,8 @@ interface FieldSpec {
   min?: number;
   minExclusive?: boolean;
   max?: number;
+  /** A string field that may be empty (meaning: not set). */
+  optional?: boolean;
 }
 
 const MODEL_FIELDS: (keyof ModelShape)[] = [
@@ -402,6 +406,14 @@ export const FIELDS: FieldSpec[] = [
     description: 'run directory',
     default: 'runs/demo',
   },
+  {
+    path: 'init_from',
+    flag: 'init-from',
+    type: 'string',
+    description: "start from this checkpoint's weights instead of a random init (same shape; '' for random)",
+    default: '',
+    optional: true,
+  },
 ];
 
 function getPath(obj: Record<string, unknown>, path: string): unknown {
@@ -470,7 +482,7 @@ function checkField(f: FieldSpec, value: unknown, source: string): string | unde
       if (typeof value !== 'boolean') return `${name} must be true or false (got ${JSON.stringify(value)})`;
       return undefined;
     case 'string':
-      if (typeof value !== 'string' || value === '')
+      if (typeof value !== 'string' || (value === '' && !f.optional))
         return `${name} must be a non-empty string (got ${JSON.stringify(value)})`;
       if (f.choices && !f.choices.includes(value))
         return `${name} must be one of ${f.choices.join(', ')} (got ${JSON.stringify(value)})`;

@@ -200,6 +200,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
 
   const args = ['train', '--stream', '-', '--config', nativeCfgPath, '--out', runDir];
   if (resumePoint) args.push('--resume');
+  else if (cfg.init_from) args.push('--init-from', cfg.init_from);
   if (opts.stopAfterSteps && opts.stopAfterSteps > 0)
     args.push('--stop-after-steps', String(opts.stopAfterSteps));
   const nativeLog = join(runDir, 'native.log');
