@@ -1,5 +1,7 @@
 #include "train/commands.h"
 
+#include "score/score.h"
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -263,30 +265,21 @@ int cmd_score(int argc, char** argv) {
     const std::vector<int32_t> targets = load_like(f.str("targets"));
     std::vector<int32_t> segments;
     if (!f.str("segments").empty()) segments = load_like(f.str("segments"));
-    Batch b;
-    b.B = B;
-    b.T = T;
-    b.input_ids = ids.data();
-    b.target_ids = targets.data();
-    b.segment_ids = segments.empty() ? nullptr : segments.data();
-    b.mode = mode;
-    std::vector<float> token_ce(ids.size(), 0.0f);
-    const LossStats stats = model->forward_loss(b, 1.0, token_ce.data());
+    // Rows go through the model a few at a time so the logits of a large trajectory file stay bounded.
+    const score::StepScores scores = score::score_steps(*model, ids.data(), targets.data(),
+                                                        segments.empty() ? nullptr : segments.data(), B, T, mode, 16);
     std::vector<float> logp(static_cast<size_t>(B));
     double total = 0.0;
+    int64_t scored = 0;
     for (int r = 0; r < B; ++r) {
-      double s = 0.0;
-      for (int t = 0; t < T; ++t) {
-        const size_t i = static_cast<size_t>(r) * T + t;
-        if (targets[i] >= 0) s -= static_cast<double>(token_ce[i]);
-      }
-      logp[static_cast<size_t>(r)] = static_cast<float>(s);
-      total += s;
+      logp[static_cast<size_t>(r)] = static_cast<float>(scores.logprob[static_cast<size_t>(r)]);
+      total += scores.logprob[static_cast<size_t>(r)];
+      scored += scores.counts[static_cast<size_t>(r)];
     }
     io::write_npy_f32(f.str("out"), {B}, logp.data());
     Json out = Json::object();
     out.set("B", Json(B)).set("T", Json(T)).set("mode", Json(attention_mode_name(mode))).set("out", Json(f.str("out")))
-        .set("targets", Json(stats.targets)).set("total_logprob", Json(total));
+        .set("targets", Json(scored)).set("total_logprob", Json(total));
     print_event(out);
     return 0;
   });
