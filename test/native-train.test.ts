@@ -12,19 +12,9 @@ import {
   type StreamBatch,
   StreamWriter,
 } from '../schemas/stream.ts';
+import { builtNative } from './native-build.ts';
 
-function nativeBinary(): string | undefined {
-  const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
-  if (existsSync(bin)) return bin;
-  if (spawnSync('cmake', ['--version']).error) {
-    console.warn('native tests skipped: cmake is not installed (needed to build sdt-native)');
-    return undefined;
-  }
-  spawnSync('node', [join(repoRoot, 'scripts', 'build-native.js')], { stdio: 'inherit' });
-  return existsSync(bin) ? bin : undefined;
-}
-
-const bin = nativeBinary();
+const bin = builtNative('sdt-native');
 const dir = mkdtempSync(join(tmpdir(), 'sdt-native-train-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -7,19 +7,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../common/native.ts';
+import { builtNative } from './native-build.ts';
 
-function testsBinary(): string | undefined {
-  const bin = join(repoRoot, 'native', 'build', 'sdt-native-tests');
-  if (existsSync(bin)) return bin;
-  if (spawnSync('cmake', ['--version']).error) {
-    console.warn('native unit tests skipped: cmake is not installed (needed to build sdt-native-tests)');
-    return undefined;
-  }
-  spawnSync('node', [join(repoRoot, 'scripts', 'build-native.js')], { stdio: 'inherit' });
-  return existsSync(bin) ? bin : undefined;
-}
-
-const bin = testsBinary();
+const bin = builtNative('sdt-native-tests');
 const groups = {
   GEMM: 'gemm_',
   'ops (finite-difference gradients)': 'ops_',
