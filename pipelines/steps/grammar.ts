@@ -9,6 +9,14 @@ interface NodeTypeEntry {
   type: string;
   named: boolean;
   subtypes?: { type: string; named: boolean }[];
+  children?: unknown;
+  fields?: Record<string, unknown>;
+}
+
+function namedLeafTypes(nodeTypes: NodeTypeEntry[]): Set<string> {
+  const hasNamedChildren = (t: NodeTypeEntry): boolean =>
+    t.children !== undefined || (t.fields !== undefined && Object.keys(t.fields).length > 0);
+  return new Set(nodeTypes.filter((t) => t.named && !t.subtypes && !hasNamedChildren(t)).map((t) => t.type));
 }
 
 /** A tree-sitter grammar and which of its node types become which span kind. */
@@ -16,6 +24,11 @@ export interface Grammar {
   language: unknown;
   /** Node type name -> index in SPAN_KINDS. */
   kindOf: Map<string, number>;
+  /**
+   * Named node types that never have named children (node-types.json lists no children or fields), so no
+   * span can lie inside them: the span walk does not descend into them.
+   */
+  namedLeaves: Set<string>;
 }
 
 /** All concrete node types under a supertype (supertypes nest: expression > primary_expression). */
@@ -49,7 +62,7 @@ function pythonGrammar(): Grammar {
   kindOf.set('block', code('block'));
   kindOf.set('function_definition', code('function'));
   kindOf.set('identifier', code('identifier'));
-  return { language: require('tree-sitter-python'), kindOf };
+  return { language: require('tree-sitter-python'), kindOf, namedLeaves: namedLeafTypes(nodeTypes) };
 }
 
 const loaders: Record<string, () => Grammar> = { python: pythonGrammar };

@@ -88,6 +88,7 @@ class WorkerExecutor implements RecordExecutor {
     this.busy[wi]++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
+      // Input bytes are copied, not transferred: callers may hold on to them (and send them again).
       this.workers[wi].postMessage({ id, items, heavy });
     });
   }

@@ -122,6 +122,28 @@ export const RECORD_STEPS: RecordStep[] = [
   },
 ];
 
+/**
+ * The ArrayBuffers a processed batch can hand over to another thread instead of copying: those wholly owned
+ * by one of the step outputs (each step allocates them fresh). A view into a larger or pooled
+ * buffer (small Node Buffers share an 8 KB pool) is copied as usual, so nothing else is detached.
+ */
+export function transferables(items: WorkItem[]): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  const add = (a: ArrayBufferView | undefined): void => {
+    if (a === undefined) return;
+    const b = a.buffer;
+    if (b instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === b.byteLength) out.add(b);
+  };
+  for (const w of items) {
+    add(w.signature);
+    add(w.tokens);
+    add(w.spanKind);
+    add(w.spanStart);
+    add(w.spanEnd);
+  }
+  return [...out];
+}
+
 export function toWorkItem(seq: number, rec: SourceRecord, chunk = 0): WorkItem {
   return {
     seq,
