@@ -1,6 +1,9 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import Parser from 'tree-sitter';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { grammarFor } from '../pipelines/steps/grammar.ts';
 import { parseCode } from '../pipelines/steps/parse.ts';
 import { nodesToSpans, utf16ToUtf8Offsets } from '../pipelines/steps/spans.ts';
@@ -119,5 +122,45 @@ describe('spans as token ranges', () => {
         expect(s.end).toBeLessThanOrEqual(enc.ids.length);
       }
     });
+  });
+});
+
+/** Span nodes and ERROR/MISSING count by plain recursion over SyntaxNode objects, visiting every node. */
+function referenceWalk(text: string): { errors: number; nodes: string[] } {
+  const g = grammarFor('python')!;
+  const parser = new Parser();
+  parser.setLanguage(g.language as Parser.Language);
+  const nodes: string[] = [];
+  let errors = 0;
+  const visit = (n: Parser.SyntaxNode): void => {
+    if (n.type === 'ERROR' || n.isMissing) errors++;
+    const kind = n.isNamed ? g.kindOf.get(n.type) : undefined;
+    if (kind !== undefined && n.endIndex > n.startIndex) nodes.push(`${kind}:${n.startIndex}:${n.endIndex}`);
+    for (const c of n.children) visit(c);
+  };
+  visit(parser.parse(text).rootNode);
+  return { errors, nodes };
+}
+
+describe('span walk', () => {
+  it('finds, in pre-order, every span node of real files and of broken code (it skips leaves)', () => {
+    const root = join(pythonStdlibDir(), 'json');
+    const texts = readdirSync(root)
+      .filter((f) => f.endsWith('.py'))
+      .map((f) => readFileSync(join(root, f), 'utf8'));
+    texts.push(SOURCE, 'def f(:\n  return [x for x in\n', 'x = (1 + \nif y not in z and a is not b: pass\n');
+    let withErrors = 0;
+    for (const text of texts) {
+      const want = referenceWalk(text);
+      const got = parseCode(text, 'python')!;
+      const triples = Array.from(
+        { length: got.nodes.length },
+        (_, i) => `${got.nodes.kind[i]}:${got.nodes.start16[i]}:${got.nodes.end16[i]}`,
+      );
+      expect(got.errors).toBe(want.errors);
+      expect(triples).toEqual(want.nodes);
+      if (want.errors > 0) withErrors++;
+    }
+    expect(withErrors).toBe(2);
   });
 });
