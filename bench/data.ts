@@ -4,9 +4,11 @@
  * stdlib's train files, copied to a temp dir. Run: npm run bench:data [-- --mb 8 --tokenizer FILE]
  */
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { buildDataset } from '../pipelines/run.ts';
 import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
 import { DEFAULT_SIZE_LIMITS } from '../pipelines/steps/filters.ts';
@@ -63,6 +65,52 @@ const parseSeconds = await best(() => {
 const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
 const parseCpu = cpuSeconds(process.cpuUsage(parseCpu0)) / repeat;
 
+/**
+ * The machine's 2-thread scaling right now: tree-sitter alone on the same files in 1 thread, then split
+ * across 2 threads. Other jobs' load caps what 2 workers can gain; this shows by how much, measured.
+ */
+const require = createRequire(import.meta.url);
+const PARSE_THREAD = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Parser = require(workerData.parser);
+const parser = new Parser();
+parser.setLanguage(require(workerData.grammar));
+parentPort.once('message', () => {
+  for (const t of workerData.texts) parser.parse(t);
+  parentPort.postMessage('done');
+});
+parentPort.postMessage('ready');`;
+async function parseThreads(count: number): Promise<number> {
+  const workers = Array.from(
+    { length: count },
+    (_, i) =>
+      new Worker(PARSE_THREAD, {
+        eval: true,
+        workerData: {
+          parser: require.resolve('tree-sitter'),
+          grammar: require.resolve('tree-sitter-python'),
+          texts: texts.filter((_, j) => j % count === i),
+        },
+      }),
+  );
+  const next = (w: Worker): Promise<void> =>
+    new Promise((resolve, reject) => {
+      w.once('message', () => resolve());
+      w.once('error', reject);
+    });
+  await Promise.all(workers.map(next));
+  const t0 = performance.now();
+  const done = workers.map(next);
+  for (const w of workers) w.postMessage('go');
+  await Promise.all(done);
+  const seconds = (performance.now() - t0) / 1000;
+  await Promise.all(workers.map((w) => w.terminate()));
+  return seconds;
+}
+let scaling = 0;
+for (let i = 0; i < repeat; i++)
+  scaling = Math.max(scaling, (await parseThreads(1)) / (await parseThreads(2)));
+
 /** Best of `repeat` builds: wall seconds and the worker start-up part of them. */
 async function endToEnd(workers: number): Promise<{ seconds: number; start: number; cpu: number }> {
   let best = { seconds: Number.POSITIVE_INFINITY, start: 0, cpu: 0 };
@@ -106,6 +154,7 @@ const lines = [
   `end to end, 2 workers:                ${rate(two.seconds)} (${two.seconds.toFixed(2)} s); ${rate(steady2)} without the ${two.start.toFixed(2)} s start-up`,
   `end-to-end / parse-only, per worker:  ${(parseSeconds / one.seconds).toFixed(2)} (${(parseSeconds / steady1).toFixed(2)} without start-up; target >= 0.5)`,
   `speedup, 2 workers over 1:            ${(one.seconds / two.seconds).toFixed(2)}x (${(steady1 / steady2).toFixed(2)}x without start-up; target 1.7x on 2 cores)`,
+  `machine's 2-thread scaling right now:  ${scaling.toFixed(2)}x (tree-sitter alone, 2 threads vs 1: the ceiling for the line above)`,
   `CPU time (all threads; robust to other jobs' load): parse only ${rate(parseCpu)} of CPU, end to end ${rate(one.cpu)} (1 worker), ${rate(two.cpu)} (2 workers); ratio ${(parseCpu / one.cpu).toFixed(2)}`,
   `load average at the end: ${loadavg()
     .map((x) => x.toFixed(1))

@@ -28,22 +28,18 @@ export function utf16ToUtf8Offsets(text: string): Int32Array {
   return out;
 }
 
-/** Index of the token containing byte `b`: the last token starting at or before it. */
-function tokenAt(byteOffsets: Int32Array, nTokens: number, b: number): number {
-  let lo = 0;
-  let hi = nTokens - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (byteOffsets[mid] <= b) lo = mid;
-    else hi = mid - 1;
+/**
+ * One past the last token overlapping bytes before `b`: the first token starting at or after it, searched
+ * from token `from` (at or before the answer) by galloping: most nodes span a few tokens.
+ */
+function tokenEndAt(byteOffsets: Int32Array, nTokens: number, b: number, from: number): number {
+  let lo = from;
+  let step = 1;
+  while (lo + step < nTokens && byteOffsets[lo + step] < b) {
+    lo += step;
+    step *= 2;
   }
-  return lo;
-}
-
-/** One past the last token overlapping bytes before `b`: the first token starting at or after it. */
-function tokenEndAt(byteOffsets: Int32Array, nTokens: number, b: number): number {
-  let lo = 0;
-  let hi = nTokens;
+  let hi = Math.min(nTokens, lo + step);
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (byteOffsets[mid] >= b) hi = mid;
@@ -78,11 +74,14 @@ export function nodesToSpanArrays(
     const map = ascii ? undefined : utf16ToUtf8Offsets(text);
     // A numeric key (exact below 2^53 for up to 2^24 tokens) instead of strings: no garbage per node.
     const seen = new Set<number>();
+    // Nodes come in pre-order, so their starts never decrease: the start token only moves forward.
+    let s = 0;
     for (let i = 0; i < nodes.length; i++) {
       const sb = map ? map[nodes.start16[i]] : nodes.start16[i];
       const eb = map ? map[nodes.end16[i]] : nodes.end16[i];
-      const s = tokenAt(byteOffsets, nTokens, sb);
-      const e = Math.max(s + 1, tokenEndAt(byteOffsets, nTokens, eb));
+      // The token containing byte sb: the last one starting at or before it.
+      while (s + 1 < nTokens && byteOffsets[s + 1] <= sb) s++;
+      const e = Math.max(s + 1, tokenEndAt(byteOffsets, nTokens, eb, s));
       const key = (s * 16777216 + e) * 8 + nodes.kind[i];
       if (seen.has(key)) continue;
       seen.add(key);
