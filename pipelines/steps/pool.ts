@@ -1,8 +1,9 @@
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { spawnTsWorker } from '../../common/worker.ts';
 import type { StepContextSpec } from './context.ts';
 import { makeStepContext } from './context.ts';
 import { processRecord, type StepContext, type WorkItem } from './record.ts';
+import { bundledWorkerEntry } from './worker-bundle.ts';
 
 /** Runs the per-record steps on batches: in worker threads, or inline when workers is 0. */
 export interface RecordExecutor {
@@ -61,12 +62,14 @@ class WorkerExecutor implements RecordExecutor {
 
   static async start(count: number, spec: StepContextSpec): Promise<WorkerExecutor> {
     const entry = new URL('./worker-entry.ts', import.meta.url);
+    const bundle = await bundledWorkerEntry();
     // A heap cap makes V8 collect early instead of growing to its default limit; one batch is at most
     // about 1 MB of input, whose transient objects stay far below it.
+    const options = { resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 } };
     const workers = Array.from({ length: count }, () =>
-      spawnTsWorker(entry, spec, {
-        resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 },
-      }),
+      bundle
+        ? new Worker(bundle, { ...options, workerData: { data: spec } })
+        : spawnTsWorker(entry, spec, options),
     );
     await Promise.all(
       workers.map(
