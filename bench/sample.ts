@@ -93,7 +93,8 @@ export function parsesAsFunction(header: string, completion: string): boolean {
 
 /**
  * Validation loss of a checkpoint RUN/checkpoints/step-N from the run's log (RUN/log.jsonl, the trainer's
- * eval event at step N): the first of `groups` present, else the first group logged. Null when unknown.
+ * latest eval event at or before step N; the trainer's final validation is logged at step N-1): the first of
+ * `groups` present, else the first group logged. Null when unknown.
  */
 export function validationLoss(ckpt: string | undefined, groups: string[]): number | null {
   if (!ckpt) return null;
@@ -106,8 +107,10 @@ export function validationLoss(ckpt: string | undefined, groups: string[]): numb
       .split('\n')
       .filter((l) => l.includes('"eval"'))
       .map((l) => JSON.parse(l) as { type: string; step: number; group?: string; loss?: number })
-      .filter((e) => e.type === 'eval' && e.step === step && typeof e.loss === 'number');
-    const pick = groups.map((g) => evals.find((e) => e.group === g)).find(Boolean) ?? evals[0];
+      .filter((e) => e.type === 'eval' && e.step <= step && typeof e.loss === 'number');
+    const last = Math.max(...evals.map((e) => e.step));
+    const atLast = evals.filter((e) => e.step === last);
+    const pick = groups.map((g) => atLast.find((e) => e.group === g)).find(Boolean) ?? atLast[0];
     return pick ? pick.loss! : null;
   } catch {
     return null;
@@ -411,7 +414,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
           model: 'ar',
           block: null,
           threshold: null,
-          valLoss: optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['ar', 'causal', 'elbo']),
+          valLoss: optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']),
           ...m,
         });
         progress.tick();

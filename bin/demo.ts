@@ -67,7 +67,7 @@ tokens of the AR baseline, which the sampling table should be read with.`,
       default: 'data/configs/demo.json',
       arg: 'FILE',
     },
-    steps: { type: 'number', description: "optimizer steps per model (0: the config's)", default: 0 },
+    steps: { type: 'number', description: "optimizer steps per model (0: the config's)", default: 1200 },
     'vocab-size': { type: 'number', description: 'tokenizer vocabulary size', default: 4096 },
     prompts: {
       type: 'number',
