@@ -1,10 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../common/native.ts';
 import { readCheckpointConfig, readSafetensorsHeader } from '../schemas/checkpoint.ts';
 import { type StreamBatch, StreamWriter } from '../schemas/stream.ts';
 import { builtNative } from './native-build.ts';

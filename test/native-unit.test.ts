@@ -3,10 +3,7 @@
  * group so a failure names its group. The sampler group runs in sample-native.test.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../common/native.ts';
 import { builtNative } from './native-build.ts';
 
 const bin = builtNative('sdt-native-tests');

@@ -4,10 +4,7 @@
  * EOS, lockstep batches against one-by-one decoding, and the serve protocol.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../common/native.ts';
 import { builtNative } from './native-build.ts';
 
 const bin = builtNative('sdt-native-tests');

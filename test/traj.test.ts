@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../common/native.ts';
 import { SamplerClient } from '../pipelines/sample/client.ts';
-import { toRow } from '../pipelines/sample/command.ts';
 import {
+  completionToRow,
   readTrajectories,
   replayFinal,
   replayStates,
@@ -165,7 +165,7 @@ describe.skipIf(!existsSync(bin))('trajectories from the sampler', () => {
           eos: -1,
         };
         const done = await client.generateTokens([[5, 6, 7], [9]], settings);
-        for (const c of done) rows.push(toRow(`${rule}`, client.info.source, c, settings));
+        for (const c of done) rows.push(completionToRow(`${rule}`, client.info.source, c, settings));
       }
       const path = join(dir, 'real.arrow');
       await writeTrajectories(path, rows);

@@ -3,10 +3,10 @@ import { bool, type CommandSpec, num, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { Progress } from '../../common/progress.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
-import { writeTrajectories } from '../trajectories/record.ts';
+import { completionToRow, writeTrajectories } from '../trajectories/record.ts';
 import { type Completion, SamplerClient } from './client.ts';
 import { type PromptItem, readPromptFile } from './prompts.ts';
-import { settingsToWire, type WireStepEvent } from './protocol.ts';
+import type { WireStepEvent } from './protocol.ts';
 import { renderFrame, TerminalPlayer } from './render.ts';
 import { SAMPLER_OPTIONS, settingsFromOptions } from './settings.ts';
 
@@ -117,7 +117,7 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
               `note: prompt ${chunk[k].id}: ${c.contextClipped} of --max-new did not fit in the ${client.info.max_position_embeddings}-token context\n`,
             );
           }
-          if (trajPath) rows.push(toRow(chunk[k].id, client.info.source, c, settings));
+          if (trajPath) rows.push(completionToRow(chunk[k].id, client.info.source, c, settings));
           if (bool(o, 'json')) {
             process.stdout.write(
               `${JSON.stringify({
@@ -197,22 +197,4 @@ class LiveCanvas {
     for (let p = 0; p < this.canvas.length; p++) if (this.canvas[p] !== this.mask) n = p + 1;
     return n;
   }
-}
-
-export function toRow(id: string, checkpoint: string, c: Completion, settings: object): TrajectoryRow {
-  return {
-    id,
-    checkpoint,
-    prompt: c.promptTokens,
-    tokens: c.tokens,
-    text: c.text,
-    eos: c.eos,
-    steps: (c.trajectory ?? []).map((s) => ({ ...s })),
-    forwardPasses: c.forwardPasses,
-    settings: JSON.stringify(settingsToWire(settings)),
-    elbo: null,
-    levSurrogate: null,
-    tau: null,
-    verifier: null,
-  };
 }

@@ -17,7 +17,7 @@ import { SamplerClient } from '../sample/client.ts';
 import { type PromptItem, readPromptFile } from '../sample/prompts.ts';
 import { type SampleSettings, settingsToWire } from '../sample/protocol.ts';
 import { SAMPLER_OPTIONS, settingsFromOptions } from '../sample/settings.ts';
-import { readTrajectories, writeTrajectories } from './record.ts';
+import { completionToRow, readTrajectories, writeTrajectories } from './record.ts';
 
 /**
  * Commit orders. The native sampler commits by confidence (max probability) only; margin, entropy,
@@ -123,21 +123,7 @@ export async function generateTrajectories(opts: GenerateOptions): Promise<strin
               settings,
             );
         done.forEach((c, i) => {
-          rows.push({
-            id: `${part[i].id}#${k}`,
-            checkpoint: opts.client.info.source,
-            prompt: c.promptTokens,
-            tokens: c.tokens,
-            text: c.text,
-            eos: c.eos,
-            steps: (c.trajectory ?? []).map((st) => ({ ...st })),
-            forwardPasses: c.forwardPasses,
-            settings: JSON.stringify(settingsToWire(settings)),
-            elbo: null,
-            levSurrogate: null,
-            tau: null,
-            verifier: null,
-          });
+          rows.push(completionToRow(`${part[i].id}#${k}`, opts.client.info.source, c, settings));
         });
         opts.onProgress?.(part.length);
       }

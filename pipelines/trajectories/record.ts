@@ -26,6 +26,8 @@ import {
   type TrajectoryRow,
   type TrajectoryStep,
 } from '../../schemas/trajectory.ts';
+import type { Completion } from '../sample/client.ts';
+import { settingsToWire } from '../sample/protocol.ts';
 
 const listOf = (t: Int32 | Float32 | Utf8) => new List(new Field('item', t, true));
 
@@ -239,4 +241,28 @@ export function replayFinal(row: TrajectoryRow, mask: number): Int32Array {
   const states = replayStates(row, mask);
   const last = states.length > 0 ? states[states.length - 1] : new Int32Array(0);
   return last.slice(0, row.tokens.length);
+}
+
+/** One generation as a trajectory row, scores unset (the scorer fills them). */
+export function completionToRow(
+  id: string,
+  checkpoint: string,
+  c: Completion,
+  settings: object,
+): TrajectoryRow {
+  return {
+    id,
+    checkpoint,
+    prompt: c.promptTokens,
+    tokens: c.tokens,
+    text: c.text,
+    eos: c.eos,
+    steps: (c.trajectory ?? []).map((s) => ({ ...s })),
+    forwardPasses: c.forwardPasses,
+    settings: JSON.stringify(settingsToWire(settings)),
+    elbo: null,
+    levSurrogate: null,
+    tau: null,
+    verifier: null,
+  };
 }
