@@ -422,19 +422,7 @@ void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int
   const int B = cache.batch, D = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
   const int nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim();
   const int S = (nh + 2 * nkv) * hd, A = nh * hd, L = c.num_hidden_layers;
-  if (C <= 0 || start_pos < 0 || start_pos > cache.length || start_pos + C > cache.max_len) {
-    std::ostringstream os;
-    os << "forward_chunk(C=" << C << ", start_pos=" << start_pos << ") needs C > 0, start_pos <= cache length "
-       << cache.length << " and start_pos + C <= cache max_len " << cache.max_len;
-    throw std::invalid_argument(os.str());
-  }
-  for (int i = 0; i < B * C; ++i)
-    if (ids[i] < 0 || ids[i] >= V) {
-      std::ostringstream os;
-      os << "ids[row " << i / C << ", chunk position " << i % C << "] = " << ids[i] << " is outside [0, vocab_size="
-         << V << ")";
-      throw std::invalid_argument(os.str());
-    }
+  check_chunk_args(ids, B, C, start_pos, cache.length, cache.max_len, V);
   const int N = B * C;
   const size_t n = static_cast<size_t>(N);
   LayerActs& a = m.dec;

@@ -49,6 +49,23 @@ struct Rng {
 
 }  // namespace
 
+void check_chunk_args(const int32_t* ids, int batch, int C, int start_pos, int length, int max_len, int vocab_size) {
+  if (C <= 0 || start_pos < 0 || start_pos > length || start_pos + C > max_len) {
+    std::ostringstream os;
+    os << "forward_chunk(C=" << C << ", start_pos=" << start_pos << ") needs C > 0, start_pos <= cache length "
+       << length << " and start_pos + C <= cache max_len " << max_len;
+    throw std::invalid_argument(os.str());
+  }
+  for (int i = 0; i < batch * C; ++i)
+    if (ids[i] < 0 || ids[i] >= vocab_size) {
+      std::ostringstream os;
+      os << "ids[row " << i / C << ", chunk position " << i % C << "] = " << ids[i] << " is outside [0, vocab_size="
+         << vocab_size << ")";
+      throw std::invalid_argument(os.str());
+    }
+}
+
+
 Model::Model(const ModelConfig& config) : cfg_(config) {
   const std::string err = cfg_.validate();
   if (!err.empty()) throw std::invalid_argument("invalid model config: " + err);
@@ -326,19 +343,7 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
   const int S = (nh + 2 * nkv) * hd, A = nh * hd, L = cfg_.num_hidden_layers;
   if (cache.num_layers != L || cache.num_kv_heads != nkv || cache.head_dim != hd)
     throw std::invalid_argument("KV cache was made for a different model shape: make it with Model::make_cache");
-  if (C <= 0 || start_pos < 0 || start_pos > cache.length || start_pos + C > cache.max_len) {
-    std::ostringstream os;
-    os << "forward_chunk(C=" << C << ", start_pos=" << start_pos << ") needs C > 0, start_pos <= cache length "
-       << cache.length << " and start_pos + C <= cache max_len " << cache.max_len;
-    throw std::invalid_argument(os.str());
-  }
-  for (int i = 0; i < B * C; ++i)
-    if (ids[i] < 0 || ids[i] >= V) {
-      std::ostringstream os;
-      os << "ids[row " << i / C << ", chunk position " << i % C << "] = " << ids[i] << " is outside [0, vocab_size="
-         << V << ")";
-      throw std::invalid_argument(os.str());
-    }
+  check_chunk_args(ids, B, C, start_pos, cache.length, cache.max_len, V);
   const int N = B * C;
   const size_t n = static_cast<size_t>(N);
   Activations& a = chunk_;

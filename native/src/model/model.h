@@ -69,6 +69,11 @@ struct KVCache {
   void clear() { length = 0; }
 };
 
+// The argument checks of forward_chunk, shared by every backend: C > 0, 0 <= start_pos <= length,
+// start_pos + C <= max_len, and every id in [0, vocab_size). Throws std::invalid_argument naming the
+// row and chunk position of a bad id.
+void check_chunk_args(const int32_t* ids, int batch, int C, int start_pos, int length, int max_len, int vocab_size);
+
 class Model {
  public:
   // Throws std::invalid_argument with config.validate()'s message when the config is unusable.
