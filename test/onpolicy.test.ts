@@ -4,12 +4,11 @@
  * rises), the round log must carry its metrics, and a rerun resumes instead of redoing the rounds.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../bin/main.ts';
-import { repoRoot } from '../common/native.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
 import { elboOfTrajectories } from '../pipelines/trajectories/elbo.ts';
 import { readRounds, speedupPoints } from '../pipelines/trajectories/report-speedup.ts';
@@ -22,9 +21,11 @@ import {
   runOnPolicy,
   selectForDistillation,
 } from '../trainer/stages/onpolicy.ts';
+import { builtNative } from './native-build.ts';
 
-const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
-const haveNative = existsSync(bin);
+// Empty when sdt-native cannot be built here (no CMake): the native tests skip.
+const bin = builtNative() ?? '';
+const haveNative = bin !== '';
 const dir = mkdtempSync(join(tmpdir(), 'sdt-onpolicy-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -3,7 +3,7 @@
  * text prompts round-trip through the tokenizer; seeded sampling repeats; the CLI prints completions.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,9 +11,11 @@ import { repoRoot } from '../common/native.ts';
 import { SamplerClient } from '../pipelines/sample/client.ts';
 import type { WireStepEvent } from '../pipelines/sample/protocol.ts';
 import { saveTokenizer, trainBpe } from '../pipelines/tokenizer/index.ts';
+import { builtNative } from './native-build.ts';
 
-const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
-const haveNative = existsSync(bin);
+// Empty when sdt-native cannot be built here (no CMake): the native tests skip.
+const bin = builtNative() ?? '';
+const haveNative = bin !== '';
 if (!haveNative) console.warn(`sample tests skipped: ${bin} not built (npm run build:native)`);
 
 const dir = mkdtempSync(join(tmpdir(), 'sdt-sample-'));

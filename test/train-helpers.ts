@@ -1,22 +1,18 @@
-/** Shared by the train end-to-end tests: the native binary and small datasets built from stdlib files. */
-import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../bin/main.ts';
-import { repoRoot } from '../common/native.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
+import { builtNative } from './native-build.ts';
 
 /**
  * A private copy of native/build/sdt-native (built on demand), so a rebuild of the shared build directory
  * while the tests run cannot swap the binary under them; undefined (the tests skip) when it cannot be built.
  */
 export function nativeOrBuild(): string | undefined {
-  const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
-  if (!existsSync(bin))
-    spawnSync('node', [join(repoRoot, 'scripts', 'build-native.js')], { stdio: 'inherit' });
-  if (!existsSync(bin)) return undefined;
+  const bin = builtNative();
+  if (!bin) return undefined;
   const copy = join(mkdtempSync(join(tmpdir(), 'sdt-native-')), 'sdt-native');
   copyFileSync(bin, copy);
   chmodSync(copy, 0o755);

@@ -2,11 +2,10 @@
  * Trajectory generation and verification: prompts cut from source text, a pool written in shards that a
  * rerun skips (and that refuses other settings), and the verifier (tree-sitter syntax; tests in the sandbox).
  */
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../common/native.ts';
 import { SandboxPool } from '../eval/sandbox/pool.ts';
 import type { EvalTask } from '../eval/suites/types.ts';
 import { SamplerClient } from '../pipelines/sample/client.ts';
@@ -17,9 +16,11 @@ import {
 } from '../pipelines/trajectories/generate.ts';
 import { replayFinal } from '../pipelines/trajectories/record.ts';
 import { functionBody, verdictValue, verify } from '../pipelines/trajectories/verify.ts';
+import { builtNative } from './native-build.ts';
 
-const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
-const haveNative = existsSync(bin);
+// Empty when sdt-native cannot be built here (no CMake): the native tests skip.
+const bin = builtNative() ?? '';
+const haveNative = bin !== '';
 const dir = mkdtempSync(join(tmpdir(), 'sdt-trajgen-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -14,9 +14,11 @@ import { levenshtein, levSurrogate, levSurrogateOfStates } from '../pipelines/tr
 import { writeNpy } from '../pipelines/trajectories/npy.ts';
 import { readScored, scoreTrajectories, writeScored } from '../pipelines/trajectories/score.ts';
 import type { TrajectoryRow, TrajectoryStep } from '../schemas/trajectory.ts';
+import { builtNative } from './native-build.ts';
 
-const bin = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');
-const haveNative = existsSync(bin);
+// Empty when sdt-native cannot be built here (no CMake): the native tests skip.
+const bin = builtNative() ?? '';
+const haveNative = bin !== '';
 const dir = mkdtempSync(join(tmpdir(), 'sdt-trajscore-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
