@@ -42,9 +42,10 @@ void attention_backward(const bf16* qkv, int qkv_stride, const bf16* out, const 
 // C new positions over a KV cache (as sdt::attention_chunk_forward). q: [B*C, q_stride] bf16 with
 // nh heads at column 0; kcache/vcache: one layer, [B][nkv][max_len][hd] bf16, holding positions
 // [0, start_pos + C). Cached positions are all visible; inside the chunk Causal sees chunk
-// positions <= its own, other modes the whole chunk. out: [B*C, nh*hd] bf16.
+// positions <= its own, other modes the whole chunk, except that chunk positions [0, own_block)
+// see only each other (a committed block written with the next block's first step). out: [B*C, nh*hd] bf16.
 void attention_chunk_forward(const bf16* q, int q_stride, const bf16* kcache, const bf16* vcache, int max_len, int B,
                              int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, bf16* out,
-                             Stream stream);
+                             Stream stream, int own_block = 0);
 
 }  // namespace sdt::cuda

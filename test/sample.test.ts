@@ -113,6 +113,27 @@ describe.skipIf(!haveNative)('sdt-native serve', () => {
     expect(c.steps).toBeLessThanOrEqual(12);
   });
 
+  it('passes the commit order through: left-to-right commits one position after another', async () => {
+    const s = {
+      maxNew: 12,
+      block: 4,
+      threshold: 1,
+      eos: -1,
+      trajectory: true,
+      order: 'left-to-right' as const,
+    };
+    const [c] = await client.generateTokens([[5, 6, 7, 8]], s);
+    expect(c.trajectory!.map((t) => t.positions)).toEqual(Array.from({ length: 12 }, (_, i) => [i]));
+    const [byConfidence] = await client.generateTokens([[5, 6, 7, 8]], { ...s, order: 'confidence' });
+    // The random model's most confident position is not always the leftmost one.
+    expect(byConfidence.trajectory!.map((t) => t.positions[0])).not.toEqual(
+      Array.from({ length: 12 }, (_, i) => i),
+    );
+    const bad = await client.request({ prompt: [5], order: 'sideways' });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.error).toMatch(/"order"/);
+  });
+
   it('is deterministic for a seed when sampling', async () => {
     const s = { maxNew: 16, block: 8, temperature: 1, topP: 0.95, seed: 11, eos: -1 };
     const [a] = await client.generateTokens([[5, 6]], s);

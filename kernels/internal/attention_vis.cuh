@@ -47,8 +47,12 @@ struct ChunkVis {
   bool causal;
   int start_pos;
   int C;
-  __device__ bool visible(int, int i, int j) const { return !causal || j - start_pos <= i; }
-  __device__ int key_end(int, int i) const { return causal ? start_pos + i + 1 : start_pos + C; }
+  int own_block;  // chunk positions [0, own_block) see only each other (and the cache)
+  __device__ int key_end(int, int i) const {
+    if (causal) return start_pos + i + 1;
+    return i < own_block ? start_pos + own_block : start_pos + C;
+  }
+  __device__ bool visible(int b, int i, int j) const { return j < key_end(b, i); }
 };
 
 }  // namespace sdt::cuda::detail

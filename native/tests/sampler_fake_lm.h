@@ -48,7 +48,7 @@ class FakeLM : public sdt::sampler::LanguageModel {
   mutable int calls = 0;
 
   void forward_chunk(sdt::sampler::LMCache& cache, const int32_t* ids, int n, int start_pos, sdt::AttentionMode within,
-                     float* logits, bool append) const override {
+                     float* logits, bool append, int own_block = 0) const override {
     ++calls;
     auto& c = dynamic_cast<FakeCache&>(cache);
     if (start_pos > c.length()) throw std::logic_error("FakeLM: start_pos beyond the cache");
@@ -63,6 +63,7 @@ class FakeLM : public sdt::sampler::LanguageModel {
           for (int q = 0; q < start_pos; ++q) seen.push_back({held[static_cast<size_t>(q)], q});
           for (int j = 0; j < n; ++j) {
             if (within == sdt::AttentionMode::Causal && j > i) continue;
+            if (i < own_block && j >= own_block) continue;
             seen.push_back({chunk[j], start_pos + j});
           }
           row(seen, start_pos + i, logits + (b * static_cast<size_t>(n) + static_cast<size_t>(i)) * V);

@@ -32,10 +32,37 @@ inline std::pair<int32_t, double> greedy(const float* row, const sdt::ModelConfi
   return {best, 1.0 / z};
 }
 
-// The slow reference: block-aligned blocks, one greedy token per step (the most confident masked
-// position), every step a full forward of the sequence so far under block attention, no cache.
+// How the reference ranks a masked position from its logits row, computed in double from scratch.
+enum class RefOrder { Confidence, Margin, Entropy, LeftToRight };
+
+inline double reference_score(const float* row, const sdt::ModelConfig& c, RefOrder order, int position) {
+  if (order == RefOrder::LeftToRight) return -position;
+  std::vector<double> p;
+  double m = -1e300;
+  for (int v = 0; v < c.vocab_size; ++v) {
+    if (v == c.mask_token_id || v == c.pad_token_id || v == c.bos_token_id) continue;
+    m = std::max(m, static_cast<double>(row[v]));
+  }
+  double z = 0;
+  for (int v = 0; v < c.vocab_size; ++v) {
+    if (v == c.mask_token_id || v == c.pad_token_id || v == c.bos_token_id) continue;
+    p.push_back(std::exp(static_cast<double>(row[v]) - m));
+    z += p.back();
+  }
+  for (double& x : p) x /= z;
+  std::sort(p.begin(), p.end(), [](double a, double b) { return a > b; });
+  if (order == RefOrder::Confidence) return p[0];
+  if (order == RefOrder::Margin) return p[0] - (p.size() > 1 ? p[1] : 0.0);
+  double h = 0;
+  for (double x : p)
+    if (x > 0) h -= x * std::log(x);
+  return 1.0 - h / std::log(static_cast<double>(p.size()));
+}
+
+// The slow reference: block-aligned blocks, one greedy token per step (the masked position ranked
+// first by `order`), every step a full forward of the sequence so far under block attention, no cache.
 inline std::vector<int32_t> slow_reference(const LanguageModel& m, const std::vector<int32_t>& prompt, int total,
-                                    int32_t eos) {
+                                    int32_t eos, RefOrder order = RefOrder::Confidence) {
   const auto& c = m.config();
   const int B = c.block_size;
   const int P = static_cast<int>(prompt.size());
@@ -61,10 +88,12 @@ inline std::vector<int32_t> slow_reference(const LanguageModel& m, const std::ve
       m.forward_full(seq.data(), end, AttentionMode::Block, logits.data());
       int best_pos = -1;
       int32_t best_tok = -1;
-      double best_p = -1;
+      double best_p = -1e300;
       for (int i = pos; i < end; ++i) {
         if (done[static_cast<size_t>(i)]) continue;
-        auto [tok, p] = greedy(logits.data() + static_cast<size_t>(i) * static_cast<size_t>(c.vocab_size), c);
+        const float* row = logits.data() + static_cast<size_t>(i) * static_cast<size_t>(c.vocab_size);
+        const int32_t tok = greedy(row, c).first;
+        const double p = reference_score(row, c, order, i);
         if (p > best_p) {
           best_p = p;
           best_pos = i;

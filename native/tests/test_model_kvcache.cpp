@@ -172,3 +172,54 @@ TEST(model_kvcache_probe_over_committed_positions_leaves_cache_intact) {
   m.forward_chunk(probed, chunk(8).data(), 4, 8, AttentionMode::Block, got.data(), true);
   CHECK_NEAR(max_diff(want, got), 0.0, 1e-5);
 }
+
+// A committed block written in the same call as the next block's first step (own_block) leaves the
+// cache and the next block's logits as two separate calls do.
+TEST(model_kvcache_own_block_equals_write_then_step) {
+  for (AttentionMode mode : {AttentionMode::Block, AttentionMode::Bidirectional}) {
+    TestRng rng(77);
+    auto cfg = sdt_test::tiny_config(2, false, mode);
+    cfg.block_size = 4;
+    sdt::Model m(cfg);
+    m.init(77);
+    for (auto& p : m.params())
+      if (p.shape.size() == 2)
+        for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 10.0f;
+    const int B = 2, V = cfg.vocab_size, P = 4, N = 4;
+    const auto prompt = random_ids(cfg, B * P, rng);
+    const auto committed = random_ids(cfg, B * N, rng);  // block [4, 8)
+    std::vector<int32_t> next(static_cast<size_t>(B) * N, cfg.mask_token_id);  // block [8, 12)
+    next[1] = committed[0];
+    std::vector<float> scratch(static_cast<size_t>(B) * 2 * N * V);
+
+    sdt::KVCache two = m.make_cache(B, 16), one = m.make_cache(B, 16);
+    for (sdt::KVCache* c : {&two, &one}) m.forward_chunk(*c, prompt.data(), P, 0, mode, scratch.data(), true);
+    // Two calls: write the committed block, then the next block's step.
+    std::vector<float> expect(static_cast<size_t>(B) * N * V);
+    m.forward_chunk(two, committed.data(), N, P, mode, scratch.data(), true);
+    m.forward_chunk(two, next.data(), N, P + N, mode, expect.data(), false);
+    // One call: [committed ; next] with the committed block as its own block.
+    std::vector<int32_t> fused;
+    for (int b = 0; b < B; ++b) {
+      fused.insert(fused.end(), committed.begin() + b * N, committed.begin() + (b + 1) * N);
+      fused.insert(fused.end(), next.begin() + b * N, next.begin() + (b + 1) * N);
+    }
+    std::vector<float> got_all(static_cast<size_t>(B) * 2 * N * V), got;
+    m.forward_chunk(one, fused.data(), 2 * N, P, mode, got_all.data(), true, N);
+    for (int b = 0; b < B; ++b)
+      got.insert(got.end(), got_all.begin() + (static_cast<size_t>(b) * 2 * N + N) * V,
+                 got_all.begin() + (static_cast<size_t>(b) * 2 * N + 2 * N) * V);
+    CHECK_NEAR(max_diff(expect, got), 0.0, 1e-4);
+    // The cache then answers the same: a probe of the next block from both.
+    std::vector<float> a(static_cast<size_t>(B) * N * V), c(a.size());
+    m.forward_chunk(two, next.data(), N, P + N, mode, a.data(), false);
+    m.forward_chunk(one, next.data(), N, P + N, mode, c.data(), false);
+    CHECK_NEAR(max_diff(a, c), 0.0, 1e-4);
+    // Without own_block the committed block would see the masked one: different cache, different logits.
+    sdt::KVCache leak = m.make_cache(B, 16);
+    m.forward_chunk(leak, prompt.data(), P, 0, mode, scratch.data(), true);
+    m.forward_chunk(leak, fused.data(), 2 * N, P, mode, got_all.data(), true, 0);
+    m.forward_chunk(leak, next.data(), N, P + N, mode, c.data(), false);
+    CHECK(max_diff(a, c) > 1e-3);
+  }
+}

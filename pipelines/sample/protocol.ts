@@ -4,12 +4,17 @@
  */
 import type { StepKind } from '../../schemas/trajectory.ts';
 
+export const COMMIT_ORDERS = ['confidence', 'margin', 'entropy', 'random', 'left-to-right'] as const;
+export type CommitOrder = (typeof COMMIT_ORDERS)[number];
+
 export interface SampleSettings {
   /** 'diffusion' (block-wise, default) or 'ar' (token by token, for causal checkpoints). */
   mode?: 'diffusion' | 'ar';
   maxNew?: number;
   block?: number;
   rule?: 'threshold' | 'fixed' | 'remask';
+  /** Which masked positions a step prefers (native/src/sampler/decode.h CommitOrder). */
+  order?: CommitOrder;
   threshold?: number;
   maxPerStep?: number;
   tokensPerStep?: number;
@@ -33,6 +38,7 @@ const WIRE_NAMES: Record<keyof SampleSettings, string> = {
   maxNew: 'max_new',
   block: 'block',
   rule: 'rule',
+  order: 'order',
   threshold: 'threshold',
   maxPerStep: 'max_per_step',
   tokensPerStep: 'tokens_per_step',

@@ -1,6 +1,6 @@
 /** Sampler CLI options shared by `sdt sample` and `sdt bench sample`, and their mapping to settings. */
 import { bool, num, type OptionSpec, type OptionValues, str } from '../../common/cli.ts';
-import type { SampleSettings } from './protocol.ts';
+import { COMMIT_ORDERS, type SampleSettings } from './protocol.ts';
 
 export const SAMPLER_OPTIONS: Record<string, OptionSpec> = {
   'max-new': { type: 'number', description: 'tokens to generate at most', default: 128, arg: 'N' },
@@ -10,6 +10,13 @@ export const SAMPLER_OPTIONS: Record<string, OptionSpec> = {
     description: 'commit rule inside a block',
     default: 'threshold',
     choices: ['threshold', 'fixed', 'remask'],
+  },
+  order: {
+    type: 'string',
+    description:
+      'which masked positions a step prefers; threshold rule: confidence, margin and entropy compare their own score with T, random and left-to-right take as many as have confidence >= T',
+    default: 'confidence',
+    choices: [...COMMIT_ORDERS],
   },
   threshold: {
     type: 'number',
@@ -66,6 +73,7 @@ export function settingsFromOptions(o: OptionValues): SampleSettings {
     maxNew: num(o, 'max-new'),
     block: num(o, 'block'),
     rule: str(o, 'rule') as SampleSettings['rule'],
+    order: str(o, 'order') as SampleSettings['order'],
     threshold: num(o, 'threshold'),
     maxPerStep: num(o, 'max-per-step'),
     tokensPerStep: num(o, 'tokens-per-step'),

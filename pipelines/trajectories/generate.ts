@@ -19,13 +19,6 @@ import { type SampleSettings, settingsToWire } from '../sample/protocol.ts';
 import { SAMPLER_OPTIONS, settingsFromOptions } from '../sample/settings.ts';
 import { completionToRow, readTrajectories, writeTrajectories } from './record.ts';
 
-/**
- * Commit orders. The native sampler commits by confidence (max probability) only; margin, entropy,
- * random and left-to-right orders need a sampler setting that does not exist yet.
- */
-export const COMMIT_ORDERS = ['confidence'] as const;
-export const MISSING_ORDERS = ['margin', 'entropy', 'random', 'left-to-right'] as const;
-
 const HEADER =
   /^([ \t]*)(?:async[ \t]+)?def[ \t]+\w+[ \t]*\([^)]*\)[^:\n]*:[ \t]*\n([ \t]+)("""|''')[\s\S]*?\3[ \t]*\n/gm;
 
@@ -40,18 +33,25 @@ export function functionPrompts(text: string): string[] {
   return out;
 }
 
-/** Up to `limit` prompts from the validation split of a dataset, in a stable order. */
-export async function datasetPrompts(dir: string, limit: number): Promise<PromptItem[]> {
+/**
+ * Up to `limit` prompts from a split of a dataset (validation by default: held-out files), in a stable order.
+ * On-policy training samples the train split and measures on the validation split, so the two never share a
+ * file.
+ */
+export async function datasetPrompts(
+  dir: string,
+  limit: number,
+  split: 'train' | 'validation' = 'validation',
+): Promise<PromptItem[]> {
   const ds = await openDataset(dir);
   const items: PromptItem[] = [];
-  for await (const row of ds.rows('validation')) {
+  for await (const row of ds.rows(split)) {
     functionPrompts(row.text).forEach((p, i) => {
       if (items.length < limit) items.push({ id: `${row.id}:${i}`, prompt: p });
     });
     if (items.length >= limit) break;
   }
-  if (items.length === 0)
-    throw new UserError(`${dir}: no function with a docstring in the validation split.`);
+  if (items.length === 0) throw new UserError(`${dir}: no function with a docstring in the ${split} split.`);
   return items;
 }
 
@@ -170,8 +170,8 @@ export const command: CommandSpec = {
 Prompts come from --prompts (JSONL, as sdt sample), --suite (an eval suite's prompts; ids are task ids, so
 \`sdt traj score --suite\` can run their tests) or --dataset (top-level function headers with docstrings cut
 from the validation split). Trajectory k of a prompt samples with seed --seed + k (use --temperature > 0 for
-distinct trajectories). Commit order: ${COMMIT_ORDERS.join(', ')} (the native sampler's); not yet available:
-${MISSING_ORDERS.join(', ')}. A rerun with the same settings skips finished shards.`,
+distinct trajectories). --order picks the commit order (confidence, margin, entropy, random,
+left-to-right; docs/sample.md). A rerun with the same settings skips finished shards.`,
   options: {
     ckpt: { type: 'string', arg: 'DIR', description: 'teacher checkpoint', required: true },
     out: {
@@ -204,12 +204,6 @@ ${MISSING_ORDERS.join(', ')}. A rerun with the same settings skips finished shar
     },
     limit: { type: 'number', arg: 'N', description: 'at most N prompts', default: 1000 },
     k: { type: 'number', arg: 'K', description: 'trajectories per prompt', default: 4 },
-    order: {
-      type: 'string',
-      description: 'commit order inside a block',
-      default: 'confidence',
-      choices: [...COMMIT_ORDERS],
-    },
     'shard-prompts': { type: 'number', arg: 'N', description: 'prompts per shard file', default: 64 },
     batch: { type: 'number', arg: 'N', description: 'prompts per sampler request', default: 8 },
     ...SAMPLER_OPTIONS,

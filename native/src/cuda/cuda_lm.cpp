@@ -22,11 +22,11 @@ std::unique_ptr<sampler::LMCache> CudaLM::new_cache(int batch) const {
 }
 
 void CudaLM::forward_chunk(sampler::LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
-                           float* logits, bool append) const {
+                           float* logits, bool append, int own_block) const {
   auto* c = dynamic_cast<CudaLMCache*>(&cache);
   if (c == nullptr) throw std::logic_error("CudaLM::forward_chunk: cache was not made by this model");
   if (n == 0) return;
-  model_.forward_chunk(c->kv, ids, n, start_pos, within, logits, append);
+  model_.forward_chunk(c->kv, ids, n, start_pos, within, logits, append, own_block);
 }
 
 void CudaLM::forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const {

@@ -416,13 +416,14 @@ CudaKVCache CudaModel::make_cache(int batch, int max_len) const {
 }
 
 void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
-                              float* logits_out, bool append_to_cache) {
+                              float* logits_out, bool append_to_cache, int own_block) {
   Impl& m = *impl_;
   const ModelConfig& c = m.cfg;
   const int B = cache.batch, D = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
   const int nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim();
   const int S = (nh + 2 * nkv) * hd, A = nh * hd, L = c.num_hidden_layers;
   check_chunk_args(ids, B, C, start_pos, cache.length, cache.max_len, V);
+  check_own_block(own_block, C, mode);
   const int N = B * C;
   const size_t n = static_cast<size_t>(N);
   LayerActs& a = m.dec;
@@ -466,7 +467,7 @@ void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int
     }
     kv_cache_append(a.qkv.get(), S, B, C, nh, nkv, hd, kc, vc, cache.max_len, start_pos, nullptr);
     attention_chunk_forward(a.qkv.get(), S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, a.attn.get(),
-                            nullptr);
+                            nullptr, own_block);
     for (int bg = 0; keep > 0 && bg < B * nkv; ++bg) {
       copy_on_device(slots(kc, bg), m.saved_k.get() + bg * keep_n, keep_n * sizeof(bf16), nullptr);
       copy_on_device(slots(vc, bg), m.saved_v.get() + bg * keep_n, keep_n * sizeof(bf16), nullptr);

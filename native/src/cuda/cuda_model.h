@@ -61,7 +61,7 @@ class CudaModel {
                       float* logits_out, const int32_t* position_ids = nullptr);
   CudaKVCache make_cache(int batch, int max_len) const;
   void forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
-                     float* logits_out, bool append_to_cache);
+                     float* logits_out, bool append_to_cache, int own_block = 0);
 
   // Clips by global norm (max_norm <= 0: off) and applies one AdamW update at `lr` to every
   // parameter (decay per ParamView::decay). Returns the gradient norm before clipping.

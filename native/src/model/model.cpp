@@ -49,6 +49,14 @@ struct Rng {
 
 }  // namespace
 
+void check_own_block(int own_block, int C, AttentionMode mode) {
+  if (own_block < 0 || own_block >= C)
+    throw std::invalid_argument("forward_chunk: own_block " + std::to_string(own_block) + " must be in [0, " +
+                                std::to_string(C) + ")");
+  if (own_block > 0 && mode == AttentionMode::Causal)
+    throw std::invalid_argument("forward_chunk: own_block needs a non-causal chunk");
+}
+
 void check_chunk_args(const int32_t* ids, int batch, int C, int start_pos, int length, int max_len, int vocab_size) {
   if (C <= 0 || start_pos < 0 || start_pos > length || start_pos + C > max_len) {
     std::ostringstream os;
@@ -337,7 +345,8 @@ KVCache Model::make_cache(int batch, int max_len) const {
 }
 
 void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
-                          float* logits_out, bool append_to_cache) {
+                          float* logits_out, bool append_to_cache, int own_block) {
+  check_own_block(own_block, C, mode);
   const int B = cache.batch, D = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
   const int nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, hd = cfg_.head_dim();
   const int S = (nh + 2 * nkv) * hd, A = nh * hd, L = cfg_.num_hidden_layers;
@@ -389,7 +398,7 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
           std::copy_n(row + static_cast<long>(nh + g) * hd, hd, kc + dst);
           std::copy_n(row + static_cast<long>(nh + nkv + g) * hd, hd, vc + dst);
         }
-    attention_chunk_forward(qkv, S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, attn);
+    attention_chunk_forward(qkv, S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, attn, own_block);
     if (keep > 0) {
       // A probe over already-cached positions: put their committed K/V back.
       for (int bg = 0; bg < B * nkv; ++bg) {

@@ -73,6 +73,8 @@ struct KVCache {
 // start_pos + C <= max_len, and every id in [0, vocab_size). Throws std::invalid_argument naming the
 // row and chunk position of a bad id.
 void check_chunk_args(const int32_t* ids, int batch, int C, int start_pos, int length, int max_len, int vocab_size);
+// 0 <= own_block < C, and 0 under Causal (whose chunk is already causal); throws std::invalid_argument.
+void check_own_block(int own_block, int C, AttentionMode mode);
 
 class Model {
  public:
@@ -137,8 +139,11 @@ class Model {
   // Exactness: for a Block model, calling this block by block (C = block_size, start_pos a
   // multiple of block_size) reproduces forward_logits(mode = Block); for Causal, token by token
   // reproduces forward_logits(mode = Causal) (up to fp32 summation order).
+  // own_block > 0 (not with Causal): chunk positions [0, own_block) form a block of their own,
+  // attending to the cache and to each other only, so a committed block can be written to the cache
+  // in the same call that runs the first step of the block after it, as exactly as in two calls.
   void forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
-                     float* logits_out, bool append_to_cache);
+                     float* logits_out, bool append_to_cache, int own_block = 0);
 
  private:
   // Offsets of one layer's tensors in data_ / grad_. q/k/v are adjacent (one fused [q;k;v]

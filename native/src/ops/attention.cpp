@@ -64,8 +64,12 @@ struct ChunkMask {
   bool causal;
   int start_pos;
   int C;
-  bool visible(int i, int j) const { return !causal || j - start_pos <= i; }
-  int key_end(int i) const { return causal ? start_pos + i + 1 : start_pos + C; }
+  int own_block;  // chunk positions [0, own_block) see only each other (and the cache)
+  bool visible(int i, int j) const { return j < key_end(i); }
+  int key_end(int i) const {
+    if (causal) return start_pos + i + 1;
+    return i < own_block ? start_pos + own_block : start_pos + C;
+  }
 };
 
 constexpr int kQueryTile = 64;
@@ -206,10 +210,11 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
 }
 
 void attention_chunk_forward(const float* q, int q_stride, const float* kcache, const float* vcache, int max_len,
-                             int B, int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, float* out) {
+                             int B, int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, float* out,
+                             int own_block) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = nh / nkv;
-  const ChunkMask cm{mode == AttentionMode::Causal, start_pos, C};
+  const ChunkMask cm{mode == AttentionMode::Causal, start_pos, C, own_block};
 #pragma omp parallel if (static_cast<long>(B) * nh * C * (start_pos + C) * hd >= kParallelMinWork)
   {
     std::vector<float> scores(static_cast<size_t>(kQueryTile) * (start_pos + C));

@@ -69,9 +69,12 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
 // Attention of C new positions over a KV cache. q: [B*C, q_stride] with nh heads at column 0;
 // kcache/vcache: one layer of a cache, [B][nkv][max_len][hd], holding positions [0, start_pos + C)
 // (the chunk's own K/V already written at [start_pos, start_pos + C)). Cached positions are all
-// visible; inside the chunk, Causal sees chunk positions <= its own, other modes the whole chunk.
+// visible; inside the chunk, Causal sees chunk positions <= its own, other modes the whole chunk,
+// except that with own_block > 0 the first own_block chunk positions form a block of their own that
+// sees only itself (a committed block written in the same call as the next block's first step).
 void attention_chunk_forward(const float* q, int q_stride, const float* kcache, const float* vcache, int max_len,
-                             int B, int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, float* out);
+                             int B, int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, float* out,
+                             int own_block = 0);
 
 // ---- SwiGLU ----
 // gu: [N, 2I], gate in columns [0, I), up in [I, 2I). h = silu(gate) * up, [N, I].

@@ -24,6 +24,29 @@ const char* commit_rule_name(CommitRule rule) {
   return "?";
 }
 
+const char* commit_order_name(CommitOrder order) {
+  switch (order) {
+    case CommitOrder::Confidence: return "confidence";
+    case CommitOrder::Margin: return "margin";
+    case CommitOrder::Entropy: return "entropy";
+    case CommitOrder::Random: return "random";
+    case CommitOrder::LeftToRight: return "left-to-right";
+  }
+  return "?";
+}
+
+bool parse_commit_order(const std::string& name, CommitOrder* out) {
+  static const CommitOrder all[] = {CommitOrder::Confidence, CommitOrder::Margin, CommitOrder::Entropy,
+                                    CommitOrder::Random, CommitOrder::LeftToRight};
+  for (CommitOrder o : all) {
+    if (name == commit_order_name(o)) {
+      *out = o;
+      return true;
+    }
+  }
+  return false;
+}
+
 bool parse_decode_mode(const std::string& name, DecodeMode* out) {
   if (name == "diffusion") *out = DecodeMode::Diffusion;
   else if (name == "ar") *out = DecodeMode::Autoregressive;
@@ -46,6 +69,8 @@ std::string validate_settings(const SamplerSettings& s, const ModelConfig& confi
   if (s.max_per_step < 0) return "max_per_step must be >= 0 (0 = no cap)";
   if (s.tokens_per_step < 1) return "tokens_per_step must be >= 1";
   if (s.steps_per_block < 0) return "steps_per_block must be >= 0 (0 = one per position)";
+  if (s.rule == CommitRule::Remask && s.order != CommitOrder::Confidence)
+    return "the remask rule re-scores committed tokens by probability: use order \"confidence\" with it";
   if (!(s.temperature >= 0.0f) || !std::isfinite(s.temperature)) return "temperature must be >= 0";
   if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return "top_p must be in (0, 1]";
   if (s.refresh_every < 0) return "refresh_every must be >= 0 (0 = never)";
@@ -68,10 +93,10 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-// Order positions by confidence, highest first; ties go to the leftmost position so runs repeat.
-void sort_by_confidence(std::vector<int>& idx, const std::vector<float>& conf) {
+// Order positions by score, highest first; ties go to the leftmost position so runs repeat.
+void sort_by_score(std::vector<int>& idx, const std::vector<float>& score) {
   std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) {
-    return conf[static_cast<size_t>(a)] > conf[static_cast<size_t>(b)];
+    return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)];
   });
 }
 
@@ -88,6 +113,7 @@ struct Row {
   std::vector<int32_t> ids;  // prompt tail + block
   std::vector<uint8_t> committed;
   std::vector<float> conf;
+  std::vector<float> rank;  // the commit order's score of each position
   std::vector<int32_t> proposal;
   BlockStats stats;
   bool revising = false;
@@ -116,14 +142,19 @@ class GroupDecoder {
   void autoregressive(std::vector<Row>& rows);
 
  private:
+  // Logits of block position i (counted from the chunk's start, prompt tail included) of row r. The
+  // last forward may have run a committed block ahead of the chunk (logit_offset_ positions per row).
   const float* row_logits(size_t r, int chunk_len, int i) const {
-    return logits_.data() + (r * static_cast<size_t>(chunk_len) + static_cast<size_t>(i)) * static_cast<size_t>(vocab_);
+    const size_t stride = static_cast<size_t>(chunk_len + logit_offset_);
+    return logits_.data() + (r * stride + static_cast<size_t>(logit_offset_ + i)) * static_cast<size_t>(vocab_);
   }
   // Runs the same chunk positions for every row; `ids` holds rows.size() * n ids.
   void forward(LMCache& cache, const std::vector<int32_t>& ids, int n, int start, AttentionMode within,
-               bool want_logits, bool append) {
+               bool want_logits, bool append, int own_block = 0) {
     if (want_logits) logits_.resize(ids.size() * static_cast<size_t>(vocab_));
-    model_.forward_chunk(cache, ids.data(), n, start, within, want_logits ? logits_.data() : nullptr, append);
+    logit_offset_ = own_block;
+    model_.forward_chunk(cache, ids.data(), n, start, within, want_logits ? logits_.data() : nullptr, append,
+                         own_block);
   }
   int clip_total(int prompt_len) const {
     const int ctx = cfg_.max_position_embeddings;
@@ -135,6 +166,16 @@ class GroupDecoder {
   void emit(Row& row, TrajectoryStep&& t) {
     if (observer_) observer_(row.index, t);
     if (s_.record_trajectory) row.g.trajectory.push_back(std::move(t));
+  }
+  float order_score(const TokenChoice& c, int position, Rng& rng) const {
+    switch (s_.order) {
+      case CommitOrder::Confidence: return c.confidence;
+      case CommitOrder::Margin: return c.margin;
+      case CommitOrder::Entropy: return c.certainty;
+      case CommitOrder::Random: return static_cast<float>(rng.next_double());
+      case CommitOrder::LeftToRight: return -static_cast<float>(position);
+    }
+    return c.confidence;
   }
   void diffusion_step(Row& row, int tail, int n, int done, int block, int chunk_len, size_t r);
   void revise_pass(Row& row, int tail, int n, int done, int block, int chunk_len, size_t r, int pass);
@@ -149,6 +190,7 @@ class GroupDecoder {
   const StepObserver& observer_;
   const bool steps_wanted_;
   std::vector<float> logits_;
+  int logit_offset_ = 0;
   std::vector<float> scratch_;
 };
 
@@ -189,13 +231,24 @@ void GroupDecoder::diffusion_step(Row& row, int tail, int n, int done, int block
     const TokenChoice c = choose_token(lg, vocab_, banned_, choice_, row.rng, scratch_);
     row.proposal[static_cast<size_t>(i)] = c.token;
     conf[static_cast<size_t>(i)] = c.confidence;
+    row.rank[static_cast<size_t>(i)] = order_score(c, i, row.rng);
     candidates.push_back(i);
   }
-  sort_by_confidence(candidates, conf);
+  // Remask ranks committed and masked positions together, by probability (validate_settings).
+  sort_by_score(candidates, s_.rule == CommitRule::Remask ? conf : row.rank);
   std::vector<int> commit, remask;
   if (s_.rule == CommitRule::Threshold) {
+    const bool own_score = s_.order == CommitOrder::Confidence || s_.order == CommitOrder::Margin ||
+                           s_.order == CommitOrder::Entropy;
+    // Random and left-to-right orders take as many positions as the confidence rule would.
+    size_t quota = 0;
+    if (!own_score)
+      for (int i : candidates) quota += conf[static_cast<size_t>(i)] >= s_.threshold ? 1 : 0;
     for (int i : candidates) {
-      if (!commit.empty() && conf[static_cast<size_t>(i)] < s_.threshold) break;
+      if (!commit.empty()) {
+        if (own_score && row.rank[static_cast<size_t>(i)] < s_.threshold) break;
+        if (!own_score && commit.size() >= quota) break;
+      }
       commit.push_back(i);
       if (s_.max_per_step > 0 && static_cast<int>(commit.size()) >= s_.max_per_step) break;
     }
@@ -315,6 +368,14 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
 
   const auto t_decode = Clock::now();
   int done = 0;
+  // The finished block whose keys/values are not in the cache yet: they are written by the first
+  // step of the next block (one model call instead of two; its positions form a block of their own
+  // inside that call, so the cache holds exactly what a separate write would have put there).
+  struct Pending {
+    int start = 0;
+    int len = 0;
+    std::vector<std::vector<int32_t>> ids;  // per row
+  } pending;
   auto any_active = [&]() {
     return std::any_of(rows.begin(), rows.end(), [](const Row& row) { return row.active; });
   };
@@ -332,6 +393,7 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
       // Rows that ended still feed a block (their cache rows are never read), all masked.
       row.committed.assign(static_cast<size_t>(n), row.active ? 0 : 1);
       row.conf.assign(static_cast<size_t>(n), 0.0f);
+      row.rank.assign(static_cast<size_t>(n), 0.0f);
       row.proposal.assign(static_cast<size_t>(n), mask);
       row.stats = BlockStats{};
       row.stats.start = done;
@@ -346,8 +408,19 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
       for (size_t r = 0; r < R; ++r)
         if (in_block[r] && needs_work(rows[r], tail, n, eos_)) working.push_back(r);
       if (working.empty()) break;
-      gather();
-      forward(*cache, batch_ids, chunk_len, chunk_start, AttentionMode::Bidirectional, true, false);
+      if (pending.len > 0) {
+        batch_ids.clear();
+        for (size_t r = 0; r < R; ++r) {
+          batch_ids.insert(batch_ids.end(), pending.ids[r].begin(), pending.ids[r].end());
+          batch_ids.insert(batch_ids.end(), rows[r].ids.begin(), rows[r].ids.end());
+        }
+        forward(*cache, batch_ids, pending.len + chunk_len, pending.start, AttentionMode::Bidirectional, true, true,
+                pending.len);
+        pending.len = 0;
+      } else {
+        gather();
+        forward(*cache, batch_ids, chunk_len, chunk_start, AttentionMode::Bidirectional, true, false);
+      }
       for (size_t r : working) diffusion_step(rows[r], tail, n, done, block, chunk_len, r);
     }
     if (s_.revise_passes > 0) {
@@ -387,12 +460,19 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
           batch_ids.insert(batch_ids.end(), text.begin(), text.end());
         }
         forward(*cache, batch_ids, P + done, 0, AttentionMode::Bidirectional, false, true);
+        for (size_t r = 0; r < R; ++r)
+          if (rows[r].active) ++rows[r].stats.forward_passes;
       } else {
-        gather();
-        forward(*cache, batch_ids, chunk_len, chunk_start, AttentionMode::Bidirectional, false, true);
+        if (pending.len > 0) {  // never consumed (no step ran): write it on its own
+          batch_ids.clear();
+          for (size_t r = 0; r < R; ++r) batch_ids.insert(batch_ids.end(), pending.ids[r].begin(), pending.ids[r].end());
+          forward(*cache, batch_ids, pending.len, pending.start, AttentionMode::Bidirectional, false, true);
+        }
+        pending.start = chunk_start;
+        pending.len = chunk_len;
+        pending.ids.resize(R);
+        for (size_t r = 0; r < R; ++r) pending.ids[r] = rows[r].ids;
       }
-      for (size_t r = 0; r < R; ++r)
-        if (rows[r].active) ++rows[r].stats.forward_passes;
     }
     for (size_t r = 0; r < R; ++r) {
       if (!in_block[r]) continue;

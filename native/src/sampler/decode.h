@@ -22,8 +22,21 @@ enum class DecodeMode { Diffusion, Autoregressive };
 //              already committed tokens are re-scored, so a committed token can be masked again.
 enum class CommitRule { Threshold, Fixed, Remask };
 
+// Which masked positions a step prefers.
+//   Confidence:  highest top probability first.
+//   Margin:      largest gap between the top two probabilities first.
+//   Entropy:     lowest entropy first (scored as certainty = 1 - H / ln V).
+//   Random:      a fresh random priority per position and step (from the sequence's seeded stream).
+//   LeftToRight: the leftmost masked position first.
+// Threshold rule: Confidence, Margin and Entropy commit the positions whose own score is >= threshold;
+// Random and LeftToRight commit as many positions as have confidence >= threshold, taken in their order.
+// Remask re-scores committed tokens by their probability, so it ranks by Confidence only.
+enum class CommitOrder { Confidence, Margin, Entropy, Random, LeftToRight };
+
 const char* decode_mode_name(DecodeMode mode);
 const char* commit_rule_name(CommitRule rule);
+const char* commit_order_name(CommitOrder order);
+bool parse_commit_order(const std::string& name, CommitOrder* out);
 bool parse_decode_mode(const std::string& name, DecodeMode* out);
 bool parse_commit_rule(const std::string& name, CommitRule* out);
 
@@ -32,6 +45,7 @@ struct SamplerSettings {
   int max_new = 128;  // generated positions at most (clipped to the context)
   int block_size = 32;
   CommitRule rule = CommitRule::Threshold;
+  CommitOrder order = CommitOrder::Confidence;
   float threshold = 0.9f;
   int max_per_step = 0;     // Threshold: cap per step, 0 = none
   int tokens_per_step = 1;  // Fixed
@@ -71,7 +85,9 @@ struct BlockStats {
   int start = 0;  // first generated position of the block
   int size = 0;   // generated positions in the block
   int steps = 0;  // denoising steps (forward passes that committed tokens)
-  int forward_passes = 0;  // all model calls for this block: steps, revision, cache write
+  // All model calls for this block: steps, revision, a cache refresh. Writing the previous block to the
+  // cache rides on this block's first step and costs no call of its own.
+  int forward_passes = 0;
   int revised = 0;         // tokens replaced by revision
 };
 

@@ -46,8 +46,10 @@ class LanguageModel {
   // start_pos <= cache.length(). When `logits` is not null it receives batch * n * vocab_size floats
   // (row b * n + i for chunk position i of row b). When `append` is true the chunk's keys/values are
   // written at [start_pos, start_pos + n) and the cache length becomes start_pos + n.
+  // own_block > 0 (non-causal `within` only): chunk positions [0, own_block) attend to the cache and to
+  // each other only, as if they had been run (and appended) in a call of their own first.
   virtual void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos,
-                             AttentionMode within, float* logits, bool append) const = 0;
+                             AttentionMode within, float* logits, bool append, int own_block = 0) const = 0;
 
   // Whole-sequence forward without any cache, under `mode` (Block: blocks of config().block_size
   // aligned at position 0). The reference the cached paths are tested against.

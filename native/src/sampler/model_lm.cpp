@@ -24,7 +24,7 @@ std::unique_ptr<LMCache> ModelLM::new_cache(int batch) const {
 }
 
 void ModelLM::forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
-                            float* logits, bool append) const {
+                            float* logits, bool append, int own_block) const {
   auto* c = dynamic_cast<ModelCache*>(&cache);
   if (c == nullptr) throw std::logic_error("ModelLM::forward_chunk: cache was not made by this model");
   if (n == 0) return;
@@ -36,7 +36,7 @@ void ModelLM::forward_chunk(LMCache& cache, const int32_t* ids, int n, int start
                 static_cast<size_t>(model_.config().vocab_size));
     out = sink.data();
   }
-  model_.forward_chunk(c->kv, ids, n, start_pos, within, out, append);
+  model_.forward_chunk(c->kv, ids, n, start_pos, within, out, append, own_block);
 }
 
 void ModelLM::forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const {

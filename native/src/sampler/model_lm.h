@@ -21,7 +21,7 @@ class ModelLM : public LanguageModel {
     return ids;
   }
   void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
-                     float* logits, bool append) const override;
+                     float* logits, bool append, int own_block = 0) const override;
   void forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const override;
 
  private:

@@ -100,6 +100,10 @@ Request parse_request(const Json& line, const ModelConfig& c) {
     } else if (k == "rule") {
       if (!v.is_string() || !parse_commit_rule(v.as_string(), &s.rule))
         throw std::invalid_argument("field \"rule\" must be \"threshold\", \"fixed\" or \"remask\"");
+    } else if (k == "order") {
+      if (!v.is_string() || !parse_commit_order(v.as_string(), &s.order))
+        throw std::invalid_argument(
+            "field \"order\" must be \"confidence\", \"margin\", \"entropy\", \"random\" or \"left-to-right\"");
     } else if (k == "max_new") {
       s.max_new = as_int_field(v, k, 0, big);
     } else if (k == "block") {
@@ -137,7 +141,7 @@ Request parse_request(const Json& line, const ModelConfig& c) {
       s.eos_id = as_int_field(v, k, -2, c.vocab_size - 1);
     } else {
       throw std::invalid_argument("unknown field \"" + k +
-                                  "\" (known: id, prompt, prompts, mode, rule, max_new, block, threshold, "
+                                  "\" (known: id, prompt, prompts, mode, rule, order, max_new, block, threshold, "
                                   "max_per_step, tokens_per_step, steps_per_block, temperature, top_p, seed, "
                                   "refresh_every, align_blocks, revise_passes, revise_threshold, trajectory, stream, eos)");
     }

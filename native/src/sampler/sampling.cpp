@@ -41,6 +41,32 @@ float max_scaled(const float* logits, int vocab, const BannedTokens& banned, flo
   return m;
 }
 
+// Margin and normalised certainty of the distribution whose unnormalised probabilities are in `e`
+// (exp(logit * inv_t - m), 0 for banned tokens), summing to z.
+void describe_distribution(const float* logits, int vocab, const BannedTokens& banned, float inv_t, float m,
+                           const std::vector<float>& e, double z, TokenChoice& out) {
+  float p1 = 0.0f, p2 = 0.0f;
+  double weighted = 0.0;  // sum of e * (logit * inv_t - m)
+  int allowed = 0;
+  for (int v = 0; v < vocab; ++v) {
+    if (banned.banned(v)) continue;
+    ++allowed;
+    const float ev = e[static_cast<size_t>(v)];
+    if (ev > p1) {
+      p2 = p1;
+      p1 = ev;
+    } else if (ev > p2) {
+      p2 = ev;
+    }
+    if (ev > 0.0f) weighted += static_cast<double>(ev) * static_cast<double>(logits[v] * inv_t - m);
+  }
+  out.margin = static_cast<float>((static_cast<double>(p1) - static_cast<double>(p2)) / z);
+  // H = ln z - E[logit * inv_t - m]
+  const double entropy = std::max(0.0, std::log(z) - weighted / z);
+  out.certainty = allowed > 1 ? static_cast<float>(std::clamp(1.0 - entropy / std::log(static_cast<double>(allowed)), 0.0, 1.0))
+                              : 1.0f;
+}
+
 }  // namespace
 
 float token_probability(const float* logits, int vocab, const BannedTokens& banned, float temperature,
@@ -71,6 +97,7 @@ TokenChoice choose_token(const float* logits, int vocab, const BannedTokens& ban
     if (best < 0 || logits[v] > logits[best]) best = v;
   }
   TokenChoice out;
+  describe_distribution(logits, vocab, banned, inv_t, m, scratch, z, out);
   if (greedy) {
     out.token = best;
     out.confidence = static_cast<float>(scratch[static_cast<size_t>(best)] / z);

@@ -29,6 +29,10 @@ struct TokenChoice {
   // Probability of `token` under softmax(logits / temperature) (temperature 1 when greedy),
   // computed over the allowed tokens only. The commit rules rank positions by it.
   float confidence = 0.0f;
+  // Same distribution: top probability minus the runner-up's, and 1 - H / ln(allowed tokens), both in
+  // [0, 1]. Other commit orders rank positions by these.
+  float margin = 0.0f;
+  float certainty = 0.0f;
 };
 
 struct ChoiceRule {
