@@ -70,6 +70,7 @@ describe.skipIf(!haveNative)('on-policy round', () => {
         { id: 'a', prompt: '', tokens: Int32Array.from([1, 30, 31, 32]) },
         { id: 'b', prompt: '', tokens: Int32Array.from([1, 40, 41, 42]) },
       ],
+      heldoutPrompts: [{ id: 'h', prompt: '', tokens: Int32Array.from([1, 35, 36, 37]) }],
       settings: { maxNew: 8, block: 4, temperature: 1, rule: 'fixed' as const, tokensPerStep: 2, eos: -1 },
       k: 4,
       rounds: 1,
@@ -99,6 +100,12 @@ describe.skipIf(!haveNative)('on-policy round', () => {
     expect(records[0].forward_passes_per_token).toBeGreaterThan(0);
     expect(records[1].step).toBe(12);
     expect(records[0].validation_loss).not.toBeNull();
+    // Held-out prompts are decoded once each, greedily, with the same rule: also 2 steps per block.
+    for (const r of records) {
+      expect(r.heldout?.prompts).toBe(1);
+      expect(r.heldout?.generated_tokens).toBe(8);
+      expect(r.heldout?.steps_per_block).toBeCloseTo(2, 12);
+    }
 
     const pool = await readScored(join(out, 'round-000', 'scored.arrow'));
     const { kept } = selectForDistillation(pool, opts);
@@ -115,8 +122,9 @@ describe.skipIf(!haveNative)('on-policy round', () => {
     const points = speedupPoints(await readRounds(out));
     expect(points.map((p) => p.step)).toEqual([0, 12]);
     expect(points[0].speedup).toBe(1);
+    // Judged on the held-out prompts when every round measured them.
     expect(points[1].speedup).toBeCloseTo(
-      records[0].forward_passes_per_token / records[1].forward_passes_per_token,
+      records[0].heldout!.forward_passes_per_token / records[1].heldout!.forward_passes_per_token,
       12,
     );
     expect(await main(['report', 'speedup', out])).toBe(0);

@@ -42,17 +42,27 @@ export async function readRounds(runDir: string): Promise<RoundRecord[]> {
   return out;
 }
 
+/** Held-out metrics when every round has them (what the speedup is judged on), else the training pool's. */
+export function measuredOn(rounds: RoundRecord[]): 'heldout' | 'pool' {
+  return rounds.every((r) => r.heldout) ? 'heldout' : 'pool';
+}
+
 export function speedupPoints(rounds: RoundRecord[]): SpeedupPoint[] {
-  const base = rounds[0].forward_passes_per_token;
-  return rounds.map((r) => ({
-    round: r.round,
-    step: r.step,
-    speedup: r.forward_passes_per_token > 0 ? base / r.forward_passes_per_token : 0,
-    forwardPassesPerToken: r.forward_passes_per_token,
-    stepsPerBlock: r.steps_per_block,
-    verifierPassRate: r.verifier_pass_rate,
-    validationLoss: r.validation_loss,
-  }));
+  const on = measuredOn(rounds);
+  const metrics = (r: RoundRecord) => (on === 'heldout' ? r.heldout! : r);
+  const base = metrics(rounds[0]).forward_passes_per_token;
+  return rounds.map((r) => {
+    const m = metrics(r);
+    return {
+      round: r.round,
+      step: r.step,
+      speedup: m.forward_passes_per_token > 0 ? base / m.forward_passes_per_token : 0,
+      forwardPassesPerToken: m.forward_passes_per_token,
+      stepsPerBlock: m.steps_per_block,
+      verifierPassRate: m.verifier_pass_rate,
+      validationLoss: r.validation_loss,
+    };
+  });
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
@@ -118,7 +128,13 @@ export const command: CommandSpec = {
   examples: ['sdt report speedup runs/onpolicy'],
   async run(o, pos) {
     const run = pos[0];
-    const points = speedupPoints(await readRounds(run));
+    const rounds = await readRounds(run);
+    const points = speedupPoints(rounds);
+    process.stdout.write(
+      measuredOn(rounds) === 'heldout'
+        ? `measured on ${rounds[0].heldout!.prompts} held-out prompts, greedy, the run's sampler settings\n`
+        : 'measured on the training pool (the run has no held-out prompts)\n',
+    );
     process.stdout.write('round  step  fwd/token  steps/block  speedup  verifier  val_loss\n');
     for (const p of points) {
       process.stdout.write(

@@ -17,6 +17,7 @@ import { SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/set
 import { loadTokenizer } from '../../pipelines/tokenizer/index.ts';
 import { buildDistillSet, readDistillSet, writeDistillSet } from '../../pipelines/trajectories/distill.ts';
 import { datasetPrompts, readTrajectoryInput, suitePrompts } from '../../pipelines/trajectories/generate.ts';
+import { measuredOn, speedupPoints } from '../../pipelines/trajectories/report-speedup.ts';
 import { loadSuiteTasks } from '../../pipelines/trajectories/score.ts';
 import { anchorWindows } from './anchor.ts';
 import { runDistillStage, specialsFromCheckpoint } from './distill.ts';
@@ -145,9 +146,22 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
     dataset: {
       type: 'string',
       arg: 'DIR',
-      description: 'onpolicy: function prompts from a dataset validation split',
+      description:
+        'onpolicy: function prompts from a dataset: the train split to learn from, the validation split held out',
     },
     limit: { type: 'number', arg: 'N', description: 'onpolicy: at most N prompts', default: 64 },
+    heldout: {
+      type: 'number',
+      arg: 'N',
+      description:
+        'onpolicy --dataset: validation-split prompts decoded greedily every round to judge the step reduction (0: none)',
+      default: 32,
+    },
+    'heldout-prompts': {
+      type: 'string',
+      arg: 'FILE',
+      description: 'onpolicy: JSONL held-out prompts (with --prompts or --suite)',
+    },
     ...SAMPLER_OPTIONS,
     temperature: {
       type: 'number',
@@ -234,7 +248,13 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       ? (await readPromptFile(str(o, 'prompts'))).slice(0, limit)
       : optStr(o, 'suite')
         ? await suitePrompts(str(o, 'suite'), str(o, 'data-dir'), limit)
-        : await datasetPrompts(str(o, 'dataset'), limit);
+        : await datasetPrompts(str(o, 'dataset'), limit, 'train');
+    const heldoutFile = optStr(o, 'heldout-prompts');
+    const heldoutPrompts = heldoutFile
+      ? await readPromptFile(heldoutFile)
+      : optStr(o, 'dataset') && num(o, 'heldout') > 0
+        ? await datasetPrompts(str(o, 'dataset'), num(o, 'heldout'), 'validation')
+        : undefined;
     const suite = optStr(o, 'suite');
     const requireVerified = !bool(o, 'skip-verify');
     if (requireVerified && !c.tokenizer) {
@@ -247,6 +267,7 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       out: str(o, 'out'),
       bin,
       prompts,
+      heldoutPrompts,
       settings: settingsFromOptions(o),
       k: num(o, 'k'),
       rounds: num(o, 'rounds'),
@@ -270,15 +291,22 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       threads: num(o, 'threads'),
       onRound: (r) =>
         process.stderr.write(
-          `round ${r.round} (step ${r.step}): ${r.forward_passes_per_token.toFixed(3)} forward passes/token, ${r.steps_per_block.toFixed(2)} steps/block, ` +
-            `verifier ${(100 * r.verifier_pass_rate).toFixed(1)}%, validation loss ${r.validation_loss?.toFixed(4) ?? 'n/a'}, kept ${r.kept}\n`,
+          `round ${r.round} (step ${r.step}): pool ${r.forward_passes_per_token.toFixed(3)} forward passes/token, ${r.steps_per_block.toFixed(2)} steps/block, ` +
+            `verifier ${(100 * r.verifier_pass_rate).toFixed(1)}%` +
+            (r.heldout
+              ? `; held-out ${r.heldout.forward_passes_per_token.toFixed(3)} passes/token, ${r.heldout.steps_per_block.toFixed(2)} steps/block, verifier ${(100 * r.heldout.verifier_pass_rate).toFixed(1)}%`
+              : '') +
+            `; validation loss ${r.validation_loss?.toFixed(4) ?? 'n/a'}, kept ${r.kept}\n`,
         ),
     });
-    const first = records[0];
-    const last = records.at(-1)!;
+    const points = speedupPoints(records);
+    const first = points[0];
+    const last = points.at(-1)!;
     process.stdout.write(
-      `${records.length - 1} rounds: forward passes/token ${first.forward_passes_per_token.toFixed(3)} -> ${last.forward_passes_per_token.toFixed(3)} ` +
-        `(speedup x${(first.forward_passes_per_token / last.forward_passes_per_token).toFixed(2)}); log ${join(str(o, 'out'), 'onpolicy.jsonl')}\n`,
+      `${records.length - 1} rounds, measured on ${measuredOn(records) === 'heldout' ? 'held-out prompts (greedy)' : 'the training pool'}: ` +
+        `forward passes/token ${first.forwardPassesPerToken.toFixed(3)} -> ${last.forwardPassesPerToken.toFixed(3)} ` +
+        `(speedup x${last.speedup.toFixed(2)}), verifier ${(100 * first.verifierPassRate).toFixed(1)}% -> ${(100 * last.verifierPassRate).toFixed(1)}%; ` +
+        `log ${join(str(o, 'out'), 'onpolicy.jsonl')}\n`,
     );
     return 0;
   },

@@ -51,6 +51,19 @@ export interface RoundRecord {
   /** Mean reward of the kept trajectories (null in the final evaluation-only record). */
   kept_reward: number | null;
   train_loss_last: number | null;
+  /**
+   * The same metrics on held-out prompts, decoded greedily (temperature 0) with otherwise the same sampler
+   * settings: the figures the step reduction is judged by. Absent when the run has no held-out prompts.
+   */
+  heldout?: HeldoutMetrics;
+}
+
+export interface HeldoutMetrics {
+  prompts: number;
+  generated_tokens: number;
+  forward_passes_per_token: number;
+  steps_per_block: number;
+  verifier_pass_rate: number;
 }
 
 export interface OnPolicyOptions {
@@ -58,6 +71,8 @@ export interface OnPolicyOptions {
   out: string;
   bin: string;
   prompts: (PromptItem & { tokens?: Int32Array })[];
+  /** Held-out prompts measured every round (greedy); should share no source file with `prompts`. */
+  heldoutPrompts?: (PromptItem & { tokens?: Int32Array })[];
   settings: SampleSettings;
   k: number;
   rounds: number;
@@ -217,6 +232,43 @@ async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: n
   return scored;
 }
 
+/** Greedy decoding of the held-out prompts with the round's model; their metrics. */
+async function measureHeldout(o: OnPolicyOptions, ckpt: string, dir: string): Promise<HeldoutMetrics> {
+  const prompts = o.heldoutPrompts!;
+  const client = await SamplerClient.start({ ckpt, binary: o.bin });
+  try {
+    await generateTrajectories({
+      client,
+      prompts,
+      settings: { ...o.settings, temperature: 0, seed: 0 },
+      k: 1,
+      outDir: join(dir, 'heldout'),
+      shardPrompts: 1 << 20,
+      batch: 16,
+    });
+  } finally {
+    await client.close();
+  }
+  const rows = await readTrajectoryInput(join(dir, 'heldout'));
+  const scored = await scoreTrajectories(rows, {
+    tokenizer: o.tokenizer,
+    tasks: o.tasks,
+    pool: o.pool,
+    noVerifier: !o.tokenizer,
+    ckpt: undefined,
+    maskId: o.specials.mask,
+  });
+  await writeScored(join(dir, 'heldout.arrow'), scored);
+  const m = poolMetrics(scored);
+  return {
+    prompts: prompts.length,
+    generated_tokens: m.generated_tokens,
+    forward_passes_per_token: m.forward_passes_per_token,
+    steps_per_block: m.steps_per_block,
+    verifier_pass_rate: m.verifier_pass_rate,
+  };
+}
+
 /** Runs the rounds; resumes after the last round recorded in RUN/onpolicy.jsonl. */
 export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
   await mkdir(o.out, { recursive: true });
@@ -233,6 +285,7 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
     const dir = join(o.out, `round-${String(round).padStart(3, '0')}`);
     const pool = await samplePool(o, ckpt, dir, o.seed + 1000 * round);
     const metrics = poolMetrics(pool);
+    const heldout = o.heldoutPrompts?.length ? await measureHeldout(o, ckpt, dir) : undefined;
     const validation = await maskedValidationLoss(o.bin, ckpt, o.validation, o.specials);
     // The last record only evaluates the final model.
     const train = round < o.rounds;
@@ -297,6 +350,7 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
       kept: kept.length,
       kept_reward: train ? mean(rewards) : null,
       train_loss_last: trained ? (trained.losses.at(-1) ?? null) : null,
+      ...(heldout ? { heldout } : {}),
     };
     await appendFile(logPath, `${JSON.stringify({ ...rec, next_ckpt: trained?.ckpt ?? ckpt })}\n`);
     records.push(rec);
