@@ -194,9 +194,9 @@ TEST(model_kvcache_own_block_equals_write_then_step) {
 
     sdt::KVCache two = m.make_cache(B, 16), one = m.make_cache(B, 16);
     for (sdt::KVCache* c : {&two, &one}) m.forward_chunk(*c, prompt.data(), P, 0, mode, scratch.data(), true);
-    // Two calls: write the committed block, then the next block's step.
+    // Two calls: write the committed block (a cache-only call: no logits), then the next block's step.
     std::vector<float> expect(static_cast<size_t>(B) * N * V);
-    m.forward_chunk(two, committed.data(), N, P, mode, scratch.data(), true);
+    m.forward_chunk(two, committed.data(), N, P, mode, nullptr, true);
     m.forward_chunk(two, next.data(), N, P + N, mode, expect.data(), false);
     // One call: [committed ; next] with the committed block as its own block.
     std::vector<int32_t> fused;

@@ -64,7 +64,7 @@ class CheckingLM : public LanguageModel {
       const size_t V = static_cast<size_t>(config().vocab_size);
       std::vector<float> full(seq.size() * V);
       inner_.forward_full(seq.data(), static_cast<int>(seq.size()), mode_, full.data());
-      for (int i = 0; i < n; ++i) {
+      for (int i = own_block; i < n; ++i) {  // an own block's logit rows are not written
         for (size_t v = 0; v < V; ++v) {
           const float a = logits[static_cast<size_t>(i) * V + v];
           const float b = full[(static_cast<size_t>(start + i)) * V + v];

@@ -414,11 +414,20 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
     swiglu_forward(gu, N, I, h);
     linear(h, N, I, data_.data() + o.down, D, x, true);
   }
-  rmsnorm_forward(x, data_.data() + norm_off_, N, D, cfg_.rms_norm_eps, xn, inv);
-  linear(xn, N, D, lm_head(), V, logits_out, false);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  for (int i = 0; i < N; ++i) logits_out[static_cast<long>(i) * V + cfg_.mask_token_id] = neg_inf;
   if (append_to_cache) cache.length = start_pos + C;
+  // The vocabulary projection is the widest GEMM of a small model: skip it for cache-only calls and for
+  // an own block, whose logits nobody reads.
+  if (logits_out == nullptr) return;
+  rmsnorm_forward(x, data_.data() + norm_off_, N, D, cfg_.rms_norm_eps, xn, inv);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const int rows = C - own_block;
+  for (int b = 0; b < (own_block > 0 ? B : 1); ++b) {
+    const long first = own_block > 0 ? static_cast<long>(b) * C + own_block : 0;
+    const int count = own_block > 0 ? rows : N;
+    float* out = logits_out + first * V;
+    linear(xn + first * D, count, D, lm_head(), V, out, false);
+    for (int i = 0; i < count; ++i) out[static_cast<long>(i) * V + cfg_.mask_token_id] = neg_inf;
+  }
 }
 
 }  // namespace sdt

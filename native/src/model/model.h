@@ -142,6 +142,7 @@ class Model {
   // own_block > 0 (not with Causal): chunk positions [0, own_block) form a block of their own,
   // attending to the cache and to each other only, so a committed block can be written to the cache
   // in the same call that runs the first step of the block after it, as exactly as in two calls.
+  // Their logit rows are not written. logits_out may be null (cache writes only).
   void forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
                      float* logits_out, bool append_to_cache, int own_block = 0);
 

@@ -28,15 +28,7 @@ void ModelLM::forward_chunk(LMCache& cache, const int32_t* ids, int n, int start
   auto* c = dynamic_cast<ModelCache*>(&cache);
   if (c == nullptr) throw std::logic_error("ModelLM::forward_chunk: cache was not made by this model");
   if (n == 0) return;
-  // Model writes logits unconditionally; a throwaway buffer serves cache-only calls.
-  float* out = logits;
-  std::vector<float> sink;
-  if (out == nullptr) {
-    sink.resize(static_cast<size_t>(c->kv.batch) * static_cast<size_t>(n) *
-                static_cast<size_t>(model_.config().vocab_size));
-    out = sink.data();
-  }
-  model_.forward_chunk(c->kv, ids, n, start_pos, within, out, append, own_block);
+  model_.forward_chunk(c->kv, ids, n, start_pos, within, logits, append, own_block);
 }
 
 void ModelLM::forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const {
