@@ -23,6 +23,7 @@ import { DEFAULT_MINHASH, NearDupIndex } from './steps/minhash.ts';
 import { type RecordExecutor, startExecutor } from './steps/pool.ts';
 import { toWorkItem, type WorkItem } from './steps/record.ts';
 import { assignSplit, inShard } from './steps/split.ts';
+import { tsAddonPath } from './steps/ts-addon.ts';
 import { loadTokenizer } from './tokenizer/index.ts';
 
 export interface BuildOptions {
@@ -132,6 +133,7 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
     limits: o.limits,
     minhash: DEFAULT_MINHASH,
     tokenizerPath: o.tokenizerPath,
+    tsAddon: tsAddonPath(),
   });
   // A setup error before the build awaits it must surface, not a rejection nobody listens to.
   executor.catch(() => undefined);

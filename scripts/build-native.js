@@ -40,6 +40,8 @@ const configure = [
   '-DCMAKE_BUILD_TYPE=Release',
   `-DSDT_CUDA=${process.env.SDT_CUDA ?? 'OFF'}`,
   `-DSDT_BLAS=${process.env.SDT_BLAS ?? 'AUTO'}`,
+  // Node's headers, for the data build's tree-sitter addon (native/node).
+  `-DSDT_NODE_INCLUDE=${resolve(dirname(process.execPath), '..', 'include', 'node')}`,
 ];
 if (process.argv.includes('--force') || !existsSync(join(build, 'CMakeCache.txt'))) run('cmake', configure);
 run('cmake', ['--build', build, '-j', String(Math.max(1, cpus().length))]);

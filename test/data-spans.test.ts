@@ -1,12 +1,13 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import Parser from 'tree-sitter';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { grammarFor } from '../pipelines/steps/grammar.ts';
-import { parseCode } from '../pipelines/steps/parse.ts';
+import { parseCode, parseCodeJs } from '../pipelines/steps/parse.ts';
 import { nodesToSpans, utf16ToUtf8Offsets } from '../pipelines/steps/spans.ts';
+import { tsAddon } from '../pipelines/steps/ts-addon.ts';
 import { loadTokenizer } from '../pipelines/tokenizer/index.ts';
 import type { Tokenizer } from '../pipelines/tokenizer/types.ts';
 import { SPAN_KINDS } from '../schemas/dataset.ts';
@@ -54,7 +55,7 @@ function spansOf(text: string, tok: Tokenizer) {
   const parsed = parseCode(text, 'python')!;
   expect(parsed.errors).toBe(0);
   const enc = tok.encodeWithOffsets(text);
-  return { enc, spans: nodesToSpans(text, parsed.nodes, enc.byteOffsets, enc.ids.length) };
+  return { enc, spans: nodesToSpans(parsed.nodes, enc.byteOffsets, enc.ids.length) };
 }
 
 describe('UTF-16 index to UTF-8 offset', () => {
@@ -125,22 +126,35 @@ describe('spans as token ranges', () => {
   });
 });
 
-/** Span nodes and ERROR/MISSING count by plain recursion over SyntaxNode objects, visiting every node. */
+/**
+ * Span nodes and ERROR/MISSING count by plain recursion over SyntaxNode objects, visiting every node; node
+ * ranges in UTF-8 bytes.
+ */
 function referenceWalk(text: string): { errors: number; nodes: string[] } {
   const g = grammarFor('python')!;
   const parser = new Parser();
   parser.setLanguage(g.language as Parser.Language);
+  const toBytes = utf16ToUtf8Offsets(text);
   const nodes: string[] = [];
   let errors = 0;
   const visit = (n: Parser.SyntaxNode): void => {
     if (n.type === 'ERROR' || n.isMissing) errors++;
     const kind = n.isNamed ? g.kindOf.get(n.type) : undefined;
-    if (kind !== undefined && n.endIndex > n.startIndex) nodes.push(`${kind}:${n.startIndex}:${n.endIndex}`);
+    if (kind !== undefined && n.endIndex > n.startIndex)
+      nodes.push(`${kind}:${toBytes[n.startIndex]}:${toBytes[n.endIndex]}`);
     for (const c of n.children) visit(c);
   };
   visit(parser.parse(text).rootNode);
   return { errors, nodes };
 }
+
+const triples = (nodes: Int32Array): string[] =>
+  Array.from(
+    { length: nodes.length / 3 },
+    (_, i) => `${nodes[3 * i]}:${nodes[3 * i + 1]}:${nodes[3 * i + 2]}`,
+  );
+
+const BROKEN = ['def f(:\n  return [x for x in\n', 'x = (1 + \nif y not in z and a is not b: pass\n'];
 
 describe('span walk', () => {
   it('finds, in pre-order, every span node of real files and of broken code (it skips leaves)', () => {
@@ -148,19 +162,59 @@ describe('span walk', () => {
     const texts = readdirSync(root)
       .filter((f) => f.endsWith('.py'))
       .map((f) => readFileSync(join(root, f), 'utf8'));
-    texts.push(SOURCE, 'def f(:\n  return [x for x in\n', 'x = (1 + \nif y not in z and a is not b: pass\n');
+    texts.push(SOURCE, ...BROKEN);
     let withErrors = 0;
     for (const text of texts) {
       const want = referenceWalk(text);
-      const got = parseCode(text, 'python')!;
-      const triples = Array.from(
-        { length: got.nodes.length },
-        (_, i) => `${got.nodes.kind[i]}:${got.nodes.start16[i]}:${got.nodes.end16[i]}`,
-      );
-      expect(got.errors).toBe(want.errors);
-      expect(triples).toEqual(want.nodes);
+      for (const got of [parseCodeJs(text, 'python')!, parseCode(text, 'python')!]) {
+        expect(got.errors).toBe(want.errors);
+        expect(triples(got.nodes)).toEqual(want.nodes);
+      }
       if (want.errors > 0) withErrors++;
     }
     expect(withErrors).toBe(2);
   });
+
+  it.skipIf(!tsAddon())(
+    'the native addon finds the same nodes as the node-tree-sitter walk on the stdlib',
+    () => {
+      // Every .py file of some packages, with non-ASCII text and deep expressions, and files with parse
+      // errors (Python 2 code and deliberate syntax errors in the test suite).
+      const files = ['test/test_compile.py', 'test/test_codecs.py', 'test/test_unicode_identifiers.py']
+        .map((f) => join(pythonStdlibDir(), f))
+        .filter((f) => existsSync(f));
+      const walk = (dir: string): void => {
+        for (const e of readdirSync(dir, { withFileTypes: true })) {
+          if (e.isDirectory()) walk(join(dir, e.name));
+          else if (e.name.endsWith('.py')) files.push(join(dir, e.name));
+        }
+      };
+      for (const pkg of [
+        'email',
+        'encodings',
+        'lib2to3',
+        'unittest',
+        'test/tokenizedata',
+        'test/test_future_stmt',
+      ]) {
+        if (existsSync(join(pythonStdlibDir(), pkg))) walk(join(pythonStdlibDir(), pkg));
+      }
+      expect(files.length).toBeGreaterThan(200);
+      let nonAscii = 0;
+      let withErrors = 0;
+      for (const f of files) {
+        const bytes = readFileSync(f);
+        const text = bytes.toString('utf8');
+        if (Buffer.from(text, 'utf8').equals(bytes) === false) continue; // not UTF-8: the build rejects it
+        const js = parseCodeJs(text, 'python')!;
+        const native = parseCode(text, 'python', bytes)!;
+        expect(native.errors, f).toBe(js.errors);
+        expect(native.nodes, f).toEqual(js.nodes);
+        if (bytes.length !== text.length) nonAscii++;
+        if (js.errors > 0) withErrors++;
+      }
+      expect(nonAscii).toBeGreaterThan(5);
+      expect(withErrors).toBeGreaterThan(0);
+    },
+  );
 });

@@ -2,14 +2,18 @@ import { loadTokenizer } from '../tokenizer/index.ts';
 import type { SizeLimits } from './filters.ts';
 import type { MinHashOptions } from './minhash.ts';
 import type { StepContext } from './record.ts';
+import { useTsAddon } from './ts-addon.ts';
 
 /** What a worker needs to rebuild the step context on its side (plain data: it crosses threads). */
 export interface StepContextSpec {
   limits: SizeLimits;
   minhash: MinHashOptions;
   tokenizerPath: string;
+  /** The tree-sitter addon to parse with (ts-addon.ts); undefined: node-tree-sitter. */
+  tsAddon: string | undefined;
 }
 
 export async function makeStepContext(spec: StepContextSpec): Promise<StepContext> {
+  useTsAddon(spec.tsAddon);
   return { limits: spec.limits, minhash: spec.minhash, tokenizer: await loadTokenizer(spec.tokenizerPath) };
 }

@@ -1,38 +1,38 @@
 import type Parser from 'tree-sitter';
 import { type Grammar, grammarFor, parserFor } from './grammar.ts';
+import { noteParsedText } from './native-memory.ts';
+import { utf16ToUtf8Offsets } from './spans.ts';
+import { tsAddon } from './ts-addon.ts';
 
 /**
- * Nodes worth a span, as parallel arrays (millions of small objects would dominate a worker's memory):
- * kind code and range in UTF-16 code units (node-tree-sitter's unit), in pre-order.
+ * Nodes worth a span, as (kind code, start, end) triples in one growable array (millions of small objects
+ * would dominate a worker's memory), in pre-order.
  */
-export class NodeList {
+class NodeList {
   length = 0;
-  kind = new Uint8Array(256);
-  start16 = new Int32Array(256);
-  end16 = new Int32Array(256);
+  data = new Int32Array(768);
 
-  push(kind: number, start16: number, end16: number): void {
-    if (this.length === this.kind.length) {
-      const grow = <T extends Uint8Array | Int32Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.kind = grow(this.kind);
-      this.start16 = grow(this.start16);
-      this.end16 = grow(this.end16);
+  push(kind: number, start: number, end: number): void {
+    if (3 * this.length + 3 > this.data.length) {
+      const grown = new Int32Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
     }
-    this.kind[this.length] = kind;
-    this.start16[this.length] = start16;
-    this.end16[this.length] = end16;
-    this.length++;
+    const i = 3 * this.length++;
+    this.data[i] = kind;
+    this.data[i + 1] = start;
+    this.data[i + 2] = end;
   }
 }
 
 export interface ParseResult {
   /** ERROR and MISSING nodes. */
   errors: number;
-  nodes: NodeList;
+  /**
+   * The nodes that become spans, in pre-order (outer nodes before the nodes they contain), as
+   * (kind code, start, end) triples; start and end are UTF-8 byte offsets of the text.
+   */
+  nodes: Int32Array;
 }
 
 const NOT_A_SPAN = -1;
@@ -71,22 +71,68 @@ function learnType(c: Parser.TreeCursor, id: number, g: Grammar, t: TypeTables):
   return kind;
 }
 
+/** Span kind by symbol id for the addon: the grammar's kinds of named symbols, -1 elsewhere. */
+const addonKinds = new WeakMap<Grammar, Int16Array>();
+
+function addonKindTable(g: Grammar, language: unknown): Int16Array {
+  let t = addonKinds.get(g);
+  if (!t) {
+    t = new Int16Array(65536).fill(NOT_A_SPAN);
+    const symbols = tsAddon()!.symbols(language);
+    for (let id = 0; id < symbols.length; id++) {
+      const [name, named] = symbols[id];
+      if (named) t[id] = g.kindOf.get(name) ?? NOT_A_SPAN;
+    }
+    addonKinds.set(g, t);
+  }
+  return t;
+}
+
+/** The grammar package's TSLanguage external (the package object wraps it). */
+const languageHandle = (g: Grammar): unknown => (g.language as { language: unknown }).language;
+
 /**
- * Parse with tree-sitter and collect, in one cursor walk, the error count and the nodes that become spans
- * (pre-order: outer nodes before the nodes they contain). Undefined for languages with no grammar.
+ * Parse with tree-sitter and collect the error count and the nodes that become spans. `utf8` is the text's
+ * UTF-8 encoding when the caller has it. Uses the native addon when it is built (one call, byte offsets
+ * directly), else a cursor walk through node-tree-sitter; both give the same nodes (test/data-spans.test.ts).
+ * Undefined for languages with no grammar.
  */
-export function parseCode(text: string, language: string): ParseResult | undefined {
+export function parseCode(text: string, language: string, utf8?: Uint8Array): ParseResult | undefined {
+  const grammar = grammarFor(language);
+  if (!grammar) return undefined;
+  const addon = tsAddon();
+  if (!addon) return parseCodeJs(text, language);
+  const handle = languageHandle(grammar);
+  const out = addon.parse(handle, utf8 ?? Buffer.from(text, 'utf8'), addonKindTable(grammar, handle));
+  return { errors: out[0], nodes: out.subarray(1) };
+}
+
+/**
+ * parseCode through node-tree-sitter: one cursor walk collects the error count and the span nodes, whose
+ * UTF-16 indices (node-tree-sitter's unit for JS strings) are then turned into UTF-8 byte offsets.
+ */
+export function parseCodeJs(text: string, language: string): ParseResult | undefined {
   const parser = parserFor(language);
   const grammar = grammarFor(language);
   if (!parser || !grammar) return undefined;
   const tree = parser.parse(text);
+  noteParsedText(text.length);
   const t = typeTables(grammar);
   const cursor = tree.walk();
-  const nodes = new NodeList();
+  const list = new NodeList();
   // A tree with errors is walked in full: ERROR and MISSING nodes can sit anywhere, tokens included.
-  if (tree.rootNode.hasError) return { errors: walkAll(cursor, grammar, t, nodes), nodes };
-  walkSpans(cursor, grammar, t, nodes);
-  return { errors: 0, nodes };
+  let errors = 0;
+  if (tree.rootNode.hasError) errors = walkAll(cursor, grammar, t, list);
+  else walkSpans(cursor, grammar, t, list);
+  const nodes = list.data.slice(0, 3 * list.length);
+  if (Buffer.byteLength(text, 'utf8') !== text.length) {
+    const map = utf16ToUtf8Offsets(text);
+    for (let i = 0; i < nodes.length; i += 3) {
+      nodes[i + 1] = map[nodes[i + 1]];
+      nodes[i + 2] = map[nodes[i + 2]];
+    }
+  }
+  return { errors, nodes };
 }
 
 /**
@@ -134,8 +180,16 @@ function walkAll(c: Parser.TreeCursor, g: Grammar, t: TypeTables, nodes: NodeLis
   }
 }
 
-/** Parse only, for the benchmark's baseline. */
+/** Parse only through node-tree-sitter, for the benchmark's baseline. */
 export function parseOnly(text: string, language: string): boolean {
   const tree = parserFor(language)?.parse(text);
   return tree !== undefined;
+}
+
+/** Parse only through the addon (UTF-8 input); undefined when the addon is not built. */
+export function parseOnlyNative(utf8: Uint8Array, language: string): boolean | undefined {
+  const g = grammarFor(language);
+  const addon = tsAddon();
+  if (!g || !addon) return undefined;
+  return addon.parseOnly(languageHandle(g), utf8);
 }

@@ -5,8 +5,7 @@ import { decodeText } from './decode.ts';
 import { checkSize, type SizeLimits } from './filters.ts';
 import { sha256Hex } from './hash.ts';
 import { type MinHashOptions, minhashSignature } from './minhash.ts';
-import { noteParsedText } from './native-memory.ts';
-import { type NodeList, parseCode } from './parse.ts';
+import { parseCode } from './parse.ts';
 import { nodesToSpanArrays } from './spans.ts';
 import type { Reject } from './types.ts';
 
@@ -22,11 +21,14 @@ export interface WorkItem {
   reject?: Reject;
   input?: Uint8Array | string;
   text?: string;
+  /** The text's UTF-8 bytes, from decode until parse when the input came as bytes. */
+  utf8?: Uint8Array;
   nBytes: number;
   contentHash?: string;
   signature?: Uint32Array;
   parseErrors: number;
-  nodes?: NodeList;
+  /** Span nodes from parse, for annotate: see ParseResult.nodes. */
+  nodes?: Int32Array;
   tokens?: Int32Array;
   byteOffsets?: Int32Array;
   spanKind?: Uint8Array;
@@ -57,10 +59,12 @@ export const RECORD_STEPS: RecordStep[] = [
     name: 'decode',
     heavy: false,
     run(w) {
-      const r = decodeText(w.input ?? '');
+      const input = w.input ?? '';
+      const r = decodeText(input);
       w.input = undefined;
       if ('reason' in r) return r;
       w.text = r.text;
+      if (typeof input !== 'string') w.utf8 = input;
       w.nBytes = r.nBytes;
       return undefined;
     },
@@ -79,8 +83,8 @@ export const RECORD_STEPS: RecordStep[] = [
     name: 'parse',
     heavy: true,
     run(w) {
-      const parsed = parseCode(w.text!, w.language);
-      if (parsed) noteParsedText(w.text!.length);
+      const parsed = parseCode(w.text!, w.language, w.utf8);
+      w.utf8 = undefined;
       w.parseErrors = parsed?.errors ?? 0;
       w.nodes = parsed?.nodes;
       return undefined;
@@ -100,18 +104,7 @@ export const RECORD_STEPS: RecordStep[] = [
     name: 'annotate',
     heavy: true,
     run(w) {
-      const empty = {
-        length: 0,
-        kind: new Uint8Array(0),
-        start16: new Int32Array(0),
-        end16: new Int32Array(0),
-      };
-      const spans = nodesToSpanArrays(
-        w.text!,
-        w.nodes ?? (empty as NodeList),
-        w.byteOffsets!,
-        w.tokens!.length,
-      );
+      const spans = nodesToSpanArrays(w.nodes ?? new Int32Array(0), w.byteOffsets!, w.tokens!.length);
       w.spanKind = spans.kind;
       w.spanStart = spans.start;
       w.spanEnd = spans.end;
@@ -176,9 +169,12 @@ export function processRecord(w: WorkItem, ctx: StepContext, heavy: boolean): Wo
     if (r) {
       w.reject = r;
       w.text = undefined;
+      w.utf8 = undefined;
       w.tokens = undefined;
       return w;
     }
   }
+  // Not needed past parse, and a light (resume) pass never reaches parse: no need to send them back.
+  w.utf8 = undefined;
   return w;
 }

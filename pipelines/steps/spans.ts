@@ -1,5 +1,4 @@
 import { SPAN_KINDS, type Span } from '../../schemas/dataset.ts';
-import type { NodeList } from './parse.ts';
 
 /**
  * UTF-8 byte offset of every UTF-16 index of `text` (length text.length + 1). tree-sitter reports UTF-16
@@ -57,35 +56,31 @@ export interface SpanArrays {
 /**
  * Token ranges of syntax nodes. A span is the smallest token range covering the node's bytes: byte-level
  * BPE merges a leading space into a word, so the token " foo" belongs to the identifier `foo`. Duplicate
- * (kind, range) triples, from nodes that wrap one another, are kept once.
+ * (kind, range) triples, from nodes that wrap one another, are kept once. `nodes` holds (kind, start byte,
+ * end byte) triples in pre-order (ParseResult.nodes).
  */
-export function nodesToSpanArrays(
-  text: string,
-  nodes: NodeList,
-  byteOffsets: Int32Array,
-  nTokens: number,
-): SpanArrays {
-  const kind = new Uint8Array(nodes.length);
-  const start = new Int32Array(nodes.length);
-  const end = new Int32Array(nodes.length);
+export function nodesToSpanArrays(nodes: Int32Array, byteOffsets: Int32Array, nTokens: number): SpanArrays {
+  const count = Math.floor(nodes.length / 3);
+  const kind = new Uint8Array(count);
+  const start = new Int32Array(count);
+  const end = new Int32Array(count);
   let n = 0;
   if (nTokens > 0) {
-    const ascii = byteOffsets[nTokens] === text.length;
-    const map = ascii ? undefined : utf16ToUtf8Offsets(text);
     // A numeric key (exact below 2^53 for up to 2^24 tokens) instead of strings: no garbage per node.
     const seen = new Set<number>();
     // Nodes come in pre-order, so their starts never decrease: the start token only moves forward.
     let s = 0;
-    for (let i = 0; i < nodes.length; i++) {
-      const sb = map ? map[nodes.start16[i]] : nodes.start16[i];
-      const eb = map ? map[nodes.end16[i]] : nodes.end16[i];
+    for (let i = 0; i < 3 * count; i += 3) {
+      const k = nodes[i];
+      const sb = nodes[i + 1];
+      const eb = nodes[i + 2];
       // The token containing byte sb: the last one starting at or before it.
       while (s + 1 < nTokens && byteOffsets[s + 1] <= sb) s++;
       const e = Math.max(s + 1, tokenEndAt(byteOffsets, nTokens, eb, s));
-      const key = (s * 16777216 + e) * 8 + nodes.kind[i];
+      const key = (s * 16777216 + e) * 8 + k;
       if (seen.has(key)) continue;
       seen.add(key);
-      kind[n] = nodes.kind[i];
+      kind[n] = k;
       start[n] = s;
       end[n] = e;
       n++;
@@ -95,12 +90,7 @@ export function nodesToSpanArrays(
 }
 
 /** The same spans as objects, for callers that want them (tests, tools). */
-export function nodesToSpans(
-  text: string,
-  nodes: NodeList,
-  byteOffsets: Int32Array,
-  nTokens: number,
-): Span[] {
-  const a = nodesToSpanArrays(text, nodes, byteOffsets, nTokens);
+export function nodesToSpans(nodes: Int32Array, byteOffsets: Int32Array, nTokens: number): Span[] {
+  const a = nodesToSpanArrays(nodes, byteOffsets, nTokens);
   return Array.from(a.kind, (k, i) => ({ kind: SPAN_KINDS[k], start: a.start[i], end: a.end[i] }));
 }
