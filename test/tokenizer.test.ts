@@ -369,6 +369,24 @@ describe('encoding', () => {
     }
   });
 
+  it('encodes the same after its piece cache fills and is cleared (300k distinct words)', () => {
+    const r = rng(13);
+    const letters = 'abcdefghijklmnopqrstuvwxyzéü_';
+    const words = Array.from({ length: 300_000 }, () =>
+      Array.from({ length: 3 + Math.floor(r() * 10) }, () => letters[Math.floor(r() * letters.length)]).join(
+        '',
+      ),
+    );
+    const text = words.join(' ');
+    const fresh = tokenizerFromJson(trained.json);
+    const once = fresh.encode(text);
+    // Word by word through yet another tokenizer: no cache state is shared with the long text's encode.
+    const other = tokenizerFromJson(trained.json);
+    const byWord = words.flatMap((w, i) => [...other.encode(i === 0 ? w : ` ${w}`)]);
+    expect([...once]).toEqual(byWord);
+    expect([...fresh.encode(text)]).toEqual([...once]);
+  });
+
   it('merges long words (heap path) exactly like short words (quadratic path)', () => {
     const r = rng(5);
     const enc = new TextEncoder();

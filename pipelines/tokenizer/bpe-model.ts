@@ -21,6 +21,72 @@ const SHORT_WORD = 48;
 /** Pieces longer than this (in UTF-16 units) are not cached: they are rare and would bloat the cache. */
 const MAX_CACHED_PIECE = 128;
 const MAX_CACHE_ENTRIES = 200_000;
+/** Open-addressing slots: a power of two, so the table stays under 40% full. */
+const CACHE_SLOTS = 1 << 19;
+/** UTF-16 units of cached pieces held at most (8 MB). */
+const CACHE_UNITS = 1 << 22;
+
+/**
+ * Token ids of pre-tokens (pieces) seen before, looked up by the piece's range in the text: no substring
+ * is made for a hit, which is what almost every piece of code is. Keys are copied into one pool of UTF-16
+ * units rather than kept as substrings, which V8 makes as views that would keep whole files alive. Cleared
+ * when full, so memory stays bounded.
+ */
+class PieceCache {
+  /**
+   * Per slot (hash, key start, key length), side by side so a probe reads one cache line; the key is
+   * pool[start, start + length), and length 0 marks an empty slot.
+   */
+  private readonly slots = new Int32Array(3 * CACHE_SLOTS);
+  private readonly values: (Int32Array | undefined)[] = new Array(CACHE_SLOTS).fill(undefined);
+  private readonly pool = new Uint16Array(CACHE_UNITS);
+  private poolUsed = 0;
+  private size = 0;
+
+  static hash(text: string, start: number, end: number): number {
+    let h = 0x811c9dc5;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    return h ^ (h >>> 15);
+  }
+
+  get(text: string, start: number, end: number, hash: number): Int32Array | undefined {
+    const mask = CACHE_SLOTS - 1;
+    const len = end - start;
+    const pool = this.pool;
+    const slots = this.slots;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const keyLength = slots[3 * slot + 2];
+      if (keyLength === 0) return undefined;
+      if (slots[3 * slot] !== hash || keyLength !== len) continue;
+      const k = slots[3 * slot + 1] - start;
+      let i = start;
+      while (i < end && pool[k + i] === text.charCodeAt(i)) i++;
+      if (i === end) return this.values[slot];
+    }
+  }
+
+  /** Remember the ids of text[start, end) (not empty). */
+  set(text: string, start: number, end: number, hash: number, ids: Int32Array): void {
+    const len = end - start;
+    if (this.size >= MAX_CACHE_ENTRIES || this.poolUsed + len > CACHE_UNITS) {
+      this.slots.fill(0);
+      this.values.fill(undefined);
+      this.size = 0;
+      this.poolUsed = 0;
+    }
+    const mask = CACHE_SLOTS - 1;
+    let slot = hash & mask;
+    while (this.slots[3 * slot + 2] !== 0) slot = (slot + 1) & mask;
+    const at = this.poolUsed;
+    for (let i = 0; i < len; i++) this.pool[at + i] = text.charCodeAt(start + i);
+    this.poolUsed += len;
+    this.slots[3 * slot] = hash;
+    this.slots[3 * slot + 1] = at;
+    this.slots[3 * slot + 2] = len;
+    this.values[slot] = ids;
+    this.size++;
+  }
+}
 
 export class BpeTokenizer implements Tokenizer {
   readonly vocabSize: number;
@@ -30,7 +96,9 @@ export class BpeTokenizer implements Tokenizer {
   private readonly rankOf: PairRanks;
   private readonly mergedId: Int32Array;
   private readonly pieceEnd: PieceEnd;
-  private readonly cache = new Map<string, Int32Array>();
+  /** Bytes per token id. */
+  private readonly tokenLength: Int32Array;
+  private cache: PieceCache | undefined;
   private readonly utf8 = new TextEncoder();
   private readonly utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
@@ -41,6 +109,7 @@ export class BpeTokenizer implements Tokenizer {
     this.vocabSize = data.tokenBytes.length;
     this.special = data.special;
     this.tokenBytes = data.tokenBytes;
+    this.tokenLength = Int32Array.from(data.tokenBytes, (b) => b.length);
     this.pieceEnd = pieceSplitter(data.pattern);
     const specials = new Set(data.specialIdList);
     this.byteId.fill(-1);
@@ -62,21 +131,25 @@ export class BpeTokenizer implements Tokenizer {
     // Code averages 3-4 bytes per token; the buffer doubles when a text needs more.
     let out = new Int32Array(16 + (text.length >> 2));
     let n = 0;
+    // Made on first use: 18 MB that a tokenizer only used to decode does not need.
+    this.cache ??= new PieceCache();
     const cache = this.cache;
     const pieceEnd = this.pieceEnd;
     // The loop is written out (no per-piece callback) because it is the hot path of dataset building.
     for (let start = 0; start < text.length; ) {
       const end = pieceEnd(text, start);
-      const piece = text.slice(start, end);
-      start = end;
-      let ids = cache.get(piece);
-      if (ids === undefined) {
-        ids = this.encodeWord(this.utf8.encode(piece));
-        if (piece.length <= MAX_CACHED_PIECE) {
-          if (cache.size >= MAX_CACHE_ENTRIES) cache.clear();
-          cache.set(piece, ids);
+      let ids: Int32Array | undefined;
+      if (end - start <= MAX_CACHED_PIECE) {
+        const hash = PieceCache.hash(text, start, end);
+        ids = cache.get(text, start, end, hash);
+        if (ids === undefined) {
+          ids = this.encodeWord(this.utf8.encode(text.slice(start, end)));
+          cache.set(text, start, end, hash, ids);
         }
+      } else {
+        ids = this.encodeWord(this.utf8.encode(text.slice(start, end)));
       }
+      start = end;
       const len = ids.length;
       if (n + len > out.length) {
         const grown = new Int32Array(Math.max(out.length * 2, n + len));
@@ -96,10 +169,11 @@ export class BpeTokenizer implements Tokenizer {
   encodeWithOffsets(text: string): Encoding {
     const ids = this.encode(text);
     const byteOffsets = new Int32Array(ids.length + 1);
+    const tokenLength = this.tokenLength;
     let pos = 0;
     for (let i = 0; i < ids.length; i++) {
       byteOffsets[i] = pos;
-      pos += this.tokenBytes[ids[i]].length;
+      pos += tokenLength[ids[i]];
     }
     byteOffsets[ids.length] = pos;
     return { ids, byteOffsets };
