@@ -1,10 +1,12 @@
-// sdt_ts_spans: a Node addon that parses with tree-sitter and collects span nodes in one native call.
+// sdt_ts_spans: a Node addon for the data build's hot steps. Here: tree-sitter parse and span nodes in
+// one native call (bpe.c: the BPE encoder).
 // node-tree-sitter's cursor costs one N-API call per property or move (~5 per node, ~0.1 us each), which
 // made the span walk cost half the parse; here the walk is plain C over the tree, and the tree is freed
 // at once instead of waiting for V8 to collect a JS object. The grammar comes from the grammar package's
 // own binding (a TSLanguage external), the tree-sitter core from node-tree-sitter's vendored sources, so
 // both parsers are the same code.
 #include <node_api.h>
+#include "bpe.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,5 +194,6 @@ NAPI_MODULE_INIT() {
       {"parseOnly", NULL, parse_only, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  sdt_bpe_register(env, exports);
   return exports;
 }

@@ -2,7 +2,7 @@ import { loadTokenizer } from '../tokenizer/index.ts';
 import type { SizeLimits } from './filters.ts';
 import type { MinHashOptions } from './minhash.ts';
 import type { StepContext } from './record.ts';
-import { useTsAddon } from './ts-addon.ts';
+import { nativeEncoder, useTsAddon } from './ts-addon.ts';
 
 /** What a worker needs to rebuild the step context on its side (plain data: it crosses threads). */
 export interface StepContextSpec {
@@ -15,5 +15,6 @@ export interface StepContextSpec {
 
 export async function makeStepContext(spec: StepContextSpec): Promise<StepContext> {
   useTsAddon(spec.tsAddon);
-  return { limits: spec.limits, minhash: spec.minhash, tokenizer: await loadTokenizer(spec.tokenizerPath) };
+  const tokenizer = await loadTokenizer(spec.tokenizerPath);
+  return { limits: spec.limits, minhash: spec.minhash, tokenizer, encodeUtf8: nativeEncoder(tokenizer) };
 }

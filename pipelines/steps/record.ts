@@ -1,12 +1,13 @@
 import type { Split } from '../../schemas/dataset.ts';
 import type { SourceRecord } from '../sources/types.ts';
-import type { Tokenizer } from '../tokenizer/types.ts';
+import type { Encoding, Tokenizer } from '../tokenizer/types.ts';
 import { decodeText } from './decode.ts';
 import { checkSize, type SizeLimits } from './filters.ts';
 import { sha256Hex } from './hash.ts';
 import { type MinHashOptions, minhashSignature } from './minhash.ts';
 import { parseCode } from './parse.ts';
 import { nodesToSpanArrays } from './spans.ts';
+import { tsAddon } from './ts-addon.ts';
 import type { Reject } from './types.ts';
 
 /** A record on its way through the per-record steps; fields fill in as steps run. */
@@ -21,8 +22,13 @@ export interface WorkItem {
   reject?: Reject;
   input?: Uint8Array | string;
   text?: string;
-  /** The text's UTF-8 bytes, from decode until parse when the input came as bytes. */
+  /** The text's UTF-8 bytes, from decode (or parse) until tokenize; in the main thread, for the shard. */
   utf8?: Uint8Array;
+  /**
+   * The input was the text's UTF-8 bytes: a worker then does not send the text back, since the main
+   * thread still holds those bytes (pool.ts puts them in `utf8`).
+   */
+  textIsInput?: boolean;
   nBytes: number;
   contentHash?: string;
   signature?: Uint32Array;
@@ -40,6 +46,8 @@ export interface StepContext {
   limits: SizeLimits;
   minhash: MinHashOptions;
   tokenizer: Tokenizer;
+  /** The tokenizer's encoder on UTF-8 bytes (native), when there is one; undefined results fall back. */
+  encodeUtf8?: (utf8: Uint8Array) => Encoding | undefined;
 }
 
 interface RecordStep {
@@ -64,7 +72,10 @@ export const RECORD_STEPS: RecordStep[] = [
       w.input = undefined;
       if ('reason' in r) return r;
       w.text = r.text;
-      if (typeof input !== 'string') w.utf8 = input;
+      if (typeof input !== 'string') {
+        w.utf8 = input;
+        w.textIsInput = true;
+      }
       w.nBytes = r.nBytes;
       return undefined;
     },
@@ -82,9 +93,9 @@ export const RECORD_STEPS: RecordStep[] = [
   {
     name: 'parse',
     heavy: true,
-    run(w) {
+    run(w, ctx) {
+      if (!w.utf8 && (ctx.encodeUtf8 || tsAddon())) w.utf8 = Buffer.from(w.text!, 'utf8');
       const parsed = parseCode(w.text!, w.language, w.utf8);
-      w.utf8 = undefined;
       w.parseErrors = parsed?.errors ?? 0;
       w.nodes = parsed?.nodes;
       return undefined;
@@ -94,7 +105,8 @@ export const RECORD_STEPS: RecordStep[] = [
     name: 'tokenize',
     heavy: true,
     run(w, ctx) {
-      const enc = ctx.tokenizer.encodeWithOffsets(w.text!);
+      const enc = (w.utf8 && ctx.encodeUtf8?.(w.utf8)) || ctx.tokenizer.encodeWithOffsets(w.text!);
+      w.utf8 = undefined;
       w.tokens = enc.ids;
       w.byteOffsets = enc.byteOffsets;
       return undefined;

@@ -2,11 +2,13 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { repoRoot } from '../../common/native.ts';
+import { BpeTokenizer } from '../tokenizer/bpe-model.ts';
+import type { Encoding, Tokenizer } from '../tokenizer/types.ts';
 
 /**
  * native/node/ts_spans.c, built by `npm run build:native` into native/build/sdt_ts_spans.node: tree-sitter
- * parse and span walk in one call, on UTF-8 bytes. node-tree-sitter's cursor costs an N-API call per node
- * property or move, which made the walk cost as much as half the parse.
+ * parse and span walk in one call, on UTF-8 bytes (node-tree-sitter's cursor costs an N-API call per node
+ * property or move, which made the walk cost as much as half the parse), and the BPE encoder (bpe.c).
  */
 export interface TsSpansAddon {
   /** [name, named] of every symbol of the language, by symbol id (ERROR, 65535, not included). */
@@ -17,6 +19,18 @@ export interface TsSpansAddon {
    */
   parse(language: unknown, utf8: Uint8Array, kinds: Int16Array): Int32Array;
   parseOnly(language: unknown, utf8: Uint8Array): boolean;
+  /** An encoder with BpeTokenizer.nativeTables()'s tables, in that order (native/node/bpe.c). */
+  bpeCreate(
+    byteId: Int32Array,
+    tokenLength: Int32Array,
+    lefts: Int32Array,
+    rights: Int32Array,
+    ranks: Int32Array,
+    mergedId: Int32Array,
+    classFlags: Uint8Array,
+  ): unknown;
+  /** [ids, byte offsets] of UTF-8 text, or undefined for text it leaves to the JS encoder. */
+  bpeEncode(encoder: unknown, utf8: Uint8Array): [Int32Array, Int32Array] | undefined;
 }
 
 /**
@@ -59,4 +73,30 @@ export function tsAddon(): TsSpansAddon | undefined {
     }
   }
   return loaded;
+}
+
+/**
+ * The tokenizer's encoder on UTF-8 bytes through the addon, for the data build; undefined without the
+ * addon or for a tokenizer it cannot mirror (see BpeTokenizer.nativeTables). The result is undefined for
+ * texts the addon leaves to JS (characters outside the BMP, pieces over 1 KB).
+ */
+export function nativeEncoder(
+  tokenizer: Tokenizer,
+): ((utf8: Uint8Array) => Encoding | undefined) | undefined {
+  const addon = tsAddon();
+  const t = tokenizer instanceof BpeTokenizer ? tokenizer.nativeTables() : undefined;
+  if (!addon || !t) return undefined;
+  const handle = addon.bpeCreate(
+    t.byteId,
+    t.tokenLength,
+    t.lefts,
+    t.rights,
+    t.ranks,
+    t.mergedId,
+    t.classFlags,
+  );
+  return (utf8) => {
+    const r = addon.bpeEncode(handle, utf8);
+    return r && { ids: r[0], byteOffsets: r[1] };
+  };
 }

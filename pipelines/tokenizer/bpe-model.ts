@@ -1,6 +1,7 @@
 import { TokenizerFormatError } from './format-error.ts';
 import { PairRanks } from './pair-ranks.ts';
-import { type PieceEnd, pieceSplitter } from './pretokenize.ts';
+import { type PieceEnd, pieceSplitter, SPLIT_PATTERN } from './pretokenize.ts';
+import { BMP } from './split-scanner.ts';
 import type { Encoding, SpecialIds, Tokenizer } from './types.ts';
 
 /** Everything needed to encode and decode, independent of the file format. */
@@ -164,6 +165,31 @@ export class BpeTokenizer implements Tokenizer {
       n += len;
     }
     return out.slice(0, n);
+  }
+
+  /**
+   * What the data build's native encoder (native/node/bpe.c) needs to encode exactly like this one;
+   * undefined unless the split pattern is SPLIT_PATTERN, the only one that encoder scans.
+   */
+  nativeTables():
+    | {
+        byteId: Int32Array;
+        tokenLength: Int32Array;
+        lefts: Int32Array;
+        rights: Int32Array;
+        ranks: Int32Array;
+        mergedId: Int32Array;
+        classFlags: Uint8Array;
+      }
+    | undefined {
+    if (this.data.pattern !== SPLIT_PATTERN) return undefined;
+    return {
+      byteId: this.byteId,
+      tokenLength: this.tokenLength,
+      ...this.rankOf.tables(),
+      mergedId: this.mergedId,
+      classFlags: BMP,
+    };
   }
 
   encodeWithOffsets(text: string): Encoding {

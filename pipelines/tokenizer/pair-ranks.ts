@@ -32,6 +32,11 @@ export class PairRanks {
     return (Math.imul(l, 0x9e3779b1) ^ Math.imul(r, 0x85ebca6b)) & this.mask;
   }
 
+  /** The table itself (slot = pair hash & (size - 1), linear probing, left -1 when empty), for bpe.c. */
+  tables(): { lefts: Int32Array; rights: Int32Array; ranks: Int32Array } {
+    return { lefts: this.lefts, rights: this.rights, ranks: this.ranks };
+  }
+
   /** The rank of merging (l, r), or -1 when they never merge. */
   get(l: number, r: number): number {
     let h = this.slot(l, r);

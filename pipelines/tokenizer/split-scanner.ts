@@ -22,8 +22,11 @@ const PROPERTIES: Array<[RegExp, number]> = [
   [/[ \t]+/gu, F_HSP],
 ];
 
-/** Class flags of every BMP code unit; surrogates get 0 here and are resolved while scanning. */
-const BMP: Uint8Array = (() => {
+/**
+ * Class flags of every BMP code unit; surrogates get 0 here and are resolved while scanning. Exported for
+ * the data build's native encoder (native/node/bpe.c), which uses the same flag bits.
+ */
+export const BMP: Uint8Array = (() => {
   const table = new Uint8Array(65536);
   const units = new Uint16Array(65536);
   for (let c = 0; c < 65536; c++) units[c] = c >= 0xd800 && c <= 0xdfff ? 0 : c;

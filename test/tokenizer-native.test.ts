@@ -1,0 +1,132 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
+import { nativeEncoder, tsAddon } from '../pipelines/steps/ts-addon.ts';
+import { type BpeTokenizer, trainBpe } from '../pipelines/tokenizer/index.ts';
+import type { Encoding } from '../pipelines/tokenizer/types.ts';
+
+/** Small deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Pieces that exercise every branch of the split scanner: letters led by punctuation, marks, digit runs,
+// punctuation led by a space, line breaks with indentation, lone spaces before words, tabs, CR, Unicode
+// spaces and letters, and a character outside the BMP (which the native encoder leaves to JS).
+const PARTS = [
+  'def ',
+  'self',
+  '.x',
+  '(a',
+  '_n',
+  '  ',
+  '   ',
+  '\n',
+  '\n    ',
+  '\r\n',
+  '\t',
+  ' \n\n  ',
+  '12345',
+  '٣٤',
+  ' ==',
+  '):',
+  '__',
+  '#',
+  '"',
+  "'",
+  'é',
+  'e\u0301',
+  'ü',
+  '日本',
+  '\u00a0',
+  '\u2003x',
+  '\u3000',
+  ',',
+  ' ',
+  '\ufeff',
+  'Ωμέγα',
+  '😀',
+];
+
+describe.skipIf(!tsAddon())('native BPE encoder (data build)', () => {
+  let tok: BpeTokenizer;
+  let encode: (utf8: Uint8Array) => Encoding | undefined;
+  beforeAll(async () => {
+    const root = join(pythonStdlibDir(), 'json');
+    const texts = readdirSync(root)
+      .filter((f) => f.endsWith('.py'))
+      .map((f) => readFileSync(join(root, f), 'utf8'));
+    tok = (await trainBpe([...texts, PARTS.join(' ').repeat(20)], { vocabSize: 1200 })).tokenizer;
+    encode = nativeEncoder(tok)!;
+  });
+
+  const same = (text: string): boolean => {
+    const bytes = Buffer.from(text, 'utf8');
+    const got = encode(bytes);
+    if (got === undefined) return false;
+    const want = tok.encodeWithOffsets(text);
+    // Byte comparison first: a deep equality over 600k numbers takes seconds.
+    const eq = (a: Int32Array, b: Int32Array): boolean =>
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+        Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+      );
+    if (!eq(got.ids, want.ids)) expect([...got.ids]).toEqual([...want.ids]);
+    if (!eq(got.byteOffsets, want.byteOffsets)) expect([...got.byteOffsets]).toEqual([...want.byteOffsets]);
+    return true;
+  };
+
+  it('gives the JS encoder ids and offsets on stdlib files', () => {
+    const dirs = ['email', 'json', 'encodings', 'unittest'].map((d) => join(pythonStdlibDir(), d));
+    let files = 0;
+    for (const d of dirs.filter((x) => existsSync(x))) {
+      for (const f of readdirSync(d).filter((x) => x.endsWith('.py'))) {
+        const text = readFileSync(join(d, f), 'utf8');
+        if (same(text)) files++;
+      }
+    }
+    expect(files).toBeGreaterThan(50);
+  });
+
+  it('gives the JS encoder ids on random text of the scanner branches; leaves astral text to JS', () => {
+    const r = rng(17);
+    let native = 0;
+    let left = 0;
+    for (let i = 0; i < 3000; i++) {
+      const n = 1 + Math.floor(r() * 40);
+      const text = Array.from({ length: n }, () => PARTS[Math.floor(r() * PARTS.length)]).join('');
+      if (same(text)) native++;
+      else {
+        expect(text).toContain('😀');
+        left++;
+      }
+    }
+    expect(native).toBeGreaterThan(1000);
+    expect(left).toBeGreaterThan(100);
+  });
+
+  it('leaves pieces over 1 KB to JS and encodes the empty text', () => {
+    expect(encode(Buffer.from(`x = ${'='.repeat(2000)}\n`))).toBeUndefined();
+    expect(same('')).toBe(true);
+    expect(same(`x = ${'='.repeat(1000)}\n`)).toBe(true);
+  });
+
+  it('encodes the same after its piece cache fills and is cleared (300k distinct words)', () => {
+    const r = rng(19);
+    const letters = 'abcdefghijklmnopqrstuvwxyzé';
+    const words = Array.from({ length: 300_000 }, () =>
+      Array.from({ length: 3 + Math.floor(r() * 10) }, () => letters[Math.floor(r() * letters.length)]).join(
+        '',
+      ),
+    );
+    expect(same(words.join(' '))).toBe(true);
+    expect(same(words.reverse().join('\n'))).toBe(true);
+  });
+});
