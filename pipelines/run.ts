@@ -312,7 +312,7 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
       origin: w.origin,
       language: w.language,
       split,
-      text: w.text!,
+      text: w.utf8 ?? w.text!,
       tokens: w.tokens,
       spanKind: w.spanKind!,
       spanStart: w.spanStart!,

@@ -19,7 +19,8 @@ export interface ShardRow {
   origin: string;
   language: string;
   split: Split;
-  text: string;
+  /** The text, or its UTF-8 bytes (what the build read: no decode and encode again). */
+  text: string | Uint8Array;
   tokens: Int32Array;
   spanKind: Uint8Array;
   spanStart: Int32Array;
@@ -30,8 +31,8 @@ export interface ShardRow {
 
 const utf8 = new TextEncoder();
 
-function utf8Column(values: string[]) {
-  const parts = values.map((v) => utf8.encode(v));
+function utf8Column(values: (string | Uint8Array)[]) {
+  const parts = values.map((v) => (typeof v === 'string' ? utf8.encode(v) : v));
   const offsets = new Int32Array(values.length + 1);
   let total = 0;
   parts.forEach((p, i) => {

@@ -90,7 +90,14 @@ class WorkerExecutor implements RecordExecutor {
     const id = this.nextId++;
     this.busy[wi]++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      const withText = (out: WorkItem[]): void => {
+        // The worker leaves out texts that are the bytes we sent (worker-entry.ts).
+        out.forEach((w, i) => {
+          if (w.textIsInput && items[i].input instanceof Uint8Array) w.utf8 = items[i].input;
+        });
+        resolve(out);
+      };
+      this.pending.set(id, { resolve: withText, reject });
       // Input bytes are copied, not transferred: callers may hold on to them (and send them again).
       this.workers[wi].postMessage({ id, items, heavy });
     });
