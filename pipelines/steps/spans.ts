@@ -66,20 +66,44 @@ export function nodesToSpanArrays(nodes: Int32Array, byteOffsets: Int32Array, nT
   const end = new Int32Array(count);
   let n = 0;
   if (nTokens > 0) {
-    // A numeric key (exact below 2^53 for up to 2^24 tokens) instead of strings: no garbage per node.
-    const seen = new Set<number>();
-    // Nodes come in pre-order, so their starts never decrease: the start token only moves forward.
+    // Nodes come in pre-order, so their starts never decrease: the start token only moves forward, and
+    // nodes with the same start token are consecutive. A duplicate can only be among the spans kept since
+    // the start token last moved: a short scan of those, or a set when there are many (a long chain of
+    // nested nodes starting at one token).
     let s = 0;
+    let runStart = 0;
+    let runSet: Set<number> | undefined;
     for (let i = 0; i < 3 * count; i += 3) {
       const k = nodes[i];
       const sb = nodes[i + 1];
       const eb = nodes[i + 2];
       // The token containing byte sb: the last one starting at or before it.
+      const s0 = s;
       while (s + 1 < nTokens && byteOffsets[s + 1] <= sb) s++;
+      if (s !== s0) {
+        runStart = n;
+        runSet = undefined;
+      }
       const e = Math.max(s + 1, tokenEndAt(byteOffsets, nTokens, eb, s));
-      const key = (s * 16777216 + e) * 8 + k;
-      if (seen.has(key)) continue;
-      seen.add(key);
+      if (runSet) {
+        const key = e * 8 + k;
+        if (runSet.has(key)) continue;
+        runSet.add(key);
+      } else {
+        let dup = false;
+        for (let j = runStart; j < n; j++) {
+          if (end[j] === e && kind[j] === k) {
+            dup = true;
+            break;
+          }
+        }
+        if (dup) continue;
+        if (n - runStart >= 32) {
+          runSet = new Set<number>();
+          for (let j = runStart; j < n; j++) runSet.add(end[j] * 8 + kind[j]);
+          runSet.add(e * 8 + k);
+        }
+      }
       kind[n] = k;
       start[n] = s;
       end[n] = e;
