@@ -1,6 +1,9 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { globToRegExp, makePathFilter } from '../pipelines/sources/glob.ts';
 import { languageOfPath } from '../pipelines/sources/language.ts';
+import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { normaliseSplit, rowToRecord } from '../pipelines/sources/row.ts';
 import { decodeText } from '../pipelines/steps/decode.ts';
 import { ExactDedup } from '../pipelines/steps/dedup.ts';
@@ -8,6 +11,7 @@ import { checkSize, DEFAULT_SIZE_LIMITS } from '../pipelines/steps/filters.ts';
 import { chooseBands, estimatedJaccard, minhashSignature, NearDupIndex } from '../pipelines/steps/minhash.ts';
 import { parseCode } from '../pipelines/steps/parse.ts';
 import { assignSplit, inShard } from '../pipelines/steps/split.ts';
+import { tsAddon } from '../pipelines/steps/ts-addon.ts';
 import { isReject } from '../pipelines/steps/types.ts';
 
 const reason = (v: unknown): string | undefined => (isReject(v) ? v.reason : undefined);
@@ -135,6 +139,32 @@ describe('near-dedup (MinHash + LSH)', () => {
     }
     expect(caught).toBeGreaterThanOrEqual(29);
     expect(index.size).toBe(30 + (30 - caught));
+  });
+  it.skipIf(!tsAddon())('native signatures (the data build) equal the JS ones, astral text included', () => {
+    const addon = tsAddon()!;
+    const texts = [
+      '',
+      '   \n\t',
+      'x',
+      'x = 1',
+      'naïve_größe = "héllo 😀 wörld" # 日本語\r\n',
+      '😀😀 a😀b \u{10348}_x',
+      ...Array.from({ length: 40 }, (_, i) => program(i * 13 + 1, 2 + i)),
+    ];
+    const dir = join(pythonStdlibDir(), 'email');
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.py')))
+      texts.push(readFileSync(join(dir, f), 'utf8'));
+    for (const [numPerm, shingle] of [
+      [128, 5],
+      [1, 3],
+      [64, 1],
+      [256, 9],
+    ]) {
+      for (const t of texts) {
+        const want = minhashSignature(t, { numPerm, shingle });
+        expect([...addon.minhash(Buffer.from(t, 'utf8'), numPerm, shingle)]).toEqual([...want]);
+      }
+    }
   });
   it('puts the LSH S-curve below the threshold', () => {
     const { bands, rows } = chooseBands(128, 0.85);

@@ -2,7 +2,7 @@ import { loadTokenizer } from '../tokenizer/index.ts';
 import type { SizeLimits } from './filters.ts';
 import type { MinHashOptions } from './minhash.ts';
 import type { StepContext } from './record.ts';
-import { nativeEncoder, useTsAddon } from './ts-addon.ts';
+import { nativeEncoder, tsAddon, useTsAddon } from './ts-addon.ts';
 
 /** What a worker needs to rebuild the step context on its side (plain data: it crosses threads). */
 export interface StepContextSpec {
@@ -16,5 +16,13 @@ export interface StepContextSpec {
 export async function makeStepContext(spec: StepContextSpec): Promise<StepContext> {
   useTsAddon(spec.tsAddon);
   const tokenizer = await loadTokenizer(spec.tokenizerPath);
-  return { limits: spec.limits, minhash: spec.minhash, tokenizer, encodeUtf8: nativeEncoder(tokenizer) };
+  const addon = tsAddon();
+  const { numPerm, shingle } = spec.minhash;
+  return {
+    limits: spec.limits,
+    minhash: spec.minhash,
+    tokenizer,
+    encodeUtf8: nativeEncoder(tokenizer),
+    minhashUtf8: addon && ((utf8) => addon.minhash(utf8, numPerm, shingle)),
+  };
 }

@@ -48,6 +48,8 @@ export interface StepContext {
   tokenizer: Tokenizer;
   /** The tokenizer's encoder on UTF-8 bytes (native), when there is one; undefined results fall back. */
   encodeUtf8?: (utf8: Uint8Array) => Encoding | undefined;
+  /** minhashSignature with ctx.minhash on UTF-8 bytes (native), when there is one. */
+  minhashUtf8?: (utf8: Uint8Array) => Uint32Array;
 }
 
 interface RecordStep {
@@ -85,16 +87,20 @@ export const RECORD_STEPS: RecordStep[] = [
     name: 'fingerprint',
     heavy: false,
     run(w, ctx) {
-      w.contentHash = sha256Hex(w.text!);
-      w.signature = minhashSignature(w.text!, ctx.minhash);
+      // From here on the native steps read UTF-8: encode a text that did not come as bytes once.
+      if (!w.utf8 && ctx.minhashUtf8) w.utf8 = Buffer.from(w.text!, 'utf8');
+      // The same digest either way: a string is hashed as its UTF-8.
+      w.contentHash = sha256Hex(w.utf8 ?? w.text!);
+      w.signature =
+        w.utf8 && ctx.minhashUtf8 ? ctx.minhashUtf8(w.utf8) : minhashSignature(w.text!, ctx.minhash);
       return undefined;
     },
   },
   {
     name: 'parse',
     heavy: true,
-    run(w, ctx) {
-      if (!w.utf8 && (ctx.encodeUtf8 || tsAddon())) w.utf8 = Buffer.from(w.text!, 'utf8');
+    run(w) {
+      if (!w.utf8 && tsAddon()) w.utf8 = Buffer.from(w.text!, 'utf8');
       const parsed = parseCode(w.text!, w.language, w.utf8);
       w.parseErrors = parsed?.errors ?? 0;
       w.nodes = parsed?.nodes;

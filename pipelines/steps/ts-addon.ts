@@ -8,7 +8,8 @@ import type { Encoding, Tokenizer } from '../tokenizer/types.ts';
 /**
  * native/node/ts_spans.c, built by `npm run build:native` into native/build/sdt_ts_spans.node: tree-sitter
  * parse and span walk in one call, on UTF-8 bytes (node-tree-sitter's cursor costs an N-API call per node
- * property or move, which made the walk cost as much as half the parse), and the BPE encoder (bpe.c).
+ * property or move, which made the walk cost as much as half the parse), the BPE encoder (bpe.c) and the
+ * MinHash signature (minhash.c).
  */
 export interface TsSpansAddon {
   /** [name, named] of every symbol of the language, by symbol id (ERROR, 65535, not included). */
@@ -29,6 +30,8 @@ export interface TsSpansAddon {
     mergedId: Int32Array,
     classFlags: Uint8Array,
   ): unknown;
+  /** minhashSignature (minhash.ts) of the text given as UTF-8 bytes: the same values. */
+  minhash(utf8: Uint8Array, numPerm: number, shingle: number): Uint32Array;
   /** [ids, byte offsets] of UTF-8 text, or undefined for text it leaves to the JS encoder. */
   bpeEncode(encoder: unknown, utf8: Uint8Array): [Int32Array, Int32Array] | undefined;
 }
