@@ -42,3 +42,19 @@ export async function readPromptFile(path: string): Promise<PromptItem[]> {
   if (items.length === 0) throw new UserError(`${path}: no prompts found.`);
   return items;
 }
+
+/**
+ * The prompts whose tokens leave room for `maxNew` generated ones in a `context`-token window, and how
+ * many were dropped. Prompt sets cut from source files (function headers with long docstrings) can
+ * exceed a small model's context; a request with one such prompt would fail as a whole.
+ */
+export function promptsThatFit<T extends PromptItem>(
+  items: T[],
+  encode: (text: string) => ArrayLike<number>,
+  context: number,
+  maxNew: number,
+): { kept: T[]; dropped: number } {
+  const room = context - Math.max(1, Math.min(maxNew, context - 1));
+  const kept = items.filter((p) => encode(p.prompt).length <= room);
+  return { kept, dropped: items.length - kept.length };
+}

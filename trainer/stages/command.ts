@@ -12,7 +12,7 @@ import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
 import { plainVocabulary, vocabularyFromTokenizer } from '../../pipelines/corrupt/vocab.ts';
-import { readPromptFile } from '../../pipelines/sample/prompts.ts';
+import { type PromptItem, promptsThatFit, readPromptFile } from '../../pipelines/sample/prompts.ts';
 import { SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/settings.ts';
 import { loadTokenizer } from '../../pipelines/tokenizer/index.ts';
 import { buildDistillSet, readDistillSet, writeDistillSet } from '../../pipelines/trajectories/distill.ts';
@@ -28,7 +28,10 @@ const STAGES = ['distill', 'onpolicy'] as const;
 async function common(o: OptionValues) {
   const ckpt = str(o, 'ckpt');
   const specials = await specialsFromCheckpoint(ckpt);
-  const cfg = JSON.parse(await readFile(join(ckpt, 'config.json'), 'utf8')) as { vocab_size: number };
+  const cfg = JSON.parse(await readFile(join(ckpt, 'config.json'), 'utf8')) as {
+    vocab_size: number;
+    max_position_embeddings: number;
+  };
   const tokPath = join(ckpt, 'tokenizer.json');
   const tokenizer = existsSync(tokPath) ? await loadTokenizer(tokPath) : undefined;
   const vocab = tokenizer ? vocabularyFromTokenizer(tokenizer) : plainVocabulary(cfg.vocab_size);
@@ -41,7 +44,16 @@ async function common(o: OptionValues) {
       'note: no --anchor-dataset, so no ordinary data is mixed in (--anchor-share ignored)\n',
     );
   }
-  return { ckpt, specials, tokenizer, vocab, seqLen, anchor, validation };
+  return {
+    ckpt,
+    specials,
+    tokenizer,
+    vocab,
+    seqLen,
+    anchor,
+    validation,
+    context: cfg.max_position_embeddings,
+  };
 }
 
 export const command: CommandSpec = {
@@ -244,17 +256,32 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
     if (sources.length !== 1)
       throw new UserError('sdt train --stage onpolicy: give exactly one of --prompts, --suite, --dataset.');
     const limit = num(o, 'limit');
-    const prompts = optStr(o, 'prompts')
+    let prompts = optStr(o, 'prompts')
       ? (await readPromptFile(str(o, 'prompts'))).slice(0, limit)
       : optStr(o, 'suite')
         ? await suitePrompts(str(o, 'suite'), str(o, 'data-dir'), limit)
         : await datasetPrompts(str(o, 'dataset'), limit, 'train');
     const heldoutFile = optStr(o, 'heldout-prompts');
-    const heldoutPrompts = heldoutFile
+    let heldoutPrompts = heldoutFile
       ? await readPromptFile(heldoutFile)
       : optStr(o, 'dataset') && num(o, 'heldout') > 0
         ? await datasetPrompts(str(o, 'dataset'), num(o, 'heldout'), 'validation')
         : undefined;
+    if (c.tokenizer) {
+      // Long docstrings can fill a small model's context: leave those prompts out, and say how many.
+      const tok = c.tokenizer;
+      const fitContext = <T extends PromptItem>(items: T[], what: string): T[] => {
+        const { kept, dropped } = promptsThatFit(items, (t) => tok.encode(t), c.context, num(o, 'max-new'));
+        if (dropped > 0)
+          process.stderr.write(
+            `note: ${dropped} of ${items.length} ${what} prompts leave no room for --max-new ${num(o, 'max-new')} in the ${c.context}-token context; left out\n`,
+          );
+        if (kept.length === 0) throw new UserError(`no ${what} prompt fits the context; lower --max-new.`);
+        return kept;
+      };
+      prompts = fitContext(prompts, 'training');
+      if (heldoutPrompts) heldoutPrompts = fitContext(heldoutPrompts, 'held-out');
+    }
     const suite = optStr(o, 'suite');
     const requireVerified = !bool(o, 'skip-verify');
     if (requireVerified && !c.tokenizer) {
