@@ -10,6 +10,7 @@ import { ExactDedup } from '../pipelines/steps/dedup.ts';
 import { checkSize, DEFAULT_SIZE_LIMITS } from '../pipelines/steps/filters.ts';
 import { chooseBands, estimatedJaccard, minhashSignature, NearDupIndex } from '../pipelines/steps/minhash.ts';
 import { parseCode } from '../pipelines/steps/parse.ts';
+import { withoutTsx } from '../pipelines/steps/pool.ts';
 import { assignSplit, inShard } from '../pipelines/steps/split.ts';
 import { tsAddon } from '../pipelines/steps/ts-addon.ts';
 import { isReject } from '../pipelines/steps/types.ts';
@@ -196,6 +197,23 @@ describe('exact dedup, splits and shards', () => {
     expect(parts.reduce((n, p) => n + p.length, 0)).toBe(ids.length);
     expect(new Set(parts.flat()).size).toBe(ids.length);
     for (const p of parts) expect(p.length).toBeGreaterThan(250);
+  });
+});
+
+describe('worker options', () => {
+  it('drops the tsx loader from the options of bundled workers and keeps the rest', () => {
+    const argv = [
+      '--require',
+      '/r/node_modules/tsx/dist/preflight.cjs',
+      '--cpu-prof',
+      '--import',
+      'file:///r/node_modules/tsx/dist/loader.mjs',
+      '--import=file:///r/node_modules/tsx/dist/loader.mjs',
+      '--import',
+      './other.mjs',
+      '--max-old-space-size=100',
+    ];
+    expect(withoutTsx(argv)).toEqual(['--cpu-prof', '--import', './other.mjs', '--max-old-space-size=100']);
   });
 });
 

@@ -68,7 +68,11 @@ class WorkerExecutor implements RecordExecutor {
     const options = { resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 } };
     const workers = Array.from({ length: count }, () =>
       bundle
-        ? new Worker(bundle, { ...options, workerData: { data: spec } })
+        ? new Worker(bundle, {
+            ...options,
+            execArgv: withoutTsx(process.execArgv),
+            workerData: { data: spec },
+          })
         : spawnTsWorker(entry, spec, options),
     );
     await Promise.all(
@@ -106,6 +110,20 @@ class WorkerExecutor implements RecordExecutor {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/**
+ * Node options for a worker that runs the plain-JS bundle: the process's own, less the tsx loader (which
+ * `tsx script.ts` passes): it would load in each worker for nothing, measured 90 ms of CPU per worker.
+ */
+export function withoutTsx(execArgv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i];
+    if ((a === '--require' || a === '--import' || a === '-r') && execArgv[i + 1]?.includes('/tsx/')) i++;
+    else if (!/^--(require|import)=.*\/tsx\//.test(a)) out.push(a);
+  }
+  return out;
 }
 
 export async function startExecutor(workers: number, spec: StepContextSpec): Promise<RecordExecutor> {
