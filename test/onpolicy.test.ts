@@ -90,6 +90,7 @@ describe.skipIf(!haveNative)('on-policy round', () => {
       augmentShare: 0,
       alpha: 0,
       seed: 4,
+      quiet: true,
     };
     const records = await runOnPolicy(opts);
     expect(records.map((r) => r.round)).toEqual([0, 1]);

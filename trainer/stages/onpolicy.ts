@@ -8,7 +8,8 @@
  */
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { Progress } from '../../common/progress.ts';
 import type { SandboxPool } from '../../eval/sandbox/pool.ts';
 import type { EvalTask } from '../../eval/suites/types.ts';
 import type { CorruptSpecials } from '../../pipelines/corrupt/types.ts';
@@ -107,6 +108,8 @@ export interface OnPolicyOptions {
   seed: number;
   threads?: number;
   onRound?: (r: RoundRecord) => void;
+  /** No progress lines on stderr (tests). */
+  quiet?: boolean;
   log?: (line: string) => void;
 }
 
@@ -205,6 +208,9 @@ export function advantageWeights(
 
 async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: number): Promise<ScoredRow[]> {
   const client = await SamplerClient.start({ ckpt, binary: o.bin });
+  const progress = o.quiet
+    ? undefined
+    : new Progress({ label: `${basename(dir)} pool`, total: o.prompts.length * o.k, unit: 'trajectories' });
   try {
     await generateTrajectories({
       client,
@@ -214,7 +220,9 @@ async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: n
       outDir: join(dir, 'pool'),
       shardPrompts: 1 << 20,
       batch: 16,
+      onProgress: (n) => progress?.tick(n),
     });
+    progress?.done();
   } finally {
     await client.close();
   }
@@ -236,6 +244,9 @@ async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: n
 async function measureHeldout(o: OnPolicyOptions, ckpt: string, dir: string): Promise<HeldoutMetrics> {
   const prompts = o.heldoutPrompts!;
   const client = await SamplerClient.start({ ckpt, binary: o.bin });
+  const progress = o.quiet
+    ? undefined
+    : new Progress({ label: `${basename(dir)} held-out`, total: prompts.length, unit: 'prompts' });
   try {
     await generateTrajectories({
       client,
@@ -245,7 +256,9 @@ async function measureHeldout(o: OnPolicyOptions, ckpt: string, dir: string): Pr
       outDir: join(dir, 'heldout'),
       shardPrompts: 1 << 20,
       batch: 16,
+      onProgress: (n) => progress?.tick(n),
     });
+    progress?.done();
   } finally {
     await client.close();
   }
