@@ -366,14 +366,14 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
       heavy.push(!reused);
       batchBytes += w.nBytes;
       if (batch.length >= BATCH_RECORDS || batchBytes >= BATCH_BYTES) {
-        inFlight.push(executor.run(batch, heavy));
+        inFlight.push(executor.run(batch, heavy, true));
         batch = [];
         heavy = [];
         batchBytes = 0;
         while (inFlight.length >= maxInFlight) await drainOne();
       }
     }
-    if (batch.length) inFlight.push(executor.run(batch, heavy));
+    if (batch.length) inFlight.push(executor.run(batch, heavy, true));
     while (inFlight.length) await drainOne();
     if (current) await finishChunk(current);
   } finally {

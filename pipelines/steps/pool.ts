@@ -7,18 +7,38 @@ import { bundledWorkerEntry } from './worker-bundle.ts';
 
 /** Runs the per-record steps on batches: in worker threads, or inline when workers is 0. */
 export interface RecordExecutor {
-  run(items: WorkItem[], heavy: boolean[]): Promise<WorkItem[]>;
+  /**
+   * `transferInput`: hand the input bytes to the worker instead of copying them (the caller's items lose
+   * them); only for callers that do not use them again. Bytes that share a buffer are copied anyway.
+   */
+  run(items: WorkItem[], heavy: boolean[], transferInput?: boolean): Promise<WorkItem[]>;
   close(): Promise<void>;
 }
 
 class InlineExecutor implements RecordExecutor {
   constructor(private readonly ctx: StepContext) {}
-  async run(items: WorkItem[], heavy: boolean[]): Promise<WorkItem[]> {
+  async run(items: WorkItem[], heavy: boolean[], _transferInput = false): Promise<WorkItem[]> {
     // Yield a turn first so tree-sitter finalisers run (see worker-entry.ts).
     await new Promise((resolve) => setImmediate(resolve));
     return items.map((w, i) => processRecord(w, this.ctx, heavy[i]));
   }
   async close(): Promise<void> {}
+}
+
+/** Input buffers that belong to one record each (a view of a shared buffer would take the rest along). */
+function inputBuffers(items: WorkItem[]): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const w of items) {
+    const a = w.input;
+    if (
+      a instanceof Uint8Array &&
+      a.buffer instanceof ArrayBuffer &&
+      a.byteOffset === 0 &&
+      a.byteLength === a.buffer.byteLength
+    )
+      out.add(a.buffer);
+  }
+  return [...out];
 }
 
 interface Pending {
@@ -87,23 +107,15 @@ class WorkerExecutor implements RecordExecutor {
     return new WorkerExecutor(workers);
   }
 
-  run(items: WorkItem[], heavy: boolean[]): Promise<WorkItem[]> {
+  run(items: WorkItem[], heavy: boolean[], transferInput = false): Promise<WorkItem[]> {
     if (this.failure) return Promise.reject(this.failure);
     let wi = 0;
     for (let i = 1; i < this.busy.length; i++) if (this.busy[i] < this.busy[wi]) wi = i;
     const id = this.nextId++;
     this.busy[wi]++;
     return new Promise((resolve, reject) => {
-      const withText = (out: WorkItem[]): void => {
-        // The worker leaves out texts that are the bytes we sent (worker-entry.ts).
-        out.forEach((w, i) => {
-          if (w.textIsInput && items[i].input instanceof Uint8Array) w.utf8 = items[i].input;
-        });
-        resolve(out);
-      };
-      this.pending.set(id, { resolve: withText, reject });
-      // Input bytes are copied, not transferred: callers may hold on to them (and send them again).
-      this.workers[wi].postMessage({ id, items, heavy });
+      this.pending.set(id, { resolve, reject });
+      this.workers[wi].postMessage({ id, items, heavy }, transferInput ? inputBuffers(items) : []);
     });
   }
 

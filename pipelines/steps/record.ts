@@ -22,12 +22,12 @@ export interface WorkItem {
   reject?: Reject;
   input?: Uint8Array | string;
   text?: string;
-  /** The text's UTF-8 bytes, from decode (or parse) until tokenize; in the main thread, for the shard. */
-  utf8?: Uint8Array;
   /**
-   * The input was the text's UTF-8 bytes: a worker then does not send the text back, since the main
-   * thread still holds those bytes (pool.ts puts them in `utf8`).
+   * The text's UTF-8 bytes, for the native steps; when they are the input (textIsInput), they also go
+   * back to the main thread, to be written as they are.
    */
+  utf8?: Uint8Array;
+  /** The input was the text's UTF-8 bytes: a worker sends those back (transferred) instead of the text. */
   textIsInput?: boolean;
   nBytes: number;
   contentHash?: string;
@@ -112,7 +112,6 @@ export const RECORD_STEPS: RecordStep[] = [
     heavy: true,
     run(w, ctx) {
       const enc = (w.utf8 && ctx.encodeUtf8?.(w.utf8)) || ctx.tokenizer.encodeWithOffsets(w.text!);
-      w.utf8 = undefined;
       w.tokens = enc.ids;
       w.byteOffsets = enc.byteOffsets;
       return undefined;
@@ -146,6 +145,7 @@ export function transferables(items: WorkItem[]): ArrayBuffer[] {
     if (b instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === b.byteLength) out.add(b);
   };
   for (const w of items) {
+    add(w.utf8);
     add(w.signature);
     add(w.tokens);
     add(w.spanKind);
@@ -192,7 +192,7 @@ export function processRecord(w: WorkItem, ctx: StepContext, heavy: boolean): Wo
       return w;
     }
   }
-  // Not needed past parse, and a light (resume) pass never reaches parse: no need to send them back.
-  w.utf8 = undefined;
+  // The bytes go back with the row (see worker-entry.ts) only when they are the input itself.
+  if (!w.textIsInput || !w.tokens) w.utf8 = undefined;
   return w;
 }

@@ -19,9 +19,9 @@ function runOne(): void {
   if (!msg) return;
   try {
     const out = msg.items.map((w, i) => processRecord(w, ctx, msg.heavy[i]));
-    // The main thread has the bytes these texts came from: copying the strings back would cost both
-    // threads (and a second UTF-8 encode when the shard is written).
-    for (const w of out) if (w.textIsInput) w.text = undefined;
+    // Texts that came as bytes go back as those bytes (transferred): copying strings back would cost
+    // both threads, and a second UTF-8 encode when the shard is written.
+    for (const w of out) if (w.utf8) w.text = undefined;
     // Transferred, not copied: the tokens and spans of a 1 MB batch are a few MB of typed arrays.
     parentPort!.postMessage({ id: msg.id, items: out }, transferables(out));
   } catch (err) {
