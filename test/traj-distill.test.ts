@@ -132,6 +132,17 @@ describe('distillation set', () => {
     expect(Array.from(ex[1].weight)).toEqual([0, 0, 2, 0, 0, 2]);
   });
 
+  it('puts no target where the trajectory never committed (after <|eos|> in its last block)', () => {
+    // Block 1 commits <|eos|> at 4 and a token at 7 in one step; 5 and 6 stay masked for good.
+    const eos = row('e#0', -1, 3, 1, [step(0, 0, [0, 1, 2, 3], [5, 6, 7, 8]), step(1, 0, [4, 7], [2, 12])]);
+    for (const augmentShare of [0, 1]) {
+      const ex = distillExamples(eos, { ...opts, augmentShare, alpha: 0.5 });
+      for (const e of ex) expect(Array.from(e.target)).not.toContain(M);
+      const last = ex.at(-1)!;
+      expect(Array.from(last.target.subarray(2 + 4))).toEqual([2, -1, -1, 12]);
+    }
+  });
+
   it('round-trips through its Arrow file', async () => {
     const ex = buildDistillSet([traj, { ...traj, id: 't#1' }], { ...opts, augmentShare: 1, alpha: 0.5 });
     const path = join(dir, 'set.arrow');

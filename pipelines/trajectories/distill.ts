@@ -108,6 +108,7 @@ export function distillExamples(row: TrajectoryRow, opts: DistillOptions): Disti
         visible.forEach((p, k) => {
           if (res.edited[k] !== canvas[p]) edited++;
           canvas[p] = res.edited[k];
+          if (x0[p] === mask) return;
           target[prompt.length + p] = x0[p];
           weight[prompt.length + p] = 1;
         });
@@ -115,7 +116,8 @@ export function distillExamples(row: TrajectoryRow, opts: DistillOptions): Disti
     }
     input.set(canvas, prompt.length);
     for (let p = b0; p < b1; p++) {
-      if (canvas[p] !== mask) continue;
+      // Positions the trajectory never filled (after <|eos|> in its last block) have no x0 to learn.
+      if (canvas[p] !== mask || x0[p] === mask) continue;
       target[prompt.length + p] = x0[p];
       weight[prompt.length + p] = 1 / t;
     }
