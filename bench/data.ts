@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { buildDataset } from '../pipelines/run.ts';
 import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
 import { DEFAULT_SIZE_LIMITS } from '../pipelines/steps/filters.ts';
-import { parseOnly } from '../pipelines/steps/parse.ts';
+import { parseOnly, parseOnlyNative } from '../pipelines/steps/parse.ts';
 import { saveTokenizer, trainBpe } from '../pipelines/tokenizer/index.ts';
 
 const { values } = parseArgs({
@@ -29,6 +29,7 @@ const work = join(tmpdir(), `sdt-bench-data-${process.pid}`);
 const src = join(work, 'src');
 const files = (await listStdlibCorpus()).filter((f) => f.split === 'train');
 const texts: string[] = [];
+const utf8s: Uint8Array[] = [];
 let bytes = 0;
 for (const f of files) {
   if (bytes >= targetBytes) break;
@@ -36,6 +37,7 @@ for (const f of files) {
   await mkdir(dirname(join(src, f.rel)), { recursive: true });
   await copyFile(f.path, join(src, f.rel));
   texts.push(buf.toString('utf8'));
+  utf8s.push(buf);
   bytes += buf.length;
 }
 const mb = bytes / 1e6;
@@ -64,6 +66,15 @@ const parseSeconds = await best(() => {
 });
 const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
 const parseCpu = cpuSeconds(process.cpuUsage(parseCpu0)) / repeat;
+
+// The same tree-sitter core and grammar through the build's addon (native/node), on UTF-8 bytes: what
+// the build parses with when the addon is built.
+const hasAddon = parseOnlyNative(utf8s[0], 'python') !== undefined;
+const nativeSeconds = hasAddon
+  ? await best(() => {
+      for (const b of utf8s) parseOnlyNative(b, 'python');
+    })
+  : undefined;
 
 /**
  * The machine's 2-thread scaling right now: tree-sitter alone on the same files in 1 thread, then split
@@ -149,13 +160,14 @@ const steady2 = two.seconds - two.start;
 const lines = [
   `hardware: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; node ${process.version}`,
   `input: ${texts.length} stdlib .py files, ${mb.toFixed(2)} MB; best of ${repeat} runs each`,
-  `parse only (tree-sitter, 1 thread):   ${rate(parseSeconds)}`,
+  `parse only (tree-sitter, 1 thread):   ${rate(parseSeconds)} (node-tree-sitter, string input)${nativeSeconds ? `; ${rate(nativeSeconds)} (the build's addon, UTF-8 input)` : ''}`,
   `end to end, 1 worker:                 ${rate(one.seconds)} (${one.seconds.toFixed(2)} s); ${rate(steady1)} without the ${one.start.toFixed(2)} s worker start-up`,
   `end to end, 2 workers:                ${rate(two.seconds)} (${two.seconds.toFixed(2)} s); ${rate(steady2)} without the ${two.start.toFixed(2)} s start-up`,
-  `end-to-end / parse-only, per worker:  ${(parseSeconds / one.seconds).toFixed(2)} (${(parseSeconds / steady1).toFixed(2)} without start-up; target >= 0.5)`,
+  `end-to-end / parse-only, per worker:  ${(parseSeconds / one.seconds).toFixed(2)} (${(parseSeconds / steady1).toFixed(2)} without start-up; target >= 0.5)${nativeSeconds ? `; against the addon's parse: ${(nativeSeconds / one.seconds).toFixed(2)} (${(nativeSeconds / steady1).toFixed(2)})` : ''}`,
   `speedup, 2 workers over 1:            ${(one.seconds / two.seconds).toFixed(2)}x (${(steady1 / steady2).toFixed(2)}x without start-up; target 1.7x on 2 cores)`,
   `machine's 2-thread scaling right now:  ${scaling.toFixed(2)}x (tree-sitter alone, 2 threads vs 1: the ceiling for the line above)`,
   `CPU time (all threads; robust to other jobs' load): parse only ${rate(parseCpu)} of CPU, end to end ${rate(one.cpu)} (1 worker), ${rate(two.cpu)} (2 workers); ratio ${(parseCpu / one.cpu).toFixed(2)}`,
+  `span walk, tokenizer, MinHash: ${hasAddon ? 'native addon (native/build/sdt_ts_spans.node)' : 'JS through node-tree-sitter (addon not built)'}`,
   `load average at the end: ${loadavg()
     .map((x) => x.toFixed(1))
     .join(' ')} (other jobs on the machine skew every figure)`,

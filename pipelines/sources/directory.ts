@@ -56,7 +56,10 @@ export async function readFileRecord(
       return { ...base, reject: { reason: 'too-large', detail: `${size} bytes > --max-bytes ${maxBytes}` } };
     }
     const data = size <= SYNC_READ_BYTES ? readFileSync(path) : await readFile(path);
-    return { ...base, bytes: new Uint8Array(data) };
+    // A record owns its bytes (they are handed to a worker thread): files under 4 KB come as views of
+    // Node's shared buffer pool and are copied; larger ones already own their buffer.
+    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    return { ...base, bytes: owned ? new Uint8Array(data.buffer) : new Uint8Array(data) };
   } catch (err) {
     return { ...base, reject: { reason: 'unreadable', detail: (err as Error).message } };
   }
