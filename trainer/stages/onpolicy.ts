@@ -337,7 +337,15 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
       } else {
         // A partial training of this round (killed mid-way) is redone from the round's start.
         await rm(join(dir, 'train'), { recursive: true, force: true });
+        const progress = o.quiet
+          ? undefined
+          : new Progress({ label: `${basename(dir)} train`, total: o.stepsPerRound, unit: 'steps' });
         trained = await runDistillStage({
+          onEvent: (e) => {
+            if (e.event !== 'step') return;
+            progress?.note(`loss ${Number(e.loss).toFixed(4)}`);
+            progress?.tick();
+          },
           ckpt,
           examples,
           anchor: o.anchor,
@@ -352,6 +360,7 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
           seed: o.seed + round,
           threads: o.threads,
         });
+        progress?.done();
       }
     }
     const rec: RoundRecord = {
