@@ -34,7 +34,8 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
     batch: { type: 'number', description: 'prompts sent per request', default: 8, arg: 'N' },
     threads: {
       type: 'number',
-      description: 'OpenMP threads of sdt-native (0 = its default)',
+      description:
+        'threads of sdt-native (0 = OMP_NUM_THREADS if set, else 1: small-batch decoding is latency-bound)',
       default: 0,
       arg: 'N',
     },
@@ -89,7 +90,10 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
       ckpt,
       randomInit: seedInit !== undefined ? { seed: seedInit, config: str(o, 'config') } : undefined,
       tokenizer: optStr(o, 'tokenizer'),
-      env: num(o, 'threads') > 0 ? { OMP_NUM_THREADS: String(num(o, 'threads')) } : undefined,
+      env:
+        num(o, 'threads') > 0
+          ? { OMP_NUM_THREADS: String(num(o, 'threads')), OPENBLAS_NUM_THREADS: String(num(o, 'threads')) }
+          : undefined,
     });
     if (settings.mode === 'ar' && client.info.attention_mode !== 'causal') {
       process.stderr.write(
