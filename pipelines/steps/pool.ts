@@ -12,6 +12,8 @@ export interface RecordExecutor {
    * them); only for callers that do not use them again. Bytes that share a buffer are copied anyway.
    */
   run(items: WorkItem[], heavy: boolean[], transferInput?: boolean): Promise<WorkItem[]>;
+  /** Resolves once every worker has started (batches sent before that wait in the worker's queue). */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -21,6 +23,9 @@ class InlineExecutor implements RecordExecutor {
     // Yield a turn first so tree-sitter finalisers run (see worker-entry.ts).
     await new Promise((resolve) => setImmediate(resolve));
     return items.map((w, i) => processRecord(w, this.ctx, heavy[i]));
+  }
+  ready(): Promise<void> {
+    return Promise.resolve();
   }
   async close(): Promise<void> {}
 }
@@ -55,11 +60,21 @@ class WorkerExecutor implements RecordExecutor {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private failure: Error | undefined;
+  private readonly started: Promise<void>;
 
   private constructor(private readonly workers: Worker[]) {
     this.busy = workers.map(() => 0);
+    let waiting = workers.length;
+    let allStarted = (): void => {};
+    this.started = new Promise((resolve) => {
+      allStarted = resolve;
+    });
     workers.forEach((w, wi) => {
-      w.on('message', (msg: { id: number; items?: WorkItem[]; error?: string }) => {
+      w.on('message', (msg: { id: number; items?: WorkItem[]; error?: string; ready?: boolean }) => {
+        if (msg.ready) {
+          if (--waiting === 0) allStarted();
+          return;
+        }
         const p = this.pending.get(msg.id);
         if (!p) return;
         this.pending.delete(msg.id);
@@ -80,6 +95,10 @@ class WorkerExecutor implements RecordExecutor {
     this.pending.clear();
   }
 
+  /**
+   * Workers load their modules and tokenizer (~0.1 s of CPU each) while the caller already reads input
+   * and sends batches: they queue in the worker until it listens.
+   */
   static async start(count: number, spec: StepContextSpec): Promise<WorkerExecutor> {
     const entry = new URL('./worker-entry.ts', import.meta.url);
     const bundle = await bundledWorkerEntry();
@@ -95,16 +114,11 @@ class WorkerExecutor implements RecordExecutor {
           })
         : spawnTsWorker(entry, spec, options),
     );
-    await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<void>((resolve, reject) => {
-            w.once('message', () => resolve());
-            w.once('error', reject);
-          }),
-      ),
-    );
     return new WorkerExecutor(workers);
+  }
+
+  ready(): Promise<void> {
+    return this.started;
   }
 
   run(items: WorkItem[], heavy: boolean[], transferInput = false): Promise<WorkItem[]> {
