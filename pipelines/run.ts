@@ -177,7 +177,8 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
     }
   }
 
-  const estimate = await estimateSource(source);
+  // Totals only feed the progress line's ETA: a quiet build does not walk the source twice for them.
+  const estimate = o.quiet ? {} : await estimateSource(source);
   const parts = o.shard?.count ?? 1;
   const progress = new Progress({
     label: 'data build',
