@@ -11,7 +11,7 @@ import { type CommandSpec, list, num, optNum, optStr, str } from '../common/cli.
 import { UserError } from '../common/errors.ts';
 import { atomicWriteFile, atomicWriteJson } from '../common/fs.ts';
 import { Progress } from '../common/progress.ts';
-import { isSyntaxValid } from '../eval/report/syntax.ts';
+import { functionWritesCode, isSyntaxValid } from '../eval/report/syntax.ts';
 import { SamplerClient, type SamplerClientOptions } from '../pipelines/sample/client.ts';
 import type { SampleSettings } from '../pipelines/sample/protocol.ts';
 import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
@@ -82,13 +82,14 @@ export function functionOf(header: string, completion: string): string {
 }
 
 /**
- * The quality proxy: the header plus its completed body parses without tree-sitter errors. An empty body
- * fails (tree-sitter-python accepts `def f():` alone, Python does not).
+ * The quality proxy: the header plus its completed body parses without tree-sitter errors, and the body
+ * holds a statement besides comments and docstrings. An empty body fails (tree-sitter-python accepts
+ * `def f():` alone, Python does not); so does a body of comments.
  */
 export function parsesAsFunction(header: string, completion: string): boolean {
   const fn = functionOf(header, completion);
   if (fn.slice(header.length).trim() === '') return false;
-  return isSyntaxValid(fn);
+  return isSyntaxValid(fn) && functionWritesCode(fn);
 }
 
 /**

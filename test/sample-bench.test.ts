@@ -25,6 +25,10 @@ describe('bench sample helpers', () => {
     expect(parsesAsFunction(h, '    return (x\n')).toBe(false);
     expect(parsesAsFunction(h, 'garbage at column 0')).toBe(false); // empty body
     expect(parsesAsFunction(h, '   \n')).toBe(false);
+    // Comments and docstrings parse but do nothing: not a function body.
+    expect(parsesAsFunction(h, '    # the the the\n    # the\n')).toBe(false);
+    expect(parsesAsFunction(h, '    """Doc."""\n    # todo\n')).toBe(false);
+    expect(parsesAsFunction(h, '    """Doc."""\n    pass\n')).toBe(true);
   });
 
   it('pick held-out headers of one token length', async () => {

@@ -61,6 +61,14 @@ describe('verifier', () => {
     const bad = await verify('def f(x):\n    """Double."""\n', '    return (2 * x\n', undefined, undefined);
     expect(bad.syntaxOk).toBe(false);
     expect(verdictValue(bad)).toBe(0);
+    // A body of comments (what a collapsed model writes) parses but does nothing.
+    const hollow = await verify(
+      'def f(x):\n    """Double."""\n',
+      '# the the\n    # the the the\n',
+      undefined,
+      undefined,
+    );
+    expect(hollow.syntaxOk).toBe(false);
   });
 
   it('judges a function prompt by the body only', async () => {

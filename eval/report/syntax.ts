@@ -5,6 +5,9 @@ interface TsNode {
   isMissing: boolean;
   childCount: number;
   child(i: number): TsNode | null;
+  namedChildCount: number;
+  namedChild(i: number): TsNode | null;
+  childForFieldName(name: string): TsNode | null;
 }
 interface TsParser {
   setLanguage(lang: unknown): void;
@@ -36,6 +39,36 @@ export function isSyntaxValid(code: string): boolean {
     }
   }
   return true;
+}
+
+/** A comment, or a bare string (a docstring): statements that do nothing. */
+function isInert(n: TsNode): boolean {
+  if (n.type === 'comment') return true;
+  if (n.type !== 'expression_statement' || n.namedChildCount !== 1) return false;
+  const e = n.namedChild(0);
+  return e !== null && (e.type === 'string' || e.type === 'concatenated_string');
+}
+
+/**
+ * True when the last top-level function of `code` has a body statement that does something: not only
+ * comments and its docstring. A body of comments parses, so syntax alone lets a model that has learnt to
+ * write `# the the the` pass as valid code.
+ */
+export function functionWritesCode(code: string): boolean {
+  const root = getParser().parse(code).rootNode;
+  let fn: TsNode | null = null;
+  for (let i = 0; i < root.namedChildCount; i++) {
+    let c = root.namedChild(i);
+    if (c?.type === 'decorated_definition') c = c.childForFieldName('definition');
+    if (c?.type === 'function_definition') fn = c;
+  }
+  const body = fn?.childForFieldName('body');
+  if (!body) return false;
+  for (let i = 0; i < body.namedChildCount; i++) {
+    const c = body.namedChild(i);
+    if (c && !isInert(c)) return true;
+  }
+  return false;
 }
 
 /** Share of `codes` that parse cleanly (null for an empty list). */

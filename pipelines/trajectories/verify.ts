@@ -1,8 +1,11 @@
 /**
  * The verifier V of on-policy training (DESIGN.md): tree-sitter finds no ERROR/MISSING node in prompt +
  * completion, and where the prompt comes from a suite with unit tests, the tests pass in the sandbox.
+ * Without tests, the function's body must also hold a statement besides comments and its docstring:
+ * on-policy training rewards few steps, and a body of repeated comment lines is both cheap to decode and
+ * valid syntax (measured: a run that could keep such bodies collapsed to them).
  */
-import { isSyntaxValid } from '../../eval/report/syntax.ts';
+import { functionWritesCode, isSyntaxValid } from '../../eval/report/syntax.ts';
 import { cutCompletion } from '../../eval/run.ts';
 import type { SandboxPool } from '../../eval/sandbox/pool.ts';
 import type { EvalTask } from '../../eval/suites/types.ts';
@@ -36,8 +39,10 @@ export async function verify(
   pool: SandboxPool | undefined,
   hitLimit = false,
 ): Promise<Verdict> {
-  if (!task)
-    return { syntaxOk: isSyntaxValid(promptText + functionBody(completion, hitLimit)), testsPass: null };
+  if (!task) {
+    const fn = promptText + functionBody(completion, hitLimit);
+    return { syntaxOk: isSyntaxValid(fn) && functionWritesCode(fn), testsPass: null };
+  }
   const cut = cutCompletion(task, completion);
   const syntaxOk = isSyntaxValid(task.source(cut));
   if (!pool) return { syntaxOk, testsPass: null };
