@@ -17,6 +17,7 @@ import { readScored } from '../pipelines/trajectories/score.ts';
 import { specialsFromCheckpoint } from '../trainer/stages/distill.ts';
 import {
   advantageWeights,
+  distinctBigramShare,
   rewardOf,
   runOnPolicy,
   selectForDistillation,
@@ -106,6 +107,8 @@ describe.skipIf(!haveNative)('on-policy round', () => {
       expect(r.heldout?.prompts).toBe(1);
       expect(r.heldout?.generated_tokens).toBe(8);
       expect(r.heldout?.steps_per_block).toBeCloseTo(2, 12);
+      expect(r.heldout?.distinct_bigrams).toBeGreaterThan(0);
+      expect(r.heldout?.distinct_bigrams).toBeLessThanOrEqual(1);
     }
 
     const pool = await readScored(join(out, 'round-000', 'scored.arrow'));
@@ -158,5 +161,14 @@ describe('advantage weights (--update awr)', () => {
     // The surrogate (mean 1/d_lev, which grows with the number of steps) ranks the same way.
     const lev = advantageWeights(rows, rewardOf({ reward: 'lev' }), 0.1);
     expect(lev.get('p#0')!).toBeGreaterThan(lev.get('p#1')!);
+  });
+});
+
+describe('collapse measure', () => {
+  it('counts distinct bigrams against all bigrams of a completion', () => {
+    expect(distinctBigramShare([1, 2, 1, 2, 1])).toBe(0.5);
+    expect(distinctBigramShare([7, 7, 7, 7])).toBeCloseTo(1 / 3, 12);
+    expect(distinctBigramShare([1, 2, 3, 4])).toBe(1);
+    expect(distinctBigramShare([5])).toBe(1);
   });
 });

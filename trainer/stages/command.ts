@@ -321,7 +321,7 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
           `round ${r.round} (step ${r.step}): pool ${r.forward_passes_per_token.toFixed(3)} forward passes/token, ${r.steps_per_block.toFixed(2)} steps/block, ` +
             `verifier ${(100 * r.verifier_pass_rate).toFixed(1)}%` +
             (r.heldout
-              ? `; held-out ${r.heldout.forward_passes_per_token.toFixed(3)} passes/token, ${r.heldout.steps_per_block.toFixed(2)} steps/block, verifier ${(100 * r.heldout.verifier_pass_rate).toFixed(1)}%`
+              ? `; held-out ${r.heldout.forward_passes_per_token.toFixed(3)} passes/token, ${r.heldout.steps_per_block.toFixed(2)} steps/block, verifier ${(100 * r.heldout.verifier_pass_rate).toFixed(1)}%, distinct bigrams ${r.heldout.distinct_bigrams.toFixed(3)}`
               : '') +
             `; validation loss ${r.validation_loss?.toFixed(4) ?? 'n/a'}, kept ${r.kept}\n`,
         ),

@@ -65,6 +65,17 @@ export interface HeldoutMetrics {
   forward_passes_per_token: number;
   steps_per_block: number;
   verifier_pass_rate: number;
+  /** Mean share of distinct token bigrams per completion: a model that collapses to repeating itself
+   * decodes in few steps, and this falls with it. */
+  distinct_bigrams: number;
+}
+
+/** Distinct bigrams over all bigrams of one completion (1 for fewer than two tokens). */
+export function distinctBigramShare(tokens: ArrayLike<number>): number {
+  if (tokens.length < 2) return 1;
+  const seen = new Set<string>();
+  for (let i = 1; i < tokens.length; i++) seen.add(`${tokens[i - 1]},${tokens[i]}`);
+  return seen.size / (tokens.length - 1);
 }
 
 export interface OnPolicyOptions {
@@ -279,6 +290,7 @@ async function measureHeldout(o: OnPolicyOptions, ckpt: string, dir: string): Pr
     forward_passes_per_token: m.forward_passes_per_token,
     steps_per_block: m.steps_per_block,
     verifier_pass_rate: m.verifier_pass_rate,
+    distinct_bigrams: mean(scored.map((r) => distinctBigramShare(r.tokens))),
   };
 }
 
