@@ -19,7 +19,7 @@ const { values } = parseArgs({
   options: {
     mb: { type: 'string', default: '8' },
     tokenizer: { type: 'string' },
-    repeat: { type: 'string', default: '2' },
+    repeat: { type: 'string', default: '3' },
   },
 });
 const targetBytes = Number(values.mb) * 1e6;
@@ -48,33 +48,19 @@ if (!tokenizerPath) {
   await saveTokenizer(tokenizerPath, await trainBpe(texts.slice(0, 200), { vocabSize: 4096 }));
 }
 
-const best = async (fn: () => Promise<void> | void): Promise<number> => {
-  let min = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < repeat; i++) {
-    const t0 = performance.now();
-    await fn();
-    min = Math.min(min, (performance.now() - t0) / 1000);
-  }
-  return min;
+/** Wall seconds of one call. */
+const timed = async (fn: () => Promise<void> | void): Promise<number> => {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
 };
+const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
 
 // Warm the grammar so its one-time load is not billed to the first timing.
 parseOnly('x = 1\n', 'python');
-const parseCpu0 = process.cpuUsage();
-const parseSeconds = await best(() => {
-  for (const t of texts) parseOnly(t, 'python');
-});
-const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
-const parseCpu = cpuSeconds(process.cpuUsage(parseCpu0)) / repeat;
-
 // The same tree-sitter core and grammar through the build's addon (native/node), on UTF-8 bytes: what
 // the build parses with when the addon is built.
 const hasAddon = parseOnlyNative(utf8s[0], 'python') !== undefined;
-const nativeSeconds = hasAddon
-  ? await best(() => {
-      for (const b of utf8s) parseOnlyNative(b, 'python');
-    })
-  : undefined;
 
 /**
  * The machine's 2-thread scaling right now: tree-sitter alone on the same files in 1 thread, then split
@@ -118,39 +104,66 @@ async function parseThreads(count: number): Promise<number> {
   await Promise.all(workers.map((w) => w.terminate()));
   return seconds;
 }
-let scaling = 0;
-for (let i = 0; i < repeat; i++)
-  scaling = Math.max(scaling, (await parseThreads(1)) / (await parseThreads(2)));
 
-/** Best of `repeat` builds: wall seconds and the worker start-up part of them. */
+/** One build: wall seconds, the worker start-up part of them, and CPU seconds of all threads. */
 async function endToEnd(workers: number): Promise<{ seconds: number; start: number; cpu: number }> {
-  let best = { seconds: Number.POSITIVE_INFINITY, start: 0, cpu: 0 };
-  for (let i = 0; i < repeat; i++) {
-    const out = join(work, `out-${workers}`);
-    await rm(out, { recursive: true, force: true });
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    const r = await buildDataset({
-      source: { kind: 'dir', root: src, include: ['*.py'], exclude: [] },
-      out,
-      tokenizerPath: tokenizerPath!,
-      limits: DEFAULT_SIZE_LIMITS,
-      nearDupThreshold: 0.85,
-      keepParseErrors: false,
-      validationFraction: 0.02,
-      shardRecords: 1000,
-      workers,
-      quiet: true,
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    // process.cpuUsage counts every thread of the process: main and workers.
-    if (seconds < best.seconds)
-      best = { seconds, start: r.startSeconds, cpu: cpuSeconds(process.cpuUsage(c0)) };
-  }
-  return best;
+  const out = join(work, `out-${workers}`);
+  await rm(out, { recursive: true, force: true });
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const r = await buildDataset({
+    source: { kind: 'dir', root: src, include: ['*.py'], exclude: [] },
+    out,
+    tokenizerPath: tokenizerPath!,
+    limits: DEFAULT_SIZE_LIMITS,
+    nearDupThreshold: 0.85,
+    keepParseErrors: false,
+    validationFraction: 0.02,
+    shardRecords: 1000,
+    workers,
+    quiet: true,
+  });
+  // process.cpuUsage counts every thread of the process: main and workers.
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    start: r.startSeconds,
+    cpu: cpuSeconds(process.cpuUsage(c0)),
+  };
 }
-const one = await endToEnd(1);
-const two = await endToEnd(2);
+
+/**
+ * Rounds of every measurement, best of each kept: other jobs' load comes and goes within seconds, and
+ * measuring the baselines and the builds in turn lets each see the same spells of load.
+ */
+let parseSeconds = Number.POSITIVE_INFINITY;
+let parseCpu = Number.POSITIVE_INFINITY;
+let nativeSeconds = Number.POSITIVE_INFINITY;
+let scaling = 0;
+let one = { seconds: Number.POSITIVE_INFINITY, start: 0, cpu: 0 };
+let two = { ...one };
+for (let i = 0; i < repeat; i++) {
+  const c0 = process.cpuUsage();
+  parseSeconds = Math.min(
+    parseSeconds,
+    await timed(() => {
+      for (const t of texts) parseOnly(t, 'python');
+    }),
+  );
+  parseCpu = Math.min(parseCpu, cpuSeconds(process.cpuUsage(c0)));
+  if (hasAddon) {
+    nativeSeconds = Math.min(
+      nativeSeconds,
+      await timed(() => {
+        for (const b of utf8s) parseOnlyNative(b, 'python');
+      }),
+    );
+  }
+  const r1 = await endToEnd(1);
+  if (r1.seconds < one.seconds) one = r1;
+  const r2 = await endToEnd(2);
+  if (r2.seconds < two.seconds) two = r2;
+  scaling = Math.max(scaling, (await parseThreads(1)) / (await parseThreads(2)));
+}
 await rm(work, { recursive: true, force: true });
 
 const rate = (s: number): string => `${(mb / s).toFixed(2)} MB/s`;
@@ -159,11 +172,11 @@ const steady1 = one.seconds - one.start;
 const steady2 = two.seconds - two.start;
 const lines = [
   `hardware: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; node ${process.version}`,
-  `input: ${texts.length} stdlib .py files, ${mb.toFixed(2)} MB; best of ${repeat} runs each`,
-  `parse only (tree-sitter, 1 thread):   ${rate(parseSeconds)} (node-tree-sitter, string input)${nativeSeconds ? `; ${rate(nativeSeconds)} (the build's addon, UTF-8 input)` : ''}`,
+  `input: ${texts.length} stdlib .py files, ${mb.toFixed(2)} MB; best of ${repeat} rounds of every measurement`,
+  `parse only (tree-sitter, 1 thread):   ${rate(parseSeconds)} (node-tree-sitter, string input)${hasAddon ? `; ${rate(nativeSeconds)} (the build's addon, UTF-8 input)` : ''}`,
   `end to end, 1 worker:                 ${rate(one.seconds)} (${one.seconds.toFixed(2)} s); ${rate(steady1)} without the ${one.start.toFixed(2)} s worker start-up`,
   `end to end, 2 workers:                ${rate(two.seconds)} (${two.seconds.toFixed(2)} s); ${rate(steady2)} without the ${two.start.toFixed(2)} s start-up`,
-  `end-to-end / parse-only, per worker:  ${(parseSeconds / one.seconds).toFixed(2)} (${(parseSeconds / steady1).toFixed(2)} without start-up; target >= 0.5)${nativeSeconds ? `; against the addon's parse: ${(nativeSeconds / one.seconds).toFixed(2)} (${(nativeSeconds / steady1).toFixed(2)})` : ''}`,
+  `end-to-end / parse-only, per worker:  ${(parseSeconds / one.seconds).toFixed(2)} (${(parseSeconds / steady1).toFixed(2)} without start-up; target >= 0.5)${hasAddon ? `; against the addon's parse: ${(nativeSeconds / one.seconds).toFixed(2)} (${(nativeSeconds / steady1).toFixed(2)})` : ''}`,
   `speedup, 2 workers over 1:            ${(one.seconds / two.seconds).toFixed(2)}x (${(steady1 / steady2).toFixed(2)}x without start-up; target 1.7x on 2 cores)`,
   `machine's 2-thread scaling right now:  ${scaling.toFixed(2)}x (tree-sitter alone, 2 threads vs 1: the ceiling for the line above)`,
   `CPU time (all threads; robust to other jobs' load): parse only ${rate(parseCpu)} of CPU, end to end ${rate(one.cpu)} (1 worker), ${rate(two.cpu)} (2 workers); ratio ${(parseCpu / one.cpu).toFixed(2)}`,
