@@ -57,6 +57,18 @@ static uint32_t next_unit(const uint8_t *s, size_t len, size_t *i, uint32_t *pen
   return c;
 }
 
+// The shingle of words first..first+k-1 (indices into the ring of `size`): fmix32 chain over the words,
+// then one-permutation binning into sig.
+static void add_shingle(uint32_t *sig, const uint32_t *ring, size_t first, uint32_t k, uint32_t size, uint32_t bits,
+                        uint32_t value_mask) {
+  uint32_t h = 0;
+  for (uint32_t j = 0; j < k; j++) h = fmix32(h ^ (ring[(first + j) % size] * (j + 1)));
+  uint32_t v = fmix32(h ^ 0x5bd1e995u);
+  uint32_t bin = bits == 0 ? 0 : v >> (32 - bits);
+  uint32_t value = v & value_mask;
+  if (value < sig[bin]) sig[bin] = value;
+}
+
 static napi_value fail(napi_env env, const char *msg) {
   napi_throw_error(env, NULL, msg);
   return NULL;
@@ -84,14 +96,17 @@ static napi_value minhash(napi_env env, napi_callback_info info) {
   uint32_t bits = 0;
   while ((1u << bits) < bins) bits++;
   const uint8_t *s = (const uint8_t *)data;
-  // At most one word per UTF-16 unit, at most two units per byte.
-  uint32_t *words = (uint32_t *)malloc((2 * len + 1) * sizeof(uint32_t));
   uint32_t *sig = (uint32_t *)malloc(2 * bins * sizeof(uint32_t));
-  if (!words || !sig) {
-    free(words);
+  // The last `shingle` word hashes: shingles are hashed as the words stream by, with no array of all words.
+  uint32_t *ring = (uint32_t *)malloc(shingle * sizeof(uint32_t));
+  if (!sig || !ring) {
     free(sig);
+    free(ring);
     return fail(env, "minhash: out of memory");
   }
+  const uint32_t EMPTY = 0xffffffffu;
+  for (uint32_t b = 0; b < bins; b++) sig[b] = EMPTY;
+  const uint32_t value_mask = bits == 0 ? 0xffffffffu : (uint32_t)((1u << (32 - bits)) - 1);
   size_t n = 0, i = 0;
   uint32_t pending = 0;
   uint32_t c = 0;
@@ -114,21 +129,14 @@ static napi_value minhash(napi_env env, napi_callback_info info) {
     } else {
       h = (h ^ c) * 0x01000193u;
     }
-    words[n++] = h;
+    ring[n % shingle] = h;
+    n++;
+    // A full window of `shingle` words, oldest first.
+    if (n >= shingle) add_shingle(sig, ring, n - shingle, shingle, shingle, bits, value_mask);
   }
-  const uint32_t EMPTY = 0xffffffffu;
-  for (uint32_t b = 0; b < bins; b++) sig[b] = EMPTY;
-  size_t k = shingle < (n > 0 ? n : 1) ? shingle : (n > 0 ? n : 1);
-  size_t count = n == 0 ? 0 : (n - k + 1 > 1 ? n - k + 1 : 1);
-  uint32_t value_mask = bits == 0 ? 0xffffffffu : (uint32_t)((1u << (32 - bits)) - 1);
-  for (size_t a = 0; a < count; a++) {
-    uint32_t h = 0;
-    for (size_t j = 0; j < k && a + j < n; j++) h = fmix32(h ^ (words[a + j] * (uint32_t)(j + 1)));
-    uint32_t v = fmix32(h ^ 0x5bd1e995u);
-    uint32_t bin = bits == 0 ? 0 : v >> (32 - bits);
-    uint32_t value = v & value_mask;
-    if (value < sig[bin]) sig[bin] = value;
-  }
+  // Fewer words than a shingle: one shingle of all of them (minhash.ts: k = min(shingle, words)).
+  if (n > 0 && n < shingle) add_shingle(sig, ring, 0, (uint32_t)n, shingle, bits, value_mask);
+  free(ring);
   // Densify (minhash.ts densify): an empty bin borrows from the next filled one, offset by the distance.
   int any = 0;
   for (uint32_t b = 0; b < bins; b++) any |= sig[b] != EMPTY;
@@ -145,12 +153,10 @@ static napi_value minhash(napi_env env, napi_callback_info info) {
   void *res_data;
   napi_value res_ab, result;
   if (napi_create_arraybuffer(env, bins * sizeof(uint32_t), &res_data, &res_ab) != napi_ok) {
-    free(words);
     free(sig);
     return NULL;
   }
   memcpy(res_data, out, bins * sizeof(uint32_t));
-  free(words);
   free(sig);
   napi_create_typedarray(env, napi_uint32_array, bins, res_ab, 0, &result);
   return result;
