@@ -211,6 +211,9 @@ describe('worker options', () => {
       '--import=file:///r/node_modules/tsx/dist/loader.mjs',
       '--import',
       './other.mjs',
+      '--import',
+      'tsx',
+      '--import=tsx/esm',
       '--max-old-space-size=100',
     ];
     expect(withoutTsx(argv)).toEqual(['--cpu-prof', '--import', './other.mjs', '--max-old-space-size=100']);
