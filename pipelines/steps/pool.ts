@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { spawnTsWorker } from '../../common/worker.ts';
 import type { StepContextSpec } from './context.ts';
 import { makeStepContext } from './context.ts';
@@ -107,11 +107,7 @@ class WorkerExecutor implements RecordExecutor {
     const options = { resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 } };
     const workers = Array.from({ length: count }, () =>
       bundle
-        ? new Worker(bundle, {
-            ...options,
-            execArgv: withoutTsx(process.execArgv),
-            workerData: { data: spec },
-          })
+        ? bundledWorker(bundle, { ...options, workerData: { data: spec } })
         : spawnTsWorker(entry, spec, options),
     );
     return new WorkerExecutor(workers);
@@ -142,6 +138,23 @@ class WorkerExecutor implements RecordExecutor {
  * Node options for a worker that runs the plain-JS bundle: the process's own, less the tsx loader (which
  * `tsx script.ts` passes): it would load in each worker for nothing, measured 90 ms of CPU per worker.
  */
+/**
+ * A worker on the bundle, without the tsx loader when the process has it. Node refuses process-wide flags
+ * (`--trace-gc`, ...) in an explicit execArgv, though it lets workers inherit them: then the worker
+ * inherits everything, loader included.
+ */
+function bundledWorker(bundle: URL, options: WorkerOptions): Worker {
+  const execArgv = withoutTsx(process.execArgv);
+  if (execArgv.length !== process.execArgv.length) {
+    try {
+      return new Worker(bundle, { ...options, execArgv });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw err;
+    }
+  }
+  return new Worker(bundle, options);
+}
+
 const isTsx = (module: string): boolean =>
   module === 'tsx' || module.startsWith('tsx/') || module.includes('/tsx/');
 
