@@ -69,6 +69,20 @@ describe('verifier', () => {
       undefined,
     );
     expect(hollow.syntaxOk).toBe(false);
+    // So does one of bare names and literals; an assignment, a call or a return does something.
+    for (const [body, ok] of [
+      ['    This\n    This\n', false],
+      ['    x\n    1\n', false],
+      ['    y = x\n', true],
+      ['    print(x)\n', true],
+      ['    return x\n', true],
+      ['    if x:\n        This\n', true],
+    ] as const) {
+      expect(
+        (await verify('def f(x):\n    """Double."""\n', body, undefined, undefined)).syntaxOk,
+        body,
+      ).toBe(ok);
+    }
   });
 
   it('judges a function prompt by the body only', async () => {

@@ -41,18 +41,24 @@ export function isSyntaxValid(code: string): boolean {
   return true;
 }
 
-/** A comment, or a bare string (a docstring): statements that do nothing. */
+/** Expressions that act when they stand alone as a statement; a bare name or literal does nothing. */
+const ACTING_EXPRESSIONS = new Set(['assignment', 'augmented_assignment', 'call', 'await', 'yield']);
+
+/** A comment, or an expression statement that does nothing (a docstring, a bare name, a literal). */
 function isInert(n: TsNode): boolean {
   if (n.type === 'comment') return true;
-  if (n.type !== 'expression_statement' || n.namedChildCount !== 1) return false;
-  const e = n.namedChild(0);
-  return e !== null && (e.type === 'string' || e.type === 'concatenated_string');
+  if (n.type !== 'expression_statement') return false;
+  for (let i = 0; i < n.namedChildCount; i++) {
+    const e = n.namedChild(i);
+    if (e && ACTING_EXPRESSIONS.has(e.type)) return false;
+  }
+  return true;
 }
 
 /**
  * True when the last top-level function of `code` has a body statement that does something: not only
- * comments and its docstring. A body of comments parses, so syntax alone lets a model that has learnt to
- * write `# the the the` pass as valid code.
+ * comments, its docstring and bare names or literals. Those parse, so syntax alone let on-policy runs that
+ * kept what passed converge on bodies of `# the the the` and then of `This` lines (measured, docs/distill.md).
  */
 export function functionWritesCode(code: string): boolean {
   const root = getParser().parse(code).rootNode;
