@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../bin/main.ts';
+import { SamplerClient } from '../pipelines/sample/client.ts';
 import { loadConfigFile } from '../trainer/config.ts';
 import { loadTrainData } from '../trainer/data.ts';
 import { readLog } from '../trainer/run-log.ts';
@@ -111,6 +112,26 @@ describe.skipIf(!bin)('sdt train end to end', () => {
     expect(Object.keys(summary.final_validation)).toEqual(['nll']);
     const native = JSON.parse(readFileSync(join(run, 'native-train.json'), 'utf8'));
     expect(native.model.attention_mode).toBe('causal');
+  });
+
+  it('block attention: a block checkpoint the sampler decodes with its exact cache', async () => {
+    const run = join(dir, 'block');
+    expect(await main(tinyRun(run, ['--attention', 'block', '--block-size', '8', '--steps', '4']))).toBe(0);
+    const native = JSON.parse(readFileSync(join(run, 'native-train.json'), 'utf8'));
+    expect(native.model.attention_mode).toBe('block');
+    expect(native.model.block_size).toBe(8);
+    const ckpt = join(run, 'checkpoints', 'step-000004');
+    const config = JSON.parse(readFileSync(join(ckpt, 'config.json'), 'utf8'));
+    expect([config.attention_mode, config.block_size]).toEqual(['block', 8]);
+    const client = await SamplerClient.start({ ckpt });
+    try {
+      expect(client.info.attention_mode).toBe('block');
+      const [c] = await client.generateTokens([[5, 6, 7]], { maxNew: 12, block: 8, eos: -1 });
+      // Blocks aligned at multiples of 8 from position 0: the first completes the prompt's block.
+      expect(c.blocks.map((b) => b.size)).toEqual([5, 7]);
+    } finally {
+      await client.close();
+    }
   });
 
   it("the logged ELBO equals one computed from the checkpoint's logits", async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isMaskable } from '../pipelines/corrupt/mask.ts';
 import { Rng } from '../pipelines/corrupt/rng.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
 import { arExample } from '../trainer/ar.ts';
@@ -128,6 +129,38 @@ describe('feed', () => {
     const late = ratio(frames(ctx, 20, 40));
     expect(late).toBeGreaterThan(0.35);
     expect(late).toBeLessThan(0.65);
+  });
+
+  it('block attention: one mask rate per block, so every block with content holds a mask', () => {
+    const base = defaultConfig();
+    const B = 8;
+    const emptyBlocks = (attention: 'block' | 'bidirectional') => {
+      const ctx = context({
+        steps: 30,
+        batch: { batch_size: 8, micro_batches: 1 },
+        model: { ...base.model, attention_mode: attention, block_size: B },
+        curriculum: { ...base.curriculum, mask_fraction: 1 },
+      });
+      let empty = 0;
+      for (const f of frames(ctx, 0, 30)) {
+        const { input } = f.batch;
+        for (let row = 0; row * L < input.length; row++) {
+          for (let b = 0; b < L; b += B) {
+            let content = 0;
+            let masked = 0;
+            for (let i = row * L + b; i < row * L + b + B; i++) {
+              if (input[i] === SP.mask) masked++;
+              if (input[i] === SP.mask || isMaskable(input[i], SP)) content++;
+            }
+            if (content > 0 && masked === 0) empty++;
+          }
+        }
+      }
+      return empty;
+    };
+    expect(emptyBlocks('block')).toBe(0);
+    // One rate per sequence leaves some blocks unmasked when t is small: the check above can fail.
+    expect(emptyBlocks('bidirectional')).toBeGreaterThan(0);
   });
 
   it('ar: targets are the inputs shifted by one, within a document', () => {

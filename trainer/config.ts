@@ -20,8 +20,19 @@ export interface ModelShape {
   rms_norm_eps: number;
 }
 
+/** Attention of a diffusion model; the AR objective is always causal. */
+export type DiffusionAttention = 'bidirectional' | 'block';
+
 export interface TrainConfig {
-  model: ModelShape & { preset: string };
+  model: ModelShape & {
+    preset: string;
+    /**
+     * block: causal between blocks of `block_size` (counted from position 0), bidirectional inside, and the
+     * mask rate drawn per block (block-clipped), so the sampler's KV cache is exact for the checkpoint.
+     */
+    attention_mode: DiffusionAttention;
+    block_size: number;
+  };
   data: {
     /** A dataset directory written by `sdt data build`. */
     dataset: string;
@@ -169,6 +180,23 @@ export const FIELDS: FieldSpec[] = [
       ...(isBool ? {} : { min: 0, minExclusive: true }),
     };
   }),
+  {
+    path: 'model.attention_mode',
+    flag: 'attention',
+    type: 'string',
+    description:
+      'diffusion attention: bidirectional, or block (causal between blocks, bidirectional inside, mask rate per block; an exact KV cache when sampling). --objective ar is causal',
+    default: 'bidirectional',
+    choices: ['bidirectional', 'block'],
+  },
+  {
+    path: 'model.block_size',
+    flag: 'block-size',
+    type: 'int',
+    description: 'block length of --attention block (sample with the same --block)',
+    default: 32,
+    min: 1,
+  },
   {
     path: 'data.dataset',
     flag: 'dataset',
@@ -449,7 +477,7 @@ export function defaultConfig(): TrainConfig {
 export function configOptions(): Record<string, OptionSpec> {
   const out: Record<string, OptionSpec> = {};
   for (const f of FIELDS) {
-    const isModel = f.path.startsWith('model.') && f.path !== 'model.preset';
+    const isModel = MODEL_FIELDS.some((k) => f.path === `model.${k}`);
     const shown = isModel ? `${JSON.stringify(f.default)} in preset demo` : JSON.stringify(f.default);
     out[f.flag] = {
       type: f.type === 'int' ? 'number' : f.type,

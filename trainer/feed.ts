@@ -60,6 +60,11 @@ export interface FeedExample extends SequenceExample {
   window: number;
 }
 
+/** Block models draw one mask rate per block, aligned with the blocks their attention sees. */
+export function blockMasking(cfg: TrainConfig): { mode?: 'block'; blockSize?: number } {
+  return cfg.model.attention_mode === 'block' ? { mode: 'block', blockSize: cfg.model.block_size } : {};
+}
+
 /** Training example `index`, drawn during 0-based optimizer step `step`. */
 export function trainExample(ctx: FeedContext, order: EpochOrder, index: number, step: number): FeedExample {
   const { cfg, specials } = ctx;
@@ -80,6 +85,7 @@ export function trainExample(ctx: FeedContext, order: EpochOrder, index: number,
         structure: cfg.curriculum.structure,
         eps: cfg.curriculum.mask_eps,
         tCap: warmupCap(step, cfg.curriculum.mask_warmup_steps),
+        ...blockMasking(cfg),
       },
       w.segment,
     );

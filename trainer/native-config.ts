@@ -24,8 +24,9 @@ export function nativeModelConfig(cfg: TrainConfig, tok: NativeTokenizerInfo): R
     rms_norm_eps: m.rms_norm_eps,
     rope_theta: m.rope_theta,
     tie_word_embeddings: m.tie_word_embeddings,
-    // The AR baseline trains the same weights causally; diffusion attends both ways.
-    attention_mode: cfg.objective === 'ar' ? 'causal' : 'bidirectional',
+    // The AR baseline trains the same weights causally; diffusion attends both ways, or block-causally.
+    attention_mode: cfg.objective === 'ar' ? 'causal' : m.attention_mode,
+    block_size: m.block_size,
     mask_token_id: tok.specials.mask,
     del_token_id: tok.specials.del,
     pad_token_id: tok.specials.pad,

@@ -17,7 +17,7 @@ import { type MicroBatch, type SequenceExample, stackExamples } from './batch.ts
 import { microBatchSize } from './config.ts';
 import { RNG_STREAM } from './curriculum.ts';
 import { editExample } from './edit-example.ts';
-import type { FeedContext } from './feed.ts';
+import { blockMasking, type FeedContext } from './feed.ts';
 import { type WindowStore, windowAt } from './window-store.ts';
 
 export type EvalGroup = 'elbo' | 'edit' | 'nll';
@@ -74,7 +74,7 @@ export function buildValidationFrames(
           w.tokens,
           w.spans,
           rng,
-          { specials, t: times[j], eps: cfg.curriculum.mask_eps },
+          { specials, t: times[j], eps: cfg.curriculum.mask_eps, ...blockMasking(cfg) },
           w.segment,
         );
         for (const tok of w.tokens) if (isMaskable(tok, specials)) denominator++;
