@@ -5,9 +5,9 @@ import { globToRegExp, makePathFilter } from '../pipelines/sources/glob.ts';
 import { languageOfPath } from '../pipelines/sources/language.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { normaliseSplit, rowToRecord } from '../pipelines/sources/row.ts';
-import { decodeText } from '../pipelines/steps/decode.ts';
+import { decodeStats, decodeText } from '../pipelines/steps/decode.ts';
 import { ExactDedup } from '../pipelines/steps/dedup.ts';
-import { checkSize, DEFAULT_SIZE_LIMITS } from '../pipelines/steps/filters.ts';
+import { checkSize, DEFAULT_SIZE_LIMITS, sizeReject } from '../pipelines/steps/filters.ts';
 import { chooseBands, estimatedJaccard, minhashSignature, NearDupIndex } from '../pipelines/steps/minhash.ts';
 import { parseCode } from '../pipelines/steps/parse.ts';
 import { withoutTsx } from '../pipelines/steps/pool.ts';
@@ -30,6 +30,73 @@ describe('decode', () => {
     expect(reason(decodeText(new Uint8Array(0)))).toBe('empty');
     expect(reason(decodeText('a\uD800b'))).toBe('invalid-utf8');
     expect(reason(decodeText('ok\0'))).toBe('binary');
+  });
+});
+
+/** Small deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe.skipIf(!tsAddon())('decode and size filter on bytes (the native path)', () => {
+  const stats = (b: Uint8Array, probe: number) => tsAddon()!.textStats(b, probe);
+  const verdicts = (b: Uint8Array, limits = DEFAULT_SIZE_LIMITS) => {
+    const js = decodeText(b);
+    const native = decodeStats(b, stats);
+    const jsSize = isReject(js) ? js : (checkSize(js.text, js.nBytes, limits) ?? 'kept');
+    const nativeSize = isReject(native)
+      ? native
+      : (sizeReject(native.nBytes, native.length, native.longestLine, native.lines, limits) ?? 'kept');
+    return { jsSize, nativeSize };
+  };
+  it('gives decodeText and checkSize verdicts, details included, on crafted and random bytes', () => {
+    const enc = (t: string) => new TextEncoder().encode(t);
+    const crafted = [
+      enc('x = "héllo😀"\n'),
+      enc('\ufeffimport os\r\n\tpass\f\n'),
+      enc(`${'é'.repeat(999)}\nx\n`),
+      enc(`${'😀'.repeat(500)}\n`),
+      enc(`${'😀'.repeat(501)}\n`),
+      enc(`${'a'.repeat(300)}\n${'b'.repeat(150)}`),
+      enc('\u0001\u0002'.repeat(5000)),
+      enc(`${'x'.repeat(70000)}${'\u0001'.repeat(700)}`),
+      enc(`${'é'.repeat(65530)}${'\u0001'.repeat(700)}`),
+      new Uint8Array(0),
+      Uint8Array.of(0x61, 0x00, 0x62),
+      Uint8Array.of(0x61, 0xff, 0xfe, 0x62),
+      Uint8Array.of(0xc0, 0xaf), // overlong
+      Uint8Array.of(0xe0, 0x80, 0xaf), // overlong
+      Uint8Array.of(0xed, 0xa0, 0x80), // an encoded surrogate
+      Uint8Array.of(0xf4, 0x90, 0x80, 0x80), // above U+10FFFF
+      Uint8Array.of(0xe2, 0x82), // truncated
+      Uint8Array.of(0xf0, 0x9f, 0x98, 0x80, 0x0a, 0x61),
+    ];
+    for (const b of crafted) {
+      const { jsSize, nativeSize } = verdicts(b);
+      expect(nativeSize).toEqual(jsSize);
+    }
+    const tight = { ...DEFAULT_SIZE_LIMITS, minBytes: 1, maxLineLength: 40, maxMeanLineLength: 12 };
+    const r = rng(23);
+    const enc8 = (t: string) => [...new TextEncoder().encode(t)];
+    const good = ['a', ' ', '\n', '\t', '\u0001', '\r', 'é', '€', '😀', '\ufeff'].map(enc8);
+    const bad = [[0xff], [0x80], [0xed, 0xa0, 0x80], [0xc3], [0xf0, 0x9f]];
+    let kept = 0;
+    for (let i = 0; i < 4000; i++) {
+      const parts = Array.from({ length: Math.floor(r() * 60) }, () =>
+        r() < 0.03 ? bad[Math.floor(r() * bad.length)] : good[Math.floor(r() * good.length)],
+      );
+      const { jsSize, nativeSize } = verdicts(Uint8Array.from(parts.flat()), tight);
+      expect(nativeSize).toEqual(jsSize);
+      if (jsSize === 'kept') kept++;
+    }
+    expect(kept).toBeGreaterThan(50);
   });
 });
 

@@ -24,5 +24,6 @@ export async function makeStepContext(spec: StepContextSpec): Promise<StepContex
     tokenizer,
     encodeUtf8: nativeEncoder(tokenizer),
     minhashUtf8: addon && ((utf8) => addon.minhash(utf8, numPerm, shingle)),
+    textStats: addon && ((utf8, probe) => addon.textStats(utf8, probe)),
   };
 }

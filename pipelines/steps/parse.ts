@@ -100,10 +100,20 @@ const languageHandle = (g: Grammar): unknown => (g.language as { language: unkno
 export function parseCode(text: string, language: string, utf8?: Uint8Array): ParseResult | undefined {
   const grammar = grammarFor(language);
   if (!grammar) return undefined;
+  if (!tsAddon()) return parseCodeJs(text, language);
+  return parseUtf8(utf8 ?? Buffer.from(text, 'utf8'), language);
+}
+
+/**
+ * parseCode on UTF-8 bytes alone, through the addon; undefined when the addon is not built or the language
+ * has no grammar (callers then decode the text for parseCode).
+ */
+export function parseUtf8(utf8: Uint8Array, language: string): ParseResult | undefined {
+  const grammar = grammarFor(language);
   const addon = tsAddon();
-  if (!addon) return parseCodeJs(text, language);
+  if (!grammar || !addon) return undefined;
   const handle = languageHandle(grammar);
-  const out = addon.parse(handle, utf8 ?? Buffer.from(text, 'utf8'), addonKindTable(grammar, handle));
+  const out = addon.parse(handle, utf8, addonKindTable(grammar, handle));
   return { errors: out[0], nodes: out.subarray(1) };
 }
 

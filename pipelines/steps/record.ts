@@ -1,11 +1,12 @@
 import type { Split } from '../../schemas/dataset.ts';
 import type { SourceRecord } from '../sources/types.ts';
 import type { Encoding, Tokenizer } from '../tokenizer/types.ts';
-import { decodeText } from './decode.ts';
-import { checkSize, type SizeLimits } from './filters.ts';
+import { decodeStats, decodeText, type TextStats } from './decode.ts';
+import { checkSize, type SizeLimits, sizeReject } from './filters.ts';
+import { grammarFor } from './grammar.ts';
 import { sha256Hex } from './hash.ts';
 import { type MinHashOptions, minhashSignature } from './minhash.ts';
-import { parseCode } from './parse.ts';
+import { parseCode, parseUtf8 } from './parse.ts';
 import { nodesToSpanArrays } from './spans.ts';
 import { tsAddon } from './ts-addon.ts';
 import type { Reject } from './types.ts';
@@ -33,6 +34,8 @@ export interface WorkItem {
   contentHash?: string;
   signature?: Uint32Array;
   parseErrors: number;
+  /** Length and lines of a text decode judged as bytes (decodeStats), for the size filter. */
+  stats?: TextStats;
   /** Span nodes from parse, for annotate: see ParseResult.nodes. */
   nodes?: Int32Array;
   tokens?: Int32Array;
@@ -50,6 +53,16 @@ export interface StepContext {
   encodeUtf8?: (utf8: Uint8Array) => Encoding | undefined;
   /** minhashSignature with ctx.minhash on UTF-8 bytes (native), when there is one. */
   minhashUtf8?: (utf8: Uint8Array) => Uint32Array;
+  /** The addon's textStats (decodeStats), when there is one. */
+  textStats?: (utf8: Uint8Array, probe: number) => Int32Array;
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** The record's text, decoded from its bytes on first need (decodeStats has validated them). */
+function textOf(w: WorkItem): string {
+  w.text ??= utf8Decoder.decode(w.utf8!);
+  return w.text;
 }
 
 interface RecordStep {
@@ -68,10 +81,20 @@ export const RECORD_STEPS: RecordStep[] = [
   {
     name: 'decode',
     heavy: false,
-    run(w) {
+    run(w, ctx) {
       const input = w.input ?? '';
-      const r = decodeText(input);
       w.input = undefined;
+      if (typeof input !== 'string' && ctx.textStats) {
+        // Bytes stay bytes: the native steps read them, and a string is made only if a JS step needs it.
+        const r = decodeStats(input, ctx.textStats);
+        if ('reason' in r) return r;
+        w.stats = r;
+        w.nBytes = r.nBytes;
+        w.utf8 = input;
+        w.textIsInput = true;
+        return undefined;
+      }
+      const r = decodeText(input);
       if ('reason' in r) return r;
       w.text = r.text;
       if (typeof input !== 'string') {
@@ -82,7 +105,14 @@ export const RECORD_STEPS: RecordStep[] = [
       return undefined;
     },
   },
-  { name: 'size-filter', heavy: false, run: (w, ctx) => checkSize(w.text!, w.nBytes, ctx.limits) },
+  {
+    name: 'size-filter',
+    heavy: false,
+    run: (w, ctx) =>
+      w.stats
+        ? sizeReject(w.stats.nBytes, w.stats.length, w.stats.longestLine, w.stats.lines, ctx.limits)
+        : checkSize(w.text!, w.nBytes, ctx.limits),
+  },
   {
     name: 'fingerprint',
     heavy: false,
@@ -92,7 +122,7 @@ export const RECORD_STEPS: RecordStep[] = [
       // The same digest either way: a string is hashed as its UTF-8.
       w.contentHash = sha256Hex(w.utf8 ?? w.text!);
       w.signature =
-        w.utf8 && ctx.minhashUtf8 ? ctx.minhashUtf8(w.utf8) : minhashSignature(w.text!, ctx.minhash);
+        w.utf8 && ctx.minhashUtf8 ? ctx.minhashUtf8(w.utf8) : minhashSignature(textOf(w), ctx.minhash);
       return undefined;
     },
   },
@@ -101,7 +131,9 @@ export const RECORD_STEPS: RecordStep[] = [
     heavy: true,
     run(w) {
       if (!w.utf8 && tsAddon()) w.utf8 = Buffer.from(w.text!, 'utf8');
-      const parsed = parseCode(w.text!, w.language, w.utf8);
+      const parsed = !grammarFor(w.language)
+        ? undefined
+        : (w.utf8 && parseUtf8(w.utf8, w.language)) || parseCode(textOf(w), w.language, w.utf8);
       w.parseErrors = parsed?.errors ?? 0;
       w.nodes = parsed?.nodes;
       return undefined;
@@ -111,7 +143,7 @@ export const RECORD_STEPS: RecordStep[] = [
     name: 'tokenize',
     heavy: true,
     run(w, ctx) {
-      const enc = (w.utf8 && ctx.encodeUtf8?.(w.utf8)) || ctx.tokenizer.encodeWithOffsets(w.text!);
+      const enc = (w.utf8 && ctx.encodeUtf8?.(w.utf8)) || ctx.tokenizer.encodeWithOffsets(textOf(w));
       w.tokens = enc.ids;
       w.byteOffsets = enc.byteOffsets;
       return undefined;
@@ -194,5 +226,6 @@ export function processRecord(w: WorkItem, ctx: StepContext, heavy: boolean): Wo
   }
   // The bytes go back with the row (see worker-entry.ts) only when they are the input itself.
   if (!w.textIsInput || !w.tokens) w.utf8 = undefined;
+  w.stats = undefined;
   return w;
 }

@@ -30,6 +30,8 @@ export interface TsSpansAddon {
     mergedId: Int32Array,
     classFlags: Uint8Array,
   ): unknown;
+  /** [UTF-16 length, control characters in the first `probe` units, longest line, lines] of valid UTF-8. */
+  textStats(utf8: Uint8Array, probe: number): Int32Array;
   /** minhashSignature (minhash.ts) of the text given as UTF-8 bytes: the same values. */
   minhash(utf8: Uint8Array, numPerm: number, shingle: number): Uint32Array;
   /** [ids, byte offsets] of UTF-8 text, or undefined for text it leaves to the JS encoder. */
