@@ -2,7 +2,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { spawnTsWorker } from '../../common/worker.ts';
 import type { StepContextSpec } from './context.ts';
 import { makeStepContext } from './context.ts';
-import { processRecord, type StepContext, type WorkItem } from './record.ts';
+import { processBatch, type StepContext, type WorkItem } from './record.ts';
 import { bundledWorkerEntry } from './worker-bundle.ts';
 
 /** Runs the per-record steps on batches: in worker threads, or inline when workers is 0. */
@@ -22,7 +22,7 @@ class InlineExecutor implements RecordExecutor {
   async run(items: WorkItem[], heavy: boolean[], _transferInput = false): Promise<WorkItem[]> {
     // Yield a turn first so tree-sitter finalisers run (see worker-entry.ts).
     await new Promise((resolve) => setImmediate(resolve));
-    return items.map((w, i) => processRecord(w, this.ctx, heavy[i]));
+    return processBatch(items, this.ctx, heavy);
   }
   ready(): Promise<void> {
     return Promise.resolve();

@@ -1,7 +1,7 @@
 // Worker thread: runs the per-record steps on batches the main thread sends (see pool.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeStepContext, type StepContextSpec } from './context.ts';
-import { processRecord, transferables, type WorkItem } from './record.ts';
+import { processBatch, transferables, type WorkItem } from './record.ts';
 
 interface Batch {
   id: number;
@@ -18,7 +18,7 @@ function runOne(): void {
   const msg = queue.shift();
   if (!msg) return;
   try {
-    const out = msg.items.map((w, i) => processRecord(w, ctx, msg.heavy[i]));
+    const out = processBatch(msg.items, ctx, msg.heavy);
     // Texts that came as bytes go back as those bytes (transferred): copying strings back would cost
     // both threads, and a second UTF-8 encode when the shard is written.
     for (const w of out) if (w.utf8) w.text = undefined;
