@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { grammarFor } from '../pipelines/steps/grammar.ts';
 import { parseCode, parseCodeJs } from '../pipelines/steps/parse.ts';
-import { nodesToSpans, utf16ToUtf8Offsets } from '../pipelines/steps/spans.ts';
+import { nodesToSpanArrays, nodesToSpans, utf16ToUtf8Offsets } from '../pipelines/steps/spans.ts';
 import { tsAddon } from '../pipelines/steps/ts-addon.ts';
 import { loadTokenizer } from '../pipelines/tokenizer/index.ts';
 import type { Tokenizer } from '../pipelines/tokenizer/types.ts';
@@ -215,6 +215,46 @@ describe('span walk', () => {
       }
       expect(nonAscii).toBeGreaterThan(5);
       expect(withErrors).toBeGreaterThan(0);
+    },
+  );
+
+  it.skipIf(!tsAddon())(
+    'the native token ranges equal nodesToSpanArrays, with BPE and byte tokens',
+    async () => {
+      const dir = await tempDir('spans-native');
+      try {
+        const bpe = await loadTokenizer(await smallTokenizer(dir, 500));
+        const texts = ['email', 'json', 'unittest'].flatMap((pkg) => {
+          const root = join(pythonStdlibDir(), pkg);
+          return readdirSync(root)
+            .filter((f) => f.endsWith('.py'))
+            .map((f) => readFileSync(join(root, f), 'utf8'));
+        });
+        // Long chains of nested nodes on one start token (the set path), broken code, nothing at all.
+        texts.push(
+          SOURCE,
+          ...BROKEN,
+          `x = ${'a.'.repeat(3000)}b\n`,
+          `y = ${'('.repeat(200)}1${')'.repeat(200)}\n`,
+          '',
+        );
+        let spans = 0;
+        for (const text of texts) {
+          const parsed = parseCode(text, 'python')!;
+          for (const tok of [bpe, byteTokenizer()]) {
+            const enc = tok.encodeWithOffsets(text);
+            const want = nodesToSpanArrays(parsed.nodes, enc.byteOffsets, enc.ids.length);
+            const [kind, start, end] = tsAddon()!.tokenSpans(parsed.nodes, enc.byteOffsets);
+            expect([...kind]).toEqual([...want.kind]);
+            expect([...start]).toEqual([...want.start]);
+            expect([...end]).toEqual([...want.end]);
+            spans += kind.length;
+          }
+        }
+        expect(spans).toBeGreaterThan(100_000);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   );
 });

@@ -1,5 +1,6 @@
 // sdt_ts_spans: a Node addon for the data build's hot steps. Here: tree-sitter parse and span nodes in
-// one native call (bpe.c: the BPE encoder; minhash.c: the MinHash signature; text.c: text statistics).
+// one native call (bpe.c: the BPE encoder; minhash.c: the MinHash signature; spans.c: token ranges of the
+// nodes; text.c: text statistics).
 // node-tree-sitter's cursor costs one N-API call per property or move (~5 per node, ~0.1 us each), which
 // made the span walk cost half the parse; here the walk is plain C over the tree, and the tree is freed
 // at once instead of waiting for V8 to collect a JS object. The grammar comes from the grammar package's
@@ -8,6 +9,7 @@
 #include <node_api.h>
 #include "bpe.h"
 #include "minhash.h"
+#include "spans.h"
 #include "text.h"
 #include <stdint.h>
 #include <stdlib.h>
@@ -198,6 +200,7 @@ NAPI_MODULE_INIT() {
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   sdt_bpe_register(env, exports);
   sdt_minhash_register(env, exports);
+  sdt_spans_register(env, exports);
   sdt_text_register(env, exports);
   return exports;
 }

@@ -25,5 +25,6 @@ export async function makeStepContext(spec: StepContextSpec): Promise<StepContex
     encodeUtf8: nativeEncoder(tokenizer),
     minhashUtf8: addon && ((utf8) => addon.minhash(utf8, numPerm, shingle)),
     textStats: addon && ((utf8, probe) => addon.textStats(utf8, probe)),
+    tokenSpans: addon && ((nodes, byteOffsets) => addon.tokenSpans(nodes, byteOffsets)),
   };
 }

@@ -53,6 +53,8 @@ export interface StepContext {
   encodeUtf8?: (utf8: Uint8Array) => Encoding | undefined;
   /** minhashSignature with ctx.minhash on UTF-8 bytes (native), when there is one. */
   minhashUtf8?: (utf8: Uint8Array) => Uint32Array;
+  /** nodesToSpanArrays through the addon, when there is one. */
+  tokenSpans?: (nodes: Int32Array, byteOffsets: Int32Array) => [Uint8Array, Int32Array, Int32Array];
   /** The addon's textStats (decodeStats), when there is one. */
   textStats?: (utf8: Uint8Array, probe: number) => Int32Array;
 }
@@ -152,11 +154,16 @@ export const RECORD_STEPS: RecordStep[] = [
   {
     name: 'annotate',
     heavy: true,
-    run(w) {
-      const spans = nodesToSpanArrays(w.nodes ?? new Int32Array(0), w.byteOffsets!, w.tokens!.length);
-      w.spanKind = spans.kind;
-      w.spanStart = spans.start;
-      w.spanEnd = spans.end;
+    run(w, ctx) {
+      const nodes = w.nodes ?? new Int32Array(0);
+      if (ctx.tokenSpans) {
+        [w.spanKind, w.spanStart, w.spanEnd] = ctx.tokenSpans(nodes, w.byteOffsets!);
+      } else {
+        const spans = nodesToSpanArrays(nodes, w.byteOffsets!, w.tokens!.length);
+        w.spanKind = spans.kind;
+        w.spanStart = spans.start;
+        w.spanEnd = spans.end;
+      }
       w.nodes = undefined;
       w.byteOffsets = undefined;
       return undefined;

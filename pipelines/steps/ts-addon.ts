@@ -30,6 +30,8 @@ export interface TsSpansAddon {
     mergedId: Int32Array,
     classFlags: Uint8Array,
   ): unknown;
+  /** nodesToSpanArrays (spans.ts) as [kind, start, end]: the same spans. */
+  tokenSpans(nodes: Int32Array, byteOffsets: Int32Array): [Uint8Array, Int32Array, Int32Array];
   /** [UTF-16 length, control characters in the first `probe` units, longest line, lines] of valid UTF-8. */
   textStats(utf8: Uint8Array, probe: number): Int32Array;
   /** minhashSignature (minhash.ts) of the text given as UTF-8 bytes: the same values. */
