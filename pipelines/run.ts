@@ -10,7 +10,7 @@ import {
   type ShardInfo,
   type Split,
 } from '../schemas/dataset.ts';
-import type { ShardRow } from './dataset/columns.ts';
+import { ShardBuilder } from './dataset/columns.ts';
 import { addCounts, MANIFEST_FILE, readManifest } from './dataset/manifest.ts';
 import { type RejectLine, sortKeys, writeChunk } from './dataset/writer.ts';
 import { estimateSource } from './sources/estimate.ts';
@@ -70,7 +70,8 @@ interface ChunkState {
   firstId: string;
   lastId: string;
   done: boolean;
-  rows: ShardRow[];
+  /** The chunk's kept rows, per split, as they arrive. */
+  shards: Record<Split, ShardBuilder>;
   rejects: RejectLine[];
 }
 
@@ -256,7 +257,7 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
       return;
     }
     const records = { count: c.records, firstId: c.firstId, lastId: c.lastId };
-    const result = await writeChunk(o.out, c.index, records, c.rows, c.rejects);
+    const result = await writeChunk(o.out, c.index, records, c.shards, c.rejects);
     chunks.set(c.index, result.chunk);
     shards.set(c.index, result.shards);
     written++;
@@ -279,7 +280,7 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
         firstId: w.id,
         lastId: w.id,
         done: reusable.has(index),
-        rows: [],
+        shards: { train: new ShardBuilder(), validation: new ShardBuilder() },
         rejects: [],
       };
     }
@@ -308,7 +309,7 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
     }
     if (!w.tokens) return; // chunk already written: nothing more to do with this record
     const split: Split = assignSplit(w.id, w.split, o.validationFraction);
-    c.rows.push({
+    c.shards[split].add({
       id: w.id,
       origin: w.origin,
       language: w.language,

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { atomicWriteFile } from '../../common/fs.ts';
 import type { ChunkInfo, ShardInfo, Split } from '../../schemas/dataset.ts';
 import { sha256Hex } from '../steps/hash.ts';
-import { encodeShard, type ShardRow } from './columns.ts';
+import type { ShardBuilder } from './columns.ts';
 
 export interface RejectLine {
   id: string;
@@ -23,23 +23,23 @@ export async function writeChunk(
   dir: string,
   index: number,
   records: { count: number; firstId: string; lastId: string },
-  rows: ShardRow[],
+  parts: Record<Split, ShardBuilder>,
   rejects: RejectLine[],
 ): Promise<{ chunk: ChunkInfo; shards: ShardInfo[] }> {
   const shards: ShardInfo[] = [];
   for (const split of ['train', 'validation'] as const) {
-    const part = rows.filter((r) => r.split === split);
-    if (part.length === 0) continue;
-    const bytes = encodeShard(part);
+    const part = parts[split];
+    if (part.rows === 0) continue;
+    const bytes = part.encode();
     const file = shardFile(split, index);
     await atomicWriteFile(join(dir, file), bytes);
     shards.push({
       split,
       chunk: index,
       file,
-      rows: part.length,
-      tokens: part.reduce((n, r) => n + r.tokens.length, 0),
-      bytes: part.reduce((n, r) => n + r.nBytes, 0),
+      rows: part.rows,
+      tokens: part.tokenCount,
+      bytes: part.byteCount,
       sha256: sha256Hex(bytes),
       complete: true,
     });
