@@ -32,7 +32,10 @@ export async function writeChunk(
     if (part.rows === 0) continue;
     const bytes = part.encode();
     const file = shardFile(split, index);
-    await atomicWriteFile(join(dir, file), bytes);
+    const writing = atomicWriteFile(join(dir, file), bytes);
+    // Hashed while the thread pool writes: both are on the last chunk's path to the end of a build.
+    const sha256 = sha256Hex(bytes);
+    await writing;
     shards.push({
       split,
       chunk: index,
@@ -40,7 +43,7 @@ export async function writeChunk(
       rows: part.rows,
       tokens: part.tokenCount,
       bytes: part.byteCount,
-      sha256: sha256Hex(bytes),
+      sha256,
       complete: true,
     });
   }
