@@ -217,18 +217,38 @@ export function advantageWeights(
   return out;
 }
 
-async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: number): Promise<ScoredRow[]> {
+interface SampleRun {
+  prompts: OnPolicyOptions['prompts'];
+  settings: SampleSettings;
+  k: number;
+  /** Trajectories go to DIR/NAME (shards), scores to DIR/SCORED. */
+  name: string;
+  scored: string;
+  label: string;
+}
+
+/** Samples trajectories with a checkpoint, scores them (surrogate, |tau|, verifier) and writes the scores. */
+async function sampleAndScore(
+  o: OnPolicyOptions,
+  ckpt: string,
+  dir: string,
+  run: SampleRun,
+): Promise<ScoredRow[]> {
   const client = await SamplerClient.start({ ckpt, binary: o.bin });
   const progress = o.quiet
     ? undefined
-    : new Progress({ label: `${basename(dir)} pool`, total: o.prompts.length * o.k, unit: 'trajectories' });
+    : new Progress({
+        label: `${basename(dir)} ${run.label}`,
+        total: run.prompts.length * run.k,
+        unit: 'trajectories',
+      });
   try {
     await generateTrajectories({
       client,
-      prompts: o.prompts,
-      settings: { ...o.settings, seed },
-      k: o.k,
-      outDir: join(dir, 'pool'),
+      prompts: run.prompts,
+      settings: run.settings,
+      k: run.k,
+      outDir: join(dir, run.name),
       shardPrompts: 1 << 20,
       batch: 16,
       onProgress: (n) => progress?.tick(n),
@@ -237,8 +257,7 @@ async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: n
   } finally {
     await client.close();
   }
-  const rows = await readTrajectoryInput(join(dir, 'pool'));
-  const scored = await scoreTrajectories(rows, {
+  const scored = await scoreTrajectories(await readTrajectoryInput(join(dir, run.name)), {
     tokenizer: o.tokenizer,
     tasks: o.tasks,
     pool: o.pool,
@@ -247,42 +266,34 @@ async function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: n
     ckpt: undefined,
     maskId: o.specials.mask,
   });
-  await writeScored(join(dir, 'scored.arrow'), scored);
+  await writeScored(join(dir, run.scored), scored);
   return scored;
+}
+
+function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: number): Promise<ScoredRow[]> {
+  const settings = { ...o.settings, seed };
+  return sampleAndScore(o, ckpt, dir, {
+    prompts: o.prompts,
+    settings,
+    k: o.k,
+    name: 'pool',
+    scored: 'scored.arrow',
+    label: 'pool',
+  });
 }
 
 /** Greedy decoding of the held-out prompts with the round's model; their metrics. */
 async function measureHeldout(o: OnPolicyOptions, ckpt: string, dir: string): Promise<HeldoutMetrics> {
   const prompts = o.heldoutPrompts!;
-  const client = await SamplerClient.start({ ckpt, binary: o.bin });
-  const progress = o.quiet
-    ? undefined
-    : new Progress({ label: `${basename(dir)} held-out`, total: prompts.length, unit: 'prompts' });
-  try {
-    await generateTrajectories({
-      client,
-      prompts,
-      settings: { ...o.settings, temperature: 0, seed: 0 },
-      k: 1,
-      outDir: join(dir, 'heldout'),
-      shardPrompts: 1 << 20,
-      batch: 16,
-      onProgress: (n) => progress?.tick(n),
-    });
-    progress?.done();
-  } finally {
-    await client.close();
-  }
-  const rows = await readTrajectoryInput(join(dir, 'heldout'));
-  const scored = await scoreTrajectories(rows, {
-    tokenizer: o.tokenizer,
-    tasks: o.tasks,
-    pool: o.pool,
-    noVerifier: !o.tokenizer,
-    ckpt: undefined,
-    maskId: o.specials.mask,
+  const settings = { ...o.settings, temperature: 0, seed: 0 };
+  const scored = await sampleAndScore(o, ckpt, dir, {
+    prompts,
+    settings,
+    k: 1,
+    name: 'heldout',
+    scored: 'heldout.arrow',
+    label: 'held-out',
   });
-  await writeScored(join(dir, 'heldout.arrow'), scored);
   const m = poolMetrics(scored);
   return {
     prompts: prompts.length,
