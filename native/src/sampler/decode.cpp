@@ -136,6 +136,7 @@ class GroupDecoder {
         steps_wanted_(s.record_trajectory || observer != nullptr) {
     choice_.temperature = s.temperature;
     choice_.top_p = s.top_p;
+    choice_.describe = s.order == CommitOrder::Margin || s.order == CommitOrder::Entropy;
   }
 
   void diffusion(std::vector<Row>& rows);

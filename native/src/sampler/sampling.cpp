@@ -97,7 +97,7 @@ TokenChoice choose_token(const float* logits, int vocab, const BannedTokens& ban
     if (best < 0 || logits[v] > logits[best]) best = v;
   }
   TokenChoice out;
-  describe_distribution(logits, vocab, banned, inv_t, m, scratch, z, out);
+  if (rule.describe) describe_distribution(logits, vocab, banned, inv_t, m, scratch, z, out);
   if (greedy) {
     out.token = best;
     out.confidence = static_cast<float>(scratch[static_cast<size_t>(best)] / z);

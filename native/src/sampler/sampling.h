@@ -38,6 +38,9 @@ struct TokenChoice {
 struct ChoiceRule {
   float temperature = 0.0f;  // <= 0: greedy (argmax)
   float top_p = 1.0f;        // nucleus mass kept when sampling; 1 keeps everything
+  // Fill TokenChoice::margin and ::certainty (one more pass over the vocabulary; only the margin and
+  // entropy commit orders read them).
+  bool describe = false;
 };
 
 // Token ids that are never emitted (e.g. <|mask|>, <|pad|>); ids outside [0, vocab) are ignored.
