@@ -14,6 +14,7 @@ import { withoutTsx } from '../pipelines/steps/pool.ts';
 import { assignSplit, inShard } from '../pipelines/steps/split.ts';
 import { tsAddon } from '../pipelines/steps/ts-addon.ts';
 import { isReject } from '../pipelines/steps/types.ts';
+import { mulberry32 as rng } from './prng.ts';
 
 const reason = (v: unknown): string | undefined => (isReject(v) ? v.reason : undefined);
 
@@ -32,18 +33,6 @@ describe('decode', () => {
     expect(reason(decodeText('ok\0'))).toBe('binary');
   });
 });
-
-/** Small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.skipIf(!tsAddon())('decode and size filter on bytes (the native path)', () => {
   const stats = (b: Uint8Array, probe: number) => tsAddon()!.textStats(b, probe);

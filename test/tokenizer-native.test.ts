@@ -5,18 +5,7 @@ import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { nativeEncoder, tsAddon } from '../pipelines/steps/ts-addon.ts';
 import { type BpeTokenizer, trainBpe } from '../pipelines/tokenizer/index.ts';
 import type { Encoding } from '../pipelines/tokenizer/types.ts';
-
-/** Small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from './prng.ts';
 
 // Pieces that exercise every branch of the split scanner: letters led by punctuation, marks, digit runs,
 // punctuation led by a space, line breaks with indentation, lone spaces before words, tabs, CR, Unicode
