@@ -37,6 +37,13 @@ std::vector<int32_t> replay(const Generation& g, int32_t mask, size_t canvas) {
   return state;
 }
 
+// Whether two decodes committed different positions at some step.
+bool commit_positions_differ(const Generation& a, const Generation& b) {
+  for (size_t k = 0; k < a.trajectory.size() && k < b.trajectory.size(); ++k)
+    if (a.trajectory[k].positions != b.trajectory[k].positions) return true;
+  return false;
+}
+
 SamplerSettings base_settings() {
   SamplerSettings s;
   s.block_size = 4;
@@ -93,17 +100,13 @@ TEST(sampler_commit_orders_match_slow_reference) {
     }
   }
   // The orders do disagree on this model, so the comparisons above are not vacuous.
-  SamplerSettings conf = base_settings(), margin = base_settings();
-  conf.threshold = margin.threshold = 1.0f;
-  conf.max_per_step = margin.max_per_step = 1;
-  margin.order = CommitOrder::LeftToRight;
-  conf.record_trajectory = margin.record_trajectory = true;
+  SamplerSettings conf = base_settings(), left_to_right = base_settings();
+  conf.threshold = left_to_right.threshold = 1.0f;
+  conf.max_per_step = left_to_right.max_per_step = 1;
+  left_to_right.order = CommitOrder::LeftToRight;
+  conf.record_trajectory = left_to_right.record_trajectory = true;
   const auto prompt = make_prompt(3, 24, 4);
-  const Generation a = generate(lm, prompt, conf), b = generate(lm, prompt, margin);
-  bool differ = false;
-  for (size_t k = 0; k < a.trajectory.size() && k < b.trajectory.size(); ++k)
-    differ = differ || a.trajectory[k].positions != b.trajectory[k].positions;
-  CHECK(differ);
+  CHECK(commit_positions_differ(generate(lm, prompt, conf), generate(lm, prompt, left_to_right)));
 }
 
 TEST(sampler_random_order_takes_the_confidence_quota) {
@@ -121,11 +124,7 @@ TEST(sampler_random_order_takes_the_confidence_quota) {
   CHECK(r1.tokens == r2.tokens);  // seeded
   CHECK(replay(r1, 3, 32) == r1.tokens);
   s.seed = 8;
-  const Generation r3 = generate(lm, prompt, s);
-  bool differ = false;
-  for (size_t k = 0; k < r1.trajectory.size() && k < r3.trajectory.size(); ++k)
-    differ = differ || r1.trajectory[k].positions != r3.trajectory[k].positions;
-  CHECK(differ);
+  CHECK(commit_positions_differ(r1, generate(lm, prompt, s)));
   int multi = 0;
   for (const TrajectoryStep& t : r1.trajectory) multi += t.positions.size() > 1 ? 1 : 0;
   CHECK(multi > 0);  // the quota lets several positions in at once

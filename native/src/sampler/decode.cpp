@@ -464,11 +464,9 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
         for (size_t r = 0; r < R; ++r)
           if (rows[r].active) ++rows[r].stats.forward_passes;
       } else {
-        if (pending.len > 0) {  // never consumed (no step ran): write it on its own
-          batch_ids.clear();
-          for (size_t r = 0; r < R; ++r) batch_ids.insert(batch_ids.end(), pending.ids[r].begin(), pending.ids[r].end());
-          forward(*cache, batch_ids, pending.len, pending.start, AttentionMode::Bidirectional, false, true);
-        }
+        // A block is entered only while some row is active, and an active row's block starts all masked,
+        // so its first step always runs and writes the pending block.
+        if (pending.len > 0) throw std::logic_error("sampler: a finished block never reached the KV cache");
         pending.start = chunk_start;
         pending.len = chunk_len;
         pending.ids.resize(R);
