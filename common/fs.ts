@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** A temporary name beside `path`, so the final rename stays on one filesystem (and is atomic). */
@@ -14,6 +14,24 @@ export async function atomicWriteFile(path: string, data: string | Uint8Array): 
   const tmp = tempPathFor(path);
   try {
     await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** atomicWriteFile for a file given as pieces: written with writev, never joined into one buffer. */
+export async function atomicWriteChunks(path: string, chunks: Uint8Array[]): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writev(chunks);
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

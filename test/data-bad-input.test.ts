@@ -105,6 +105,23 @@ describe('bad files in a directory source', () => {
     expect(r2.manifest.rejects).toEqual({ 'long-line': 1 });
   });
 
+  it('a malformed tokenizer is a clear error naming it, whether workers or this thread load it', async () => {
+    const bad = join(work, 'bad-tokenizer.json');
+    await writeFile(bad, '{"model": 1}');
+    for (const workers of [0, 2]) {
+      const err = await build(
+        { kind: 'dir', root: join(work, 'src'), include: ['good*.py'], exclude: [] },
+        join(work, `ds-badtok-${workers}`),
+        {
+          tokenizerPath: bad,
+          workers,
+        },
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(/bad-tokenizer\.json: no "model" object/);
+    }
+  });
+
   it('a missing source path is a clear error', async () => {
     await expect(
       collect({ kind: 'dir', root: join(work, 'nope'), include: [], exclude: [] }),

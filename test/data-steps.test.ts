@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { globToRegExp, makePathFilter } from '../pipelines/sources/glob.ts';
@@ -310,5 +310,98 @@ describe('per-record steps', () => {
     expect(ok.reject).toBeUndefined();
     expect(ok.tokens?.length).toBe(Buffer.byteLength('def f(x):\n    return x\n'));
     expect(Array.from(ok.spanKind ?? []).length).toBeGreaterThan(3);
+  });
+});
+
+describe('deferred file reads', () => {
+  it('a listed file read by the record steps gives the same record as one read while listing; a vanished one is an unreadable reject', async () => {
+    const { processRecord, toWorkItem } = await import('../pipelines/steps/record.ts');
+    const { readFileRecord, statFileRecord } = await import('../pipelines/sources/directory.ts');
+    const { byteTokenizer, tempDir, writeText } = await import('./data-helpers.ts');
+    const dir = await tempDir('defer');
+    const text = 'def f(x):\n    return x  # \u00e9\n';
+    await writeText(join(dir, 'a.py'), text);
+    const ctx = {
+      limits: DEFAULT_SIZE_LIMITS,
+      minhash: { numPerm: 128, shingle: 5 },
+      tokenizer: byteTokenizer(),
+    };
+    const listed = statFileRecord(dir, 'a.py', 1 << 20);
+    expect(listed.bytes).toBeUndefined();
+    expect(listed.fileSize).toBe(Buffer.byteLength(text));
+    const deferred = processRecord(toWorkItem(0, listed), ctx, true);
+    const read = processRecord(toWorkItem(0, await readFileRecord(dir, 'a.py', 1 << 20)), ctx, true);
+    expect(deferred.reject).toBeUndefined();
+    expect(Buffer.from(deferred.utf8!).toString('utf8')).toBe(text);
+    expect(Array.from(deferred.tokens!)).toEqual(Array.from(read.tokens!));
+    expect(deferred.contentHash).toBe(read.contentHash);
+    expect(deferred.nBytes).toBe(read.nBytes);
+
+    const gone = statFileRecord(dir, 'a.py', 1 << 20);
+    rmSync(join(dir, 'a.py'));
+    const w = processRecord(toWorkItem(1, gone), ctx, true);
+    expect(w.reject?.reason).toBe('unreadable');
+    expect(w.reject?.detail).toMatch(/ENOENT/);
+    expect(statFileRecord(dir, 'a.py', 1 << 20).reject?.reason).toBe('unreadable');
+  });
+});
+
+describe('worker bundle cache', () => {
+  it('is reused while its modules are unchanged and dropped when one changes', async () => {
+    const { bundledWorkerEntry, cachedBundle } = await import('../pipelines/steps/worker-bundle.ts');
+    const bundle = await bundledWorkerEntry();
+    if (!bundle) return; // esbuild missing or the cache not writable: workers start through tsx
+    expect(cachedBundle()?.href).toBe(bundle.href);
+    // A module the bundle holds, given another mtime (its content is untouched), invalidates the cache.
+    const module = join(import.meta.dirname, '../pipelines/steps/record.ts');
+    const { atime, mtime } = statSync(module);
+    try {
+      utimesSync(module, atime, new Date(mtime.getTime() + 2000));
+      expect(cachedBundle()).toBeUndefined();
+    } finally {
+      utimesSync(module, atime, mtime);
+    }
+    expect(cachedBundle()?.href).toBe(bundle.href);
+  });
+});
+
+describe('shard encoding', () => {
+  it('record batches closed as rows arrive read back as the same rows, byte-identical on every run', async () => {
+    const { ShardBuilder, encodeShard } = await import('../pipelines/dataset/columns.ts');
+    const { tableRows } = await import('../pipelines/dataset/read.ts');
+    const { tableFromIPC } = await import('apache-arrow');
+    const { sha256Hex } = await import('../pipelines/steps/hash.ts');
+    const r = rng(7);
+    const rows = Array.from({ length: 40 }, (_, i) => {
+      const n = 1 + Math.floor(r() * 300);
+      const text = `# row ${i} \u00e9\n${'x = 1\n'.repeat(Math.floor(r() * 50))}`;
+      const spans = Math.floor(r() * 5);
+      return {
+        id: `f${i}.py`,
+        origin: `dir/f${i}.py`,
+        language: 'python',
+        split: 'train' as const,
+        text: i % 2 ? text : new TextEncoder().encode(text),
+        tokens: Int32Array.from({ length: n }, () => Math.floor(r() * 8192)),
+        spanKind: Uint8Array.from({ length: spans }, () => Math.floor(r() * 5)),
+        spanStart: Int32Array.from({ length: spans }, (_, k) => k),
+        spanEnd: Int32Array.from({ length: spans }, (_, k) => k + 1),
+        parseErrors: i % 3,
+        nBytes: Buffer.byteLength(text),
+      };
+    });
+    const oneBatch = tableFromIPC(await encodeShard(rows));
+    const small = await encodeShard(rows, 500);
+    const many = tableFromIPC(small);
+    expect(oneBatch.batches.length).toBe(1);
+    expect(many.batches.length).toBeGreaterThan(5);
+    expect([...tableRows(many)]).toEqual([...tableRows(oneBatch)]);
+    expect(Buffer.compare(await encodeShard(rows, 500), small)).toBe(0);
+    const b = new ShardBuilder(500);
+    for (const row of rows) b.add(row);
+    const { chunks, byteLength, sha256 } = await b.finish();
+    expect(byteLength).toBe(small.length);
+    expect(sha256).toBe(sha256Hex(small));
+    expect(Buffer.compare(Buffer.concat(chunks), small)).toBe(0);
   });
 });

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
-import { atomicWriteFile } from '../../common/fs.ts';
+import { atomicWriteChunks, atomicWriteFile } from '../../common/fs.ts';
 import type { ChunkInfo, ShardInfo, Split } from '../../schemas/dataset.ts';
-import { sha256Hex } from '../steps/hash.ts';
 import type { ShardBuilder } from './columns.ts';
 
 export interface RejectLine {
@@ -30,12 +29,9 @@ export async function writeChunk(
   for (const split of ['train', 'validation'] as const) {
     const part = parts[split];
     if (part.rows === 0) continue;
-    const bytes = part.encode();
+    const { chunks, sha256 } = await part.finish();
     const file = shardFile(split, index);
-    const writing = atomicWriteFile(join(dir, file), bytes);
-    // Hashed while the thread pool writes: both are on the last chunk's path to the end of a build.
-    const sha256 = sha256Hex(bytes);
-    await writing;
+    await atomicWriteChunks(join(dir, file), chunks);
     shards.push({
       split,
       chunk: index,

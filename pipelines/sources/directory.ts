@@ -37,17 +37,15 @@ export async function* walkFiles(root: string, keep: (rel: string) => boolean): 
 const SYNC_READ_BYTES = 1 << 20;
 
 /**
- * Read one file as a record; a file larger than `maxBytes` is rejected from its size alone, so a huge
- * file never has to fit in memory. Small files are read with blocking calls: from the page cache that
- * costs the main thread a fifth of the CPU of the five thread-pool trips of an async stat and read
- * (measured: 16 ms against 85-100 ms for 8 MB of stdlib files), CPU the workers need on a busy machine.
+ * A file's record without its bytes (see SourceRecord.file): a file larger than `maxBytes` is rejected
+ * from its size alone, so a huge file never has to fit in memory.
  */
-export async function readFileRecord(
+export function statFileRecord(
   root: string,
   rel: string,
   maxBytes: number,
   extra: Partial<SourceRecord> = {},
-): Promise<SourceRecord> {
+): SourceRecord {
   const path = join(root, rel);
   const base = { id: rel, origin: rel, language: languageOfPath(rel), ...extra };
   try {
@@ -55,23 +53,53 @@ export async function readFileRecord(
     if (size > maxBytes) {
       return { ...base, reject: { reason: 'too-large', detail: `${size} bytes > --max-bytes ${maxBytes}` } };
     }
-    const data = size <= SYNC_READ_BYTES ? readFileSync(path) : await readFile(path);
-    // A record owns its bytes (they are handed to a worker thread): files under 4 KB come as views of
-    // Node's shared buffer pool and are copied; larger ones already own their buffer.
-    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-    return { ...base, bytes: owned ? new Uint8Array(data.buffer) : new Uint8Array(data) };
+    return { ...base, file: path, fileSize: size };
   } catch (err) {
     return { ...base, reject: { reason: 'unreadable', detail: (err as Error).message } };
   }
 }
 
+/**
+ * A file's bytes in a buffer of their own (a record's bytes are handed to another thread): files under
+ * 4 KB come as views of Node's shared buffer pool and are copied. Blocking: from the page cache that
+ * costs a fifth of the CPU of the thread-pool trips of an async stat and read (measured: 16 ms against
+ * 85-100 ms for 8 MB of stdlib files).
+ */
+export function readRecordFile(path: string): Uint8Array {
+  const data = readFileSync(path);
+  const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  return owned ? new Uint8Array(data.buffer) : new Uint8Array(data);
+}
+
+/** Read one file as a record (statFileRecord, then its bytes). */
+export async function readFileRecord(
+  root: string,
+  rel: string,
+  maxBytes: number,
+  extra: Partial<SourceRecord> = {},
+): Promise<SourceRecord> {
+  const { file, fileSize, ...rec } = statFileRecord(root, rel, maxBytes, extra);
+  if (file === undefined) return rec;
+  try {
+    const bytes = fileSize! <= SYNC_READ_BYTES ? readRecordFile(file) : new Uint8Array(await readFile(file));
+    return { ...rec, bytes };
+  } catch (err) {
+    return { ...rec, reject: { reason: 'unreadable', detail: (err as Error).message } };
+  }
+}
+
+/** Records of the files under `root`; `defer` yields paths (statFileRecord) instead of bytes. */
 export async function* openDirectorySource(
   root: string,
   include: string[],
   exclude: string[],
   maxBytes = Number.MAX_SAFE_INTEGER,
+  defer = false,
 ): AsyncGenerator<SourceRecord> {
-  yield* readAhead(walkFiles(root, makePathFilter(include, exclude)), (rel) =>
-    readFileRecord(root, rel, maxBytes),
-  );
+  const files = walkFiles(root, makePathFilter(include, exclude));
+  if (defer) {
+    for await (const rel of files) yield statFileRecord(root, rel, maxBytes);
+    return;
+  }
+  yield* readAhead(files, (rel) => readFileRecord(root, rel, maxBytes));
 }

@@ -3,21 +3,22 @@ import { openDirectorySource } from './directory.ts';
 import { openJsonlSource } from './jsonl.ts';
 import { openParquetSource } from './parquet.ts';
 import { openStdlibSource } from './pystdlib.ts';
-import type { SourceRecord, SourceSpec } from './types.ts';
+import type { OpenSourceOptions, SourceRecord, SourceSpec } from './types.ts';
 
 export { languageOfPath } from './language.ts';
-export type { SourceRecord, SourceSpec } from './types.ts';
+export type { OpenSourceOptions, SourceRecord, SourceSpec } from './types.ts';
 
 /**
  * Every record of a source, in a stable order (sorted paths, file rows in order), streamed: nothing
  * holds the whole corpus. Records the source already knows are bad come with `reject` set.
  */
-export function openSource(spec: SourceSpec): AsyncIterable<SourceRecord> {
+export function openSource(spec: SourceSpec, opts: OpenSourceOptions = {}): AsyncIterable<SourceRecord> {
+  const defer = opts.deferFileReads ?? false;
   switch (spec.kind) {
     case 'stdlib':
-      return openStdlibSource(spec.root, spec.maxValidationFiles, spec.maxBytes);
+      return openStdlibSource(spec.root, spec.maxValidationFiles, spec.maxBytes, defer);
     case 'dir':
-      return openDirectorySource(spec.root, spec.include, spec.exclude, spec.maxBytes);
+      return openDirectorySource(spec.root, spec.include, spec.exclude, spec.maxBytes, defer);
     case 'jsonl':
       return openJsonlSource(spec.path, spec);
     case 'parquet':

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { UserError } from '../../common/errors.ts';
-import { readFileRecord } from './directory.ts';
+import { readFileRecord, statFileRecord } from './directory.ts';
 import { readAhead } from './readahead.ts';
 import type { SourceRecord } from './types.ts';
 
@@ -73,6 +73,7 @@ export async function* openStdlibSource(
   root = pythonStdlibDir(),
   maxValidationFiles = 200,
   maxBytes = Number.MAX_SAFE_INTEGER,
+  defer = false,
 ): AsyncGenerator<SourceRecord> {
   const files = await listStdlibCorpus(root);
   const heldOut = files
@@ -90,7 +91,14 @@ export async function* openStdlibSource(
         reject: { reason: 'validation-cap', detail: `beyond --max-validation-files ${maxValidationFiles}` },
       };
     }
-    return readFileRecord(root, f.rel, maxBytes, { split: f.split, language: 'python' });
+    const extra = { split: f.split, language: 'python' };
+    return defer
+      ? statFileRecord(root, f.rel, maxBytes, extra)
+      : readFileRecord(root, f.rel, maxBytes, extra);
   };
+  if (defer) {
+    for (const f of files) yield await load(f);
+    return;
+  }
   yield* readAhead(files, load);
 }

@@ -12,6 +12,13 @@ export interface SourceRecord {
   /** Raw bytes (files) or text (tabular sources); the decode step turns either into checked text. */
   bytes?: Uint8Array;
   text?: string;
+  /**
+   * With deferred reads (OpenSourceOptions), a file's path instead of its bytes: whoever processes the
+   * record reads it (readRecordFile), so a build's main thread does not. `fileSize` is its size when
+   * listed, which is what chunking uses.
+   */
+  file?: string;
+  fileSize?: number;
   language: string;
   /** Set when the source knows the split (held-out folders, a split column). */
   split?: Split;
@@ -30,3 +37,8 @@ export type SourceSpec =
       idField?: string;
       language: string;
     };
+
+export interface OpenSourceOptions {
+  /** Files come as paths with their sizes (SourceRecord.file), not as bytes. */
+  deferFileReads?: boolean;
+}

@@ -1,4 +1,5 @@
 import type { Split } from '../../schemas/dataset.ts';
+import { readRecordFile } from '../sources/directory.ts';
 import type { SourceRecord } from '../sources/types.ts';
 import type { Encoding, Tokenizer } from '../tokenizer/types.ts';
 import { decodeStats, decodeText, type TextStats } from './decode.ts';
@@ -22,6 +23,8 @@ export interface WorkItem {
   split?: Split;
   reject?: Reject;
   input?: Uint8Array | string;
+  /** A file to read as the input (deferred reads: see SourceRecord.file). */
+  file?: string;
   text?: string;
   /**
    * The text's UTF-8 bytes, for the native steps; when they are the input (textIsInput), they also go
@@ -84,6 +87,14 @@ export const RECORD_STEPS: RecordStep[] = [
     name: 'decode',
     heavy: false,
     run(w, ctx) {
+      if (w.file !== undefined) {
+        try {
+          w.input = readRecordFile(w.file);
+        } catch (err) {
+          return { reason: 'unreadable', detail: (err as Error).message };
+        }
+        w.file = undefined;
+      }
       const input = w.input ?? '';
       w.input = undefined;
       if (typeof input !== 'string' && ctx.textStats) {
@@ -194,6 +205,11 @@ export function transferables(items: WorkItem[]): ArrayBuffer[] {
   return [...out];
 }
 
+/** A record's input size: its bytes, its file's listed size, or its text's UTF-8 length. */
+export function recordBytes(rec: SourceRecord): number {
+  return rec.bytes?.length ?? rec.fileSize ?? (rec.text === undefined ? 0 : Buffer.byteLength(rec.text));
+}
+
 export function toWorkItem(seq: number, rec: SourceRecord, chunk = 0): WorkItem {
   return {
     seq,
@@ -204,7 +220,8 @@ export function toWorkItem(seq: number, rec: SourceRecord, chunk = 0): WorkItem 
     split: rec.split,
     reject: rec.reject,
     input: rec.bytes ?? rec.text,
-    nBytes: rec.bytes?.length ?? (rec.text === undefined ? 0 : Buffer.byteLength(rec.text)),
+    file: rec.file,
+    nBytes: recordBytes(rec),
     parseErrors: 0,
   };
 }

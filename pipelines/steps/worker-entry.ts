@@ -1,5 +1,6 @@
 // Worker thread: runs the per-record steps on batches the main thread sends (see pool.ts).
 import { parentPort, workerData } from 'node:worker_threads';
+import { UserError } from '../../common/errors.ts';
 import { makeStepContext, type StepContextSpec } from './context.ts';
 import { processBatch, transferables, type WorkItem } from './record.ts';
 
@@ -9,7 +10,14 @@ interface Batch {
   heavy: boolean[];
 }
 
-const ctx = await makeStepContext((workerData as { data: StepContextSpec }).data);
+let ctx: Awaited<ReturnType<typeof makeStepContext>>;
+try {
+  ctx = await makeStepContext((workerData as { data: StepContextSpec }).data);
+} catch (err) {
+  // A bad tokenizer file is the user's to fix: say so plainly instead of as a crashed thread.
+  parentPort!.postMessage({ startError: (err as Error).message, userError: err instanceof UserError });
+  process.exit(0);
+}
 const queue: Batch[] = [];
 let scheduled = false;
 

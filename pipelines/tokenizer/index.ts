@@ -74,16 +74,27 @@ export async function saveTokenizer(path: string, trained: TrainedTokenizer): Pr
   await atomicWriteFile(path, trained.json);
 }
 
-/** Load a tokenizer.json written by `sdt tokenizer train` (or any file of the same shape). */
-export async function loadTokenizer(path: string): Promise<BpeTokenizer> {
-  let raw: Buffer;
+async function readTokenizerFile(path: string): Promise<Buffer> {
   try {
-    raw = await readFile(path);
+    return await readFile(path);
   } catch (err) {
     throw new UserError(
       `cannot read tokenizer ${path} (${(err as Error).message}); run \`sdt tokenizer train --out ${path}\` first.`,
     );
   }
+}
+
+/**
+ * The tokenizer hash (the sha256 of the file) without building the tokenizer: for a thread that only
+ * records which tokenizer was used while other threads load it (and report a malformed file).
+ */
+export async function tokenizerFileHash(path: string): Promise<string> {
+  return sha256(await readTokenizerFile(path));
+}
+
+/** Load a tokenizer.json written by `sdt tokenizer train` (or any file of the same shape). */
+export async function loadTokenizer(path: string): Promise<BpeTokenizer> {
+  const raw = await readTokenizerFile(path);
   try {
     return tokenizerFromJson(raw.toString('utf8'), sha256(raw));
   } catch (err) {
