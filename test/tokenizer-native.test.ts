@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
@@ -117,5 +117,39 @@ describe.skipIf(!tsAddon())('native BPE encoder (data build)', () => {
     );
     expect(same(words.join(' '))).toBe(true);
     expect(same(words.reverse().join('\n'))).toBe(true);
+  });
+});
+
+describe.skipIf(!tsAddon())('cached encoder tables (data workers)', () => {
+  it('round-trip, encode like the tokenizer they came from, and a damaged file is no cache', async () => {
+    const { readBpeTablesCache, writeBpeTablesCache } = await import(
+      '../pipelines/steps/bpe-tables-cache.ts'
+    );
+    const { nativeEncoderFromTables } = await import('../pipelines/steps/ts-addon.ts');
+    const root = join(pythonStdlibDir(), 'json');
+    const texts = readdirSync(root)
+      .filter((f) => f.endsWith('.py'))
+      .map((f) => readFileSync(join(root, f), 'utf8'));
+    const tok = (await trainBpe([...texts, PARTS.join(' ')], { vocabSize: 700 })).tokenizer;
+    // A hash of its own, so this test's file never stands for a real tokenizer's.
+    const hash = `test${process.pid}${Date.now()}`.padEnd(64, '0');
+    const tables = tok.nativeTables()!;
+    expect(readBpeTablesCache(hash)).toBeUndefined();
+    writeBpeTablesCache(hash, tables);
+    const back = readBpeTablesCache(hash)!;
+    for (const k of Object.keys(tables) as (keyof typeof tables)[]) expect(back[k]).toEqual(tables[k]);
+    const encode = nativeEncoderFromTables(back)!;
+    const text = `${texts.join('\n')}\n${PARTS.filter((p) => p !== '😀').join(' ')}`;
+    expect([...encode(Buffer.from(text))!.ids]).toEqual([...tok.encode(text)]);
+    const file = readdirSync(join(import.meta.dirname, '../node_modules/.cache/sdt')).find((f) =>
+      f.startsWith(`bpe-${hash.slice(0, 32)}`),
+    )!;
+    const path = join(import.meta.dirname, '../node_modules/.cache/sdt', file);
+    try {
+      writeFileSync(path, readFileSync(path).subarray(0, 100));
+      expect(readBpeTablesCache(hash)).toBeUndefined();
+    } finally {
+      rmSync(path, { force: true });
+    }
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../../common/native.ts';
 import { BpeTokenizer } from '../tokenizer/bpe-model.ts';
 import type { Encoding, Tokenizer } from '../tokenizer/types.ts';
+import type { NativeBpeTables } from './bpe-tables-cache.ts';
 
 /**
  * native/node/ts_spans.c, built by `npm run build:native` into native/build/sdt_ts_spans.node: tree-sitter
@@ -90,9 +91,16 @@ export function tsAddon(): TsSpansAddon | undefined {
 export function nativeEncoder(
   tokenizer: Tokenizer,
 ): ((utf8: Uint8Array) => Encoding | undefined) | undefined {
-  const addon = tsAddon();
   const t = tokenizer instanceof BpeTokenizer ? tokenizer.nativeTables() : undefined;
-  if (!addon || !t) return undefined;
+  return t && nativeEncoderFromTables(t);
+}
+
+/** nativeEncoder from the tables themselves (a cached copy of them: see bpe-tables-cache.ts). */
+export function nativeEncoderFromTables(
+  t: NativeBpeTables,
+): ((utf8: Uint8Array) => Encoding | undefined) | undefined {
+  const addon = tsAddon();
+  if (!addon) return undefined;
   const handle = addon.bpeCreate(
     t.byteId,
     t.tokenLength,

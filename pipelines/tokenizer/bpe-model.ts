@@ -1,7 +1,7 @@
 import { TokenizerFormatError } from './format-error.ts';
 import { PairRanks } from './pair-ranks.ts';
 import { type PieceEnd, pieceSplitter, SPLIT_PATTERN } from './pretokenize.ts';
-import { BMP } from './split-scanner.ts';
+import { bmpFlags } from './split-scanner.ts';
 import type { Encoding, SpecialIds, Tokenizer } from './types.ts';
 
 /** Everything needed to encode and decode, independent of the file format. */
@@ -188,7 +188,7 @@ export class BpeTokenizer implements Tokenizer {
       tokenLength: this.tokenLength,
       ...this.rankOf.tables(),
       mergedId: this.mergedId,
-      classFlags: BMP,
+      classFlags: bmpFlags(),
     };
   }
 

@@ -24,9 +24,17 @@ const PROPERTIES: Array<[RegExp, number]> = [
 
 /**
  * Class flags of every BMP code unit; surrogates get 0 here and are resolved while scanning. Exported for
- * the data build's native encoder (native/node/bpe.c), which uses the same flag bits.
+ * the data build's native encoder (native/node/bpe.c), which uses the same flag bits. Built on first use
+ * (~15 ms of regex scans): a data worker that has its encoder tables cached never needs it.
  */
-export const BMP: Uint8Array = (() => {
+export function bmpFlags(): Uint8Array {
+  if (BMP.length === 0) BMP = buildBmp();
+  return BMP;
+}
+
+let BMP: Uint8Array = new Uint8Array(0);
+
+function buildBmp(): Uint8Array {
   const table = new Uint8Array(65536);
   const units = new Uint16Array(65536);
   for (let c = 0; c < 65536; c++) units[c] = c >= 0xd800 && c <= 0xdfff ? 0 : c;
@@ -38,7 +46,7 @@ export const BMP: Uint8Array = (() => {
     }
   }
   return table;
-})();
+}
 
 const astral = new Map<number, number>();
 function astralFlags(cp: number): number {
@@ -98,6 +106,7 @@ function punctRun(text: string, i: number): number {
 
 /** End (exclusive) of the SPLIT_PATTERN piece that starts at i < text.length. */
 export function splitPieceEnd(text: string, i: number): number {
+  if (BMP.length === 0) BMP = buildBmp();
   const n = text.length;
   const f0 = flagsAt(text, i);
   const w0 = width;
