@@ -12,6 +12,10 @@ class CudaLMCache : public sampler::LMCache {
   int batch() const override { return kv.batch; }
   int length() const override { return kv.length; }
   void clear() override { kv.length = 0; }
+  void set_row_starts(const std::vector<int>& starts) override {
+    check_row_starts(starts, kv.batch, kv.max_len);
+    kv.row_start = starts;
+  }
   CudaKVCache kv;
 };
 

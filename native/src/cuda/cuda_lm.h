@@ -18,6 +18,7 @@ class CudaLM : public sampler::LanguageModel {
   const ModelConfig& config() const override { return model_.config(); }
   std::unique_ptr<sampler::LMCache> new_cache(int batch) const override;
   int max_batch() const override { return 16; }
+  bool padded_rows() const override { return true; }
   std::vector<int32_t> never_emit() const override {
     std::vector<int32_t> ids = LanguageModel::never_emit();
     ids.push_back(del_);

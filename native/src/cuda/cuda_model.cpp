@@ -90,6 +90,7 @@ struct CudaModel::Impl {
   DeviceBuffer<bf16> saved_k, saved_v;  // committed K/V slots a probe chunk overlaps
   DeviceBuffer<float> logits_f32;
   DeviceBuffer<int32_t> chunk_pos;
+  DeviceBuffer<int32_t> row_start;  // forward_chunk: the cache's row starts
 };
 
 void CudaModel::Impl::check_batch(const Batch& b, bool need_targets) const {
@@ -424,15 +425,22 @@ void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int
   const int S = (nh + 2 * nkv) * hd, A = nh * hd, L = c.num_hidden_layers;
   check_chunk_args(ids, B, C, start_pos, cache.length, cache.max_len, V);
   check_own_block(own_block, C, mode);
+  check_row_starts(cache.row_start, B, cache.max_len);
   const int N = B * C;
   const size_t n = static_cast<size_t>(N);
   LayerActs& a = m.dec;
   ensure(m.ids, n);
   copy_to_device(m.ids.get(), ids, n * sizeof(int32_t));
+  const bool padded = !cache.row_start.empty();
   std::vector<int32_t> pos(n);
-  for (int i = 0; i < N; ++i) pos[static_cast<size_t>(i)] = start_pos + i % C;
+  for (int i = 0; i < N; ++i)
+    pos[static_cast<size_t>(i)] = std::max(0, start_pos + i % C - (padded ? cache.row_start[static_cast<size_t>(i / C)] : 0));
   ensure(m.chunk_pos, n);
   copy_to_device(m.chunk_pos.get(), pos.data(), n * sizeof(int32_t));
+  if (padded) {
+    ensure(m.row_start, static_cast<size_t>(B));
+    copy_to_device(m.row_start.get(), cache.row_start.data(), static_cast<size_t>(B) * sizeof(int32_t));
+  }
   ensure(a.x, n * D);
   ensure(a.inv1, n);
   ensure(a.xn1, n * D);
@@ -467,7 +475,7 @@ void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int
     }
     kv_cache_append(a.qkv.get(), S, B, C, nh, nkv, hd, kc, vc, cache.max_len, start_pos, nullptr);
     attention_chunk_forward(a.qkv.get(), S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, a.attn.get(),
-                            nullptr, own_block);
+                            nullptr, own_block, padded ? m.row_start.get() : nullptr);
     for (int bg = 0; keep > 0 && bg < B * nkv; ++bg) {
       copy_on_device(slots(kc, bg), m.saved_k.get() + bg * keep_n, keep_n * sizeof(bf16), nullptr);
       copy_on_device(slots(vc, bg), m.saved_v.get() + bg * keep_n, keep_n * sizeof(bf16), nullptr);

@@ -25,6 +25,7 @@ struct CudaKVCache {
   int max_len = 0;
   int length = 0;  // positions [0, length) hold valid K/V
   DeviceBuffer<bf16> k, v;
+  std::vector<int> row_start;  // as KVCache::row_start
 };
 
 class CudaModel {

@@ -193,6 +193,27 @@ void check_decode(Random& rng, Table& table) {
   table.compare("forward_chunk (prefill, 2 blocks, probe, causal)", "B2 60 positions", "fp32",
                 without_mask_column(got_all, V, cfg.mask_token_id), without_mask_column(ref_all, V, cfg.mask_token_id),
                 kStepTolerance, false);
+  // Left-padded rows (prompts of different lengths in one batch): row 1 starts at position 9.
+  {
+    KVCache cpu_pad = cpu.make_cache(B, 64);
+    CudaKVCache gpu_pad = gpu.make_cache(B, 64);
+    cpu_pad.row_start = {0, 9};
+    gpu_pad.row_start = {0, 9};
+    std::vector<float> ref_pad, got_pad;
+    for (const Call& c : {Call{20, 0, AttentionMode::Bidirectional, true}, Call{16, 20, AttentionMode::Bidirectional, false},
+                          Call{4, 20, AttentionMode::Causal, true}}) {
+      std::vector<int32_t> chunk(static_cast<size_t>(B) * c.C);
+      for (int32_t& id : chunk) id = rng.below(V);
+      std::vector<float> ref(chunk.size() * V), got(chunk.size() * V);
+      cpu.forward_chunk(cpu_pad, chunk.data(), c.C, c.start, c.mode, ref.data(), c.append);
+      gpu.forward_chunk(gpu_pad, chunk.data(), c.C, c.start, c.mode, got.data(), c.append);
+      ref_pad.insert(ref_pad.end(), ref.begin(), ref.end());
+      got_pad.insert(got_pad.end(), got.begin(), got.end());
+    }
+    table.compare("forward_chunk, left-padded row (prefill, probe, causal)", "B2 24 positions", "fp32",
+                  without_mask_column(got_pad, V, cfg.mask_token_id), without_mask_column(ref_pad, V, cfg.mask_token_id),
+                  kStepTolerance, false);
+  }
   Row len;
   len.check = "forward_chunk cache length";
   len.shape = "1";

@@ -57,6 +57,17 @@ void check_own_block(int own_block, int C, AttentionMode mode) {
     throw std::invalid_argument("forward_chunk: own_block needs a non-causal chunk");
 }
 
+void check_row_starts(const std::vector<int>& row_start, int batch, int max_len) {
+  if (row_start.empty()) return;
+  if (static_cast<int>(row_start.size()) != batch)
+    throw std::invalid_argument("row starts: " + std::to_string(row_start.size()) + " given for a cache of " +
+                                std::to_string(batch) + " rows");
+  for (size_t b = 0; b < row_start.size(); ++b)
+    if (row_start[b] < 0 || row_start[b] >= max_len)
+      throw std::invalid_argument("row start " + std::to_string(row_start[b]) + " of row " + std::to_string(b) +
+                                  " is outside [0, " + std::to_string(max_len) + ")");
+}
+
 void check_chunk_args(const int32_t* ids, int batch, int C, int start_pos, int length, int max_len, int vocab_size) {
   if (C <= 0 || start_pos < 0 || start_pos > length || start_pos + C > max_len) {
     std::ostringstream os;
@@ -353,6 +364,7 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
   if (cache.num_layers != L || cache.num_kv_heads != nkv || cache.head_dim != hd)
     throw std::invalid_argument("KV cache was made for a different model shape: make it with Model::make_cache");
   check_chunk_args(ids, B, C, start_pos, cache.length, cache.max_len, V);
+  check_row_starts(cache.row_start, B, cache.max_len);
   const int N = B * C;
   const size_t n = static_cast<size_t>(N);
   Activations& a = chunk_;
@@ -364,7 +376,8 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
   float* gu = grow(a.gu, n * 2 * I);
   float* h = grow(a.h, n * I);
   int32_t* pos = grow(chunk_pos_, n);
-  for (int i = 0; i < N; ++i) pos[i] = start_pos + i % C;
+  const int* row_start = cache.row_start.empty() ? nullptr : cache.row_start.data();
+  for (int i = 0; i < N; ++i) pos[i] = std::max(0, start_pos + i % C - (row_start ? row_start[i / C] : 0));
 
   // Without append, slots of already-committed positions the chunk overlaps are restored after use.
   const int keep = append_to_cache ? 0 : std::max(0, std::min(cache.length, start_pos + C) - start_pos);
@@ -398,7 +411,8 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
           std::copy_n(row + static_cast<long>(nh + g) * hd, hd, kc + dst);
           std::copy_n(row + static_cast<long>(nh + nkv + g) * hd, hd, vc + dst);
         }
-    attention_chunk_forward(qkv, S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, attn, own_block);
+    attention_chunk_forward(qkv, S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, attn, own_block,
+                            row_start);
     if (keep > 0) {
       // A probe over already-cached positions: put their committed K/V back.
       for (int bg = 0; bg < B * nkv; ++bg) {

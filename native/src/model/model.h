@@ -65,7 +65,12 @@ struct KVCache {
   int head_dim = 0;
   std::vector<float> k;
   std::vector<float> v;
-  // Forget everything (length = 0); the memory is kept.
+  // Per row, the first position that is not padding (a shorter prompt left-padded to the length of
+  // the others in its batch); empty: 0 for every row. Nothing attends to a row's padding (a padding
+  // query sees only itself), and the row's RoPE positions count from its first real position, so the
+  // row decodes as it would alone.
+  std::vector<int> row_start;
+  // Forget everything (length = 0); the memory and the row starts are kept.
   void clear() { length = 0; }
 };
 
@@ -75,6 +80,8 @@ struct KVCache {
 void check_chunk_args(const int32_t* ids, int batch, int C, int start_pos, int length, int max_len, int vocab_size);
 // 0 <= own_block < C, and 0 under Causal (whose chunk is already causal); throws std::invalid_argument.
 void check_own_block(int own_block, int C, AttentionMode mode);
+// row_start is empty or has one entry per row, each in [0, max_len); throws std::invalid_argument.
+void check_row_starts(const std::vector<int>& row_start, int batch, int max_len);
 
 class Model {
  public:

@@ -65,7 +65,11 @@ struct ChunkMask {
   int start_pos;
   int C;
   int own_block;  // chunk positions [0, own_block) see only each other (and the cache)
-  bool visible(int i, int j) const { return j < key_end(i); }
+  int row_start;  // positions before it are padding: unseen, and a padding query sees only itself
+  bool visible(int i, int j) const {
+    if (start_pos + i < row_start) return j == start_pos + i;
+    return j >= row_start && j < key_end(i);
+  }
   int key_end(int i) const {
     if (causal) return start_pos + i + 1;
     return i < own_block ? start_pos + own_block : start_pos + C;
@@ -211,10 +215,9 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
 
 void attention_chunk_forward(const float* q, int q_stride, const float* kcache, const float* vcache, int max_len,
                              int B, int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, float* out,
-                             int own_block) {
+                             int own_block, const int* row_start) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = nh / nkv;
-  const ChunkMask cm{mode == AttentionMode::Causal, start_pos, C, own_block};
 #pragma omp parallel if (static_cast<long>(B) * nh * C * (start_pos + C) * hd >= kParallelMinWork)
   {
     std::vector<float> scores(static_cast<size_t>(kQueryTile) * (start_pos + C));
@@ -223,6 +226,7 @@ void attention_chunk_forward(const float* q, int q_stride, const float* kcache, 
       for (int h = 0; h < nh; ++h) {
         const int g = h / group;
         const long cache_off = (static_cast<long>(b) * nkv + g) * max_len * hd;
+        const ChunkMask cm{mode == AttentionMode::Causal, start_pos, C, own_block, row_start ? row_start[b] : 0};
         attend(cm, q + static_cast<long>(b) * C * q_stride + static_cast<long>(h) * hd, q_stride, C,
                kcache + cache_off, vcache + cache_off, hd, hd, scale,
                out + static_cast<long>(b) * C * nh * hd + static_cast<long>(h) * hd, nh * hd, nullptr,

@@ -104,9 +104,10 @@ void sort_by_score(std::vector<int>& idx, const std::vector<float>& score) {
 // block being filled.
 struct Row {
   Row(const std::vector<int32_t>& p, uint64_t seed, size_t idx) : prompt(p), rng(seed), index(idx) {}
-  const std::vector<int32_t>& prompt;
+  const std::vector<int32_t>& prompt;  // left-padded to the group's length when pad > 0
   Rng rng;
   size_t index;  // position in the caller's batch (observer, seeds)
+  int pad = 0;   // leading padding positions of prompt (LMCache::set_row_starts)
   Generation g;
   bool active = true;  // false once <|eos|> was committed
   // Block state.
@@ -194,6 +195,14 @@ class GroupDecoder {
   int logit_offset_ = 0;
   std::vector<float> scratch_;
 };
+
+// Rows left-padded to the group's prompt length start after their padding.
+void set_row_starts(LMCache& cache, const std::vector<Row>& rows) {
+  if (std::none_of(rows.begin(), rows.end(), [](const Row& row) { return row.pad > 0; })) return;
+  std::vector<int> starts;
+  for (const Row& row : rows) starts.push_back(row.pad);
+  cache.set_row_starts(starts);
+}
 
 // Work remains while a masked position precedes the first committed <|eos|>.
 bool needs_work(const Row& row, int tail, int n, int32_t eos) {
@@ -348,6 +357,7 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
   const int32_t mask = cfg_.mask_token_id;
   const bool aligned = s_.align_blocks && cfg_.attention_mode == AttentionMode::Block;
   auto cache = model_.new_cache(static_cast<int>(R));
+  set_row_starts(*cache, rows);
   std::vector<int32_t> batch_ids;
 
   const auto t_prefill = Clock::now();
@@ -358,7 +368,9 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
     batch_ids.clear();
     for (const Row& row : rows) batch_ids.insert(batch_ids.end(), row.prompt.begin() + from, row.prompt.begin() + from + len);
     forward(*cache, batch_ids, len, from, AttentionMode::Bidirectional, false, true);
-    for (Row& row : rows) ++row.g.forward_passes;
+    // A pass over a row's padding alone is one it would not have made decoded by itself.
+    for (Row& row : rows)
+      if (from + len > row.pad) ++row.g.forward_passes;
   };
   if (aligned) {
     for (int b = 0; b < prefix_end; b += B) prefill(b, B);
@@ -495,12 +507,14 @@ void GroupDecoder::autoregressive(std::vector<Row>& rows) {
   const int total = clip_total(P);
   for (Row& row : rows) row.g.context_clipped = s_.max_new - total;
   auto cache = model_.new_cache(static_cast<int>(R));
+  set_row_starts(*cache, rows);
   std::vector<int32_t> batch_ids;
   const auto t_prefill = Clock::now();
   if (P > 1) {
     for (const Row& row : rows) batch_ids.insert(batch_ids.end(), row.prompt.begin(), row.prompt.end() - 1);
     forward(*cache, batch_ids, P - 1, 0, AttentionMode::Causal, false, true);
-    for (Row& row : rows) ++row.g.forward_passes;
+    for (Row& row : rows)
+      if (P - 1 > row.pad) ++row.g.forward_passes;
   }
   batch_ids.clear();
   for (const Row& row : rows) batch_ids.push_back(row.prompt.back());
@@ -585,21 +599,62 @@ std::vector<Generation> generate_batch(const LanguageModel& model, const std::ve
                                        const SamplerSettings& settings, const StepObserver& observer) {
   const std::string problem = validate_settings(settings, model.config());
   if (!problem.empty()) throw std::invalid_argument(problem);
-  for (size_t i = 0; i < prompts.size(); ++i) check_prompt(prompts[i], model.config(), i);
-  // Prompts of equal length share block boundaries, so they decode together in one group.
-  std::map<size_t, std::vector<size_t>> by_length;
-  for (size_t i = 0; i < prompts.size(); ++i) by_length[prompts[i].size()].push_back(i);
+  const ModelConfig& cfg = model.config();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    check_prompt(prompts[i], cfg, i);
+    if (settings.mode == DecodeMode::Autoregressive && prompts[i].empty())
+      throw std::invalid_argument("prompt " + std::to_string(i) +
+                                  ": AR decoding needs a non-empty prompt (e.g. start with <|bos|>)");
+  }
   const size_t cap = static_cast<size_t>(std::max(1, model.max_batch()));
   std::vector<Generation> out(prompts.size());
-  for (const auto& [len, members] : by_length) {
+  auto run = [&](const std::vector<size_t>& members, const std::vector<std::vector<int32_t>>& texts,
+                 const std::vector<int>& pads) {
+    std::vector<Row> rows;
+    rows.reserve(members.size());
+    for (size_t k = 0; k < members.size(); ++k) {
+      rows.emplace_back(texts[k], sequence_seed(settings.seed, members[k]), members[k]);
+      rows.back().pad = pads[k];
+    }
+    decode_group(model, settings, observer, rows);
+    for (Row& row : rows) out[row.index] = std::move(row.g);
+  };
+  // Prompts of equal length share block boundaries, so they decode together in one group. A model that
+  // takes row starts also batches prompts of different lengths, left-padded to the longest of the
+  // group: sorted by length so little is padded, and with blocks aligned to the model's (block
+  // checkpoints) only prompts of the same length modulo the block size, so the padding is whole blocks.
+  // A prompt too long to leave max_new positions in the context keeps to its own length, where it is
+  // clipped as it would be alone.
+  const bool aligned = settings.mode == DecodeMode::Diffusion && settings.align_blocks &&
+                       cfg.attention_mode == AttentionMode::Block;
+  const int ctx = cfg.max_position_embeddings;
+  std::map<std::pair<int, size_t>, std::vector<size_t>> groups;  // (padded?, key) -> members
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int len = static_cast<int>(prompts[i].size());
+    const bool pad = model.padded_rows() && len + settings.max_new <= ctx;
+    const size_t key = !pad ? prompts[i].size() : aligned ? prompts[i].size() % settings.block_size : 0;
+    groups[{pad ? 1 : 0, key}].push_back(i);
+  }
+  const int32_t pad_id = cfg.pad_token_id >= 0 && cfg.pad_token_id < cfg.vocab_size ? cfg.pad_token_id : 0;
+  for (auto& [kind, members] : groups) {
+    if (kind.first == 1)
+      std::stable_sort(members.begin(), members.end(),
+                       [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
     for (size_t from = 0; from < members.size(); from += cap) {
-      std::vector<Row> rows;
-      const size_t to = std::min(members.size(), from + cap);
-      rows.reserve(to - from);
-      for (size_t k = from; k < to; ++k)
-        rows.emplace_back(prompts[members[k]], sequence_seed(settings.seed, members[k]), members[k]);
-      decode_group(model, settings, observer, rows);
-      for (Row& row : rows) out[row.index] = std::move(row.g);
+      const std::vector<size_t> part(members.begin() + static_cast<std::ptrdiff_t>(from),
+                                     members.begin() + static_cast<std::ptrdiff_t>(std::min(members.size(), from + cap)));
+      size_t longest = 0;
+      for (size_t i : part) longest = std::max(longest, prompts[i].size());
+      std::vector<std::vector<int32_t>> texts;
+      std::vector<int> pads;
+      for (size_t i : part) {
+        const size_t pad = longest - prompts[i].size();
+        std::vector<int32_t> t(pad, pad_id);
+        t.insert(t.end(), prompts[i].begin(), prompts[i].end());
+        texts.push_back(std::move(t));
+        pads.push_back(static_cast<int>(pad));
+      }
+      run(part, texts, pads);
     }
   }
   return out;

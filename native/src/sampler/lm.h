@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "model/config.h"
@@ -23,6 +24,13 @@ class LMCache {
   virtual int length() const = 0;
   // Forget everything (used to refresh an approximate cache by recomputing it).
   virtual void clear() = 0;
+  // Row b's positions before starts[b] are padding (its prompt, shorter than the others, was
+  // left-padded): nothing attends to them and the row's positions count from starts[b], so it decodes
+  // as it would alone. Only for models whose padded_rows() is true; call before the first forward.
+  virtual void set_row_starts(const std::vector<int>& starts) {
+    for (int s : starts)
+      if (s != 0) throw std::logic_error("this model cannot decode left-padded rows");
+  }
 };
 
 class LanguageModel {
@@ -33,6 +41,9 @@ class LanguageModel {
   // A cache for `batch` rows (1 <= batch <= max_batch()).
   virtual std::unique_ptr<LMCache> new_cache(int batch) const = 0;
   virtual int max_batch() const { return 1; }
+  // Whether its caches take row starts (LMCache::set_row_starts): then prompts of different lengths
+  // share a batch, left-padded; otherwise only prompts of equal length do.
+  virtual bool padded_rows() const { return false; }
 
   // Token ids the sampler never emits: <|mask|>, <|pad|>, <|bos|> and whatever else the model
   // knows to be a training-only symbol (e.g. <|del|>). Ids of -1 are ignored.

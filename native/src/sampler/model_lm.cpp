@@ -14,6 +14,10 @@ class ModelCache : public LMCache {
   int batch() const override { return kv.batch; }
   int length() const override { return kv.length; }
   void clear() override { kv.clear(); }
+  void set_row_starts(const std::vector<int>& starts) override {
+    check_row_starts(starts, kv.batch, kv.max_len);
+    kv.row_start = starts;
+  }
   KVCache kv;
 };
 

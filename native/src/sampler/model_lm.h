@@ -15,6 +15,7 @@ class ModelLM : public LanguageModel {
   std::unique_ptr<LMCache> new_cache(int batch) const override;
   // Lockstep groups larger than this gain little and their caches grow linearly.
   int max_batch() const override { return 16; }
+  bool padded_rows() const override { return true; }
   std::vector<int32_t> never_emit() const override {
     std::vector<int32_t> ids = LanguageModel::never_emit();
     ids.push_back(del_);
