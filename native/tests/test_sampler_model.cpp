@@ -95,6 +95,19 @@ std::vector<int32_t> prompt_of(int n) {
   return p;
 }
 
+// Settings of the batch-against-alone tests: threshold decoding of blocks of 4 without <|eos|>, with
+// cache refreshes for bidirectional checkpoints and AR decoding for causal ones.
+SamplerSettings lockstep_settings(AttentionMode mode, int max_new) {
+  SamplerSettings s;
+  s.block_size = 4;
+  s.max_new = max_new;
+  s.threshold = 0.7f;
+  s.eos_id = -1;
+  s.refresh_every = mode == AttentionMode::Bidirectional ? 2 : 0;
+  if (mode == AttentionMode::Causal) s.mode = DecodeMode::Autoregressive;
+  return s;
+}
+
 }  // namespace
 
 TEST(sampler_model_block_cache_equals_recompute) {
@@ -174,13 +187,7 @@ TEST(sampler_model_lockstep_batch_equals_one_by_one) {
   for (AttentionMode mode : {AttentionMode::Block, AttentionMode::Bidirectional, AttentionMode::Causal}) {
     auto model = tiny_model(mode, 15);
     const ModelLM lm(*model);
-    SamplerSettings s;
-    s.block_size = 4;
-    s.max_new = 10;
-    s.threshold = 0.7f;
-    s.eos_id = -1;
-    s.refresh_every = mode == AttentionMode::Bidirectional ? 2 : 0;
-    if (mode == AttentionMode::Causal) s.mode = DecodeMode::Autoregressive;
+    const SamplerSettings s = lockstep_settings(mode, 10);
     std::vector<std::vector<int32_t>> prompts;
     for (int k = 0; k < 4; ++k) {
       std::vector<int32_t> p = prompt_of(6);
@@ -200,13 +207,7 @@ TEST(sampler_model_mixed_length_batch_equals_one_by_one) {
     auto model = tiny_model(mode, 16);
     const ModelLM lm(*model);
     CHECK(lm.padded_rows());
-    SamplerSettings s;
-    s.block_size = 4;
-    s.max_new = 11;
-    s.threshold = 0.7f;
-    s.eos_id = -1;
-    s.refresh_every = mode == AttentionMode::Bidirectional ? 2 : 0;
-    if (mode == AttentionMode::Causal) s.mode = DecodeMode::Autoregressive;
+    const SamplerSettings s = lockstep_settings(mode, 11);
     std::vector<std::vector<int32_t>> prompts;
     for (int len : {6, 1, 9, 3, 5, 13, 2, 7}) {
       std::vector<int32_t> p = prompt_of(len);

@@ -2,17 +2,9 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempPathFor } from '../../common/fs.ts';
+import type { NativeBpeTables } from '../tokenizer/bpe-model.ts';
 
-/** What the data build's native encoder is made from: BpeTokenizer.nativeTables(). */
-export interface NativeBpeTables {
-  byteId: Int32Array;
-  tokenLength: Int32Array;
-  lefts: Int32Array;
-  rights: Int32Array;
-  ranks: Int32Array;
-  mergedId: Int32Array;
-  classFlags: Uint8Array;
-}
+export type { NativeBpeTables };
 
 const CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/sdt/', import.meta.url));
 const MAGIC = 'SDTBPE1\0';

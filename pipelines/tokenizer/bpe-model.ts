@@ -89,6 +89,17 @@ class PieceCache {
   }
 }
 
+/** What the data build's native encoder (native/node/bpe.c) is made from: BpeTokenizer.nativeTables(). */
+export interface NativeBpeTables {
+  byteId: Int32Array;
+  tokenLength: Int32Array;
+  lefts: Int32Array;
+  rights: Int32Array;
+  ranks: Int32Array;
+  mergedId: Int32Array;
+  classFlags: Uint8Array;
+}
+
 export class BpeTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly special: SpecialIds;
@@ -171,17 +182,7 @@ export class BpeTokenizer implements Tokenizer {
    * What the data build's native encoder (native/node/bpe.c) needs to encode exactly like this one;
    * undefined unless the split pattern is SPLIT_PATTERN, the only one that encoder scans.
    */
-  nativeTables():
-    | {
-        byteId: Int32Array;
-        tokenLength: Int32Array;
-        lefts: Int32Array;
-        rights: Int32Array;
-        ranks: Int32Array;
-        mergedId: Int32Array;
-        classFlags: Uint8Array;
-      }
-    | undefined {
+  nativeTables(): NativeBpeTables | undefined {
     if (this.data.pattern !== SPLIT_PATTERN) return undefined;
     return {
       byteId: this.byteId,

@@ -1,6 +1,7 @@
 #ifdef SDT_HAVE_CUDA
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -178,42 +179,36 @@ void check_decode(Random& rng, Table& table) {
                         {16, 36, AttentionMode::Bidirectional, true},
                         {16, 20, AttentionMode::Bidirectional, false},
                         {8, 52, AttentionMode::Causal, false}};
-  KVCache cpu_cache = cpu.make_cache(B, 96);
-  CudaKVCache gpu_cache = gpu.make_cache(B, 96);
-  std::vector<float> ref_all, got_all;
-  for (const Call& c : calls) {
-    std::vector<int32_t> chunk(static_cast<size_t>(B) * c.C);
-    for (int32_t& id : chunk) id = rng.below(V);
-    std::vector<float> ref(chunk.size() * V), got(chunk.size() * V);
-    cpu.forward_chunk(cpu_cache, chunk.data(), c.C, c.start, c.mode, ref.data(), c.append);
-    gpu.forward_chunk(gpu_cache, chunk.data(), c.C, c.start, c.mode, got.data(), c.append);
-    ref_all.insert(ref_all.end(), ref.begin(), ref.end());
-    got_all.insert(got_all.end(), got.begin(), got.end());
-  }
-  table.compare("forward_chunk (prefill, 2 blocks, probe, causal)", "B2 60 positions", "fp32",
-                without_mask_column(got_all, V, cfg.mask_token_id), without_mask_column(ref_all, V, cfg.mask_token_id),
-                kStepTolerance, false);
-  // Left-padded rows (prompts of different lengths in one batch): row 1 starts at position 9.
-  {
-    KVCache cpu_pad = cpu.make_cache(B, 64);
-    CudaKVCache gpu_pad = gpu.make_cache(B, 64);
-    cpu_pad.row_start = {0, 9};
-    gpu_pad.row_start = {0, 9};
-    std::vector<float> ref_pad, got_pad;
-    for (const Call& c : {Call{20, 0, AttentionMode::Bidirectional, true}, Call{16, 20, AttentionMode::Bidirectional, false},
-                          Call{4, 20, AttentionMode::Causal, true}}) {
+  // Runs the calls on both backends with random chunks; compares the logits of all of them.
+  auto compare_calls = [&](KVCache& cpu_cache, CudaKVCache& gpu_cache, const std::vector<Call>& list,
+                           const std::string& what, const std::string& shape) {
+    std::vector<float> ref_all, got_all;
+    for (const Call& c : list) {
       std::vector<int32_t> chunk(static_cast<size_t>(B) * c.C);
       for (int32_t& id : chunk) id = rng.below(V);
       std::vector<float> ref(chunk.size() * V), got(chunk.size() * V);
-      cpu.forward_chunk(cpu_pad, chunk.data(), c.C, c.start, c.mode, ref.data(), c.append);
-      gpu.forward_chunk(gpu_pad, chunk.data(), c.C, c.start, c.mode, got.data(), c.append);
-      ref_pad.insert(ref_pad.end(), ref.begin(), ref.end());
-      got_pad.insert(got_pad.end(), got.begin(), got.end());
+      cpu.forward_chunk(cpu_cache, chunk.data(), c.C, c.start, c.mode, ref.data(), c.append);
+      gpu.forward_chunk(gpu_cache, chunk.data(), c.C, c.start, c.mode, got.data(), c.append);
+      ref_all.insert(ref_all.end(), ref.begin(), ref.end());
+      got_all.insert(got_all.end(), got.begin(), got.end());
     }
-    table.compare("forward_chunk, left-padded row (prefill, probe, causal)", "B2 24 positions", "fp32",
-                  without_mask_column(got_pad, V, cfg.mask_token_id), without_mask_column(ref_pad, V, cfg.mask_token_id),
-                  kStepTolerance, false);
-  }
+    table.compare(what, shape, "fp32", without_mask_column(got_all, V, cfg.mask_token_id),
+                  without_mask_column(ref_all, V, cfg.mask_token_id), kStepTolerance, false);
+  };
+  KVCache cpu_cache = cpu.make_cache(B, 96);
+  CudaKVCache gpu_cache = gpu.make_cache(B, 96);
+  compare_calls(cpu_cache, gpu_cache, {std::begin(calls), std::end(calls)},
+                "forward_chunk (prefill, 2 blocks, probe, causal)", "B2 60 positions");
+  // Left-padded rows (prompts of different lengths in one batch): row 1 starts at position 9.
+  KVCache cpu_pad = cpu.make_cache(B, 64);
+  CudaKVCache gpu_pad = gpu.make_cache(B, 64);
+  cpu_pad.row_start = {0, 9};
+  gpu_pad.row_start = {0, 9};
+  compare_calls(cpu_pad, gpu_pad,
+                {{20, 0, AttentionMode::Bidirectional, true},
+                 {16, 20, AttentionMode::Bidirectional, false},
+                 {4, 20, AttentionMode::Causal, true}},
+                "forward_chunk, left-padded row (prefill, probe, causal)", "B2 24 positions");
   Row len;
   len.check = "forward_chunk cache length";
   len.shape = "1";
