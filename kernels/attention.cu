@@ -351,7 +351,7 @@ void attention_backward(const bf16* qkv, int qkv_stride, const bf16* out, const 
 
 void attention_chunk_forward(const bf16* q, int q_stride, const bf16* kcache, const bf16* vcache, int max_len, int B,
                              int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, bf16* out,
-                             Stream stream, int own_block) {
+                             Stream stream, int own_block, const int32_t* row_start) {
   check_shape("attention_chunk_forward", nh, nkv, hd);
   if (B <= 0 || C <= 0) return;
   if (start_pos < 0 || start_pos + C > max_len)
@@ -374,7 +374,7 @@ void attention_chunk_forward(const bf16* q, int q_stride, const bf16* kcache, co
   a.nkv = nkv;
   a.hd = hd;
   a.scale = 1.0f / sqrtf(static_cast<float>(hd));
-  const ChunkVis vis{mode == AttentionMode::Causal, start_pos, C, own_block};
+  const ChunkVis vis{mode == AttentionMode::Causal, start_pos, C, own_block, row_start};
   const dim3 grid(static_cast<unsigned>((C + kWarps - 1) / kWarps), static_cast<unsigned>(nh),
                   static_cast<unsigned>(B));
   attention_forward_kernel<ChunkVis><<<grid, kThreads, 0, detail::as_stream(stream)>>>(a, vis, out, nullptr);

@@ -44,8 +44,10 @@ void attention_backward(const bf16* qkv, int qkv_stride, const bf16* out, const 
 // [0, start_pos + C). Cached positions are all visible; inside the chunk Causal sees chunk
 // positions <= its own, other modes the whole chunk, except that chunk positions [0, own_block)
 // see only each other (a committed block written with the next block's first step). out: [B*C, nh*hd] bf16.
+// row_start (device, nullable, [B]): row b's positions before row_start[b] are padding, seen by no
+// query; a padding query sees only itself.
 void attention_chunk_forward(const bf16* q, int q_stride, const bf16* kcache, const bf16* vcache, int max_len, int B,
                              int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, bf16* out,
-                             Stream stream, int own_block = 0);
+                             Stream stream, int own_block = 0, const int32_t* row_start = nullptr);
 
 }  // namespace sdt::cuda

@@ -48,11 +48,16 @@ struct ChunkVis {
   int start_pos;
   int C;
   int own_block;  // chunk positions [0, own_block) see only each other (and the cache)
+  const int32_t* row_start;  // [B] or nullptr: row b's positions before row_start[b] are padding
   __device__ int key_end(int, int i) const {
     if (causal) return start_pos + i + 1;
     return i < own_block ? start_pos + own_block : start_pos + C;
   }
-  __device__ bool visible(int b, int i, int j) const { return j < key_end(b, i); }
+  __device__ bool visible(int b, int i, int j) const {
+    const int first = row_start ? row_start[b] : 0;
+    if (start_pos + i < first) return j == start_pos + i;
+    return j >= first && j < key_end(b, i);
+  }
 };
 
 }  // namespace sdt::cuda::detail
