@@ -28,7 +28,9 @@ export async function atomicWriteChunks(path: string, chunks: Uint8Array[]): Pro
   try {
     const fh = await open(tmp, 'w');
     try {
-      await fh.writev(chunks);
+      const { bytesWritten } = await fh.writev(chunks);
+      const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+      if (bytesWritten !== total) throw new Error(`${path}: wrote ${bytesWritten} of ${total} bytes`);
     } finally {
       await fh.close();
     }
