@@ -19,23 +19,24 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('bench sample helpers', () => {
   it('cut a completion at the end of the function and judge its syntax', () => {
-    const h = 'def f(x):\n';
-    expect(functionOf(h, '    return x\nprint(1)\n')).toBe('def f(x):\n    return x');
-    expect(parsesAsFunction(h, '    return x\nthis is( not code')).toBe(true);
-    expect(parsesAsFunction(h, '    return (x\n')).toBe(false);
-    expect(parsesAsFunction(h, 'garbage at column 0')).toBe(false); // empty body
-    expect(parsesAsFunction(h, '   \n')).toBe(false);
+    const h = 'def f(x):';
+    expect(functionOf(h, '\n    return x\nprint(1)\n')).toBe('def f(x):\n    return x');
+    expect(functionOf(h, ' return x\nprint(1)\n')).toBe('def f(x): return x');
+    expect(parsesAsFunction(h, '\n    return x\nthis is( not code')).toBe(true);
+    expect(parsesAsFunction(h, '\n    return (x\n')).toBe(false);
+    expect(parsesAsFunction(h, '\ngarbage at column 0')).toBe(false); // empty body
+    expect(parsesAsFunction(h, '\n   \n')).toBe(false);
     // Comments and docstrings parse but do nothing: not a function body.
-    expect(parsesAsFunction(h, '    # the the the\n    # the\n')).toBe(false);
-    expect(parsesAsFunction(h, '    """Doc."""\n    # todo\n')).toBe(false);
-    expect(parsesAsFunction(h, '    """Doc."""\n    pass\n')).toBe(true);
+    expect(parsesAsFunction(h, '\n    # the the the\n    # the\n')).toBe(false);
+    expect(parsesAsFunction(h, '\n    """Doc."""\n    # todo\n')).toBe(false);
+    expect(parsesAsFunction(h, '\n    """Doc."""\n    pass\n')).toBe(true);
   });
 
   it('pick held-out headers of one token length', async () => {
     const { headers, tokens } = await heldOutHeaders(6, (t) => new Uint8Array(t.length));
     expect(headers.length).toBe(6);
     for (const h of headers) {
-      expect(h).toMatch(/^def \w+\(.*\).*:\n$/);
+      expect(h).toMatch(/^def \w+\(.*\).*:$/);
       expect(h.length).toBe(tokens);
     }
   });
@@ -91,5 +92,25 @@ describe.skipIf(bin === '')('parameter count', () => {
     const r = spawnSync(bin, ['init', '--config', path, '--out', join(dir, 'ckpt')], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(paramCount(config)).toBe(JSON.parse(r.stdout.trim().split('\n').at(-1)!).parameters);
+  });
+});
+
+describe('prompt boundaries', () => {
+  it('a line break and the indentation after it are one pre-token, so prompts end before the break', async () => {
+    const { pretokenize } = await import('../pipelines/tokenizer/index.ts');
+    const { functionPrompts } = await import('../pipelines/trajectories/generate.ts');
+    const src = 'def f(x):\n    """Twice."""\n    return 2 * x\n';
+    // No token of any BPE over these pieces starts between "\n" and "    ": a prompt ending in "\n" would
+    // leave the model a boundary the training data never had.
+    expect(pretokenize(src)).toContain('\n    ');
+    expect(
+      pretokenize(src)
+        .slice(0, -1)
+        .some((p) => p === '\n'),
+    ).toBe(false); // the last is the file's end
+    const [prompt] = functionPrompts(src);
+    expect(prompt).toBe('def f(x):\n    """Twice."""');
+    expect(src.startsWith(prompt)).toBe(true);
+    expect(pretokenize(src.slice(prompt.length))[0]).toBe('\n    ');
   });
 });

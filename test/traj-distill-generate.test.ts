@@ -47,8 +47,8 @@ describe('function prompts', () => {
       '    return x',
     ].join('\n');
     expect(functionPrompts(src)).toEqual([
-      'def add(a, b):\n    """Add two numbers."""\n',
-      "async def fetch(url: str) -> bytes:\n    '''Fetch',\n    many lines.'''\n",
+      'def add(a, b):\n    """Add two numbers."""',
+      "async def fetch(url: str) -> bytes:\n    '''Fetch',\n    many lines.'''",
     ]);
   });
 });

@@ -22,13 +22,18 @@ import { completionToRow, readTrajectories, writeTrajectories } from './record.t
 const HEADER =
   /^([ \t]*)(?:async[ \t]+)?def[ \t]+\w+[ \t]*\([^)]*\)[^:\n]*:[ \t]*\n([ \t]+)("""|''')[\s\S]*?\3[ \t]*\n/gm;
 
-/** Function headers with their docstrings, cut from source text: each a prompt whose body is to be written. */
+/**
+ * Function headers with their docstrings, cut from source text: each a prompt whose body is to be written.
+ * A prompt ends at the docstring's closing quotes: the line break and the next line's indentation are
+ * one token in the training data, which the completion then starts with (see bench/sample.ts
+ * heldOutHeaders).
+ */
 export function functionPrompts(text: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(HEADER)) {
     // Only top-level functions: the prompt must be valid on its own.
     if (m[1] !== '') continue;
-    out.push(m[0]);
+    out.push(m[0].replace(/[ \t]*\n$/, ''));
   }
   return out;
 }
