@@ -162,6 +162,45 @@ withData('oracle runs: the references pass, wrong answers fail', () => {
 });
 
 withData('model generator (against a fake sampler client)', () => {
+  it('sends plain prompts without their final line break, and completions that start with it pass', async () => {
+    const tasks = (await humaneval.load({ dataDir })).slice(0, 4);
+    const byPrompt = new Map(tasks.map((t) => [t.prompt, t]));
+    const client: SamplerClientLike = {
+      async generate(prompts: SamplerPrompt[]) {
+        return {
+          seconds: 0.1,
+          completions: prompts.map((p) => {
+            const text = 'text' in p ? p.text : '';
+            expect(text.endsWith('\n')).toBe(false);
+            const t = byPrompt.get(`${text}\n`);
+            if (!t) throw new Error(`unexpected prompt ${text.slice(0, 60)}`);
+            // What a model does after such a prompt: the line break (with the indentation), then the body.
+            return { text: `\n${t.reference}`, tokens: 10, forwardPasses: 10 };
+          }),
+        };
+      },
+      async close() {},
+    };
+    const flags = {
+      mode: 'ar',
+      block: 8,
+      threshold: 0.9,
+      maxNew: 64,
+      temperature: 0,
+      topP: 1,
+      seed: 0,
+    } as const;
+    const { summary } = await runEval({
+      ...base,
+      suite: 'humaneval',
+      tasks,
+      nSamples: 1,
+      ks: [1],
+      generator: new ModelGenerator(client, flags, 'fake-ckpt', 2),
+    });
+    expect(summary.pass_at_k['pass@1']).toBe(1);
+  });
+
   it('sends FIM prompts, counts tokens and forward passes, varies the seed per sample', async () => {
     const tasks = (await infill.load({ dataDir, variant: 'single-line' })).slice(0, 3);
     const byPrompt = new Map(tasks.map((t) => [`${t.prompt}|${t.suffix}`, t]));

@@ -32,8 +32,15 @@ export interface SamplerClientLike {
   close(): Promise<void>;
 }
 
+/**
+ * What the sampler is given for a task. A plain prompt loses its final line break: in the training data
+ * a line break and the next line's indentation are one token, so a prompt ending in `\n` (as HumanEval's
+ * do) leaves the model a token boundary it never saw; the completion then starts with that token, and
+ * the program (the task's prompt + completion) only gains a blank line.
+ */
 export function promptFor(task: EvalTask): SamplerPrompt {
-  return task.suffix === undefined ? { text: task.prompt } : { prefix: task.prompt, suffix: task.suffix };
+  if (task.suffix !== undefined) return { prefix: task.prompt, suffix: task.suffix };
+  return { text: task.prompt.endsWith('\n') ? task.prompt.slice(0, -1) : task.prompt };
 }
 
 /**
