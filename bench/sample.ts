@@ -10,11 +10,13 @@ import { join } from 'node:path';
 import { type CommandSpec, list, num, optNum, optStr, str } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
 import { atomicWriteFile, atomicWriteJson } from '../common/fs.ts';
+import { nativeBinary } from '../common/native.ts';
 import { Progress } from '../common/progress.ts';
 import { functionWritesCode, isSyntaxValid } from '../eval/report/syntax.ts';
 import { SamplerClient, type SamplerClientOptions } from '../pipelines/sample/client.ts';
 import type { SampleSettings } from '../pipelines/sample/protocol.ts';
 import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
+import { checkpointIds, type StepRow, scoreStepRows } from '../pipelines/trajectories/elbo.ts';
 
 export interface BenchRow {
   model: 'diffusion' | 'ar';
@@ -29,6 +31,12 @@ export interface BenchRow {
   tokensPerForwardPass: number;
   latencyMs: number;
   parseOk: number;
+  /**
+   * Bits per generated token under the AR checkpoint (generative NLL): the parse proxy passes degenerate
+   * text such as `self.set()()()()...`; a text the AR model finds improbable is not quality kept. Null
+   * without an AR checkpoint.
+   */
+  genNll: number | null;
   valLoss: number | null;
 }
 
@@ -158,12 +166,20 @@ function modelInfo(opts: SamplerClientOptions, attention: string): ModelInfo {
   };
 }
 
+/** A completion kept for scoring: the prompt's ids and the generated ids. */
+interface Sampled {
+  prompt: ArrayLike<number>;
+  tokens: Int32Array;
+}
+
 async function measure(
   client: SamplerClient,
   prompts: string[],
   settings: SampleSettings,
   batch: number,
-): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'valLoss'>> {
+  keep?: Sampled[],
+  encode?: (text: string) => ArrayLike<number>,
+): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'valLoss' | 'genNll'>> {
   let generated = 0;
   let passes = 0;
   let ok = 0;
@@ -180,6 +196,7 @@ async function measure(
       generated += c.tokens.length;
       passes += c.forwardPasses;
       if (parsesAsFunction(chunk[k], c.text)) ok++;
+      if (keep && encode) keep.push({ prompt: encode(chunk[k]), tokens: c.tokens });
     });
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -194,6 +211,29 @@ async function measure(
     latencyMs: latency / requests,
     parseOk: ok / prompts.length,
   };
+}
+
+/**
+ * Mean bits per generated token of completions under a causal checkpoint (`sdt-native score`): each row is
+ * prompt + completion, the targets the next tokens of the completion.
+ */
+export async function generativeNll(samples: Sampled[], ckpt: string, bin: string): Promise<number | null> {
+  const rows: StepRow[] = [];
+  let count = 0;
+  for (const s of samples) {
+    if (s.tokens.length === 0) continue;
+    const all = Int32Array.from([...Array.from(s.prompt), ...s.tokens]);
+    const targets = new Int32Array(all.length - 1).fill(-1);
+    for (let t = s.prompt.length - 1; t < all.length - 1; t++) targets[t] = all[t + 1];
+    rows.push({ input: all.subarray(0, all.length - 1), targets });
+    count += s.tokens.length;
+  }
+  if (rows.length === 0) return null;
+  const ids = checkpointIds(ckpt);
+  const lp = await scoreStepRows(rows, { bin, ckpt, pad: ids.pad, vocab: ids.vocab });
+  let sum = 0;
+  for (const v of lp) sum += v;
+  return -sum / count / Math.LN2;
 }
 
 /** Block size (x, log2) against milliseconds per generated token (y), one line per threshold and batch. */
@@ -269,6 +309,7 @@ function table(rows: BenchRow[]): string {
     'tok/pass',
     'latency ms',
     'parse ok',
+    'AR bits/tok',
     'val loss',
   ];
   const body = rows.map((r) => [
@@ -282,6 +323,7 @@ function table(rows: BenchRow[]): string {
     r.tokensPerForwardPass.toFixed(2),
     r.latencyMs.toFixed(0),
     `${(100 * r.parseOk).toFixed(0)}%`,
+    r.genNll == null ? '-' : r.genNll.toFixed(2),
     r.valLoss == null ? 'unknown' : r.valLoss.toFixed(3),
   ]);
   const all = [head, ...body].map((r) => r.map(String));
@@ -384,6 +426,8 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const dValLoss = optNum(o, 'val-loss') ?? validationLoss(dOpts.ckpt, ['elbo']);
 
     const rows: BenchRow[] = [];
+    // Batch 1 completions of each row, scored by the AR checkpoint once it is known.
+    const samples = new Map<BenchRow, Sampled[]>();
     const total = batches.length * (1 + blocks.length * thresholds.length);
     const diffusion = await SamplerClient.start(dOpts);
     const dInfo = modelInfo(dOpts, diffusion.info.attention_mode);
@@ -402,8 +446,20 @@ generated token). Random-weight models (--random-init) measure speed only: their
       for (const b of batches)
         for (const block of blocks)
           for (const threshold of thresholds) {
-            const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b);
-            rows.push({ model: 'diffusion', block, threshold, valLoss: dValLoss, ...m });
+            const kept: Sampled[] = [];
+            const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b, kept, (t) =>
+              tok.encode(t),
+            );
+            const row: BenchRow = {
+              model: 'diffusion',
+              block,
+              threshold,
+              valLoss: dValLoss,
+              genNll: null,
+              ...m,
+            };
+            rows.push(row);
+            samples.set(row, kept);
             progress.tick();
           }
     } finally {
@@ -416,21 +472,29 @@ generated token). Random-weight models (--random-init) measure speed only: their
         process.stderr.write(`warning: --ar-ckpt is a ${ar.info.attention_mode} checkpoint, not causal\n`);
       }
       await ar.generate([prompts[0]], { mode: 'ar', maxNew: 8 });
+      const tok = ar.requireTokenizer();
       for (const b of batches) {
-        const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b);
-        rows.push({
+        const kept: Sampled[] = [];
+        const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b, kept, (t) => tok.encode(t));
+        const row: BenchRow = {
           model: 'ar',
           block: null,
           threshold: null,
           valLoss: optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']),
+          genNll: null,
           ...m,
-        });
+        };
+        rows.push(row);
+        samples.set(row, kept);
         progress.tick();
       }
     } finally {
       await ar.close();
     }
     progress.done();
+    if (aOpts.ckpt && ar.info.attention_mode === 'causal') {
+      for (const [row, kept] of samples) row.genNll = await generativeNll(kept, aOpts.ckpt, nativeBinary());
+    }
 
     const family = describeFamily(dInfo, aInfo);
     const arBest = rows.filter((r) => r.model === 'ar' && r.batch === 1)[0];

@@ -8,10 +8,12 @@ import {
   type BenchRow,
   chartSvg,
   functionOf,
+  generativeNll,
   heldOutHeaders,
   paramCount,
   parsesAsFunction,
 } from '../bench/sample.ts';
+import { readNpyFloat32, writeNpy } from '../pipelines/trajectories/npy.ts';
 import { builtNative } from './native-build.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sdt-bench-sample-'));
@@ -55,6 +57,7 @@ describe('bench sample helpers', () => {
       tokensPerForwardPass: 2,
       latencyMs: 10 * ms,
       parseOk: 0.5,
+      genNll: null,
       valLoss: null,
     });
     const svg = chartSvg([
@@ -92,6 +95,60 @@ describe.skipIf(bin === '')('parameter count', () => {
     const r = spawnSync(bin, ['init', '--config', path, '--out', join(dir, 'ckpt')], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(paramCount(config)).toBe(JSON.parse(r.stdout.trim().split('\n').at(-1)!).parameters);
+  });
+  it('generative NLL equals the mean next-token log-loss of a causal forward, in bits', async () => {
+    const config = {
+      vocab_size: 40,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      max_position_embeddings: 64,
+      attention_mode: 'causal',
+      block_size: 8,
+      mask_token_id: 3,
+      pad_token_id: 0,
+      tie_word_embeddings: false,
+    };
+    const path = join(dir, 'causal.json');
+    writeFileSync(path, JSON.stringify(config));
+    const ckpt = join(dir, 'causal');
+    expect(spawnSync(bin, ['init', '--config', path, '--out', ckpt, '--seed', '5']).status).toBe(0);
+    const samples = [
+      { prompt: [5, 6, 7], tokens: Int32Array.from([8, 9, 10, 11]) },
+      { prompt: [12], tokens: Int32Array.from([13, 14]) },
+      { prompt: [15, 16], tokens: new Int32Array(0) }, // nothing generated: not counted
+    ];
+    const got = await generativeNll(samples, ckpt, bin);
+    // Reference: logits of each whole sequence from `sdt-native forward`, log-softmax by hand.
+    let sum = 0;
+    let n = 0;
+    for (const s of samples.filter((x) => x.tokens.length > 0)) {
+      const ids = Int32Array.from([...s.prompt, ...s.tokens]);
+      await writeNpy(join(dir, 'ids.npy'), ids, [1, ids.length]);
+      const r = spawnSync(bin, [
+        'forward',
+        '--ckpt',
+        ckpt,
+        '--tokens',
+        join(dir, 'ids.npy'),
+        '--out',
+        join(dir, 'lg.npy'),
+      ]);
+      expect(r.status, String(r.stderr)).toBe(0);
+      const { data } = await readNpyFloat32(join(dir, 'lg.npy'));
+      const V = config.vocab_size;
+      for (let t = s.prompt.length - 1; t < ids.length - 1; t++) {
+        const row = Array.from(data.subarray(t * V, (t + 1) * V)).filter(Number.isFinite);
+        const max = Math.max(...row);
+        const lse = max + Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0));
+        sum += lse - data[t * V + ids[t + 1]];
+        n++;
+      }
+    }
+    expect(got).not.toBeNull();
+    expect(got!).toBeCloseTo(sum / n / Math.LN2, 4);
   });
 });
 
