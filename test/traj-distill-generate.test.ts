@@ -77,6 +77,12 @@ describe('verifier', () => {
       ['    print(x)\n', true],
       ['    return x\n', true],
       ['    if x:\n        This\n', true],
+      // A nested function or class counts by its own body (an on-policy run converged on the first).
+      ['\n    def __init__(self):\n        self._self._self\n', false],
+      ['    @property\n    def g(self):\n        self.x\n', false],
+      ['    class C:\n        """Doc."""\n', false],
+      ['    def g():\n        return x\n    return g\n', true],
+      ['    def g():\n        return x\n', true],
     ] as const) {
       expect(
         (await verify('def f(x):\n    """Double."""\n', body, undefined, undefined)).syntaxOk,

@@ -44,9 +44,20 @@ export function isSyntaxValid(code: string): boolean {
 /** Expressions that act when they stand alone as a statement; a bare name or literal does nothing. */
 const ACTING_EXPRESSIONS = new Set(['assignment', 'augmented_assignment', 'call', 'await', 'yield']);
 
-/** A comment, or an expression statement that does nothing (a docstring, a bare name, a literal). */
+/**
+ * A comment, an expression statement that does nothing (a docstring, a bare name, a literal, an
+ * attribute), or a nested function or class whose own body does nothing.
+ */
 function isInert(n: TsNode): boolean {
   if (n.type === 'comment') return true;
+  if (n.type === 'decorated_definition') {
+    const d = n.childForFieldName('definition');
+    return d ? isInert(d) : true;
+  }
+  if (n.type === 'function_definition' || n.type === 'class_definition') {
+    const body = n.childForFieldName('body');
+    return !body || !bodyActs(body);
+  }
   if (n.type !== 'expression_statement') return false;
   for (let i = 0; i < n.namedChildCount; i++) {
     const e = n.namedChild(i);
@@ -55,10 +66,20 @@ function isInert(n: TsNode): boolean {
   return true;
 }
 
+/** A block holds a statement that does something (isInert). */
+function bodyActs(body: TsNode): boolean {
+  for (let i = 0; i < body.namedChildCount; i++) {
+    const c = body.namedChild(i);
+    if (c && !isInert(c)) return true;
+  }
+  return false;
+}
+
 /**
  * True when the last top-level function of `code` has a body statement that does something: not only
  * comments, its docstring and bare names or literals. Those parse, so syntax alone let on-policy runs that
- * kept what passed converge on bodies of `# the the the` and then of `This` lines (measured, docs/distill.md).
+ * kept what passed converge on bodies of `# the the the` and then of `This` lines, and later on a nested
+ * `def __init__(self):` of attribute chains (measured, docs/distill.md).
  */
 export function functionWritesCode(code: string): boolean {
   const root = getParser().parse(code).rootNode;
@@ -69,12 +90,7 @@ export function functionWritesCode(code: string): boolean {
     if (c?.type === 'function_definition') fn = c;
   }
   const body = fn?.childForFieldName('body');
-  if (!body) return false;
-  for (let i = 0; i < body.namedChildCount; i++) {
-    const c = body.namedChild(i);
-    if (c && !isInert(c)) return true;
-  }
-  return false;
+  return body ? bodyActs(body) : false;
 }
 
 /** Share of `codes` that parse cleanly (null for an empty list). */
