@@ -22,7 +22,7 @@ import {
   runOnPolicy,
   selectForDistillation,
 } from '../trainer/stages/onpolicy.ts';
-import { builtNative } from './native-build.ts';
+import { builtNative, tinyModelConfig } from './native-build.ts';
 
 // Empty when sdt-native cannot be built here (no CMake): the native tests skip.
 const bin = builtNative() ?? '';
@@ -30,21 +30,7 @@ const haveNative = bin !== '';
 const dir = mkdtempSync(join(tmpdir(), 'sdt-onpolicy-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const TINY = {
-  vocab_size: 48,
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 64,
-  attention_mode: 'block',
-  block_size: 4,
-  mask_token_id: 3,
-  pad_token_id: 0,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
+const TINY = tinyModelConfig({ vocab_size: 48, attention_mode: 'block' });
 
 describe.skipIf(!haveNative)('on-policy round', () => {
   it('raises the likelihood of the rewarded trajectories', async () => {

@@ -14,7 +14,7 @@ import {
   parsesAsFunction,
 } from '../bench/sample.ts';
 import { readNpyFloat32, writeNpy } from '../pipelines/trajectories/npy.ts';
-import { builtNative } from './native-build.ts';
+import { builtNative, tinyModelConfig } from './native-build.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sdt-bench-sample-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,20 +97,7 @@ describe.skipIf(bin === '')('parameter count', () => {
     expect(paramCount(config)).toBe(JSON.parse(r.stdout.trim().split('\n').at(-1)!).parameters);
   });
   it('generative NLL equals the mean next-token log-loss of a causal forward, in bits', async () => {
-    const config = {
-      vocab_size: 40,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      max_position_embeddings: 64,
-      attention_mode: 'causal',
-      block_size: 8,
-      mask_token_id: 3,
-      pad_token_id: 0,
-      tie_word_embeddings: false,
-    };
+    const config = tinyModelConfig({ attention_mode: 'causal', block_size: 8, tie_word_embeddings: false });
     const path = join(dir, 'causal.json');
     writeFileSync(path, JSON.stringify(config));
     const ckpt = join(dir, 'causal');

@@ -14,7 +14,7 @@ import { levenshtein, levSurrogate, levSurrogateOfStates } from '../pipelines/tr
 import { writeNpy } from '../pipelines/trajectories/npy.ts';
 import { readScored, scoreTrajectories, writeScored } from '../pipelines/trajectories/score.ts';
 import type { TrajectoryRow, TrajectoryStep } from '../schemas/trajectory.ts';
-import { builtNative } from './native-build.ts';
+import { builtNative, tinyModelConfig } from './native-build.ts';
 
 // Empty when sdt-native cannot be built here (no CMake): the native tests skip.
 const bin = builtNative() ?? '';
@@ -108,21 +108,7 @@ describe('Levenshtein surrogate', () => {
   });
 });
 
-const TINY = {
-  vocab_size: 40,
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 64,
-  attention_mode: 'bidirectional',
-  block_size: 4,
-  mask_token_id: M,
-  pad_token_id: 0,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
+const TINY = tinyModelConfig({ mask_token_id: M });
 
 describe.skipIf(!haveNative)('ELBO scoring', () => {
   const ckpt = join(dir, 'ckpt');
