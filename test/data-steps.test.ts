@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { globToRegExp, makePathFilter } from '../pipelines/sources/glob.ts';
@@ -348,20 +348,28 @@ describe('deferred file reads', () => {
 
 describe('worker bundle cache', () => {
   it('is reused while its modules are unchanged and dropped when one changes', async () => {
-    const { bundledWorkerEntry, cachedBundle } = await import('../pipelines/steps/worker-bundle.ts');
+    const { BUNDLE_INDEX, bundledWorkerEntry, cachedBundle } = await import(
+      '../pipelines/steps/worker-bundle.ts'
+    );
+    const { tempDir } = await import('./data-helpers.ts');
     const bundle = await bundledWorkerEntry();
     if (!bundle) return; // esbuild missing or the cache not writable: workers start through tsx
-    expect(cachedBundle()?.href).toBe(bundle.href);
-    // A module the bundle holds, given another mtime (its content is untouched), invalidates the cache.
-    const module = join(import.meta.dirname, '../pipelines/steps/record.ts');
-    const { atime, mtime } = statSync(module);
-    try {
-      utimesSync(module, atime, new Date(mtime.getTime() + 2000));
-      expect(cachedBundle()).toBeUndefined();
-    } finally {
-      utimesSync(module, atime, mtime);
-    }
-    expect(cachedBundle()?.href).toBe(bundle.href);
+    // A private copy of the index, so builds running beside this test are not disturbed: as recorded it
+    // is current; with one module's mtime recorded otherwise it is stale.
+    const index = JSON.parse(readFileSync(BUNDLE_INDEX, 'utf8'));
+    const dir = await tempDir('bundle');
+    const copy = join(dir, 'index.json');
+    writeFileSync(copy, JSON.stringify(index));
+    expect(cachedBundle(copy)?.href).toBe(bundle.href);
+    expect(Object.keys(index.inputs)).toContain('pipelines/steps/record.ts');
+    index.inputs['pipelines/steps/record.ts'].mtimeMs += 2000;
+    writeFileSync(copy, JSON.stringify(index));
+    expect(cachedBundle(copy)).toBeUndefined();
+    index.inputs['pipelines/steps/record.ts'].mtimeMs -= 2000;
+    index.inputs['pipelines/steps/record.ts'].size += 1;
+    writeFileSync(copy, JSON.stringify(index));
+    expect(cachedBundle(copy)).toBeUndefined();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

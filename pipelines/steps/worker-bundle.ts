@@ -11,7 +11,8 @@ const ENTRY = fileURLToPath(new URL('./worker-entry.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const CACHE_DIR = join(REPO, 'node_modules/.cache/sdt/');
 /** What the last bundle was made from: each input module's size and mtime, and the bundle's file. */
-const INDEX = join(CACHE_DIR, 'data-worker.json');
+export const BUNDLE_INDEX = join(CACHE_DIR, 'data-worker.json');
+const INDEX = BUNDLE_INDEX;
 
 interface BundleIndex {
   bundle: string;
@@ -35,9 +36,9 @@ export function bundledWorkerEntry(): Promise<URL | undefined> {
  * ~30 stat calls; bundling starts esbuild's service process and took 50 ms of this thread's time before
  * any worker could be spawned, on every build.
  */
-export function cachedBundle(): URL | undefined {
+export function cachedBundle(indexPath = INDEX): URL | undefined {
   try {
-    const index = JSON.parse(readFileSync(INDEX, 'utf8')) as BundleIndex;
+    const index = JSON.parse(readFileSync(indexPath, 'utf8')) as BundleIndex;
     const file = join(CACHE_DIR, index.bundle);
     if (!existsSync(file)) return undefined;
     for (const [path, was] of Object.entries(index.inputs)) {
