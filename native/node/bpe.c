@@ -4,6 +4,7 @@
 // caller encodes in JS. Pre-tokenization is SPLIT_PATTERN's scanner (split-scanner.ts) over the same
 // character class table, passed in from JS; merges use the same pair table (pair-ranks.ts).
 #include "bpe.h"
+#include "napi_args.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,25 +69,10 @@ static void finalize(napi_env env, void *data, void *hint) {
   bpe_free((Bpe *)data);
 }
 
-static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) != napi_ok) return 0;
-  return type == want;
-}
-
 static void *copy_of(const void *src, size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
   if (p && bytes) memcpy(p, src, bytes);
   return p;
-}
-
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_error(env, NULL, msg);
-  return NULL;
 }
 
 // bpeCreate(byteId Int32Array(256), tokenLength Int32Array, lefts, rights, ranks Int32Array (pair table,
@@ -95,18 +81,18 @@ static napi_value create(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 7) return fail(env, "bpeCreate: expected 7 arguments");
+  if (argc < 7) return js_fail(env, "bpeCreate: expected 7 arguments");
   void *p[7];
   size_t len[7];
   const napi_typedarray_type want[7] = {napi_int32_array, napi_int32_array, napi_int32_array, napi_int32_array,
                                         napi_int32_array, napi_int32_array, napi_uint8_array};
   for (int i = 0; i < 7; i++)
-    if (!typed(env, argv[i], want[i], &p[i], &len[i])) return fail(env, "bpeCreate: argument of the wrong type");
+    if (!js_typed(env, argv[i], want[i], &p[i], &len[i])) return js_fail(env, "bpeCreate: argument of the wrong type");
   if (len[0] != 256 || len[6] != 65536 || len[2] != len[3] || len[2] != len[4] || len[2] == 0 ||
       (len[2] & (len[2] - 1)) != 0)
-    return fail(env, "bpeCreate: table of the wrong size");
+    return js_fail(env, "bpeCreate: table of the wrong size");
   Bpe *b = (Bpe *)calloc(1, sizeof(Bpe));
-  if (!b) return fail(env, "bpeCreate: out of memory");
+  if (!b) return js_fail(env, "bpeCreate: out of memory");
   memcpy(b->byte_id, p[0], sizeof(b->byte_id));
   memcpy(b->flags, p[6], sizeof(b->flags));
   b->vocab = (uint32_t)len[1];
@@ -122,7 +108,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   b->ids = (int32_t *)malloc(CACHE_IDS * sizeof(int32_t));
   if (!b->token_length || !b->lefts || !b->rights || !b->ranks || !b->merged || !b->slots || !b->keys || !b->ids) {
     bpe_free(b);
-    return fail(env, "bpeCreate: out of memory");
+    return js_fail(env, "bpeCreate: out of memory");
   }
   napi_value ext;
   if (napi_create_external(env, b, finalize, NULL, &ext) != napi_ok) {
@@ -280,8 +266,8 @@ static napi_value encode(napi_env env, napi_callback_info info) {
   void *src;
   size_t len;
   if (argc < 2 || napi_get_value_external(env, argv[0], (void **)&b) != napi_ok || !b)
-    return fail(env, "bpeEncode: expected a handle from bpeCreate");
-  if (!typed(env, argv[1], napi_uint8_array, &src, &len)) return fail(env, "bpeEncode: expected a Uint8Array");
+    return js_fail(env, "bpeEncode: expected a handle from bpeCreate");
+  if (!js_typed(env, argv[1], napi_uint8_array, &src, &len)) return js_fail(env, "bpeEncode: expected a Uint8Array");
   napi_value undef;
   napi_get_undefined(env, &undef);
   if (len >= UINT32_MAX / 2) return undef;
@@ -291,14 +277,14 @@ static napi_value encode(napi_env env, napi_callback_info info) {
     b->units = (uint16_t *)malloc((len + 1) * sizeof(uint16_t));
     b->unit_byte = (uint32_t *)malloc((len + 1) * sizeof(uint32_t));
     b->units_cap = b->units && b->unit_byte ? len + 1 : 0;
-    if (!b->units_cap) return fail(env, "bpeEncode: out of memory");
+    if (!b->units_cap) return js_fail(env, "bpeEncode: out of memory");
   }
   // Never more tokens than bytes.
   if (b->out_cap < len + 1) {
     free(b->out);
     b->out = (int32_t *)malloc((len + 1) * sizeof(int32_t));
     b->out_cap = b->out ? len + 1 : 0;
-    if (!b->out_cap) return fail(env, "bpeEncode: out of memory");
+    if (!b->out_cap) return js_fail(env, "bpeEncode: out of memory");
   }
   const uint8_t *s = (const uint8_t *)src;
   uint32_t n_units;

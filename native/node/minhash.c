@@ -3,6 +3,7 @@
 // of [A-Za-z0-9_] and every other non-space unit, shingles are hashed with fmix32 and binned by one
 // permutation, and empty bins are densified by rotation. test/data-steps.test.ts compares the two.
 #include "minhash.h"
+#include "napi_args.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,11 +70,6 @@ static void add_shingle(uint32_t *sig, const uint32_t *ring, size_t first, uint3
   if (value < sig[bin]) sig[bin] = value;
 }
 
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_error(env, NULL, msg);
-  return NULL;
-}
-
 // minhash(utf8 bytes, numPerm (a power of two), shingle) -> Uint32Array(numPerm).
 static napi_value minhash(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -81,18 +77,18 @@ static napi_value minhash(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   bool is;
   if (argc < 3 || napi_is_typedarray(env, argv[0], &is) != napi_ok || !is)
-    return fail(env, "minhash: expected UTF-8 bytes in a Uint8Array");
+    return js_fail(env, "minhash: expected UTF-8 bytes in a Uint8Array");
   napi_typedarray_type type;
   size_t len, off;
   void *data;
   napi_value ab;
   napi_get_typedarray_info(env, argv[0], &type, &len, &data, &ab, &off);
-  if (type != napi_uint8_array) return fail(env, "minhash: expected a Uint8Array");
+  if (type != napi_uint8_array) return js_fail(env, "minhash: expected a Uint8Array");
   uint32_t bins, shingle;
   if (napi_get_value_uint32(env, argv[1], &bins) != napi_ok || bins == 0 || bins > 65536 || (bins & (bins - 1)))
-    return fail(env, "minhash: numPerm must be a power of two up to 65536");
+    return js_fail(env, "minhash: numPerm must be a power of two up to 65536");
   if (napi_get_value_uint32(env, argv[2], &shingle) != napi_ok || shingle == 0)
-    return fail(env, "minhash: shingle must be a positive integer");
+    return js_fail(env, "minhash: shingle must be a positive integer");
   uint32_t bits = 0;
   while ((1u << bits) < bins) bits++;
   const uint8_t *s = (const uint8_t *)data;
@@ -102,7 +98,7 @@ static napi_value minhash(napi_env env, napi_callback_info info) {
   if (!sig || !ring) {
     free(sig);
     free(ring);
-    return fail(env, "minhash: out of memory");
+    return js_fail(env, "minhash: out of memory");
   }
   const uint32_t EMPTY = 0xffffffffu;
   for (uint32_t b = 0; b < bins; b++) sig[b] = EMPTY;

@@ -1,6 +1,7 @@
 // nodesToSpanArrays of pipelines/steps/spans.ts: node byte ranges to token ranges, the same spans in the
 // same order (test/data-spans.test.ts compares the two).
 #include "spans.h"
+#include "napi_args.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,21 +58,6 @@ static int set_add(Set *s, uint64_t key) {  // 1 if added, 0 if present, -1 out 
   return 1;
 }
 
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_error(env, NULL, msg);
-  return NULL;
-}
-
-static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) != napi_ok) return 0;
-  return type == want;
-}
-
 static napi_value make_array(napi_env env, napi_typedarray_type type, size_t elem, size_t n, const void *src) {
   void *data;
   napi_value ab, arr;
@@ -89,9 +75,9 @@ static napi_value token_spans(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *nd, *od;
   size_t n_len, o_len;
-  if (argc < 2 || !typed(env, argv[0], napi_int32_array, &nd, &n_len) ||
-      !typed(env, argv[1], napi_int32_array, &od, &o_len) || o_len == 0 || o_len > UINT32_MAX)
-    return fail(env, "tokenSpans: expected (nodes Int32Array, byteOffsets Int32Array)");
+  if (argc < 2 || !js_typed(env, argv[0], napi_int32_array, &nd, &n_len) ||
+      !js_typed(env, argv[1], napi_int32_array, &od, &o_len) || o_len == 0 || o_len > UINT32_MAX)
+    return js_fail(env, "tokenSpans: expected (nodes Int32Array, byteOffsets Int32Array)");
   const int32_t *nodes = (const int32_t *)nd;
   const int32_t *off = (const int32_t *)od;
   const uint32_t n_tokens = (uint32_t)(o_len - 1);
@@ -148,7 +134,7 @@ static napi_value token_spans(napi_env env, napi_callback_info info) {
   free(set.keys);
   napi_value result = NULL;
   if (oom) {
-    fail(env, "tokenSpans: out of memory");
+    js_fail(env, "tokenSpans: out of memory");
   } else {
     napi_value a = make_array(env, napi_uint8_array, 1, n, kind);
     napi_value b = make_array(env, napi_int32_array, 4, n, start);

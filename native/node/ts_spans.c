@@ -7,6 +7,7 @@
 // own binding (a TSLanguage external), the tree-sitter core from node-tree-sitter's vendored sources, so
 // both parsers are the same code.
 #include <node_api.h>
+#include "napi_args.h"
 #include "bpe.h"
 #include "minhash.h"
 #include "spans.h"
@@ -44,11 +45,6 @@ static State *state_of(napi_env env) {
   return s;
 }
 
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_error(env, NULL, msg);
-  return NULL;
-}
-
 static int get_language(napi_env env, napi_value v, const TSLanguage **out) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_external) return 0;
@@ -56,16 +52,6 @@ static int get_language(napi_env env, napi_value v, const TSLanguage **out) {
   if (napi_get_value_external(env, v, &p) != napi_ok || !p) return 0;
   *out = (const TSLanguage *)p;
   return 1;
-}
-
-static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) != napi_ok) return 0;
-  return type == want;
 }
 
 static int push(State *s, size_t *n, int32_t a, int32_t b, int32_t c) {
@@ -88,7 +74,7 @@ static napi_value symbols(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   const TSLanguage *lang;
-  if (argc < 1 || !get_language(env, argv[0], &lang)) return fail(env, "symbols: expected a tree-sitter language");
+  if (argc < 1 || !get_language(env, argv[0], &lang)) return js_fail(env, "symbols: expected a tree-sitter language");
   uint32_t count = ts_language_symbol_count(lang);
   napi_value arr;
   napi_create_array_with_length(env, count, &arr);
@@ -115,20 +101,20 @@ static napi_value parse(napi_env env, napi_callback_info info) {
   const TSLanguage *lang;
   void *src, *kdata;
   size_t len, klen;
-  if (argc < 3 || !get_language(env, argv[0], &lang)) return fail(env, "parse: expected a tree-sitter language");
-  if (!get_typed(env, argv[1], napi_uint8_array, &src, &len)) return fail(env, "parse: expected UTF-8 bytes in a Uint8Array");
-  if (!get_typed(env, argv[2], napi_int16_array, &kdata, &klen) || klen != 65536)
-    return fail(env, "parse: expected an Int16Array(65536) of span kinds");
-  if (len > UINT32_MAX) return fail(env, "parse: input over 4 GB");
+  if (argc < 3 || !get_language(env, argv[0], &lang)) return js_fail(env, "parse: expected a tree-sitter language");
+  if (!js_typed(env, argv[1], napi_uint8_array, &src, &len)) return js_fail(env, "parse: expected UTF-8 bytes in a Uint8Array");
+  if (!js_typed(env, argv[2], napi_int16_array, &kdata, &klen) || klen != 65536)
+    return js_fail(env, "parse: expected an Int16Array(65536) of span kinds");
+  if (len > UINT32_MAX) return js_fail(env, "parse: input over 4 GB");
   const int16_t *kinds = (const int16_t *)kdata;
   State *s = state_of(env);
-  if (!s || !s->parser) return fail(env, "parse: out of memory");
+  if (!s || !s->parser) return js_fail(env, "parse: out of memory");
   if (s->language != lang) {
-    if (!ts_parser_set_language(s->parser, lang)) return fail(env, "parse: incompatible tree-sitter language version");
+    if (!ts_parser_set_language(s->parser, lang)) return js_fail(env, "parse: incompatible tree-sitter language version");
     s->language = lang;
   }
   TSTree *tree = ts_parser_parse_string_encoding(s->parser, NULL, (const char *)src, (uint32_t)len, TSInputEncodingUTF8);
-  if (!tree) return fail(env, "parse: tree-sitter returned no tree");
+  if (!tree) return js_fail(env, "parse: tree-sitter returned no tree");
   // Slot 0 holds the error count, written last.
   size_t n = 0;
   int ok = push(s, &n, 0, 0, 0);
@@ -158,7 +144,7 @@ static napi_value parse(napi_env env, napi_callback_info info) {
   }
   ts_tree_cursor_delete(&c);
   ts_tree_delete(tree);
-  if (!ok) return fail(env, "parse: out of memory");
+  if (!ok) return js_fail(env, "parse: out of memory");
   s->out[0] = errors;
   void *data;
   napi_value ab, result;
@@ -176,12 +162,12 @@ static napi_value parse_only(napi_env env, napi_callback_info info) {
   const TSLanguage *lang;
   void *src;
   size_t len;
-  if (argc < 2 || !get_language(env, argv[0], &lang)) return fail(env, "parseOnly: expected a tree-sitter language");
-  if (!get_typed(env, argv[1], napi_uint8_array, &src, &len)) return fail(env, "parseOnly: expected a Uint8Array");
+  if (argc < 2 || !get_language(env, argv[0], &lang)) return js_fail(env, "parseOnly: expected a tree-sitter language");
+  if (!js_typed(env, argv[1], napi_uint8_array, &src, &len)) return js_fail(env, "parseOnly: expected a Uint8Array");
   State *s = state_of(env);
-  if (!s || !s->parser) return fail(env, "parseOnly: out of memory");
+  if (!s || !s->parser) return js_fail(env, "parseOnly: out of memory");
   if (s->language != lang) {
-    if (!ts_parser_set_language(s->parser, lang)) return fail(env, "parseOnly: incompatible tree-sitter language version");
+    if (!ts_parser_set_language(s->parser, lang)) return js_fail(env, "parseOnly: incompatible tree-sitter language version");
     s->language = lang;
   }
   TSTree *tree = ts_parser_parse_string_encoding(s->parser, NULL, (const char *)src, (uint32_t)len, TSInputEncodingUTF8);
