@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** A temporary name beside `path`, so the final rename stays on one filesystem (and is atomic). */
@@ -75,6 +75,54 @@ export class AtomicWriteStream {
   }
   async abort(): Promise<void> {
     this.stream.destroy();
+    await rm(this.tmp, { force: true });
+  }
+}
+
+/**
+ * A file written in pieces as they are produced (writev per call, in call order) under a temporary name,
+ * which becomes `path` on commit(); abort() removes it. The temporary file is opened by the first write.
+ */
+export class AtomicChunkFile {
+  private readonly tmp: string;
+  private handle: Promise<FileHandle> | undefined;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(readonly path: string) {
+    this.tmp = tempPathFor(path);
+  }
+
+  private open(): Promise<FileHandle> {
+    this.handle ??= mkdir(dirname(this.path), { recursive: true }).then(() => open(this.tmp, 'w'));
+    return this.handle;
+  }
+
+  /** Queues the pieces after those of earlier calls; resolves once they are written. */
+  write(chunks: Uint8Array[]): Promise<void> {
+    if (chunks.length === 0) return this.queue;
+    const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+    this.queue = this.queue.then(async () => {
+      const { bytesWritten } = await (await this.open()).writev(chunks);
+      if (bytesWritten !== total) throw new Error(`${this.path}: wrote ${bytesWritten} of ${total} bytes`);
+    });
+    return this.queue;
+  }
+
+  /** Resolves once every piece queued so far is written. */
+  written(): Promise<void> {
+    return this.queue;
+  }
+
+  async commit(): Promise<void> {
+    await this.queue;
+    const fh = await this.open();
+    await fh.close();
+    await rename(this.tmp, this.path);
+  }
+
+  async abort(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    if (this.handle) await (await this.handle).close().catch(() => undefined);
     await rm(this.tmp, { force: true });
   }
 }

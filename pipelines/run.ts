@@ -1,7 +1,7 @@
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../common/errors.ts';
-import { AtomicWriteStream, atomicWriteJson } from '../common/fs.ts';
+import { AtomicChunkFile, AtomicWriteStream, atomicWriteJson } from '../common/fs.ts';
 import { Progress } from '../common/progress.ts';
 import {
   type ChunkInfo,
@@ -12,7 +12,7 @@ import {
 } from '../schemas/dataset.ts';
 import { ShardBuilder } from './dataset/columns.ts';
 import { addCounts, MANIFEST_FILE, readManifest } from './dataset/manifest.ts';
-import { type RejectLine, sortKeys, writeChunk } from './dataset/writer.ts';
+import { type RejectLine, shardFile, sortKeys, writeChunk } from './dataset/writer.ts';
 import { estimateSource } from './sources/estimate.ts';
 import { openSource } from './sources/index.ts';
 import type { SourceSpec } from './sources/types.ts';
@@ -187,6 +187,8 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
     }
   }
 
+  await removeTemporaryShards(o.out);
+
   // Totals only feed the progress line's ETA: a quiet build does not walk the source twice for them.
   const estimate = o.quiet ? {} : await estimateSource(source);
   const parts = o.shard?.count ?? 1;
@@ -289,7 +291,11 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
         firstId: w.id,
         lastId: w.id,
         done: reusable.has(index),
-        shards: { train: new ShardBuilder(), validation: new ShardBuilder() },
+        // Shards are written as their record batches are encoded, under temporary names until complete.
+        shards: {
+          train: new ShardBuilder(new AtomicChunkFile(join(o.out, shardFile('train', index)))),
+          validation: new ShardBuilder(new AtomicChunkFile(join(o.out, shardFile('validation', index)))),
+        },
         rejects: [],
       };
     }
@@ -399,6 +405,11 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
     }
     while (inFlight.length) await drainOne();
     if (current) await finishChunk(current);
+  } catch (err) {
+    // The chunk being built never becomes a shard: drop what was written of it.
+    if (current && !current.done)
+      await Promise.allSettled([current.shards.train.abort(), current.shards.validation.abort()]);
+    throw err;
   } finally {
     await Promise.allSettled(inFlight);
     progress.done();
@@ -412,6 +423,18 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
   const startSeconds =
     firstBatchAt !== undefined && readyAt !== undefined ? Math.max(0, (readyAt - firstBatchAt) / 1000) : 0;
   return { manifest, writtenChunks: written, skippedChunks: skipped, startSeconds };
+}
+
+/**
+ * Shards a killed build was still writing (temporary names, see AtomicChunkFile): a rerun writes them
+ * again under new names, so these would only pile up.
+ */
+async function removeTemporaryShards(dir: string): Promise<void> {
+  for (const split of ['train', 'validation']) {
+    const names = await readdir(join(dir, split)).catch(() => [] as string[]);
+    for (const n of names)
+      if (n.startsWith('.shard-') && n.includes('.tmp-')) await rm(join(dir, split, n), { force: true });
+  }
 }
 
 /** Files an earlier run wrote that the new manifest no longer lists (the source shrank, a split emptied). */

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { globToRegExp, makePathFilter } from '../pipelines/sources/glob.ts';
@@ -405,11 +405,66 @@ describe('shard encoding', () => {
     expect(many.batches.length).toBeGreaterThan(5);
     expect([...tableRows(many)]).toEqual([...tableRows(oneBatch)]);
     expect(Buffer.compare(await encodeShard(rows, 500), small)).toBe(0);
-    const b = new ShardBuilder(500);
+    const b = new ShardBuilder(undefined, 500);
     for (const row of rows) b.add(row);
     const { chunks, byteLength, sha256 } = await b.finish();
     expect(byteLength).toBe(small.length);
     expect(sha256).toBe(sha256Hex(small));
     expect(Buffer.compare(Buffer.concat(chunks), small)).toBe(0);
+  });
+});
+
+describe('shard files', () => {
+  it('a shard written batch by batch is the bytes encodeShard gives; an aborted one leaves nothing', async () => {
+    const { ShardBuilder, encodeShard } = await import('../pipelines/dataset/columns.ts');
+    const { AtomicChunkFile } = await import('../common/fs.ts');
+    const { sha256Hex } = await import('../pipelines/steps/hash.ts');
+    const { tempDir } = await import('./data-helpers.ts');
+    const dir = await tempDir('shardfile');
+    const rows = Array.from({ length: 30 }, (_, i) => {
+      const text = `def f${i}(x):\n    return ${'x + '.repeat(i)}1\n`;
+      return {
+        id: `f${i}.py`,
+        origin: `f${i}.py`,
+        language: 'python',
+        split: 'train' as const,
+        text,
+        tokens: Int32Array.from({ length: 5 + i }, (_, k) => k),
+        spanKind: Uint8Array.of(1),
+        spanStart: Int32Array.of(0),
+        spanEnd: Int32Array.of(1),
+        parseErrors: 0,
+        nBytes: Buffer.byteLength(text),
+      };
+    });
+    const path = join(dir, 'train', 'shard-00000.arrow');
+    const file = new AtomicChunkFile(path);
+    const b = new ShardBuilder(file, 200);
+    // Rows arrive between turns of the event loop, as in a build: the drained batches go to the file.
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    for (const r of rows) {
+      b.add(r);
+      await turn();
+    }
+    await file.written();
+    expect(readdirSync(join(dir, 'train')).some((n) => n.includes('.tmp-'))).toBe(true);
+    // Earlier batches are on their way to a temporary file; the shard itself appears only on finish.
+    expect(existsSync(path)).toBe(false);
+    const { sha256, byteLength, chunks } = await b.finish();
+    const expected = await encodeShard(rows, 200);
+    expect(chunks).toEqual([]);
+    expect(Buffer.compare(readFileSync(path), expected)).toBe(0);
+    expect(byteLength).toBe(expected.length);
+    expect(sha256).toBe(sha256Hex(expected));
+    expect(readdirSync(join(dir, 'train'))).toEqual(['shard-00000.arrow']);
+
+    const aborted = new ShardBuilder(new AtomicChunkFile(join(dir, 'validation', 'shard-00000.arrow')), 200);
+    for (const r of rows) {
+      aborted.add(r);
+      await turn();
+    }
+    await aborted.abort();
+    expect(readdirSync(join(dir, 'validation'))).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -31,7 +31,7 @@ export async function writeChunk(
     if (part.rows === 0) continue;
     const { chunks, sha256 } = await part.finish();
     const file = shardFile(split, index);
-    await atomicWriteChunks(join(dir, file), chunks);
+    if (!part.writesItself) await atomicWriteChunks(join(dir, file), chunks);
     shards.push({
       split,
       chunk: index,
