@@ -133,8 +133,7 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
   if (o.validationFraction < 0 || o.validationFraction > 1) {
     throw new UserError(`--validation-fraction must be in [0, 1]; got ${o.validationFraction}.`);
   }
-  // Workers load their modules (tsx compiles them in each thread: 0.2-0.5 s) while this thread reads the
-  // tokenizer, the manifest and the source's size.
+  // Workers load their modules and the tokenizer while this thread reads the manifest and lists the source.
   const executor = startExecutor(o.workers, {
     limits: o.limits,
     minhash: DEFAULT_MINHASH,
@@ -154,12 +153,9 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
 }
 
 async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>): Promise<BuildResult> {
-  // With workers, they load the tokenizer (and report a malformed file); this thread only needs its hash.
-  const tokenizer = {
-    hash:
-      o.workers > 0 ? await tokenizerFileHash(o.tokenizerPath) : (await loadTokenizer(o.tokenizerPath)).hash,
-  };
-  const settings = outputSettings(o, tokenizer.hash);
+  // The executor loads the tokenizer (and reports a malformed file); this thread only needs its hash.
+  const tokenizerHash = await tokenizerFileHash(o.tokenizerPath);
+  const settings = outputSettings(o, tokenizerHash);
   const source =
     o.source.kind === 'dir' || o.source.kind === 'stdlib'
       ? { ...o.source, maxBytes: o.limits.maxBytes }
@@ -178,6 +174,8 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
       reusable = await reusableChunks(o.out, previous);
       previousShards = previous.shards;
     } else if (o.overwrite) {
+      // A tokenizer that cannot be loaded must fail the build before it deletes the old dataset.
+      await loadTokenizer(o.tokenizerPath);
       for (const p of [MANIFEST_FILE, 'train', 'validation', 'rejects'])
         await rm(join(o.out, p), { recursive: true, force: true });
     } else {
@@ -236,7 +234,7 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
     return {
       schemaVersion: DATASET_SCHEMA_VERSION,
       createdBy: 'sdt data build',
-      tokenizerHash: tokenizer.hash,
+      tokenizerHash,
       tokenizerPath: o.tokenizerPath,
       source,
       settings,

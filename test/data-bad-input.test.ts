@@ -120,6 +120,16 @@ describe('bad files in a directory source', () => {
       expect(err).toBeInstanceOf(UserError);
       expect((err as Error).message).toMatch(/bad-tokenizer\.json: no "model" object/);
     }
+    // --overwrite of a dataset built with a good tokenizer: the bad one fails before anything is deleted.
+    const src: SourceSpec = { kind: 'dir', root: join(work, 'src'), include: ['good*.py'], exclude: [] };
+    const out = join(work, 'ds-badtok-overwrite');
+    const first = await build(src, out, { workers: 2 });
+    const err = await build(src, out, { tokenizerPath: bad, workers: 2, overwrite: true }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UserError);
+    const kept = await openDataset(out);
+    expect(kept.manifest.shards).toEqual(first.manifest.shards);
   });
 
   it('a missing source path is a clear error', async () => {
