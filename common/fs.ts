@@ -21,26 +21,6 @@ export async function atomicWriteFile(path: string, data: string | Uint8Array): 
   }
 }
 
-/** atomicWriteFile for a file given as pieces: written with writev, never joined into one buffer. */
-export async function atomicWriteChunks(path: string, chunks: Uint8Array[]): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = tempPathFor(path);
-  try {
-    const fh = await open(tmp, 'w');
-    try {
-      const { bytesWritten } = await fh.writev(chunks);
-      const total = chunks.reduce((n, c) => n + c.byteLength, 0);
-      if (bytesWritten !== total) throw new Error(`${path}: wrote ${bytesWritten} of ${total} bytes`);
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
 export async function atomicWriteJson(path: string, value: unknown): Promise<void> {
   await atomicWriteFile(path, `${JSON.stringify(value, null, 2)}\n`);
 }

@@ -373,31 +373,36 @@ describe('worker bundle cache', () => {
   });
 });
 
+/** Shard rows of random sizes: text as a string or as bytes, tokens and spans of random lengths. */
+function randomShardRows(count: number, seed: number) {
+  const r = rng(seed);
+  return Array.from({ length: count }, (_, i) => {
+    const n = 1 + Math.floor(r() * 300);
+    const text = `# row ${i} \u00e9\n${'x = 1\n'.repeat(Math.floor(r() * 50))}`;
+    const spans = Math.floor(r() * 5);
+    return {
+      id: `f${i}.py`,
+      origin: `dir/f${i}.py`,
+      language: 'python',
+      split: 'train' as const,
+      text: i % 2 ? text : new TextEncoder().encode(text),
+      tokens: Int32Array.from({ length: n }, () => Math.floor(r() * 8192)),
+      spanKind: Uint8Array.from({ length: spans }, () => Math.floor(r() * 5)),
+      spanStart: Int32Array.from({ length: spans }, (_, k) => k),
+      spanEnd: Int32Array.from({ length: spans }, (_, k) => k + 1),
+      parseErrors: i % 3,
+      nBytes: Buffer.byteLength(text),
+    };
+  });
+}
+
 describe('shard encoding', () => {
   it('record batches closed as rows arrive read back as the same rows, byte-identical on every run', async () => {
     const { ShardBuilder, encodeShard } = await import('../pipelines/dataset/columns.ts');
     const { tableRows } = await import('../pipelines/dataset/read.ts');
     const { tableFromIPC } = await import('apache-arrow');
     const { sha256Hex } = await import('../pipelines/steps/hash.ts');
-    const r = rng(7);
-    const rows = Array.from({ length: 40 }, (_, i) => {
-      const n = 1 + Math.floor(r() * 300);
-      const text = `# row ${i} \u00e9\n${'x = 1\n'.repeat(Math.floor(r() * 50))}`;
-      const spans = Math.floor(r() * 5);
-      return {
-        id: `f${i}.py`,
-        origin: `dir/f${i}.py`,
-        language: 'python',
-        split: 'train' as const,
-        text: i % 2 ? text : new TextEncoder().encode(text),
-        tokens: Int32Array.from({ length: n }, () => Math.floor(r() * 8192)),
-        spanKind: Uint8Array.from({ length: spans }, () => Math.floor(r() * 5)),
-        spanStart: Int32Array.from({ length: spans }, (_, k) => k),
-        spanEnd: Int32Array.from({ length: spans }, (_, k) => k + 1),
-        parseErrors: i % 3,
-        nBytes: Buffer.byteLength(text),
-      };
-    });
+    const rows = randomShardRows(40, 7);
     const oneBatch = tableFromIPC(await encodeShard(rows));
     const small = await encodeShard(rows, 500);
     const many = tableFromIPC(small);
@@ -421,22 +426,7 @@ describe('shard files', () => {
     const { sha256Hex } = await import('../pipelines/steps/hash.ts');
     const { tempDir } = await import('./data-helpers.ts');
     const dir = await tempDir('shardfile');
-    const rows = Array.from({ length: 30 }, (_, i) => {
-      const text = `def f${i}(x):\n    return ${'x + '.repeat(i)}1\n`;
-      return {
-        id: `f${i}.py`,
-        origin: `f${i}.py`,
-        language: 'python',
-        split: 'train' as const,
-        text,
-        tokens: Int32Array.from({ length: 5 + i }, (_, k) => k),
-        spanKind: Uint8Array.of(1),
-        spanStart: Int32Array.of(0),
-        spanEnd: Int32Array.of(1),
-        parseErrors: 0,
-        nBytes: Buffer.byteLength(text),
-      };
-    });
+    const rows = randomShardRows(30, 8);
     const path = join(dir, 'train', 'shard-00000.arrow');
     const file = new AtomicChunkFile(path);
     const b = new ShardBuilder(file, 200);

@@ -164,7 +164,7 @@ class BatchColumns {
   }
 }
 
-/** A shard file's bytes, as the pieces the IPC writer produced (written with one writev, not joined). */
+/** A finished shard: its size and sha256, and its pieces when no file took them (encodeShard). */
 export interface EncodedShard {
   chunks: Uint8Array[];
   byteLength: number;
@@ -200,11 +200,6 @@ export class ShardBuilder {
     private readonly batchTextBytes = SHARD_BATCH_TEXT_BYTES,
   ) {
     this.batch = new BatchColumns(batchTextBytes);
-  }
-
-  /** Whether finish() writes the shard itself (it has a file). */
-  get writesItself(): boolean {
-    return this.file !== undefined;
   }
 
   /** Drops what was written of the shard (a build that fails or is interrupted). */

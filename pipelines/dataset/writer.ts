@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { atomicWriteChunks, atomicWriteFile } from '../../common/fs.ts';
+import { atomicWriteFile } from '../../common/fs.ts';
 import type { ChunkInfo, ShardInfo, Split } from '../../schemas/dataset.ts';
 import type { ShardBuilder } from './columns.ts';
 
@@ -29,9 +29,11 @@ export async function writeChunk(
   for (const split of ['train', 'validation'] as const) {
     const part = parts[split];
     if (part.rows === 0) continue;
-    const { chunks, sha256 } = await part.finish();
     const file = shardFile(split, index);
-    if (!part.writesItself) await atomicWriteChunks(join(dir, file), chunks);
+    // The builders write their shards themselves, batch by batch (run.ts gives each its file).
+    const { chunks, sha256 } = await part.finish();
+    if (chunks.length > 0)
+      throw new Error(`writeChunk: ${file} was encoded by a shard builder without a file`);
     shards.push({
       split,
       chunk: index,

@@ -135,8 +135,8 @@ class WorkerExecutor implements RecordExecutor {
   }
 
   /**
-   * Workers load their modules and tokenizer (~0.1 s of CPU each) while the caller already reads input
-   * and sends batches: they queue in the worker until it listens.
+   * Workers load their modules and encoder tables (0.03-0.05 s of CPU each) while the caller already
+   * lists input and queues batches.
    */
   static async start(count: number, spec: StepContextSpec): Promise<WorkerExecutor> {
     const entry = new URL('./worker-entry.ts', import.meta.url);
@@ -184,12 +184,9 @@ class WorkerExecutor implements RecordExecutor {
 }
 
 /**
- * Node options for a worker that runs the plain-JS bundle: the process's own, less the tsx loader (which
- * `tsx script.ts` passes): it would load in each worker for nothing, measured 90 ms of CPU per worker.
- */
-/**
- * A worker on the bundle, without the tsx loader when the process has it. Node refuses process-wide flags
- * (`--trace-gc`, ...) in an explicit execArgv, though it lets workers inherit them: then the worker
+ * A worker on the bundle, without the tsx loader when the process has it (`tsx script.ts` passes it; it
+ * would load in each worker for nothing, measured 90 ms of CPU per worker). Node refuses process-wide
+ * flags (`--trace-gc`, ...) in an explicit execArgv, though it lets workers inherit them: then the worker
  * inherits everything, loader included.
  */
 function bundledWorker(bundle: URL, options: WorkerOptions): Worker {
