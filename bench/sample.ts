@@ -177,8 +177,7 @@ async function measure(
   prompts: string[],
   settings: SampleSettings,
   batch: number,
-  keep?: Sampled[],
-  encode?: (text: string) => ArrayLike<number>,
+  keep?: { prompt: string; tokens: Int32Array }[],
 ): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'valLoss' | 'genNll'>> {
   let generated = 0;
   let passes = 0;
@@ -196,7 +195,7 @@ async function measure(
       generated += c.tokens.length;
       passes += c.forwardPasses;
       if (parsesAsFunction(chunk[k], c.text)) ok++;
-      if (keep && encode) keep.push({ prompt: encode(chunk[k]), tokens: c.tokens });
+      keep?.push({ prompt: chunk[k], tokens: c.tokens });
     });
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -426,8 +425,9 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const dValLoss = optNum(o, 'val-loss') ?? validationLoss(dOpts.ckpt, ['elbo']);
 
     const rows: BenchRow[] = [];
-    // Batch 1 completions of each row, scored by the AR checkpoint once it is known.
-    const samples = new Map<BenchRow, Sampled[]>();
+    // Batch 1 completions of each row, scored by the AR checkpoint once it is known. A larger batch
+    // decodes each prompt as it does alone (tested natively), so its rows take the same score.
+    const samples = new Map<BenchRow, { prompt: string; tokens: Int32Array }[]>();
     const total = batches.length * (1 + blocks.length * thresholds.length);
     const diffusion = await SamplerClient.start(dOpts);
     const dInfo = modelInfo(dOpts, diffusion.info.attention_mode);
@@ -446,10 +446,8 @@ generated token). Random-weight models (--random-init) measure speed only: their
       for (const b of batches)
         for (const block of blocks)
           for (const threshold of thresholds) {
-            const kept: Sampled[] = [];
-            const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b, kept, (t) =>
-              tok.encode(t),
-            );
+            const kept: { prompt: string; tokens: Int32Array }[] = [];
+            const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b, kept);
             const row: BenchRow = {
               model: 'diffusion',
               block,
@@ -459,23 +457,24 @@ generated token). Random-weight models (--random-init) measure speed only: their
               ...m,
             };
             rows.push(row);
-            samples.set(row, kept);
+            if (b === 1) samples.set(row, kept);
             progress.tick();
           }
     } finally {
       await diffusion.close();
     }
     const ar = await SamplerClient.start(aOpts);
+    let encode: ((text: string) => ArrayLike<number>) | undefined;
     const aInfo = modelInfo(aOpts, ar.info.attention_mode);
     try {
       if (ar.info.attention_mode !== 'causal') {
         process.stderr.write(`warning: --ar-ckpt is a ${ar.info.attention_mode} checkpoint, not causal\n`);
       }
       await ar.generate([prompts[0]], { mode: 'ar', maxNew: 8 });
-      const tok = ar.requireTokenizer();
+      encode = ar.requireTokenizer().encode.bind(ar.requireTokenizer());
       for (const b of batches) {
-        const kept: Sampled[] = [];
-        const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b, kept, (t) => tok.encode(t));
+        const kept: { prompt: string; tokens: Int32Array }[] = [];
+        const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b, kept);
         const row: BenchRow = {
           model: 'ar',
           block: null,
@@ -485,7 +484,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
           ...m,
         };
         rows.push(row);
-        samples.set(row, kept);
+        if (b === 1) samples.set(row, kept);
         progress.tick();
       }
     } finally {
@@ -493,7 +492,17 @@ generated token). Random-weight models (--random-init) measure speed only: their
     }
     progress.done();
     if (aOpts.ckpt && ar.info.attention_mode === 'causal') {
-      for (const [row, kept] of samples) row.genNll = await generativeNll(kept, aOpts.ckpt, nativeBinary());
+      for (const [row, kept] of samples) {
+        const ids = kept.map((k) => ({ prompt: encode!(k.prompt), tokens: k.tokens }));
+        row.genNll = await generativeNll(ids, aOpts.ckpt, nativeBinary());
+      }
+      for (const row of rows.filter((r) => r.batch !== 1)) {
+        const alone = rows.find(
+          (r) =>
+            r.batch === 1 && r.model === row.model && r.block === row.block && r.threshold === row.threshold,
+        );
+        row.genNll = alone?.genNll ?? null;
+      }
     }
 
     const family = describeFamily(dInfo, aInfo);
