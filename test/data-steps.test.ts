@@ -1,6 +1,10 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tableFromIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
+import { AtomicChunkFile } from '../common/fs.ts';
+import { encodeShard, ShardBuilder } from '../pipelines/dataset/columns.ts';
+import { tableRows } from '../pipelines/dataset/read.ts';
 import { globToRegExp, makePathFilter } from '../pipelines/sources/glob.ts';
 import { languageOfPath } from '../pipelines/sources/language.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
@@ -8,6 +12,7 @@ import { normaliseSplit, rowToRecord } from '../pipelines/sources/row.ts';
 import { decodeStats, decodeText } from '../pipelines/steps/decode.ts';
 import { ExactDedup } from '../pipelines/steps/dedup.ts';
 import { checkSize, DEFAULT_SIZE_LIMITS, sizeReject } from '../pipelines/steps/filters.ts';
+import { sha256Hex } from '../pipelines/steps/hash.ts';
 import { chooseBands, estimatedJaccard, minhashSignature, NearDupIndex } from '../pipelines/steps/minhash.ts';
 import { parseCode } from '../pipelines/steps/parse.ts';
 import { withoutTsx } from '../pipelines/steps/pool.ts';
@@ -398,10 +403,6 @@ function randomShardRows(count: number, seed: number) {
 
 describe('shard encoding', () => {
   it('record batches closed as rows arrive read back as the same rows, byte-identical on every run', async () => {
-    const { ShardBuilder, encodeShard } = await import('../pipelines/dataset/columns.ts');
-    const { tableRows } = await import('../pipelines/dataset/read.ts');
-    const { tableFromIPC } = await import('apache-arrow');
-    const { sha256Hex } = await import('../pipelines/steps/hash.ts');
     const rows = randomShardRows(40, 7);
     const oneBatch = tableFromIPC(await encodeShard(rows));
     const small = await encodeShard(rows, 500);
@@ -421,9 +422,6 @@ describe('shard encoding', () => {
 
 describe('shard files', () => {
   it('a shard written batch by batch is the bytes encodeShard gives; an aborted one leaves nothing', async () => {
-    const { ShardBuilder, encodeShard } = await import('../pipelines/dataset/columns.ts');
-    const { AtomicChunkFile } = await import('../common/fs.ts');
-    const { sha256Hex } = await import('../pipelines/steps/hash.ts');
     const { tempDir } = await import('./data-helpers.ts');
     const dir = await tempDir('shardfile');
     const rows = randomShardRows(30, 8);
