@@ -1,9 +1,20 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tableFromIPC } from 'apache-arrow';
+import {
+  Field,
+  Int32,
+  List,
+  makeData,
+  RecordBatch,
+  RecordBatchFileWriter,
+  Struct,
+  tableFromIPC,
+  Uint8,
+  Utf8,
+} from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { AtomicChunkFile } from '../common/fs.ts';
-import { encodeShard, ShardBuilder } from '../pipelines/dataset/columns.ts';
+import { encodeShard, SHARD_SCHEMA, ShardBuilder } from '../pipelines/dataset/columns.ts';
 import { tableRows } from '../pipelines/dataset/read.ts';
 import { globToRegExp, makePathFilter } from '../pipelines/sources/glob.ts';
 import { languageOfPath } from '../pipelines/sources/language.ts';
@@ -401,7 +412,128 @@ function randomShardRows(count: number, seed: number) {
   });
 }
 
+type TestRow = ReturnType<typeof randomShardRows>[number];
+
+/**
+ * The reference encoding: Arrow's own RecordBatchFileWriter on contiguous columns, cut into record
+ * batches by the same rule (a batch closes once its text reaches batchTextBytes).
+ */
+function arrowWriterShard(rows: TestRow[], batchTextBytes: number): Uint8Array {
+  const enc = new TextEncoder();
+  const bytes = (v: string | Uint8Array) => (typeof v === 'string' ? enc.encode(v) : v);
+  const offsets = (parts: ArrayLike<number>[]) => {
+    const o = new Int32Array(parts.length + 1);
+    parts.forEach((p, i) => {
+      o[i + 1] = o[i] + p.length;
+    });
+    return o;
+  };
+  const joined = <T extends Uint8Array | Int32Array>(parts: T[], make: (n: number) => T): T => {
+    const out = make(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  };
+  const utf8 = (values: Uint8Array[]) =>
+    makeData({
+      type: new Utf8(),
+      length: values.length,
+      nullCount: 0,
+      valueOffsets: offsets(values),
+      data: joined(values, (n) => new Uint8Array(n)),
+    });
+  const list = <T extends Int32 | Uint8>(type: T, values: (Int32Array | Uint8Array)[]) => {
+    const flat =
+      type instanceof Uint8
+        ? joined(values as Uint8Array[], (n) => new Uint8Array(n))
+        : joined(values as Int32Array[], (n) => new Int32Array(n));
+    return makeData({
+      type: new List(new Field('item', type, false)),
+      length: values.length,
+      nullCount: 0,
+      valueOffsets: offsets(values),
+      child: makeData({ type, length: flat.length, nullCount: 0, data: flat as never }),
+    });
+  };
+  const int32 = (values: number[]) =>
+    makeData({ type: new Int32(), length: values.length, nullCount: 0, data: Int32Array.from(values) });
+  const batchOf = (b: TestRow[]) => {
+    const children = [
+      utf8(b.map((r) => bytes(r.id))),
+      utf8(b.map((r) => bytes(r.origin))),
+      utf8(b.map((r) => bytes(r.language))),
+      utf8(b.map((r) => bytes(r.split))),
+      utf8(b.map((r) => bytes(r.text))),
+      list(
+        new Int32(),
+        b.map((r) => r.tokens),
+      ),
+      list(
+        new Uint8(),
+        b.map((r) => r.spanKind),
+      ),
+      list(
+        new Int32(),
+        b.map((r) => r.spanStart),
+      ),
+      list(
+        new Int32(),
+        b.map((r) => r.spanEnd),
+      ),
+      int32(b.map((r) => r.parseErrors)),
+      int32(b.map((r) => r.nBytes)),
+      int32(b.map((r) => r.tokens.length)),
+    ];
+    const struct = makeData({
+      type: new Struct(SHARD_SCHEMA.fields),
+      length: b.length,
+      nullCount: 0,
+      children,
+    });
+    return new RecordBatch(SHARD_SCHEMA, struct);
+  };
+  const batches: TestRow[][] = [];
+  let current: TestRow[] = [];
+  let text = 0;
+  for (const r of rows) {
+    current.push(r);
+    text += bytes(r.text).length;
+    if (text >= batchTextBytes) {
+      batches.push(current);
+      current = [];
+      text = 0;
+    }
+  }
+  if (current.length > 0 || batches.length === 0) batches.push(current);
+  const writer = new RecordBatchFileWriter();
+  for (const b of batches) writer.write(batchOf(b));
+  return writer.finish().toUint8Array(true);
+}
+
 describe('shard encoding', () => {
+  it("is byte for byte what Arrow's RecordBatchFileWriter writes for the same batches", async () => {
+    const rows = randomShardRows(40, 11);
+    // Rows without tokens or spans, and a shard without rows, take the same paths.
+    rows[3].tokens = new Int32Array(0);
+    rows[4].spanKind = new Uint8Array(0);
+    rows[4].spanStart = new Int32Array(0);
+    rows[4].spanEnd = new Int32Array(0);
+    for (const [subset, batchBytes] of [
+      [rows, 1 << 20],
+      [rows, 500],
+      [rows.slice(0, 1), 500],
+      [[], 500],
+    ] as const) {
+      const b = new ShardBuilder(undefined, batchBytes);
+      for (const r of subset) b.add(r);
+      const { chunks } = await b.finish();
+      expect(Buffer.compare(Buffer.concat(chunks), arrowWriterShard([...subset], batchBytes))).toBe(0);
+    }
+  });
+
   it('record batches closed as rows arrive read back as the same rows, byte-identical on every run', async () => {
     const rows = randomShardRows(40, 7);
     const oneBatch = tableFromIPC(await encodeShard(rows));

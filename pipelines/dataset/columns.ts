@@ -1,18 +1,14 @@
 import { createHash } from 'node:crypto';
-import {
-  Field,
-  Int32,
-  List,
-  makeData,
-  RecordBatch,
-  RecordBatchFileWriter,
-  Schema,
-  Struct,
-  Uint8,
-  Utf8,
-} from 'apache-arrow';
+import { Field, Int32, List, Schema, Uint8, Utf8 } from 'apache-arrow';
 import type { AtomicChunkFile } from '../../common/fs.ts';
 import { DATASET_SCHEMA_VERSION, type Split } from '../../schemas/dataset.ts';
+import {
+  ArrowPiecesWriter,
+  EMPTY_BUFFER,
+  type PieceBatch,
+  type PieceBuffer,
+  pieceBuffer,
+} from './arrow-pieces.ts';
 
 /** A row ready for a shard: spans as three parallel arrays, as stored. */
 export interface ShardRow {
@@ -30,137 +26,75 @@ export interface ShardRow {
   nBytes: number;
 }
 
-/** A column's values appended row by row into one growing buffer, with the row offsets. */
-class FlatColumn<T extends Uint8Array | Int32Array> {
-  private data: T;
-  private used = 0;
-  readonly offsets: number[] = [0];
-
-  constructor(
-    private readonly make: (n: number) => T,
-    capacity = 4096,
-  ) {
-    this.data = make(Math.max(16, Math.ceil(capacity)));
-  }
-
-  append(values: ArrayLike<number>): void {
-    if (this.used + values.length > this.data.length) {
-      const grown = this.make(Math.max(2 * this.data.length, this.used + values.length));
-      grown.set(this.data.subarray(0, this.used));
-      this.data = grown;
-    }
-    this.data.set(values, this.used);
-    this.used += values.length;
-    this.offsets.push(this.used);
-  }
-
-  values(): T {
-    return this.data.subarray(0, this.used) as T;
-  }
-}
-
-function utf8Column(column: FlatColumn<Uint8Array>) {
-  return makeData({
-    type: new Utf8(),
-    length: column.offsets.length - 1,
-    nullCount: 0,
-    valueOffsets: Int32Array.from(column.offsets),
-    data: column.values(),
-  });
-}
-
-function listColumn<T extends Int32 | Uint8>(
-  itemType: T,
-  column: FlatColumn<Int32Array> | FlatColumn<Uint8Array>,
-) {
-  const flat = column.values();
-  const child = makeData({ type: itemType, length: flat.length, nullCount: 0, data: flat as never });
-  return makeData({
-    type: new List(new Field('item', itemType, false)),
-    length: column.offsets.length - 1,
-    nullCount: 0,
-    valueOffsets: Int32Array.from(column.offsets),
-    child,
-  });
-}
-
-function int32Column(values: number[]) {
-  return makeData({ type: new Int32(), length: values.length, nullCount: 0, data: Int32Array.from(values) });
-}
-
 const utf8 = new TextEncoder();
 const bytesOf = (v: string | Uint8Array): Uint8Array => (typeof v === 'string' ? utf8.encode(v) : v);
+const viewBytes = (a: Int32Array | Uint8Array): Uint8Array =>
+  a instanceof Uint8Array ? a : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** Input text per record batch of a shard: a chunk's batches are encoded while the workers still run. */
 export const SHARD_BATCH_TEXT_BYTES = 1 << 20;
 
-/** The columns of one record batch, filled row by row. */
-class BatchColumns {
-  private readonly strings;
-  private readonly tokens;
-  private readonly spanKind;
-  private readonly spanStart;
-  private readonly spanEnd;
-  private readonly parseErrors: number[] = [];
-  private readonly nBytes: number[] = [];
-  private readonly nTokens: number[] = [];
+/** Offsets of a variable-length column: where each row's values start, then the total. */
+function offsetsOf(lengths: number[]): Int32Array {
+  const out = new Int32Array(lengths.length + 1);
+  for (let i = 0; i < lengths.length; i++) out[i + 1] = out[i] + lengths[i];
+  return out;
+}
+
+/**
+ * The rows of one record batch, kept as they came until the batch is encoded: the large columns (text,
+ * tokens, spans) go to the file as the rows' own arrays (arrow-pieces.ts); only the short strings and the
+ * offsets are new buffers.
+ */
+class BatchRows {
+  private readonly rowsIn: ShardRow[] = [];
+  private readonly texts: Uint8Array[] = [];
   rows = 0;
   textBytes = 0;
 
-  /** Sized for `textBytes` of text (and a little more), so columns rarely grow and copy. */
-  constructor(textBytes: number) {
-    const bytes = (n: number) => new Uint8Array(n);
-    const ints = (n: number) => new Int32Array(n);
-    // Byte-level BPE on code: ~3.6 bytes per token and ~0.28 span entries per token on the stdlib.
-    const tokens = textBytes / 2;
-    this.strings = {
-      id: new FlatColumn(bytes),
-      origin: new FlatColumn(bytes),
-      language: new FlatColumn(bytes),
-      split: new FlatColumn(bytes),
-      text: new FlatColumn(bytes, textBytes * 1.25),
-    };
-    this.tokens = new FlatColumn(ints, tokens);
-    this.spanKind = new FlatColumn(bytes, tokens / 2);
-    this.spanStart = new FlatColumn(ints, tokens / 2);
-    this.spanEnd = new FlatColumn(ints, tokens / 2);
-  }
-
   add(r: ShardRow): void {
     const text = bytesOf(r.text);
-    this.strings.id.append(bytesOf(r.id));
-    this.strings.origin.append(bytesOf(r.origin));
-    this.strings.language.append(bytesOf(r.language));
-    this.strings.split.append(bytesOf(r.split));
-    this.strings.text.append(text);
-    this.tokens.append(r.tokens);
-    this.spanKind.append(r.spanKind);
-    this.spanStart.append(r.spanStart);
-    this.spanEnd.append(r.spanEnd);
-    this.parseErrors.push(r.parseErrors);
-    this.nBytes.push(r.nBytes);
-    this.nTokens.push(r.tokens.length);
+    this.rowsIn.push(r);
+    this.texts.push(text);
     this.rows++;
     this.textBytes += text.length;
   }
 
-  toRecordBatch(schema: Schema): RecordBatch {
-    const children = [
-      utf8Column(this.strings.id),
-      utf8Column(this.strings.origin),
-      utf8Column(this.strings.language),
-      utf8Column(this.strings.split),
-      utf8Column(this.strings.text),
-      listColumn(new Int32(), this.tokens),
-      listColumn(new Uint8(), this.spanKind),
-      listColumn(new Int32(), this.spanStart),
-      listColumn(new Int32(), this.spanEnd),
-      int32Column(this.parseErrors),
-      int32Column(this.nBytes),
-      int32Column(this.nTokens),
-    ];
-    const struct = makeData({ type: new Struct(schema.fields), length: this.rows, nullCount: 0, children });
-    return new RecordBatch(schema, struct);
+  /** The batch in the columns of SHARD_SCHEMA, in the order the IPC format lays out nodes and buffers. */
+  toPieces(): PieceBatch {
+    const rows = this.rowsIn;
+    const n = rows.length;
+    const nodeLengths: number[] = [];
+    const buffers: PieceBuffer[] = [];
+    const utf8Column = (values: Uint8Array[]) => {
+      nodeLengths.push(n);
+      buffers.push(EMPTY_BUFFER, pieceBuffer([viewBytes(offsetsOf(values.map((v) => v.length)))]));
+      // Short strings are joined (one piece each instead of one per row); the text is not.
+      buffers.push(pieceBuffer(values === this.texts ? values : [Buffer.concat(values)]));
+    };
+    const listColumn = (values: (Int32Array | Uint8Array)[]) => {
+      const offsets = offsetsOf(values.map((v) => v.length));
+      nodeLengths.push(n, offsets[n]);
+      buffers.push(EMPTY_BUFFER, pieceBuffer([viewBytes(offsets)]), EMPTY_BUFFER);
+      buffers.push(pieceBuffer(values.map(viewBytes)));
+    };
+    const int32Column = (values: number[]) => {
+      nodeLengths.push(n);
+      buffers.push(EMPTY_BUFFER, pieceBuffer([viewBytes(Int32Array.from(values))]));
+    };
+    utf8Column(rows.map((r) => bytesOf(r.id)));
+    utf8Column(rows.map((r) => bytesOf(r.origin)));
+    utf8Column(rows.map((r) => bytesOf(r.language)));
+    utf8Column(rows.map((r) => bytesOf(r.split)));
+    utf8Column(this.texts);
+    listColumn(rows.map((r) => r.tokens));
+    listColumn(rows.map((r) => r.spanKind));
+    listColumn(rows.map((r) => r.spanStart));
+    listColumn(rows.map((r) => r.spanEnd));
+    int32Column(rows.map((r) => r.parseErrors));
+    int32Column(rows.map((r) => r.nBytes));
+    int32Column(rows.map((r) => r.tokens.length));
+    return { rows: n, nodeLengths, buffers };
   }
 }
 
@@ -178,13 +112,13 @@ export interface EncodedShard {
  * on the path to its end). Batch boundaries depend on the rows alone, so a rerun is byte-identical.
  */
 export class ShardBuilder {
-  private batch: BatchColumns;
-  private writer: RecordBatchFileWriter | undefined;
+  private batch = new BatchRows();
+  private readonly writer: ArrowPiecesWriter;
   /** Encoded pieces not handed to the file yet (all of them without a file). */
   private chunks: Uint8Array[] = [];
   private readonly hash = createHash('sha256');
   private byteLength = 0;
-  private draining: Promise<void> | undefined;
+  private batches = 0;
   /** Totals for the manifest. */
   rows = 0;
   tokenCount = 0;
@@ -199,7 +133,13 @@ export class ShardBuilder {
     private readonly file?: AtomicChunkFile,
     private readonly batchTextBytes = SHARD_BATCH_TEXT_BYTES,
   ) {
-    this.batch = new BatchColumns(batchTextBytes);
+    this.writer = new ArrowPiecesWriter(SHARD_SCHEMA, (pieces) => {
+      for (const p of pieces) {
+        this.hash.update(p);
+        this.byteLength += p.byteLength;
+      }
+      this.chunks.push(...pieces);
+    });
   }
 
   /** Drops what was written of the shard (a build that fails or is interrupted). */
@@ -223,21 +163,9 @@ export class ShardBuilder {
   }
 
   private flushBatch(): void {
-    if (!this.writer) {
-      this.writer = new RecordBatchFileWriter();
-      const writer = this.writer;
-      // The writer queues its output; this drains the queue as it fills (a microtask after each batch).
-      this.draining = (async () => {
-        for await (const chunk of writer) {
-          this.hash.update(chunk);
-          this.chunks.push(chunk);
-          this.byteLength += chunk.byteLength;
-        }
-      })();
-    }
-    this.writer.write(this.batch.toRecordBatch(SHARD_SCHEMA));
-    this.batch = new BatchColumns(this.batchTextBytes);
-    // The pieces of earlier batches are drained by now (the drain loop ran between adds).
+    this.writer.write(this.batch.toPieces());
+    this.batches++;
+    this.batch = new BatchRows();
     this.handOver();
   }
 
@@ -246,9 +174,9 @@ export class ShardBuilder {
    * function of the rows, which is what makes a rerun byte-identical. Call once, after the last add.
    */
   async finish(): Promise<EncodedShard> {
-    if (this.batch.rows > 0 || !this.writer) this.flushBatch();
-    this.writer!.finish();
-    await this.draining;
+    // A shard without rows still holds one (empty) batch, as Arrow's writer wrote it.
+    if (this.batch.rows > 0 || this.batches === 0) this.flushBatch();
+    this.writer.finish();
     if (!this.file)
       return { chunks: this.chunks, byteLength: this.byteLength, sha256: this.hash.digest('hex') };
     this.handOver();
@@ -264,7 +192,7 @@ export async function encodeShard(rows: ShardRow[], batchTextBytes?: number): Pr
   return Buffer.concat((await b.finish()).chunks);
 }
 
-const SHARD_SCHEMA = new Schema(
+export const SHARD_SCHEMA = new Schema(
   [
     new Field('id', new Utf8(), false),
     new Field('origin', new Utf8(), false),

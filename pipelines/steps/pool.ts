@@ -1,6 +1,7 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { UserError } from '../../common/errors.ts';
 import { spawnTsWorker } from '../../common/worker.ts';
+import { type BatchClaims, ClaimPages, unclaimedTail } from './claims.ts';
 import type { StepContextSpec } from './context.ts';
 import { makeStepContext } from './context.ts';
 import { processBatch, type StepContext, type WorkItem } from './record.ts';
@@ -15,6 +16,8 @@ export interface RecordExecutor {
   run(items: WorkItem[], heavy: boolean[], transferInput?: boolean): Promise<WorkItem[]>;
   /** Resolves once every worker has started (batches sent before that wait in the worker's queue). */
   ready(): Promise<void>;
+  /** Records a worker took from the back of a batch another worker held (see WorkerExecutor). */
+  readonly recordsHelped?: number;
   close(): Promise<void>;
 }
 
@@ -47,13 +50,10 @@ function inputBuffers(items: WorkItem[]): ArrayBuffer[] {
   return [...out];
 }
 
-interface Pending {
-  resolve: (items: WorkItem[]) => void;
-  reject: (err: Error) => void;
-}
-
 interface WorkerMessage {
   id: number;
+  /** Index in the batch of the first record in items (a worker may have done only part of it). */
+  from?: number;
   items?: WorkItem[];
   error?: string;
   ready?: boolean;
@@ -61,33 +61,48 @@ interface WorkerMessage {
   userError?: boolean;
 }
 
-interface Queued {
+/** A batch from run() until all its records are back. */
+interface Batch {
   id: number;
   items: WorkItem[];
   heavy: boolean[];
   transfer: ArrayBuffer[];
+  resolve: (items: WorkItem[]) => void;
+  reject: (err: Error) => void;
+  /** Set once sent: its record claims and the worker that owns it. */
+  claims?: BatchClaims;
+  owner?: number;
+  /** The second worker sent the batch to take records from its back, if any. */
+  helper?: number;
+  results: WorkItem[];
+  received: number;
 }
 
 /**
  * Batches a worker holds at once: the one it runs and the next, so it never waits for a round trip to
- * this thread, which may be busy writing a shard. More are a guess at who finishes first: with 4 per
- * worker (and 1 MB batches) the last worker ran alone for 150 ms of a 1.2 s build of 8 MB, on batches
- * the other could have taken. Holding 1 left the workers idle between batches: over 6 interleaved
- * rounds, 1.22 s against 1.09 s median with 2 workers, 1.80 s against 1.62 s with 1.
+ * this thread, which may be busy writing a shard. Holding 1 left the workers idle between batches: over 6
+ * interleaved rounds, 1.22 s against 1.09 s median with 2 workers, 1.80 s against 1.62 s with 1.
  */
 const PER_WORKER = 2;
 
 /**
  * A fixed set of worker threads fed from one queue: a batch goes to a worker only when that worker holds
- * fewer than PER_WORKER batches, so whoever frees up first takes the next one. The caller bounds how many
- * batches are in flight (run.ts), which bounds memory.
+ * fewer than PER_WORKER batches, so whoever frees up first takes the next one. When the queue runs dry
+ * (the end of a build), a worker with room is also sent a batch another worker holds, and takes records
+ * from its back while the owner takes them from the front (claims.ts): before, the worker left with two
+ * batches ran alone for up to 50 ms at the end of an 8 MB build. The caller bounds how many batches are in
+ * flight (run.ts), which bounds memory.
  */
 class WorkerExecutor implements RecordExecutor {
   private readonly held: number[];
-  private readonly pending = new Map<number, Pending>();
-  private readonly queue: Queued[] = [];
+  /** Batches sent and not yet complete, by id. */
+  private readonly sent = new Map<number, Batch>();
+  private readonly queue: Batch[] = [];
+  private readonly claimPages = new ClaimPages();
   private nextId = 0;
   private failure: Error | undefined;
+  /** Records a worker took from the back of a batch another worker held (tests and tuning). */
+  recordsHelped = 0;
   private readonly started: Promise<void>;
 
   private constructor(private readonly workers: Worker[]) {
@@ -111,14 +126,25 @@ class WorkerExecutor implements RecordExecutor {
           if (--waiting === 0) allStarted();
           return;
         }
-        const p = this.pending.get(msg.id);
-        if (!p) return;
-        this.pending.delete(msg.id);
         this.held[wi]--;
         // Hand over the next batch before anything else runs on this thread.
         this.dispatch();
-        if (msg.error) p.reject(new Error(`data worker failed: ${msg.error}`));
-        else p.resolve(msg.items!);
+        const b = this.sent.get(msg.id);
+        if (!b) return;
+        if (msg.error) {
+          this.sent.delete(msg.id);
+          b.reject(new Error(`data worker failed: ${msg.error}`));
+          return;
+        }
+        const from = msg.from ?? 0;
+        const items = msg.items!;
+        if (wi === b.helper) this.recordsHelped += items.length;
+        for (let i = 0; i < items.length; i++) b.results[from + i] = items[i];
+        b.received += items.length;
+        if (b.received === b.items.length) {
+          this.sent.delete(msg.id);
+          b.resolve(b.results);
+        }
       });
       w.on('error', (err) => this.fail(err));
       w.on('exit', (code) => {
@@ -129,8 +155,8 @@ class WorkerExecutor implements RecordExecutor {
 
   private fail(err: Error): void {
     this.failure ??= err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    for (const b of [...this.sent.values(), ...this.queue]) b.reject(err);
+    this.sent.clear();
     this.queue.length = 0;
   }
 
@@ -158,15 +184,25 @@ class WorkerExecutor implements RecordExecutor {
 
   run(items: WorkItem[], heavy: boolean[], transferInput = false): Promise<WorkItem[]> {
     if (this.failure) return Promise.reject(this.failure);
+    if (items.length === 0) return Promise.resolve([]);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.queue.push({ id, items, heavy, transfer: transferInput ? inputBuffers(items) : [] });
+      const transfer = transferInput ? inputBuffers(items) : [];
+      this.queue.push({
+        id,
+        items,
+        heavy,
+        transfer,
+        resolve,
+        reject,
+        results: [],
+        received: 0,
+      });
       this.dispatch();
     });
   }
 
-  /** Queued batches to the workers with room, the least loaded first. */
+  /** Queued batches to the workers with room, the least loaded first; then help with what others hold. */
   private dispatch(): void {
     while (this.queue.length > 0) {
       let wi = 0;
@@ -174,8 +210,44 @@ class WorkerExecutor implements RecordExecutor {
       if (this.held[wi] >= PER_WORKER) return;
       const b = this.queue.shift()!;
       this.held[wi]++;
-      this.workers[wi].postMessage({ id: b.id, items: b.items, heavy: b.heavy }, b.transfer);
+      b.owner = wi;
+      // Batches whose input bytes move to the owner cannot be sent twice: they get no claims.
+      if (b.transfer.length === 0) b.claims = this.claimPages.take(b.items.length);
+      this.workers[wi].postMessage(
+        { id: b.id, items: b.items, heavy: b.heavy, claims: b.claims },
+        b.transfer,
+      );
+      this.sent.set(b.id, b);
     }
+    for (let wi = 0; wi < this.workers.length; wi++) {
+      if (this.held[wi] >= PER_WORKER) continue;
+      const b = this.batchToHelp(wi);
+      if (!b) continue;
+      b.helper = wi;
+      this.held[wi]++;
+      this.workers[wi].postMessage({
+        id: b.id,
+        items: b.items,
+        heavy: b.heavy,
+        claims: b.claims,
+        backwards: true,
+      });
+    }
+  }
+
+  /** The batch of another worker with the most records left to claim at its back (two at least). */
+  private batchToHelp(wi: number): Batch | undefined {
+    let best: Batch | undefined;
+    let bestTail = 1;
+    for (const b of this.sent.values()) {
+      if (b.helper !== undefined || !b.claims || b.owner === wi) continue;
+      const tail = unclaimedTail(b.claims, b.items.length);
+      if (tail > bestTail) {
+        best = b;
+        bestTail = tail;
+      }
+    }
+    return best;
   }
 
   async close(): Promise<void> {
