@@ -1,7 +1,7 @@
 /**
  * Data pipeline throughput: tree-sitter parse alone vs the whole build (decode, filters, MinHash, parse,
  * spans, tokenize, dedup, Arrow shards), and 2 workers vs 1. Input: the first --mb MB of the python3
- * stdlib's train files, copied to a temp dir. Run: npm run bench:data [-- --mb 8 --tokenizer FILE]
+ * stdlib's train files, copied to a temp dir. Run: npm run bench:data [-- --mb 8 --repeat 7 --tokenizer FILE]
  */
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -19,7 +19,7 @@ const { values } = parseArgs({
   options: {
     mb: { type: 'string', default: '8' },
     tokenizer: { type: 'string' },
-    repeat: { type: 'string', default: '5' },
+    repeat: { type: 'string', default: '7' },
   },
 });
 const targetBytes = Number(values.mb) * 1e6;

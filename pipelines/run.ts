@@ -63,9 +63,10 @@ const BATCH_RECORDS = 16;
 /** Input bytes per chunk: a chunk's rows, with tokens and spans, take ~15x its input in memory. */
 export const DEFAULT_SHARD_BYTES = 8_000_000;
 /**
- * Input bytes per batch of records sent to a worker: small enough that the last batches of a build
- * spread over the workers (the last one bounds how long one worker runs alone; 1 MB batches left 60 ms
- * of one worker alone at the end of an 8 MB build, 256 KB batches 20-30 ms).
+ * Input bytes per batch of records sent to a worker. Chosen when it bounded the end of a build (1 MB
+ * batches left 60 ms of one worker alone at the end of an 8 MB build, 256 KB batches 20-30 ms); workers
+ * now also take records from each other's batches at the end (claims.ts), so it mainly sets how much input
+ * is in flight.
  */
 const BATCH_BYTES = 1 << 18;
 
