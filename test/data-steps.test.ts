@@ -467,21 +467,18 @@ function arrowWriterShard(rows: TestRow[], batchTextBytes: number): Uint8Array {
       utf8(b.map((r) => bytes(r.language))),
       utf8(b.map((r) => bytes(r.split))),
       utf8(b.map((r) => bytes(r.text))),
-      list(
-        new Int32(),
-        b.map((r) => r.tokens),
-      ),
-      list(
-        new Uint8(),
-        b.map((r) => r.spanKind),
-      ),
-      list(
-        new Int32(),
-        b.map((r) => r.spanStart),
-      ),
-      list(
-        new Int32(),
-        b.map((r) => r.spanEnd),
+      ...(
+        [
+          ['tokens', new Int32()],
+          ['spanKind', new Uint8()],
+          ['spanStart', new Int32()],
+          ['spanEnd', new Int32()],
+        ] as const
+      ).map(([key, type]) =>
+        list(
+          type,
+          b.map((r) => r[key]),
+        ),
       ),
       int32(b.map((r) => r.parseErrors)),
       int32(b.map((r) => r.nBytes)),
