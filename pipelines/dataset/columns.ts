@@ -49,14 +49,16 @@ function offsetsOf(lengths: number[]): Int32Array {
 class BatchRows {
   private readonly rowsIn: ShardRow[] = [];
   private readonly texts: Uint8Array[] = [];
-  rows = 0;
   textBytes = 0;
+
+  get rows(): number {
+    return this.rowsIn.length;
+  }
 
   add(r: ShardRow): void {
     const text = bytesOf(r.text);
     this.rowsIn.push(r);
     this.texts.push(text);
-    this.rows++;
     this.textBytes += text.length;
   }
 
@@ -66,11 +68,11 @@ class BatchRows {
     const n = rows.length;
     const nodeLengths: number[] = [];
     const buffers: PieceBuffer[] = [];
-    const utf8Column = (values: Uint8Array[]) => {
+    // Short strings are joined into one piece; the text goes as a piece per row.
+    const utf8Column = (values: Uint8Array[], join = true) => {
       nodeLengths.push(n);
       buffers.push(EMPTY_BUFFER, pieceBuffer([viewBytes(offsetsOf(values.map((v) => v.length)))]));
-      // Short strings are joined (one piece each instead of one per row); the text is not.
-      buffers.push(pieceBuffer(values === this.texts ? values : [Buffer.concat(values)]));
+      buffers.push(pieceBuffer(join ? [Buffer.concat(values)] : values));
     };
     const listColumn = (values: (Int32Array | Uint8Array)[]) => {
       const offsets = offsetsOf(values.map((v) => v.length));
@@ -86,7 +88,7 @@ class BatchRows {
     utf8Column(rows.map((r) => bytesOf(r.origin)));
     utf8Column(rows.map((r) => bytesOf(r.language)));
     utf8Column(rows.map((r) => bytesOf(r.split)));
-    utf8Column(this.texts);
+    utf8Column(this.texts, false);
     listColumn(rows.map((r) => r.tokens));
     listColumn(rows.map((r) => r.spanKind));
     listColumn(rows.map((r) => r.spanStart));
