@@ -75,12 +75,12 @@ static void *copy_of(const void *src, size_t bytes) {
   return p;
 }
 
-// bpeCreate(byteId Int32Array(256), tokenLength Int32Array, lefts, rights, ranks Int32Array (pair table,
-// power-of-two size), merged Int32Array by rank, flags Uint8Array(65536)) -> external handle.
 // memset through a pointer the compiler cannot see through: it turns malloc + memset(0) into calloc,
 // which is what the caller avoids.
 static void *(*volatile write_zeros)(void *, int, size_t) = memset;
 
+// bpeCreate(byteId Int32Array(256), tokenLength Int32Array, lefts, rights, ranks Int32Array (pair table,
+// power-of-two size), merged Int32Array by rank, flags Uint8Array(65536)) -> external handle.
 static napi_value create(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];

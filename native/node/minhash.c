@@ -75,15 +75,10 @@ static napi_value minhash(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  bool is;
-  if (argc < 3 || napi_is_typedarray(env, argv[0], &is) != napi_ok || !is)
-    return js_fail(env, "minhash: expected UTF-8 bytes in a Uint8Array");
-  napi_typedarray_type type;
-  size_t len, off;
+  size_t len;
   void *data;
-  napi_value ab;
-  napi_get_typedarray_info(env, argv[0], &type, &len, &data, &ab, &off);
-  if (type != napi_uint8_array) return js_fail(env, "minhash: expected a Uint8Array");
+  if (argc < 3 || !js_typed(env, argv[0], napi_uint8_array, &data, &len))
+    return js_fail(env, "minhash: expected UTF-8 bytes in a Uint8Array");
   uint32_t bins, shingle;
   if (napi_get_value_uint32(env, argv[1], &bins) != napi_ok || bins == 0 || bins > 65536 || (bins & (bins - 1)))
     return js_fail(env, "minhash: numPerm must be a power of two up to 65536");

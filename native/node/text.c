@@ -1,6 +1,7 @@
 // Statistics of valid UTF-8 text in the units JS strings use (UTF-16 code units), so the data build's
 // decode and size filter (decode.ts, filters.ts) can judge bytes without making a string of them.
 #include "text.h"
+#include "napi_args.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -12,18 +13,12 @@ static napi_value text_stats(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  bool is = false;
-  napi_typedarray_type type;
-  size_t len = 0, off;
+  size_t len = 0;
   void *data = NULL;
-  napi_value ab;
   uint32_t probe = 0;
-  if (argc < 2 || napi_is_typedarray(env, argv[0], &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, argv[0], &type, &len, &data, &ab, &off) != napi_ok || type != napi_uint8_array ||
-      napi_get_value_uint32(env, argv[1], &probe) != napi_ok) {
-    napi_throw_error(env, NULL, "textStats: expected (Uint8Array, probe units)");
-    return NULL;
-  }
+  if (argc < 2 || !js_typed(env, argv[0], napi_uint8_array, &data, &len) ||
+      napi_get_value_uint32(env, argv[1], &probe) != napi_ok)
+    return js_fail(env, "textStats: expected (Uint8Array, probe units)");
   const uint8_t *s = (const uint8_t *)data;
   int64_t units = 0, line_start = 0, longest = 0, lines = 1, control = 0;
   for (size_t i = 0; i < len; i++) {
