@@ -608,17 +608,6 @@ std::vector<Generation> generate_batch(const LanguageModel& model, const std::ve
   }
   const size_t cap = static_cast<size_t>(std::max(1, model.max_batch()));
   std::vector<Generation> out(prompts.size());
-  auto run = [&](const std::vector<size_t>& members, const std::vector<std::vector<int32_t>>& texts,
-                 const std::vector<int>& pads) {
-    std::vector<Row> rows;
-    rows.reserve(members.size());
-    for (size_t k = 0; k < members.size(); ++k) {
-      rows.emplace_back(texts[k], sequence_seed(settings.seed, members[k]), members[k]);
-      rows.back().pad = pads[k];
-    }
-    decode_group(model, settings, observer, rows);
-    for (Row& row : rows) out[row.index] = std::move(row.g);
-  };
   // Prompts of equal length share block boundaries, so they decode together in one group. A model that
   // takes row starts also batches prompts of different lengths, left-padded to the longest of the
   // group: sorted by length so little is padded, and with blocks aligned to the model's (block
@@ -645,16 +634,21 @@ std::vector<Generation> generate_batch(const LanguageModel& model, const std::ve
                                      members.begin() + static_cast<std::ptrdiff_t>(std::min(members.size(), from + cap)));
       size_t longest = 0;
       for (size_t i : part) longest = std::max(longest, prompts[i].size());
+      // Rows keep a reference to their text: all of them are made before the first row.
       std::vector<std::vector<int32_t>> texts;
-      std::vector<int> pads;
+      texts.reserve(part.size());
       for (size_t i : part) {
-        const size_t pad = longest - prompts[i].size();
-        std::vector<int32_t> t(pad, pad_id);
-        t.insert(t.end(), prompts[i].begin(), prompts[i].end());
-        texts.push_back(std::move(t));
-        pads.push_back(static_cast<int>(pad));
+        texts.emplace_back(longest - prompts[i].size(), pad_id);
+        texts.back().insert(texts.back().end(), prompts[i].begin(), prompts[i].end());
       }
-      run(part, texts, pads);
+      std::vector<Row> rows;
+      rows.reserve(part.size());
+      for (size_t k = 0; k < part.size(); ++k) {
+        rows.emplace_back(texts[k], sequence_seed(settings.seed, part[k]), part[k]);
+        rows.back().pad = static_cast<int>(longest - prompts[part[k]].size());
+      }
+      decode_group(model, settings, observer, rows);
+      for (Row& row : rows) out[row.index] = std::move(row.g);
     }
   }
   return out;
