@@ -172,12 +172,18 @@ interface Sampled {
   tokens: Int32Array;
 }
 
+/** A completion as measure() keeps it: the prompt's text (encoded once the AR tokenizer is known). */
+interface Kept {
+  prompt: string;
+  tokens: Int32Array;
+}
+
 async function measure(
   client: SamplerClient,
   prompts: string[],
   settings: SampleSettings,
   batch: number,
-  keep?: { prompt: string; tokens: Int32Array }[],
+  keep?: Kept[],
 ): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'valLoss' | 'genNll'>> {
   let generated = 0;
   let passes = 0;
@@ -427,7 +433,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const rows: BenchRow[] = [];
     // Batch 1 completions of each row, scored by the AR checkpoint once it is known. A larger batch
     // decodes each prompt as it does alone (tested natively), so its rows take the same score.
-    const samples = new Map<BenchRow, { prompt: string; tokens: Int32Array }[]>();
+    const samples = new Map<BenchRow, Kept[]>();
     const total = batches.length * (1 + blocks.length * thresholds.length);
     const diffusion = await SamplerClient.start(dOpts);
     const dInfo = modelInfo(dOpts, diffusion.info.attention_mode);
@@ -446,7 +452,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
       for (const b of batches)
         for (const block of blocks)
           for (const threshold of thresholds) {
-            const kept: { prompt: string; tokens: Int32Array }[] = [];
+            const kept: Kept[] = [];
             const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b, kept);
             const row: BenchRow = {
               model: 'diffusion',
@@ -473,7 +479,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
       await ar.generate([prompts[0]], { mode: 'ar', maxNew: 8 });
       encode = ar.requireTokenizer().encode.bind(ar.requireTokenizer());
       for (const b of batches) {
-        const kept: { prompt: string; tokens: Int32Array }[] = [];
+        const kept: Kept[] = [];
         const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b, kept);
         const row: BenchRow = {
           model: 'ar',

@@ -12,7 +12,6 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const CACHE_DIR = join(REPO, 'node_modules/.cache/sdt/');
 /** What the last bundle was made from: each input module's size and mtime, and the bundle's file. */
 export const BUNDLE_INDEX = join(CACHE_DIR, 'data-worker.json');
-const INDEX = BUNDLE_INDEX;
 
 interface BundleIndex {
   bundle: string;
@@ -36,7 +35,7 @@ export function bundledWorkerEntry(): Promise<URL | undefined> {
  * ~30 stat calls; bundling starts esbuild's service process and took 50 ms of this thread's time before
  * any worker could be spawned, on every build.
  */
-export function cachedBundle(indexPath = INDEX): URL | undefined {
+export function cachedBundle(indexPath = BUNDLE_INDEX): URL | undefined {
   try {
     const index = JSON.parse(readFileSync(indexPath, 'utf8')) as BundleIndex;
     const file = join(CACHE_DIR, index.bundle);
@@ -77,6 +76,6 @@ async function bundle(): Promise<URL> {
     const st = statSync(resolve(REPO, path));
     inputs[path] = { size: st.size, mtimeMs: st.mtimeMs };
   }
-  await atomicWriteJson(INDEX, { bundle: name, inputs } satisfies BundleIndex);
+  await atomicWriteJson(BUNDLE_INDEX, { bundle: name, inputs } satisfies BundleIndex);
   return pathToFileURL(file);
 }

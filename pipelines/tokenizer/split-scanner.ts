@@ -106,7 +106,7 @@ function punctRun(text: string, i: number): number {
 
 /** End (exclusive) of the SPLIT_PATTERN piece that starts at i < text.length. */
 export function splitPieceEnd(text: string, i: number): number {
-  if (BMP.length === 0) BMP = buildBmp();
+  bmpFlags();
   const n = text.length;
   const f0 = flagsAt(text, i);
   const w0 = width;
