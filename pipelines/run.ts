@@ -15,7 +15,7 @@ import { addCounts, MANIFEST_FILE, readManifest } from './dataset/manifest.ts';
 import { type RejectLine, shardFile, sortKeys, writeChunk } from './dataset/writer.ts';
 import { estimateSource } from './sources/estimate.ts';
 import { openSource } from './sources/index.ts';
-import type { SourceSpec } from './sources/types.ts';
+import type { SourceRecord, SourceSpec } from './sources/types.ts';
 import { ExactDedup } from './steps/dedup.ts';
 import type { SizeLimits } from './steps/filters.ts';
 import { sha256Hex } from './steps/hash.ts';
@@ -116,12 +116,125 @@ async function reusableChunks(dir: string, m: DatasetManifest): Promise<Map<numb
   return ok;
 }
 
+/** Records of the source, each with the chunk it falls in and whether it opens that chunk. */
+export interface ChunkedRecord {
+  rec: SourceRecord;
+  chunk: number;
+  first: boolean;
+}
+
 /**
- * Build a tokenized dataset: source -> per-record steps (workers) -> in-order dedup and split -> Arrow
- * shards + manifest. Deterministic: the same input and settings give byte-identical files whatever the
- * number of workers, and a killed build resumes from its last complete chunk.
+ * The source's records (after --shard) with their chunks. Chunks close after shardRecords records or
+ * shardBytes input bytes, whichever comes first: a function of the input order and sizes only, so every
+ * run (and every task of a distributed build) cuts the same chunks. Files are listed, not read.
  */
-export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
+export async function* chunkedRecords(
+  source: SourceSpec,
+  o: Pick<BuildOptions, 'shard' | 'shardRecords' | 'shardBytes'>,
+): AsyncGenerator<ChunkedRecord> {
+  const shardBytes = o.shardBytes ?? DEFAULT_SHARD_BYTES;
+  let chunk = 0;
+  let chunkRecords = 0;
+  let chunkBytes = 0;
+  for await (const rec of openSource(source, { deferFileReads: true })) {
+    if (!inShard(rec.id, o.shard)) continue;
+    const size = recordBytes(rec);
+    if (chunkRecords > 0 && (chunkRecords >= o.shardRecords || chunkBytes + size > shardBytes)) {
+      chunk++;
+      chunkRecords = 0;
+      chunkBytes = 0;
+    }
+    const first = chunkRecords === 0;
+    chunkRecords++;
+    chunkBytes += size;
+    yield { rec, chunk, first };
+  }
+}
+
+/** Timings of a feed, for benchmarks that report steady-state rates. */
+interface FeedTimes {
+  firstBatchAt?: number;
+  readyAt?: number;
+}
+
+/**
+ * The per-record steps over `records`, as batches of processed items in input order. `heavy(r)` false
+ * runs only what dedup needs (chunks already written). At most max(2, 4 x workers) batches are in flight:
+ * the next is sent only once the consumer took the oldest.
+ */
+export async function* processedBatches(
+  executor: RecordExecutor,
+  records: AsyncIterable<ChunkedRecord>,
+  workers: number,
+  heavy: (r: ChunkedRecord) => boolean,
+  times: FeedTimes = {},
+): AsyncGenerator<WorkItem[]> {
+  executor.ready().then(
+    () => {
+      times.readyAt = performance.now();
+    },
+    () => undefined,
+  );
+  const maxInFlight = Math.max(2, workers * 4);
+  const inFlight: Promise<WorkItem[]>[] = [];
+  let seq = 0;
+  let batch: WorkItem[] = [];
+  let heavyFlags: boolean[] = [];
+  let batchBytes = 0;
+  const send = (): void => {
+    times.firstBatchAt ??= performance.now();
+    inFlight.push(executor.run(batch, heavyFlags, true));
+    batch = [];
+    heavyFlags = [];
+    batchBytes = 0;
+  };
+  try {
+    // Workers read the files: this thread only lists them, and stays free for what must be serial.
+    for await (const r of records) {
+      const w = toWorkItem(seq++, r.rec, r.chunk);
+      batch.push(w);
+      heavyFlags.push(heavy(r));
+      batchBytes += w.nBytes;
+      if (batch.length >= BATCH_RECORDS || batchBytes >= BATCH_BYTES) {
+        send();
+        while (inFlight.length >= maxInFlight) yield await inFlight.shift()!;
+      }
+    }
+    if (batch.length) send();
+    while (inFlight.length) yield await inFlight.shift()!;
+  } finally {
+    await Promise.allSettled(inFlight);
+  }
+}
+
+/** Starts the worker pool for the per-record steps (workers load while the caller lists the source). */
+export function startRecordExecutor(o: Pick<BuildOptions, 'workers' | 'limits' | 'tokenizerPath'>) {
+  const executor = startExecutor(o.workers, {
+    limits: o.limits,
+    minhash: DEFAULT_MINHASH,
+    tokenizerPath: o.tokenizerPath,
+    tsAddon: tsAddonPath(),
+  });
+  // A setup error before the build awaits it must surface, not a rejection nobody listens to.
+  executor.catch(() => undefined);
+  return executor;
+}
+
+export async function closeRecordExecutor(executor: Promise<RecordExecutor>): Promise<void> {
+  await executor.then(
+    (e) => e.close(),
+    () => undefined,
+  );
+}
+
+/** The source as the build records it in the manifest (directory sources carry the size limit). */
+export function resolvedSource(o: Pick<BuildOptions, 'source' | 'limits'>): SourceSpec {
+  return o.source.kind === 'dir' || o.source.kind === 'stdlib'
+    ? { ...o.source, maxBytes: o.limits.maxBytes }
+    : o.source;
+}
+
+export function checkBuildOptions(o: BuildOptions): void {
   if (!Number.isInteger(o.shardRecords) || o.shardRecords < 1) {
     throw new UserError(`--shard-records must be a positive integer; got ${o.shardRecords}.`);
   }
@@ -134,33 +247,59 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
   if (o.validationFraction < 0 || o.validationFraction > 1) {
     throw new UserError(`--validation-fraction must be in [0, 1]; got ${o.validationFraction}.`);
   }
+}
+
+/**
+ * Where a build's processed records come from, in input order: the per-record steps run here (a local
+ * build), or the parts a distributed build's tasks wrote (dataset/parts.ts). `reusable` holds the chunks
+ * an earlier run left intact; a feed drops a chunk from it when the chunk no longer starts where it did.
+ */
+export type RecordFeed = (
+  source: SourceSpec,
+  reusable: Map<number, ChunkInfo>,
+  times: FeedTimes,
+) => AsyncIterable<WorkItem[]>;
+
+/** A reused chunk is only trusted when it starts at the same record as before. */
+export function keepReusable(reusable: Map<number, ChunkInfo>, chunk: number, id: string, first: boolean) {
+  const prev = reusable.get(chunk);
+  const ok = !!prev && (!first || prev.firstId === id);
+  if (!ok) reusable.delete(chunk);
+  return ok;
+}
+
+/**
+ * Build a tokenized dataset: source -> per-record steps (workers) -> in-order dedup and split -> Arrow
+ * shards + manifest. Deterministic: the same input and settings give byte-identical files whatever the
+ * number of workers, and a killed build resumes from its last complete chunk.
+ */
+export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
+  checkBuildOptions(o);
   // Workers load their modules and the tokenizer while this thread reads the manifest and lists the source.
-  const executor = startExecutor(o.workers, {
-    limits: o.limits,
-    minhash: DEFAULT_MINHASH,
-    tokenizerPath: o.tokenizerPath,
-    tsAddon: tsAddonPath(),
-  });
-  // A setup error before the build awaits it must surface, not a rejection nobody listens to.
-  executor.catch(() => undefined);
+  const executor = startRecordExecutor(o);
+  const feed: RecordFeed = async function* (source, reusable, times) {
+    const records = chunkedRecords(source, o);
+    const marked = (async function* () {
+      for await (const r of records) {
+        keepReusable(reusable, r.chunk, r.rec.id, r.first);
+        yield r;
+      }
+    })();
+    yield* processedBatches(await executor, marked, o.workers, (r) => !reusable.has(r.chunk), times);
+  };
   try {
-    return await build(o, executor);
+    return await build(o, feed);
   } finally {
-    await executor.then(
-      (e) => e.close(),
-      () => undefined,
-    );
+    await closeRecordExecutor(executor);
   }
 }
 
-async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>): Promise<BuildResult> {
+/** Dedup, split and write what `feed` yields; the manifest and resume logic of every build. */
+export async function build(o: BuildOptions, feed: RecordFeed): Promise<BuildResult> {
   // The executor loads the tokenizer (and reports a malformed file); this thread only needs its hash.
   const tokenizerHash = await tokenizerFileHash(o.tokenizerPath);
   const settings = outputSettings(o, tokenizerHash);
-  const source =
-    o.source.kind === 'dir' || o.source.kind === 'stdlib'
-      ? { ...o.source, maxBytes: o.limits.maxBytes }
-      : o.source;
+  const source = resolvedSource(o);
   const sourceKey = JSON.stringify(source);
 
   const previous = await readManifest(o.out);
@@ -338,71 +477,9 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
     });
   };
 
-  const executor = await executorStarting;
-  // How long the first batch waited for the workers to start, beyond the set-up above and the reading
-  // they overlap with (benchmarks report rates without it).
-  let firstBatchAt: number | undefined;
-  let readyAt: number | undefined;
-  executor.ready().then(
-    () => {
-      readyAt = performance.now();
-    },
-    () => undefined,
-  );
-  const maxInFlight = Math.max(2, o.workers * 4);
-  const inFlight: Promise<WorkItem[]>[] = [];
-  const drainOne = async (): Promise<void> => {
-    for (const w of await inFlight.shift()!) await consume(w);
-  };
-  // A reused chunk is only trusted when it starts and ends at the same records as before.
-  const chunkReused = (index: number, id: string, firstOfChunk: boolean): boolean => {
-    const prev = reusable.get(index);
-    return !!prev && (!firstOfChunk || prev.firstId === id);
-  };
+  const times: FeedTimes = {};
   try {
-    let seq = 0;
-    // Chunks close after shardRecords records or shardBytes input bytes, whichever comes first: a
-    // function of the input order and sizes only, so every run cuts the same chunks.
-    const shardBytes = o.shardBytes ?? DEFAULT_SHARD_BYTES;
-    let chunkIndex = 0;
-    let chunkRecords = 0;
-    let chunkBytes = 0;
-    let batch: WorkItem[] = [];
-    let heavy: boolean[] = [];
-    let batchBytes = 0;
-    // Workers read the files: this thread only lists them, and stays free for what must be serial.
-    for await (const rec of openSource(source, { deferFileReads: true })) {
-      if (!inShard(rec.id, o.shard)) continue;
-      const size = recordBytes(rec);
-      if (chunkRecords > 0 && (chunkRecords >= o.shardRecords || chunkBytes + size > shardBytes)) {
-        chunkIndex++;
-        chunkRecords = 0;
-        chunkBytes = 0;
-      }
-      const index = chunkIndex;
-      const first = chunkRecords === 0;
-      chunkRecords++;
-      chunkBytes += size;
-      const w = toWorkItem(seq++, rec, index);
-      const reused = chunkReused(index, rec.id, first);
-      if (!reused) reusable.delete(index);
-      batch.push(w);
-      heavy.push(!reused);
-      batchBytes += w.nBytes;
-      if (batch.length >= BATCH_RECORDS || batchBytes >= BATCH_BYTES) {
-        firstBatchAt ??= performance.now();
-        inFlight.push(executor.run(batch, heavy, true));
-        batch = [];
-        heavy = [];
-        batchBytes = 0;
-        while (inFlight.length >= maxInFlight) await drainOne();
-      }
-    }
-    if (batch.length) {
-      firstBatchAt ??= performance.now();
-      inFlight.push(executor.run(batch, heavy, true));
-    }
-    while (inFlight.length) await drainOne();
+    for await (const items of feed(source, reusable, times)) for (const w of items) await consume(w);
     if (current) await finishChunk(current);
   } catch (err) {
     // The chunk being built never becomes a shard: drop what was written of it.
@@ -410,7 +487,6 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
       await Promise.allSettled([current.shards.train.abort(), current.shards.validation.abort()]);
     throw err;
   } finally {
-    await Promise.allSettled(inFlight);
     progress.done();
   }
   // Chunks listed only to protect them during the run are dropped if this input did not reach them.
@@ -420,7 +496,9 @@ async function build(o: BuildOptions, executorStarting: Promise<RecordExecutor>)
   await removeStaleFiles(o.out, previous, manifest);
   if (o.rejectsOut) await concatRejects(o.out, manifest, o.rejectsOut);
   const startSeconds =
-    firstBatchAt !== undefined && readyAt !== undefined ? Math.max(0, (readyAt - firstBatchAt) / 1000) : 0;
+    times.firstBatchAt !== undefined && times.readyAt !== undefined
+      ? Math.max(0, (times.readyAt - times.firstBatchAt) / 1000)
+      : 0;
   return { manifest, writtenChunks: written, skippedChunks: skipped, startSeconds };
 }
 
