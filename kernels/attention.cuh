@@ -3,7 +3,7 @@
 // Head dimension: even and at most kAttentionMaxHeadDim (the launchers throw otherwise).
 #pragma once
 
-#include "model/config.h"
+#include "sdt/attention_mode.h"
 #include "types.cuh"
 
 namespace sdt::cuda {

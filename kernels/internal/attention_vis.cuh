@@ -1,7 +1,7 @@
 // Visibility rules of the attention kernels (device code only): the CPU RowMask and ChunkMask.
 #pragma once
 
-#include "model/config.h"
+#include "sdt/attention_mode.h"
 
 namespace sdt::cuda::detail {
 

@@ -6,14 +6,9 @@
 #include <cstdint>
 #include <string>
 
-namespace sdt {
+#include "sdt/attention_mode.h"
 
-// Which keys a query may attend to (before segment masking):
-//   Bidirectional: every key of the same segment.
-//   Causal:        keys whose position <= the query's position.
-//   Block:         keys whose block (position / block_size) <= the query's block, i.e. causal
-//                  between blocks and bidirectional inside a block.
-enum class AttentionMode { Bidirectional = 0, Causal = 1, Block = 2 };
+namespace sdt {
 
 // "bidirectional" | "causal" | "block".
 const char* attention_mode_name(AttentionMode mode);
