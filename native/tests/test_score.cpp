@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "sampler/model_lm.h"
 #include "score/score.h"
 #include "test_framework.h"
 #include "test_model_util.h"
@@ -49,7 +50,7 @@ TEST(score_steps_matches_log_softmax_of_logits) {
   std::vector<float> logits(static_cast<size_t>(N * T * cfg.vocab_size));
   model.forward_logits(states.data(), N, T, sdt::AttentionMode::Bidirectional, nullptr, logits.data());
   for (int batch_rows : {1, 2, 16}) {
-    const sdt::score::StepScores s = sdt::score::score_steps(model, states.data(), targets.data(), nullptr, N, T,
+    const sdt::score::StepScores s = sdt::score::score_steps(sdt::sampler::ModelLM(model), states.data(), targets.data(), nullptr, N, T,
                                                               sdt::AttentionMode::Bidirectional, batch_rows);
     for (int r = 0; r < N; ++r) {
       CHECK_NEAR(s.logprob[static_cast<size_t>(r)], reference_logprob(logits, cfg.vocab_size, r, T, targets), 1e-4);
@@ -68,11 +69,11 @@ TEST(score_steps_padding_does_not_change_a_row) {
   const int M = cfg.mask_token_id;
   std::vector<int32_t> one = {3, M, 5, M};
   std::vector<int32_t> tgt = {-1, 4, -1, 6};
-  const auto a = sdt::score::score_steps(model, one.data(), tgt.data(), nullptr, 1, 4, sdt::AttentionMode::Bidirectional, 1);
+  const auto a = sdt::score::score_steps(sdt::sampler::ModelLM(model), one.data(), tgt.data(), nullptr, 1, 4, sdt::AttentionMode::Bidirectional, 1);
   // The same row padded to 7 positions, padding marked by a negative segment id.
   std::vector<int32_t> padded = {3, M, 5, M, 0, 0, 0};
   std::vector<int32_t> tgt_p = {-1, 4, -1, 6, -1, -1, -1};
   std::vector<int32_t> seg = {0, 0, 0, 0, -1, -1, -1};
-  const auto b = sdt::score::score_steps(model, padded.data(), tgt_p.data(), seg.data(), 1, 7, sdt::AttentionMode::Bidirectional, 1);
+  const auto b = sdt::score::score_steps(sdt::sampler::ModelLM(model), padded.data(), tgt_p.data(), seg.data(), 1, 7, sdt::AttentionMode::Bidirectional, 1);
   CHECK_NEAR(a.logprob[0], b.logprob[0], 1e-4);
 }

@@ -2,6 +2,9 @@
 #include "cuda/cuda_lm.h"
 
 #include <stdexcept>
+#include <utility>
+
+#include "cuda/cublaslt.h"
 
 namespace sdt::cuda {
 namespace {
@@ -19,7 +22,32 @@ class CudaLMCache : public sampler::LMCache {
   CudaKVCache kv;
 };
 
+// What a CudaLM made by make_cuda_backend borrows, owned next to it (a base, so it is built first).
+struct CudaOwned {
+  std::unique_ptr<Model> host;
+  std::unique_ptr<CublasLt> lt;
+  std::unique_ptr<CudaModel> model;
+};
+
+CudaOwned upload(std::unique_ptr<Model> host) {
+  CudaOwned o;
+  o.host = std::move(host);
+  o.lt = std::make_unique<CublasLt>();
+  o.model = std::make_unique<CudaModel>(*o.host, *o.lt);
+  o.model->upload_params(o.host->param_data());
+  return o;
+}
+
+class OwningCudaLM : private CudaOwned, public CudaLM {
+ public:
+  OwningCudaLM(CudaOwned o, int del) : CudaOwned(std::move(o)), CudaLM(*model, del) {}
+};
+
 }  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(std::unique_ptr<Model> host, int del_token_id) {
+  return std::make_unique<OwningCudaLM>(upload(std::move(host)), del_token_id);
+}
 
 std::unique_ptr<sampler::LMCache> CudaLM::new_cache(int batch) const {
   return std::make_unique<CudaLMCache>(model_.make_cache(batch, model_.config().max_position_embeddings));

@@ -27,6 +27,8 @@ const char* frame_kind_name(FrameKind k) {
     case FrameKind::Eval: return "eval";
     case FrameKind::Checkpoint: return "checkpoint";
     case FrameKind::End: return "end";
+    case FrameKind::Request: return "request";
+    case FrameKind::Tensor: return "tensor";
   }
   return "?";
 }
@@ -40,7 +42,7 @@ std::vector<uint8_t> encode_stream_header(const StreamHeader& h) {
   return out;
 }
 
-static std::vector<uint8_t> frame_with_payload(FrameKind kind, const std::vector<uint8_t>& payload) {
+std::vector<uint8_t> encode_frame(FrameKind kind, const std::vector<uint8_t>& payload) {
   std::vector<uint8_t> out;
   put_u32(out, static_cast<uint32_t>(kind));
   put_u32(out, static_cast<uint32_t>(payload.size()));
@@ -69,10 +71,45 @@ std::vector<uint8_t> encode_batch_frame(FrameKind kind, const StreamBatch& b) {
   put_bytes(p, b.target_ids.data(), n * 4);
   put_bytes(p, b.weights.data(), n * 4);
   if (!b.segment_ids.empty()) put_bytes(p, b.segment_ids.data(), n * 4);
-  return frame_with_payload(kind, p);
+  return encode_frame(kind, p);
 }
 
-std::vector<uint8_t> encode_control_frame(FrameKind kind) { return frame_with_payload(kind, {}); }
+std::vector<uint8_t> encode_control_frame(FrameKind kind) { return encode_frame(kind, {}); }
+
+std::string decode_batch_payload(const uint8_t* payload, size_t len, StreamBatch& b) {
+  if (len < 16) return "batch frame shorter than its 16-byte header";
+  const uint32_t B = get_u32(payload);
+  const uint32_t T = get_u32(payload + 4);
+  const uint32_t flags = get_u32(payload + 8);
+  const uint32_t tag_len = get_u32(payload + 12);
+  if (B == 0 || T == 0 || B > (1u << 20) || T > (1u << 24)) {
+    return "batch shape B=" + std::to_string(B) + ", T=" + std::to_string(T) + " is out of range";
+  }
+  if ((flags & ~kBatchHasSegments) != 0) return "unknown batch flags " + std::to_string(flags);
+  const size_t n = static_cast<size_t>(B) * T;
+  const size_t arrays = (flags & kBatchHasSegments) ? 4 : 3;
+  const size_t tag_bytes = static_cast<size_t>(tag_len) + pad4(tag_len);
+  if (tag_len > len || 16 + tag_bytes + arrays * n * 4 != len) {
+    return "batch frame of B=" + std::to_string(B) + ", T=" + std::to_string(T) + " has " + std::to_string(len) +
+           " payload bytes, which does not match its shape";
+  }
+  b.B = static_cast<int>(B);
+  b.T = static_cast<int>(T);
+  const uint8_t* p = payload + 16;
+  b.tag.assign(reinterpret_cast<const char*>(p), tag_len);
+  p += tag_bytes;
+  b.input_ids.resize(n);
+  b.target_ids.resize(n);
+  b.weights.resize(n);
+  std::memcpy(b.input_ids.data(), p, n * 4);
+  std::memcpy(b.target_ids.data(), p + n * 4, n * 4);
+  std::memcpy(b.weights.data(), p + 2 * n * 4, n * 4);
+  if (flags & kBatchHasSegments) {
+    b.segment_ids.resize(n);
+    std::memcpy(b.segment_ids.data(), p + 3 * n * 4, n * 4);
+  }
+  return "";
+}
 
 StreamReader::StreamReader(const std::string& path) : path_(path == "-" ? "<stdin>" : path) {
   if (path == "-") {
@@ -163,37 +200,8 @@ bool StreamReader::next(StreamFrame& frame, bool interruptible) {
     ++frames_;
     return true;
   }
-  if (len < 16) fail("batch frame shorter than its 16-byte header");
-  const uint32_t B = get_u32(payload_.data());
-  const uint32_t T = get_u32(payload_.data() + 4);
-  const uint32_t flags = get_u32(payload_.data() + 8);
-  const uint32_t tag_len = get_u32(payload_.data() + 12);
-  if (B == 0 || T == 0 || B > (1u << 20) || T > (1u << 24)) {
-    fail("batch shape B=" + std::to_string(B) + ", T=" + std::to_string(T) + " is out of range");
-  }
-  if ((flags & ~kBatchHasSegments) != 0) fail("unknown batch flags " + std::to_string(flags));
-  const size_t n = static_cast<size_t>(B) * T;
-  const size_t arrays = (flags & kBatchHasSegments) ? 4 : 3;
-  const size_t tag_bytes = static_cast<size_t>(tag_len) + pad4(tag_len);
-  if (tag_len > len || 16 + tag_bytes + arrays * n * 4 != len) {
-    fail("batch frame of B=" + std::to_string(B) + ", T=" + std::to_string(T) + " has " + std::to_string(len) +
-         " payload bytes, which does not match its shape");
-  }
-  b.B = static_cast<int>(B);
-  b.T = static_cast<int>(T);
-  const uint8_t* p = payload_.data() + 16;
-  b.tag.assign(reinterpret_cast<const char*>(p), tag_len);
-  p += tag_bytes;
-  b.input_ids.resize(n);
-  b.target_ids.resize(n);
-  b.weights.resize(n);
-  std::memcpy(b.input_ids.data(), p, n * 4);
-  std::memcpy(b.target_ids.data(), p + n * 4, n * 4);
-  std::memcpy(b.weights.data(), p + 2 * n * 4, n * 4);
-  if (flags & kBatchHasSegments) {
-    b.segment_ids.resize(n);
-    std::memcpy(b.segment_ids.data(), p + 3 * n * 4, n * 4);
-  }
+  const std::string problem = decode_batch_payload(payload_.data(), len, b);
+  if (!problem.empty()) fail(problem);
   ++frames_;
   return true;
 }

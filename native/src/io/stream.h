@@ -19,7 +19,9 @@ constexpr size_t kFrameHeaderBytes = 12;
 constexpr uint32_t kMaxFramePayload = 1u << 30;  // 1 GiB: a larger length means corruption
 constexpr uint32_t kBatchHasSegments = 1u;
 
-enum class FrameKind : uint32_t { Train = 1, Eval = 2, Checkpoint = 3, End = 4 };
+// Train..End make up a trainer stream. Request and Tensor are the engine's binary messages
+// (schemas/engine.md): a stream header then one frame, a batch to run or a result tensor.
+enum class FrameKind : uint32_t { Train = 1, Eval = 2, Checkpoint = 3, End = 4, Request = 5, Tensor = 6 };
 const char* frame_kind_name(FrameKind k);
 
 struct StreamHeader {
@@ -88,6 +90,10 @@ class StreamReader {
 
 // Encodes frames (the C++ writer is for tests and tools; trainer/ writes with schemas/stream.ts).
 std::vector<uint8_t> encode_stream_header(const StreamHeader& h);
+// kind, payload length, CRC-32 over both and the payload, then the payload.
+std::vector<uint8_t> encode_frame(FrameKind kind, const std::vector<uint8_t>& payload);
+// Parses a batch payload (schemas/stream.md, "Batch payload") into `b`. Returns "" or what is wrong.
+std::string decode_batch_payload(const uint8_t* p, size_t len, StreamBatch& b);
 std::vector<uint8_t> encode_batch_frame(FrameKind kind, const StreamBatch& b);
 std::vector<uint8_t> encode_control_frame(FrameKind kind);
 

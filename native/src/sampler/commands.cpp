@@ -7,7 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "sampler/model_lm.h"
+#include "backend/backend.h"
+#include "engine/engine.h"
 #include "sampler/model_source.h"
 #include "sampler/protocol.h"
 
@@ -21,20 +22,24 @@ struct Args {
   long long random_init = -1;
   std::string requests;
   std::string out;
+  std::string device = "cpu";
   bool help = false;
 };
 
 const char* kServeHelp =
-    "Usage: sdt-native serve (--ckpt DIR | --random-init SEED --config FILE)\n"
+    "Usage: sdt-native serve (--ckpt DIR | --random-init SEED --config FILE) [--device cpu|cuda]\n"
     "\n"
-    "Keeps a model loaded and answers JSON-line requests on stdin with JSON-line results on stdout\n"
-    "(first line: {\"event\":\"ready\",...}). A malformed request gets {\"id\",\"ok\":false,\"error\"} and\n"
-    "serving continues. Request fields: docs/sample.md.\n"
+    "The engine: keeps a model loaded and answers requests on stdin (first output line:\n"
+    "{\"event\":\"ready\",...}). Ops: generate (JSON lines, docs/sample.md), score, loss and logits (a JSON\n"
+    "line followed by the batch as a binary message framed like the trainer stream; results likewise).\n"
+    "A bad request or frame gets {\"id\",\"ok\":false,\"code\",\"error\"} and serving continues.\n"
+    "Protocol: schemas/engine.md.\n"
     "\n"
     "Options:\n"
-    "  --ckpt DIR           checkpoint directory (config.json, model.safetensors)\n"
+    "  --ckpt DIR           checkpoint directory (config.json, model.safetensors, COMPLETE)\n"
     "  --random-init SEED   use a randomly initialised model instead (tests, speed benchmarks)\n"
     "  --config FILE        config.json for --random-init\n"
+    "  --device cpu|cuda    where the model runs [default: cpu]\n"
     "  --help               show this help\n";
 
 const char* kGenerateHelp =
@@ -49,6 +54,7 @@ const char* kGenerateHelp =
     "  --config FILE        config.json for --random-init\n"
     "  --requests FILE      JSON-line requests [required]\n"
     "  --out FILE           where results go [default: stdout]\n"
+    "  --device cpu|cuda    where the model runs [default: cpu]\n"
     "  --help               show this help\n";
 
 // Flags start with "--"; leading words (program, subcommand) are skipped.
@@ -73,6 +79,7 @@ bool parse_args(int argc, char** argv, const char* cmd, Args& a) {
     else if (f == "--config") a.config = v;
     else if (f == "--requests") a.requests = v;
     else if (f == "--out") a.out = v;
+    else if (f == "--device") a.device = v;
     else if (f == "--random-init") {
       char* end = nullptr;
       a.random_init = std::strtoll(v.c_str(), &end, 10);
@@ -101,6 +108,15 @@ LoadedModel load(const Args& a, const char* cmd, std::string& source) {
                            ": give --ckpt DIR, or --random-init SEED with --config FILE");
 }
 
+// The device is checked before the checkpoint is read, so a wrong --device fails at once.
+std::unique_ptr<sdt::Backend> load_backend(const Args& a, const char* cmd, std::string& source) {
+  const sdt::Device device = sdt::parse_device(a.device);
+  const std::string problem = sdt::device_problem(device);
+  if (!problem.empty()) throw std::invalid_argument(problem);
+  LoadedModel loaded = load(a, cmd, source);
+  return sdt::make_backend(device, std::move(loaded.model), loaded.del_token_id);
+}
+
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
@@ -112,21 +128,15 @@ int cmd_serve(int argc, char** argv) {
   }
   try {
     std::string source;
-    LoadedModel loaded = load(a, "serve", source);
-    const ModelLM lm(*loaded.model, loaded.del_token_id);
-    std::cout << ready_json(loaded.model->config(), source).dump() << '\n' << std::flush;
-    std::string line;
-    while (std::getline(std::cin, line)) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      std::cout << handle_line(lm, line, [](const std::string& event) { std::cout << event << '\n' << std::flush; })
-                << '\n'
-                << std::flush;
-    }
+    const std::unique_ptr<sdt::Backend> backend = load_backend(a, "serve", source);
+    return sdt::engine::serve(*backend, source, 0, stdout);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "sdt-native serve: %s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sdt-native serve: %s\n", e.what());
     return 1;
   }
-  return 0;
 }
 
 int cmd_generate(int argc, char** argv) {
@@ -144,8 +154,8 @@ int cmd_generate(int argc, char** argv) {
     std::ifstream in(a.requests);
     if (!in) throw std::runtime_error(a.requests + ": cannot open the requests file");
     std::string source;
-    LoadedModel loaded = load(a, "generate", source);
-    const ModelLM lm(*loaded.model, loaded.del_token_id);
+    const std::unique_ptr<sdt::Backend> backend = load_backend(a, "generate", source);
+    const sdt::Backend& lm = *backend;
     std::ofstream file;
     if (!a.out.empty()) {
       file.open(a.out);

@@ -1,12 +1,13 @@
-// LanguageModel over sdt::Model (native/src/model): a cache row per sequence of a lockstep group.
+// The CPU backend: sdt::Model (native/src/model) behind the Backend interface; a cache row per
+// sequence of a lockstep group.
 #pragma once
 
+#include "backend/backend.h"
 #include "model/model.h"
-#include "sampler/lm.h"
 
 namespace sdt::sampler {
 
-class ModelLM : public LanguageModel {
+class ModelLM : public Backend {
  public:
   // Borrows `model`; Model calls must not overlap, so one ModelLM decodes one sequence at a time.
   explicit ModelLM(Model& model, int del_token_id = -1) : model_(model), del_(del_token_id) {}
@@ -24,6 +25,14 @@ class ModelLM : public LanguageModel {
   void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
                      float* logits, bool append, int own_block = 0) const override;
   void forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const override;
+  Device device() const override { return Device::Cpu; }
+  LossStats forward_loss(const Batch& batch, double normalizer, float* token_ce) const override {
+    return model_.forward_loss(batch, normalizer, token_ce);
+  }
+  void forward_batch_logits(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
+                            float* logits) const override {
+    model_.forward_logits(ids, B, T, mode, segment_ids, logits);
+  }
 
  private:
   Model& model_;

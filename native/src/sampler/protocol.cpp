@@ -139,11 +139,16 @@ Request parse_request(const Json& line, const ModelConfig& c) {
       r.stream = as_bool_field(v, k);
     } else if (k == "eos") {
       s.eos_id = as_int_field(v, k, -2, c.vocab_size - 1);
+    } else if (k == "op") {
+      if (!v.is_string() || v.as_string() != "generate") throw std::invalid_argument("field \"op\" must be \"generate\" here");
+    } else if (k == "device") {
+      if (!v.is_string() || (v.as_string() != "cpu" && v.as_string() != "cuda"))
+        throw std::invalid_argument("field \"device\" must be \"cpu\" or \"cuda\"");
     } else {
       throw std::invalid_argument("unknown field \"" + k +
                                   "\" (known: id, prompt, prompts, mode, rule, order, max_new, block, threshold, "
                                   "max_per_step, tokens_per_step, steps_per_block, temperature, top_p, seed, "
-                                  "refresh_every, align_blocks, revise_passes, revise_threshold, trajectory, stream, eos)");
+                                  "refresh_every, align_blocks, revise_passes, revise_threshold, trajectory, stream, eos, op, device)");
     }
   }
   if (!have_prompt) throw std::invalid_argument("missing field \"prompt\" (token ids) or \"prompts\"");

@@ -4,7 +4,7 @@
 
 namespace sdt::score {
 
-StepScores score_steps(Model& model, const int32_t* states, const int32_t* targets, const int32_t* segments,
+StepScores score_steps(const Backend& model, const int32_t* states, const int32_t* targets, const int32_t* segments,
                        int N, int T, AttentionMode mode, int batch_rows) {
   StepScores out;
   out.logprob.assign(static_cast<size_t>(N), 0.0);

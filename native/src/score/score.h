@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/model.h"
+#include "backend/backend.h"
 
 namespace sdt::score {
 
@@ -19,7 +19,7 @@ struct StepScores {
 // states, targets, segments: [N*T] row-major. targets[i] < 0: no token committed at i. segments may be
 // nullptr; a negative segment id marks padding (as in Batch). Rows are run `batch_rows` at a time so the
 // logits memory stays bounded. Throws std::invalid_argument (from the model) naming a bad id.
-StepScores score_steps(Model& model, const int32_t* states, const int32_t* targets, const int32_t* segments,
+StepScores score_steps(const Backend& model, const int32_t* states, const int32_t* targets, const int32_t* segments,
                        int N, int T, AttentionMode mode, int batch_rows);
 
 }  // namespace sdt::score

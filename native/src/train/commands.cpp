@@ -1,5 +1,6 @@
 #include "train/commands.h"
 
+#include "backend/backend.h"
 #include "score/score.h"
 
 #include <csignal>
@@ -69,10 +70,15 @@ int guarded(const CommandFlags& cmd, int argc, char** argv, F body) {
   }
 }
 
-std::unique_ptr<Model> load_checkpoint(const std::string& dir) {
-  auto model = std::make_unique<Model>(io::read_model_config(dir));
-  load_model_weights(*model, dir);
-  return model;
+// The checkpoint's model on --device (checked first, so a wrong device fails before any reading).
+std::unique_ptr<Backend> load_checkpoint(const char* command, const ParsedFlags& f) {
+  const Device device = parse_device(f.str("device"));
+  const std::string problem = device_problem(device);
+  if (!problem.empty()) throw FlagError(std::string("sdt-native ") + command + ": " + problem);
+  io::ConfigExtras extras;
+  auto model = std::make_unique<Model>(io::read_model_config(f.str("ckpt"), &extras));
+  load_model_weights(*model, f.str("ckpt"));
+  return make_backend(device, std::move(model), extras.del_token_id);
 }
 
 }  // namespace
@@ -167,10 +173,11 @@ int cmd_forward(int argc, char** argv) {
           {"targets", "T.npy", "", "target ids like --tokens (negative: no loss)", false},
           {"weights", "W.npy", "", "float32 per-token loss weights (default: 1)", false},
           {"segments", "S.npy", "", "segment ids for packed rows (int32/int64)", false},
+          {"device", "cpu|cuda", "cpu", "where the model runs", false},
       },
       {}};
   return guarded(cmd, argc, argv, [&](const ParsedFlags& f) {
-    std::unique_ptr<Model> model = load_checkpoint(f.str("ckpt"));
+    std::unique_ptr<Backend> model = load_checkpoint("forward", f);
     AttentionMode mode = model->config().attention_mode;
     if (f.str("mode") != "checkpoint's" && !parse_attention_mode(f.str("mode"), &mode)) {
       throw FlagError("sdt-native forward: --mode must be bidirectional, causal or block; got \"" + f.str("mode") + "\"");
@@ -192,7 +199,7 @@ int cmd_forward(int argc, char** argv) {
     const int V = model->config().vocab_size;
     if (!f.str("out").empty()) {
       std::vector<float> logits(static_cast<size_t>(B) * T * V);
-      model->forward_logits(ids.data(), B, T, mode, segments.empty() ? nullptr : segments.data(), logits.data());
+      model->forward_batch_logits(ids.data(), B, T, mode, segments.empty() ? nullptr : segments.data(), logits.data());
       const std::vector<int64_t> shape = {B, T, V};
       io::write_npy_f32(f.str("out"), shape, logits.data());
     } else if (f.str("targets").empty()) {
@@ -223,7 +230,7 @@ int cmd_forward(int argc, char** argv) {
       b.weights = weights.data();
       b.segment_ids = segments.empty() ? nullptr : segments.data();
       b.mode = mode;
-      const LossStats st = model->forward_loss(b, norm > 0 ? norm : 1.0);
+      const LossStats st = model->forward_loss(b, norm > 0 ? norm : 1.0, nullptr);
       out.set("loss", Json(st.loss)).set("weight_sum", Json(st.weight_sum)).set("targets", Json(st.targets));
     }
     print_event(out);
@@ -244,10 +251,11 @@ int cmd_score(int argc, char** argv) {
           {"out", "LP.npy", "", "where to write the float32 [B] log-probabilities", true},
           {"segments", "G.npy", "", "segment ids [B, T]; negative marks padding", false},
           {"mode", "MODE", "checkpoint's", "attention mode: bidirectional|causal|block", false},
+          {"device", "cpu|cuda", "cpu", "where the model runs", false},
       },
       {}};
   return guarded(cmd, argc, argv, [&](const ParsedFlags& f) {
-    std::unique_ptr<Model> model = load_checkpoint(f.str("ckpt"));
+    std::unique_ptr<Backend> model = load_checkpoint("score", f);
     AttentionMode mode = model->config().attention_mode;
     if (f.str("mode") != "checkpoint's" && !parse_attention_mode(f.str("mode"), &mode)) {
       throw FlagError("sdt-native score: --mode must be bidirectional, causal or block; got \"" + f.str("mode") + "\"");

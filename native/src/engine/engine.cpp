@@ -1,0 +1,369 @@
+#include "engine/engine.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include "io/binary.h"
+#include "io/stream.h"
+#include "sampler/protocol.h"
+#include "score/score.h"
+
+namespace sdt::engine {
+
+using io::Json;
+
+namespace {
+
+// Buffered reads of stdin that can look ahead: a request line may be followed by a binary message.
+class Input {
+ public:
+  explicit Input(int fd) : fd_(fd) {}
+
+  // The byte `k` places ahead, or -1 when input ends before it.
+  int peek(size_t k = 0) {
+    while (buf_.size() - pos_ <= k) {
+      if (!fill()) return -1;
+    }
+    return buf_[pos_ + k];
+  }
+
+  void skip_blank() {
+    for (int c = peek(); c == ' ' || c == '\n' || c == '\r' || c == '\t'; c = peek()) ++pos_;
+  }
+
+  bool at_magic() {
+    for (size_t i = 0; i < 8; ++i) {
+      if (peek(i) != static_cast<uint8_t>(io::kStreamMagic[i])) return false;
+    }
+    return true;
+  }
+
+  // Up to the next newline (consumed, not returned) or the end of input.
+  std::string line() {
+    std::string s;
+    for (;;) {
+      if (pos_ == buf_.size() && !fill()) return s;
+      const auto* start = buf_.data() + pos_;
+      const auto* nl = static_cast<const uint8_t*>(std::memchr(start, '\n', buf_.size() - pos_));
+      const size_t n = nl ? static_cast<size_t>(nl - start) : buf_.size() - pos_;
+      s.append(reinterpret_cast<const char*>(start), n);
+      pos_ += n;
+      if (nl) {
+        ++pos_;
+        return s;
+      }
+    }
+  }
+
+  // Copies up to n bytes; fewer only at the end of input.
+  size_t read(uint8_t* dst, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      if (pos_ == buf_.size() && !fill()) break;
+      const size_t k = std::min(n - got, buf_.size() - pos_);
+      std::memcpy(dst + got, buf_.data() + pos_, k);
+      pos_ += k;
+      got += k;
+    }
+    return got;
+  }
+
+ private:
+  bool fill() {
+    if (pos_ > 0) {
+      buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+      pos_ = 0;
+    }
+    const size_t at = buf_.size();
+    buf_.resize(at + (1u << 16));
+    ssize_t r;
+    do {
+      r = ::read(fd_, buf_.data() + at, 1u << 16);
+    } while (r < 0 && errno == EINTR);
+    buf_.resize(at + static_cast<size_t>(r > 0 ? r : 0));
+    return r > 0;
+  }
+
+  int fd_;
+  std::vector<uint8_t> buf_;
+  size_t pos_ = 0;
+};
+
+class RequestError : public std::runtime_error {
+ public:
+  RequestError(const char* c, const std::string& message) : std::runtime_error(message), code(c) {}
+  const char* code;
+};
+
+// Reads one binary message (stream header, then one frame) whose magic is next in `in`. Returns ""
+// and fills `b`, or what is wrong; a damaged message is consumed as far as its length says.
+std::string read_batch_message(Input& in, io::StreamBatch& b) {
+  uint8_t h[io::kStreamHeaderBytes + io::kFrameHeaderBytes];
+  const size_t got = in.read(h, sizeof h);
+  if (got < sizeof h) return "truncated binary message (" + std::to_string(got) + " of 36 header bytes)";
+  const uint32_t version = io::get_u32(h + 8);
+  const uint32_t flags = io::get_u32(h + 12);
+  const uint64_t first = io::get_u64(h + 16);
+  const uint32_t kind = io::get_u32(h + 24);
+  const uint32_t len = io::get_u32(h + 28);
+  const uint32_t crc_expected = io::get_u32(h + 32);
+  if (len > io::kMaxFramePayload) return "frame length " + std::to_string(len) + " exceeds 1 GiB";
+  std::vector<uint8_t> payload(len);
+  const size_t pgot = in.read(payload.data(), len);
+  if (pgot < len) return "truncated frame: payload has " + std::to_string(pgot) + " of " + std::to_string(len) + " bytes";
+  if (version != io::kStreamVersion) {
+    return "frame version " + std::to_string(version) + ", but this sdt-native reads version " +
+           std::to_string(io::kStreamVersion) + "; use a client from the same checkout (npm run build:native)";
+  }
+  if (flags != 0 || first != 0) return "the header's flags and first_train_frame must be 0 in an engine message";
+  uint32_t crc = io::crc32(h + io::kStreamHeaderBytes, 8);
+  crc = io::crc32(payload.data(), len, crc);
+  if (crc != crc_expected) return "CRC-32 mismatch (the batch was damaged on the way)";
+  if (kind != static_cast<uint32_t>(io::FrameKind::Request)) {
+    return "frame kind " + std::to_string(kind) + " where a request batch (kind 5) was expected";
+  }
+  return io::decode_batch_payload(payload.data(), len, b);
+}
+
+std::vector<uint8_t> tensor_message(const std::vector<uint32_t>& dims, const float* data) {
+  size_t n = 1;
+  for (uint32_t d : dims) n *= d;
+  std::vector<uint8_t> payload;
+  io::put_u32(payload, 1);  // dtype: float32
+  io::put_u32(payload, static_cast<uint32_t>(dims.size()));
+  for (uint32_t d : dims) io::put_u32(payload, d);
+  io::put_bytes(payload, data, n * 4);
+  std::vector<uint8_t> out = io::encode_stream_header({});
+  const std::vector<uint8_t> f = io::encode_frame(io::FrameKind::Tensor, payload);
+  out.insert(out.end(), f.begin(), f.end());
+  return out;
+}
+
+struct BatchRequest {
+  Json id;
+  std::string op;
+  AttentionMode mode;
+};
+
+void check_device(const Json& v, Device running) {
+  if (!v.is_string()) throw RequestError(kBadRequest, "field \"device\" must be \"cpu\" or \"cuda\"");
+  Device want;
+  try {
+    want = parse_device(v.as_string());
+  } catch (const std::invalid_argument&) {
+    throw RequestError(kBadRequest, "field \"device\" must be \"cpu\" or \"cuda\", got \"" + v.as_string() + "\"");
+  }
+  if (want == running) return;
+  std::string why = device_problem(want);
+  if (why.empty()) why = "start another engine with --device " + std::string(device_name(want));
+  throw RequestError(kDevice, std::string("this engine runs on ") + device_name(running) + "; " + why);
+}
+
+BatchRequest parse_batch_request(const Json& j, const std::string& op, const Backend& backend) {
+  BatchRequest r;
+  r.op = op;
+  r.mode = backend.config().attention_mode;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string& k = j.key(i);
+    const Json& v = j.at(i);
+    if (k == "id") {
+      if (!v.is_string() && !v.is_number()) throw RequestError(kBadRequest, "field \"id\" must be a string or a number");
+      r.id = v;
+    } else if (k == "op") {
+      continue;
+    } else if (k == "attention") {
+      if (!v.is_string() || !parse_attention_mode(v.as_string(), &r.mode))
+        throw RequestError(kBadRequest, "field \"attention\" must be \"bidirectional\", \"causal\" or \"block\"");
+    } else if (k == "device") {
+      check_device(v, backend.device());
+    } else {
+      std::string known;
+      for (const std::string& f : batch_request_fields()) known += (known.empty() ? "" : ", ") + f;
+      throw RequestError(kBadRequest, "unknown field \"" + k + "\" for op \"" + op + "\" (known: " + known + ")");
+    }
+  }
+  return r;
+}
+
+double target_weight_sum(const io::StreamBatch& b) {
+  double s = 0.0;
+  for (size_t i = 0; i < b.weights.size(); ++i) s += b.target_ids[i] >= 0 ? b.weights[i] : 0.0f;
+  return s;
+}
+
+class Server {
+ public:
+  Server(const Backend& backend, int fd, std::FILE* out) : backend_(backend), in_(fd), out_(out) {}
+
+  void run(const std::string& source) {
+    Json ready = sampler::ready_json(backend_.config(), source);
+    ready.set("device", device_name(backend_.device()));
+    ready.set("engine_version", static_cast<int>(io::kStreamVersion));
+    write_line(ready.dump());
+    for (;;) {
+      in_.skip_blank();
+      if (in_.peek() < 0) return;
+      if (in_.at_magic()) {
+        io::StreamBatch ignored;
+        const std::string problem = read_batch_message(in_, ignored);
+        error(Json(), kStrayFrame,
+              "a binary message with no request line before it" + (problem.empty() ? "" : " (" + problem + ")") +
+                  "; send {\"op\":\"score\"|\"loss\"|\"logits\",...} first");
+        continue;
+      }
+      handle(in_.line());
+    }
+  }
+
+ private:
+  void write_line(const std::string& s) {
+    std::fwrite(s.data(), 1, s.size(), out_);
+    std::fputc('\n', out_);
+    std::fflush(out_);
+  }
+
+  void write_bytes(const std::vector<uint8_t>& bytes) {
+    std::fwrite(bytes.data(), 1, bytes.size(), out_);
+    std::fflush(out_);
+  }
+
+  void error(const Json& id, const char* code, const std::string& message) {
+    Json e = sampler::error_json(id, message);
+    e.set("code", code);
+    write_line(e.dump());
+  }
+
+  // A failed request still owns the binary message that follows its line: consume it.
+  void drop_following_frame() {
+    if (!in_.at_magic()) return;
+    io::StreamBatch ignored;
+    read_batch_message(in_, ignored);
+  }
+
+  void handle(const std::string& line) {
+    Json j;
+    try {
+      j = Json::parse(line);
+    } catch (const std::exception& e) {
+      drop_following_frame();
+      error(Json(), kBadJson, std::string("malformed JSON: ") + e.what());
+      return;
+    }
+    Json id;
+    if (j.is_object() && j.get("id") != nullptr) id = *j.get("id");
+    std::string op = "generate";
+    try {
+      if (!j.is_object()) throw RequestError(kBadRequest, "a request must be a JSON object");
+      if (const Json* o = j.get("op")) {
+        if (!o->is_string()) throw RequestError(kBadRequest, "field \"op\" must be a string");
+        op = o->as_string();
+      }
+      if (op == "generate") {
+        if (const Json* d = j.get("device")) check_device(*d, backend_.device());
+        generate(j);
+      } else if (op == "score" || op == "loss" || op == "logits") {
+        const BatchRequest r = parse_batch_request(j, op, backend_);
+        if (!in_.at_magic()) {
+          throw RequestError(kMissingFrame, "op \"" + op +
+                                                "\" needs its batch as a binary message right after the request line "
+                                                "(schemas/engine.md); none came");
+        }
+        io::StreamBatch b;
+        const std::string problem = read_batch_message(in_, b);
+        if (!problem.empty()) throw RequestError(kBadFrame, problem);
+        run_batch(r, b);
+      } else {
+        throw RequestError(kBadRequest, "unknown op \"" + op + "\" (known: generate, score, loss, logits)");
+      }
+    } catch (const RequestError& e) {
+      drop_following_frame();
+      error(id, e.code, e.what());
+    } catch (const std::invalid_argument& e) {
+      drop_following_frame();
+      error(id, op == "generate" ? kBadRequest : kBadBatch, e.what());
+    } catch (const std::exception& e) {
+      drop_following_frame();
+      error(id, kBadRequest, e.what());
+    }
+  }
+
+  void generate(const Json& j) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const sampler::Request req = sampler::parse_request(j, backend_.config());
+    sampler::StepObserver observer;
+    if (req.stream) {
+      observer = [&](size_t sequence, const sampler::TrajectoryStep& t) {
+        write_line(sampler::step_json(req.id, sequence, t).dump());
+      };
+    }
+    const auto results = sampler::generate_batch(backend_, req.prompts, req.settings, observer);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    write_line(sampler::response_json(req, results, ms).dump());
+  }
+
+  void run_batch(const BatchRequest& r, const io::StreamBatch& b) {
+    const int32_t* seg = b.segment_ids.empty() ? nullptr : b.segment_ids.data();
+    Json out = Json::object();
+    out.set("id", r.id).set("ok", true).set("op", r.op).set("rows", b.B).set("T", b.T);
+    out.set("attention", attention_mode_name(r.mode));
+    if (r.op == "score") {
+      // 16 rows per model call, as `sdt-native score` runs them, so both give the same numbers.
+      const score::StepScores s =
+          score::score_steps(backend_, b.input_ids.data(), b.target_ids.data(), seg, b.B, b.T, r.mode, 16);
+      std::vector<float> logp(static_cast<size_t>(b.B));
+      double total = 0.0;
+      int64_t scored = 0;
+      for (size_t i = 0; i < logp.size(); ++i) {
+        logp[i] = static_cast<float>(s.logprob[i]);
+        total += s.logprob[i];
+        scored += s.counts[i];
+      }
+      out.set("targets", scored).set("total_logprob", total).set("frames", 1);
+      write_line(out.dump());
+      write_bytes(tensor_message({static_cast<uint32_t>(b.B)}, logp.data()));
+    } else if (r.op == "loss") {
+      Batch mb;
+      mb.B = b.B;
+      mb.T = b.T;
+      mb.input_ids = b.input_ids.data();
+      mb.target_ids = b.target_ids.data();
+      mb.weights = b.weights.data();
+      mb.segment_ids = seg;
+      mb.mode = r.mode;
+      const double norm = target_weight_sum(b);
+      const LossStats st = backend_.forward_loss(mb, norm > 0 ? norm : 1.0, nullptr);
+      out.set("loss", st.loss).set("weight_sum", st.weight_sum).set("targets", st.targets);
+      write_line(out.dump());
+    } else {
+      const int V = backend_.config().vocab_size;
+      std::vector<float> logits(static_cast<size_t>(b.B) * static_cast<size_t>(b.T) * static_cast<size_t>(V));
+      backend_.forward_batch_logits(b.input_ids.data(), b.B, b.T, r.mode, seg, logits.data());
+      out.set("vocab_size", V).set("frames", 1);
+      write_line(out.dump());
+      write_bytes(tensor_message({static_cast<uint32_t>(b.B), static_cast<uint32_t>(b.T), static_cast<uint32_t>(V)},
+                                 logits.data()));
+    }
+  }
+
+  const Backend& backend_;
+  Input in_;
+  std::FILE* out_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& batch_request_fields() {
+  static const std::vector<std::string> fields = {"id", "op", "attention", "device"};
+  return fields;
+}
+
+int serve(const Backend& backend, const std::string& source, int in_fd, std::FILE* out) {
+  Server(backend, in_fd, out).run(source);
+  return 0;
+}
+
+}  // namespace sdt::engine
