@@ -37,6 +37,11 @@ export const commands: CommandEntry[] = [
     load: () => import('../pipelines/dataset/cli-build.ts'),
   },
   {
+    name: 'data synth',
+    summary: 'generate the synthetic code world: Python tasks with docstrings, references and tests',
+    load: () => import('../pipelines/synth/cli.ts'),
+  },
+  {
     name: 'data inspect',
     summary: 'show dataset rows and their spans',
     load: () => import('../pipelines/dataset/cli-inspect.ts'),
@@ -115,6 +120,21 @@ export const commands: CommandEntry[] = [
     name: 'report speedup',
     summary: 'speedup of an on-policy run over its starting model vs training step (SVG)',
     load: () => import('../pipelines/trajectories/report-speedup.ts'),
+  },
+  {
+    name: 'jobs status',
+    summary: "a distributed run's tasks and merge: done, running, pending, failed (exit code, log)",
+    load: () => import('../jobs/cli-status.ts'),
+  },
+  {
+    name: 'jobs cancel',
+    summary: "cancel a distributed run's queued and running jobs (finished parts are kept)",
+    load: () => import('../jobs/cli-cancel.ts'),
+  },
+  {
+    name: 'jobs task',
+    summary: 'run one task or the merge of a distributed run (what the sbatch scripts call)',
+    load: () => import('../jobs/cli-task.ts'),
   },
   {
     name: 'bench sample',

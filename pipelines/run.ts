@@ -294,6 +294,32 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
   }
 }
 
+function sameBuild(
+  previous: DatasetManifest,
+  o: BuildOptions,
+  settings: Record<string, unknown>,
+  sourceKey: string,
+): boolean {
+  return (
+    JSON.stringify(previous.settings) === JSON.stringify(settings) &&
+    JSON.stringify(previous.source) === sourceKey &&
+    JSON.stringify(previous.shard ?? null) === JSON.stringify(o.shard ?? null)
+  );
+}
+
+const otherBuild = (out: string): UserError =>
+  new UserError(
+    `${join(out, MANIFEST_FILE)} was built from another source or with other settings; pass --overwrite to replace it or choose another --out.`,
+  );
+
+/** Refuses --out when it holds a dataset built with other settings (without --overwrite); writes nothing. */
+export async function checkOutputDir(o: BuildOptions): Promise<void> {
+  const previous = await readManifest(o.out);
+  if (!previous || o.overwrite) return;
+  const settings = outputSettings(o, await tokenizerFileHash(o.tokenizerPath));
+  if (!sameBuild(previous, o, settings, JSON.stringify(resolvedSource(o)))) throw otherBuild(o.out);
+}
+
 /** Dedup, split and write what `feed` yields; the manifest and resume logic of every build. */
 export async function build(o: BuildOptions, feed: RecordFeed): Promise<BuildResult> {
   // The executor loads the tokenizer (and reports a malformed file); this thread only needs its hash.
@@ -306,11 +332,7 @@ export async function build(o: BuildOptions, feed: RecordFeed): Promise<BuildRes
   let reusable = new Map<number, ChunkInfo>();
   let previousShards: ShardInfo[] = [];
   if (previous) {
-    const same =
-      JSON.stringify(previous.settings) === JSON.stringify(settings) &&
-      JSON.stringify(previous.source) === sourceKey &&
-      JSON.stringify(previous.shard ?? null) === JSON.stringify(o.shard ?? null);
-    if (same) {
+    if (sameBuild(previous, o, settings, sourceKey)) {
       reusable = await reusableChunks(o.out, previous);
       previousShards = previous.shards;
     } else if (o.overwrite) {
@@ -319,9 +341,7 @@ export async function build(o: BuildOptions, feed: RecordFeed): Promise<BuildRes
       for (const p of [MANIFEST_FILE, 'train', 'validation', 'rejects'])
         await rm(join(o.out, p), { recursive: true, force: true });
     } else {
-      throw new UserError(
-        `${join(o.out, MANIFEST_FILE)} was built from another source or with other settings; pass --overwrite to replace it or choose another --out.`,
-      );
+      throw otherBuild(o.out);
     }
   }
 

@@ -3,10 +3,14 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { bool, type CommandSpec, list, num, type OptionValues, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
-import { buildDataset } from '../run.ts';
+import { runDistributed } from '../../jobs/executor.ts';
+import { EXECUTOR_FLAGS, executorOptions, isDistributed } from '../../jobs/flags.ts';
+import type { DatasetManifest } from '../../schemas/dataset.ts';
+import { type BuildOptions, buildDataset, checkBuildOptions, checkOutputDir } from '../run.ts';
 import { sourceKindOfPath } from '../sources/index.ts';
 import type { SourceSpec } from '../sources/types.ts';
 import { DEFAULT_SIZE_LIMITS } from '../steps/filters.ts';
+import { readManifest } from './manifest.ts';
 
 /** --shard "i/N" -> { index, count }. */
 export function parseShardFlag(value: string | undefined): { index: number; count: number } | undefined {
@@ -194,11 +198,13 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
     },
     overwrite: { type: 'boolean', description: 'replace a dataset in --out built with other settings' },
     quiet: { type: 'boolean', description: 'no progress output' },
+    ...EXECUTOR_FLAGS,
   },
   examples: [
     'sdt data build --tokenizer runs/tok/tokenizer.json --out runs/data',
     'sdt data build --source ~/src/repo --include "**/*.py" --exclude "**/vendor/**" --out runs/repo-data',
     'sdt data build --source the-stack.parquet --text-field content --shard 0/4 --out runs/data-0',
+    'sdt data build --executor slurm --tasks 64 --cpus-per-task 8 --partition cpu --time 2:00:00 --retries 2 --out runs/data',
   ],
   async run(opts) {
     const workers = num(opts, 'workers');
@@ -212,8 +218,7 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
         `--tokenizer ${tokenizerPath} not found; train one with \`sdt tokenizer train --out ${tokenizerPath}\` or pass --tokenizer.`,
       );
     }
-    const started = performance.now();
-    const result = await buildDataset({
+    const o: BuildOptions = {
       source: await sourceSpec(opts),
       out,
       tokenizerPath,
@@ -233,27 +238,53 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
       rejectsOut: optStr(opts, 'rejects-out'),
       overwrite: bool(opts, 'overwrite'),
       quiet: bool(opts, 'quiet'),
-      onChunkWritten: crashHook(),
-    });
-    const m = result.manifest;
-    const seconds = (performance.now() - started) / 1000;
-    const rejects = Object.entries(m.rejects).map(([k, v]) => `${k} ${v}`);
-    const mb = (m.counts.train.bytes + m.counts.validation.bytes) / 1e6;
-    process.stdout.write(
-      [
-        `wrote ${out}/manifest.json: ${result.writtenChunks} chunks written, ${result.skippedChunks} already complete`,
-        `  train:      ${m.counts.train.rows} rows, ${m.counts.train.tokens} tokens, ${(m.counts.train.bytes / 1e6).toFixed(2)} MB`,
-        `  validation: ${m.counts.validation.rows} rows, ${m.counts.validation.tokens} tokens, ${(m.counts.validation.bytes / 1e6).toFixed(2)} MB`,
-        `  rejected:   ${rejects.length ? rejects.join(', ') : 'none'}`,
-        `  time: ${seconds.toFixed(1)} s (${(mb / seconds).toFixed(2)} MB/s kept text)`,
-        '',
-      ].join('\n'),
-    );
-    if (m.counts.train.rows + m.counts.validation.rows === 0) {
-      process.stderr.write(
-        'warning: no rows were kept; see the rejects above (--rejects-out FILE lists them).\n',
+    };
+    const started = performance.now();
+    const ex = executorOptions(opts, `${out}.run`);
+    if (isDistributed(ex, optStr(opts, 'run-dir') !== undefined)) {
+      checkBuildOptions(o);
+      await checkOutputDir(o);
+      const { workers: _w, quiet: _q, ...settings } = { ...o, out: resolve(out) };
+      const say = (line: string) => process.stderr.write(`data build: ${line}\n`);
+      const outcome = await runDistributed(
+        { kind: 'data build', tasks: ex.tasks, settings: settings as Record<string, unknown> },
+        ex,
+        say,
       );
+      if (outcome === 'detached') return 0;
+      const manifest = await readManifest(out);
+      if (!manifest) throw new UserError(`the merge finished but ${out}/manifest.json is missing.`);
+      printSummary(out, manifest, `${ex.tasks} tasks (${ex.executor})`, started);
+      return 0;
     }
+    const result = await buildDataset({ ...o, onChunkWritten: crashHook() });
+    printSummary(
+      out,
+      result.manifest,
+      `${result.writtenChunks} chunks written, ${result.skippedChunks} already complete`,
+      started,
+    );
     return 0;
   },
 };
+
+function printSummary(out: string, m: DatasetManifest, how: string, started: number): void {
+  const seconds = (performance.now() - started) / 1000;
+  const rejects = Object.entries(m.rejects).map(([k, v]) => `${k} ${v}`);
+  const mb = (m.counts.train.bytes + m.counts.validation.bytes) / 1e6;
+  process.stdout.write(
+    [
+      `wrote ${out}/manifest.json: ${how}`,
+      `  train:      ${m.counts.train.rows} rows, ${m.counts.train.tokens} tokens, ${(m.counts.train.bytes / 1e6).toFixed(2)} MB`,
+      `  validation: ${m.counts.validation.rows} rows, ${m.counts.validation.tokens} tokens, ${(m.counts.validation.bytes / 1e6).toFixed(2)} MB`,
+      `  rejected:   ${rejects.length ? rejects.join(', ') : 'none'}`,
+      `  time: ${seconds.toFixed(1)} s (${(mb / seconds).toFixed(2)} MB/s kept text)`,
+      '',
+    ].join('\n'),
+  );
+  if (m.counts.train.rows + m.counts.validation.rows === 0) {
+    process.stderr.write(
+      'warning: no rows were kept; see the rejects above (--rejects-out FILE lists them).\n',
+    );
+  }
+}
