@@ -1,36 +1,100 @@
 #!/usr/bin/env bash
-# GPU checks of the CUDA backend in one call on a fresh GPU machine (CMake + nvcc, no Node):
-# builds sdt-gpu-check, runs the kernel parity table on two seeds with the cuBLASLt GEMM and
-# copy-bandwidth ceilings, then compute-sanitizer memcheck (all checks) and racecheck (attention)
-# on a short run. Well under 10 minutes on a 16-core H100 machine (the build dominates).
+# The CUDA backend's checks in one call on a GPU machine, sized for a short lease: every check
+# group and every benchmark part runs in its own process under `timeout`, so a crash, a sticky
+# device fault or a hang costs that step alone; output is line-buffered and time-stamped; the
+# tensor-core kernels (never run before) come after everything else; a compact summary is the
+# last thing printed, and every log is packed into one archive.
 #
-# Usage: bench/gpu-check.sh [build-dir]      (default native/build-gpu)
-# Env:   SEED (default: the clock), OUT (logs; default <build-dir>/gpu-check-logs),
-#        CHECKPOINT (a trained checkpoint directory for the decoding benchmark; default random weights),
-#        SDT_CUBLASLT / SDT_NCCL (library paths; found under the python3 nvidia packages if unset).
-# Exit:  0 when every parity check passes and the sanitizers (where they run) report nothing.
+# Usage: bench/gpu-check.sh [--dry-run] [--help]
+#   --dry-run   print every step it would run, in order, with its limit, and run none of them
+#               (proves the control flow on a machine without a GPU)
+# Env:  OUT        where the archive and the summary go (default native/build-gpu/gpu-check-out)
+#       GPU_CHECK_BIN  a prebuilt sdt-gpu-check (default native/build-gpu/sdt-gpu-check). When it
+#                  is missing or does not start, the script builds one under native/build-gpu-fallback
+#                  (warnings are not errors there: a newer compiler must not lose the run).
+#       SEED       random seed (default: the clock)
+#       CHECKPOINT a trained checkpoint for the decoding benchmark (default: random weights)
+#       STEP_LIMIT seconds per check group (default 60); BENCH_LIMIT per bench part (default 90)
+#       SDT_CUBLASLT / SDT_NCCL  library paths (found under python3's nvidia packages if unset)
+# Exit: 0 when every step ran and passed, 1 when a check failed, crashed or timed out.
 set -uo pipefail
 
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+dry=0
+for a in "$@"; do
+  case "$a" in
+    --dry-run) dry=1 ;;
+    --help | -h) usage; exit 0 ;;
+    *) echo "gpu-check.sh: unknown argument \"$a\"; see --help" >&2; exit 2 ;;
+  esac
+done
+
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/native/build-gpu}
-out=${OUT:-$build/gpu-check-logs}
+out=${OUT:-$root/native/build-gpu/gpu-check-out}
+logs=$out/logs
+bin=${GPU_CHECK_BIN:-$root/native/build-gpu/sdt-gpu-check}
 seed=${SEED:-$(date +%s)}
-mkdir -p "$out"
-status=0
+step_limit=${STEP_LIMIT:-60}
+bench_limit=${BENCH_LIMIT:-90}
+mkdir -p "$logs"
+: >"$logs/steps.tsv"
+t_start=$(date +%s)
 
-say() { printf '\n== %s\n' "$*"; }
+stamp() { printf '%s +%ds' "$(date -u +%H:%M:%S)" $(($(date +%s) - t_start)); }
+say() { printf '\n[%s] == %s\n' "$(stamp)" "$*"; }
 
-# The toolkit is often installed off the PATH.
-if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH="/usr/local/cuda/bin:$PATH"; fi
-command -v nvcc >/dev/null || { echo "gpu-check.sh: nvcc not found on PATH or in /usr/local/cuda/bin; install the CUDA toolkit" >&2; exit 2; }
-command -v cmake >/dev/null || { echo "gpu-check.sh: cmake not found on PATH" >&2; exit 2; }
+# step NAME LIMIT CMD...: runs CMD under `timeout`, its output time-stamped on the console and
+# kept in logs/NAME.log; records NAME, exit status and seconds in logs/steps.tsv.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  printf '[%s] >> %s (limit %ss): %s\n' "$(stamp)" "$name" "$limit" "$*"
+  if [ "$dry" = 1 ]; then
+    printf '%s\tdry\t0\n' "$name" >>"$logs/steps.tsv"
+    return 0
+  fi
+  local t0 rc log=$logs/$name.log
+  t0=$(date +%s)
+  : >"$log"
+  # The subshell's stderr is the shell's own ("Segmentation fault" job notices); the command's
+  # stderr is merged into the log.
+  (
+    timeout -k 5 "$limit" stdbuf -oL -eL "$@" 2>&1 | while IFS= read -r line; do
+      printf '%s\n' "$line" >>"$log"
+      printf '  %(%H:%M:%S)T | %s\n' -1 "$line"
+    done
+    exit "${PIPESTATUS[0]}"
+  ) 2>/dev/null
+  rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$(($(date +%s) - t0))" >>"$logs/steps.tsv"
+  case $rc in
+    0) ;;
+    124 | 137) printf '[%s] !! %s TIMED OUT after %ss\n' "$(stamp)" "$name" "$limit" ;;
+    1) printf '[%s] !! %s reported failures\n' "$(stamp)" "$name" ;;
+    *) printf '[%s] !! %s ended with status %s%s\n' "$(stamp)" "$name" "$rc" "$([ "$rc" -gt 128 ] && echo " (signal $((rc - 128)))")" ;;
+  esac
+  return "$rc"
+}
+
+# passed NAME: the step ran and exited 0.
+passed() { awk -F'\t' -v n="$1" '$1 == n && $2 == "0" { ok = 1 } END { exit ok ? 0 : 1 }' "$logs/steps.tsv"; }
 
 say "machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$out/nvidia-smi.txt"
-nvcc --version | tail -1
+if [ "$dry" = 0 ]; then
+  { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1 || echo "nvidia-smi not found"; } | tee "$logs/nvidia-smi.txt"
+  { command -v nvcc >/dev/null && nvcc --version | tail -2; } || echo "nvcc not on PATH"
+  uname -a
+fi
+gpu_name=$(sed -n 2p "$logs/nvidia-smi.txt" 2>/dev/null | cut -d, -f1)
+# Datasheet dense bf16 rates (no sparsity); MFU against peak is printed only for known parts.
+case "$gpu_name" in
+  *H200* | *"H100 80GB HBM3"* | *H100*SXM*) peak=989 ;;
+  *H100*PCIe*) peak=756 ;;
+  *) peak=0 ;;
+esac
 
-# cuBLASLt and NCCL are loaded at run time; pip-installed CUDA libraries are off the loader path.
-find_lib() {  # $1: file name pattern
+# cuBLASLt and NCCL are opened at run time; pip-installed CUDA libraries are off the loader path.
+find_lib() {
   local dirs=(/usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu)
   if command -v python3 >/dev/null; then
     while IFS= read -r d; do dirs+=("$d"); done < <(python3 -c 'import nvidia, glob
@@ -42,62 +106,134 @@ for p in nvidia.__path__:
   done
   return 1
 }
-if [ -z "${SDT_CUBLASLT:-}" ]; then SDT_CUBLASLT=$(find_lib 'libcublasLt.so.1[0-9]*') && export SDT_CUBLASLT; fi
-if [ -z "${SDT_NCCL:-}" ]; then SDT_NCCL=$(find_lib 'libnccl.so.2*') && export SDT_NCCL; fi
-# Their own dependencies (e.g. libcublas next to libcublasLt) resolve through the same directories.
-for lib in "${SDT_CUBLASLT:-}" "${SDT_NCCL:-}"; do
-  [ -n "$lib" ] && export LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ "$dry" = 0 ]; then
+  [ -n "${SDT_CUBLASLT:-}" ] || { SDT_CUBLASLT=$(find_lib 'libcublasLt.so.1[0-9]*') && export SDT_CUBLASLT; }
+  [ -n "${SDT_NCCL:-}" ] || { SDT_NCCL=$(find_lib 'libnccl.so.2*') && export SDT_NCCL; }
+  for lib in "${SDT_CUBLASLT:-}" "${SDT_NCCL:-}"; do
+    [ -n "$lib" ] && export LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  done
+  echo "cuBLASLt: ${SDT_CUBLASLT:-not found, the default loader search applies}"
+  echo "NCCL:     ${SDT_NCCL:-not found, the default loader search applies}"
+fi
+
+say "binary"
+if [ "$dry" = 0 ] && ! "$bin" --help >/dev/null 2>&1; then
+  echo "$bin is missing or does not start here ($("$bin" --help 2>&1 | head -1)); building one"
+  [ -x /usr/local/cuda/bin/nvcc ] && export PATH="/usr/local/cuda/bin:$PATH"
+  fb=$root/native/build-gpu-fallback
+  step build 400 bash -c "cmake -S '$root/native' -B '$fb' -DSDT_CUDA=ON -DSDT_WERROR=OFF -DSDT_BLAS=OWN \
+    -DSDT_PORTABLE=ON -DCMAKE_BUILD_TYPE=Release && cmake --build '$fb' --target sdt-gpu-check -j\$(nproc)"
+  bin=$fb/sdt-gpu-check
+  "$bin" --help >/dev/null 2>&1 || { echo "gpu-check.sh: no usable sdt-gpu-check (see $logs/build.log)" >&2; }
+fi
+echo "binary: $bin"
+if [ "$dry" = 0 ] && command -v cuobjdump >/dev/null; then
+  cuobjdump --dump-resource-usage "$bin" >"$logs/resource-usage.txt" 2>&1 || true
+fi
+
+g() { step "check-$1" "$step_limit" "$bin" --seed "$seed" --only "$1"; }
+b() { step "bench-$1" "$bench_limit" "$bin" --seed "$seed" --bench "$1" "${@:2}"; }
+result() { grep -h "^RESULT $1 " "$logs"/bench-*.log 2>/dev/null | tail -1 | awk '{print $3}'; }
+
+say "parity: one process per group (seed $seed)"
+for group in embedding rmsnorm rope swiglu attention chunk cross_entropy adamw sampler gemm nccl model decode train; do
+  g "$group"
 done
-echo "cuBLASLt: ${SDT_CUBLASLT:-not found, the default loader search applies}"
-echo "NCCL:     ${SDT_NCCL:-not found, the default loader search applies}"
 
-say "build (Release, sm_90, warnings as errors)"
-start=$(date +%s)
-if ! cmake -S "$root/native" -B "$build" -DSDT_CUDA=ON -DSDT_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
-    >"$out/cmake-configure.txt" 2>&1; then
-  tail -30 "$out/cmake-configure.txt"; echo "gpu-check.sh: CMake configure failed" >&2; exit 2
-fi
-if ! cmake --build "$build" --target sdt-gpu-check -j"$(nproc)" >"$out/build.txt" 2>&1; then
-  grep -E "error|warning" "$out/build.txt" | head -40; echo "gpu-check.sh: build failed (log: $out/build.txt)" >&2; exit 2
-fi
-echo "built in $(( $(date +%s) - start )) s"
-bin="$build/sdt-gpu-check"
-if command -v cuobjdump >/dev/null; then
-  cuobjdump --dump-resource-usage "$bin" >"$out/resource-usage.txt" 2>&1 || true
-  echo "kernel resource usage: $out/resource-usage.txt"
-fi
+say "benchmarks: one process per part"
+b gemm
+b copy
+ceil=(--gemm-tflops "$(result gemm_tflops)" --copy-gbs "$(result copy_gbs)" --peak-tflops "$peak")
+[ "$dry" = 1 ] && ceil=(--gemm-tflops G --copy-gbs C --peak-tflops "$peak")
+b attention
+step bench-train "$bench_limit" "$bin" --seed "$seed" --bench train "${ceil[@]}"
+step bench-decode "$bench_limit" "$bin" --seed "$seed" --bench decode "${ceil[@]}" ${CHECKPOINT:+--checkpoint "$CHECKPOINT"}
 
-say "parity, seed $seed, with ceilings"
-bench_args=(--bench)
-[ -n "${CHECKPOINT:-}" ] && bench_args+=(--checkpoint "$CHECKPOINT")
-"$bin" --seed "$seed" "${bench_args[@]}" 2>&1 | tee "$out/parity-seed1.txt"
-rc=${PIPESTATUS[0]}
-if [ "$rc" -eq 2 ]; then echo "gpu-check.sh: sdt-gpu-check could not start (see above)" >&2; exit 2; fi
-[ "$rc" -eq 0 ] || status=1
-
-say "parity, seed $((seed + 1))"
-"$bin" --seed "$((seed + 1))" 2>&1 | tee "$out/parity-seed2.txt"
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-
+say "compute-sanitizer"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-if [ -n "$sanitizer" ]; then
-  say "compute-sanitizer memcheck (every group but the 200-step run, no bench)"
-  groups=embedding,rmsnorm,rope,swiglu,attention,chunk,cross_entropy,adamw,sampler,gemm,model,decode
-  "$sanitizer" --tool memcheck --error-exitcode 3 "$bin" --seed "$seed" --only "$groups" >"$out/memcheck.txt" 2>&1
-  rc=$?
-  grep -E "ERROR SUMMARY|checks, .* failed|Device not supported" "$out/memcheck.txt"
-  if [ "$rc" -eq 3 ]; then status=1; echo "memcheck found errors (log: $out/memcheck.txt)"; fi
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "memcheck did not complete (exit $rc; log: $out/memcheck.txt)"; fi
-
-  say "compute-sanitizer racecheck (attention: shared-memory tiles)"
-  "$sanitizer" --tool racecheck --error-exitcode 3 "$bin" --seed "$seed" --only attention >"$out/racecheck.txt" 2>&1
-  rc=$?
-  grep -E "RACECHECK SUMMARY|ERROR SUMMARY|checks, .* failed" "$out/racecheck.txt"
-  if [ "$rc" -eq 3 ]; then status=1; echo "racecheck found hazards (log: $out/racecheck.txt)"; fi
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "racecheck did not complete (exit $rc; log: $out/racecheck.txt)"; fi
+if [ -n "$sanitizer" ] || [ "$dry" = 1 ]; then
+  sanitizer=${sanitizer:-compute-sanitizer}
+  # A few seconds tell whether it works on this machine (gVisor refuses devices) before it is trusted.
+  if step sanitizer-probe 30 "$sanitizer" --tool memcheck --error-exitcode 3 "$bin" --seed "$seed" --only embedding; then
+    step memcheck 120 "$sanitizer" --tool memcheck --error-exitcode 3 "$bin" --seed "$seed" \
+      --only embedding,rmsnorm,rope,swiglu,attention,chunk,cross_entropy,adamw,sampler
+  else
+    echo "compute-sanitizer does not work here (see $logs/sanitizer-probe.log): memcheck NOT run"
+  fi
 else
   echo "compute-sanitizer not found: memcheck NOT run"
 fi
 
-say "result: $([ $status -eq 0 ] && echo PASS || echo FAIL) (logs in $out)"
-exit $status
+say "tensor-core attention (never run before this script)"
+g attention_tc
+b attention_tc
+if passed check-attention_tc || [ "$dry" = 1 ]; then
+  step check-model-tc "$step_limit" "$bin" --seed "$seed" --only model,decode --attention tc
+  step bench-train-tc "$bench_limit" "$bin" --seed "$seed" --bench train --attention tc "${ceil[@]}"
+else
+  echo "attention_tc failed or did not finish: the model step and training bench on tensor cores are skipped"
+fi
+if passed sanitizer-probe || [ "$dry" = 1 ]; then
+  step memcheck-tc 120 "${sanitizer:-compute-sanitizer}" --tool memcheck --error-exitcode 3 "$bin" --seed "$seed" --only attention_tc
+  step racecheck-tc 120 "${sanitizer:-compute-sanitizer}" --tool racecheck --error-exitcode 3 "$bin" --seed "$seed" --only attention_tc
+fi
+
+say "parity, second seed (all groups in one process)"
+step check-seed2 $((step_limit * 2)) "$bin" --seed $((seed + 1)) \
+  --only embedding,rmsnorm,rope,swiglu,attention,chunk,cross_entropy,adamw,sampler,gemm,model,decode,attention_tc
+
+# The summary: what failed, then the figures. Last on the console, also in summary.txt.
+summary() {
+  echo "== gpu-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), seed $seed, ${gpu_name:-unknown GPU}, $(($(date +%s) - t_start)) s)"
+  echo "steps: $(awk -F'\t' '{n++; if ($2 == "0" || $2 == "dry") ok++} END {printf "%d of %d passed", ok, n}' "$logs/steps.tsv")"
+  awk -F'\t' '$2 != "0" && $2 != "dry" {
+    why = ($2 == 124 || $2 == 137) ? "timed out" : ($2 == 1 ? "failures" : ($2 > 128 ? "signal " $2 - 128 : "status " $2))
+    printf "  step %s: %s (%s s)\n", $1, why, $3 }' "$logs/steps.tsv"
+  local fails
+  fails=$(grep -h -E ' (FAIL|FAIL: .*)$' "$logs"/check-*.log 2>/dev/null | sort -u)
+  if [ -n "$fails" ]; then
+    echo "failing rows:"
+    echo "$fails" | sed 's/^/  /'
+  fi
+  grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$logs"/memcheck*.log "$logs"/racecheck*.log 2>/dev/null | sed 's/^/  sanitizer: /'
+  grep -h "FAILED:" "$logs"/bench-*.log 2>/dev/null | sed 's/^/  /'
+  local gemm copy
+  gemm=$(result gemm_tflops)
+  copy=$(result copy_gbs)
+  echo "ceilings: cuBLASLt bf16 GEMM ${gemm:-?} TFLOP/s, device copy ${copy:-?} GB/s; datasheet bf16 peak ${peak} TFLOP/s (0: unknown part)"
+  for k in scalar tc; do
+    local f b fc bc
+    f=$(result "attention_${k}_bidirectional_fwd_ms")
+    b=$(result "attention_${k}_bidirectional_bwd_ms")
+    fc=$(result "attention_${k}_causal_fwd_ms")
+    bc=$(result "attention_${k}_causal_bwd_ms")
+    [ -n "$f$b" ] && echo "attention $k B8 T1024 h12 d64: bidirectional fwd ${f:-?} ms bwd ${b:-?} ms, causal fwd ${fc:-?} ms bwd ${bc:-?} ms"
+  done
+  for f in bench-train bench-train-tc; do
+    [ -f "$logs/$f.log" ] || continue
+    local line
+    line=$(awk 'function f(k) { return (k in v) ? v[k] : "?" }
+      /^RESULT /{v[$2]=$3} END {
+      if (!("train_step_ms" in v)) exit
+      printf "step %s ms, %s TFLOP/s model, MFU %s%% of GEMM, %s%% of peak; forward %s ms, backward %s ms, optimizer %s ms, zero_grad %s ms",
+        f("train_step_ms"), f("train_model_tflops"), f("train_mfu_pct_of_gemm"), f("train_mfu_pct_of_peak"),
+        f("train_forward_ms"), f("train_backward_ms"), f("train_optimizer_ms"), f("train_zero_grad_ms") }' "$logs/$f.log")
+    [ -n "$line" ] && echo "${f#bench-} 125M B8 T1024: $line"
+  done
+  local ar bound pct blk
+  ar=$(result decode_ar_tokens_per_s)
+  bound=$(result decode_bound_tokens_per_s)
+  pct=$(result decode_ar_pct_of_bound)
+  blk=$(result decode_block_tokens_per_s)
+  [ -n "$ar" ] && echo "decode batch 1: autoregressive $ar tok/s = ${pct:-?}% of the bandwidth bound ${bound:-?} tok/s; block decoding ${blk:-?} tok/s"
+  echo "logs: $out/gpu-check-logs.tar.gz"
+}
+
+say "archive"
+summary >"$logs/summary.txt" 2>&1
+cp "$logs/summary.txt" "$out/summary.txt"
+tar -czf "$out/gpu-check-logs.tar.gz" -C "$out" logs
+echo
+cat "$out/summary.txt"
+if [ "$dry" = 1 ]; then exit 0; fi
+awk -F'\t' '$2 != "0" { bad = 1 } END { exit bad ? 1 : 0 }' "$logs/steps.tsv"

@@ -3,11 +3,15 @@
 // fp32. Inside a tile each lane owns one key (or query) for the dot products and one slice of
 // the head dimension for the accumulators. Correctness first: no tensor cores yet (see
 // docs/cuda.md for the planned wgmma version).
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "attention.cuh"
 #include "device.cuh"
+#include "internal/attention_delta.cuh"
 #include "internal/attention_vis.cuh"
 #include "internal/check.cuh"
 #include "internal/warp.cuh"
@@ -312,12 +316,43 @@ SequenceVis sequence_vis(const AttentionMaskArgs& m, int T) {
   return SequenceVis{static_cast<int>(m.mode), m.block_size > 0 ? m.block_size : 1, m.segment, m.pos, T};
 }
 
+AttentionKernels initial_kernels() {
+  const char* env = std::getenv("SDT_ATTENTION");
+  return env && std::strcmp(env, "tc") == 0 ? AttentionKernels::TensorCores : AttentionKernels::Scalar;
+}
+
+AttentionKernels g_kernels = initial_kernels();
+
 }  // namespace
+
+namespace detail {
+
+void launch_attention_delta(const bf16* out, const bf16* dout, int B, int T, int nh, int hd, float* delta,
+                            cudaStream_t stream) {
+  const long warps = static_cast<long>(B) * T * nh;
+  attention_delta_kernel<<<static_cast<unsigned>((warps * 32 + 255) / 256), 256, 0, stream>>>(out, dout, B, T, nh,
+                                                                                            hd, delta);
+  check_launch("attention_backward (delta)");
+}
+
+}  // namespace detail
+
+void set_attention_kernels(AttentionKernels k) { g_kernels = k; }
+AttentionKernels attention_kernels() { return g_kernels; }
+
+bool attention_tc_supports(const void* qkv, int qkv_stride, int hd) {
+  return hd > 0 && hd % 16 == 0 && hd <= kAttentionMaxHeadDim && qkv_stride % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(qkv) % 16 == 0;
+}
 
 void attention_forward(const bf16* qkv, int qkv_stride, int B, int T, int nh, int nkv, int hd,
                        const AttentionMaskArgs& mask, bf16* out, float* lse, Stream stream) {
   check_shape("attention_forward", nh, nkv, hd);
   if (B <= 0 || T <= 0) return;
+  if (attention_kernels() == AttentionKernels::TensorCores && attention_tc_supports(qkv, qkv_stride, hd)) {
+    attention_forward_tc(qkv, qkv_stride, B, T, nh, nkv, hd, mask, out, lse, stream);
+    return;
+  }
   const Operands a = sequence_operands(qkv, qkv_stride, T, nh, nkv, hd);
   const dim3 grid(static_cast<unsigned>((T + kWarps - 1) / kWarps), static_cast<unsigned>(nh),
                   static_cast<unsigned>(B));
@@ -331,13 +366,15 @@ void attention_backward(const bf16* qkv, int qkv_stride, const bf16* out, const 
                         Stream stream) {
   check_shape("attention_backward", nh, nkv, hd);
   if (B <= 0 || T <= 0) return;
+  if (attention_kernels() == AttentionKernels::TensorCores && attention_tc_supports(qkv, qkv_stride, hd) &&
+      reinterpret_cast<uintptr_t>(dout) % 16 == 0) {
+    attention_backward_tc(qkv, qkv_stride, out, lse, dout, B, T, nh, nkv, hd, mask, delta, dqkv, stream);
+    return;
+  }
   cudaStream_t s = detail::as_stream(stream);
   const Operands a = sequence_operands(qkv, qkv_stride, T, nh, nkv, hd);
   const SequenceVis vis = sequence_vis(mask, T);
-  const long warps = static_cast<long>(B) * T * nh;
-  attention_delta_kernel<<<static_cast<unsigned>((warps * 32 + 255) / 256), 256, 0, s>>>(out, dout, B, T, nh, hd,
-                                                                                       delta);
-  check_launch("attention_backward (delta)");
+  detail::launch_attention_delta(out, dout, B, T, nh, hd, delta, s);
   const dim3 qgrid(static_cast<unsigned>((T + kWarps - 1) / kWarps), static_cast<unsigned>(nh),
                    static_cast<unsigned>(B));
   attention_dq_kernel<<<qgrid, kThreads, 0, s>>>(a, vis, dout, lse, delta, dqkv);

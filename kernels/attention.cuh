@@ -25,12 +25,25 @@ struct AttentionMaskArgs {
 void attention_forward(const bf16* qkv, int qkv_stride, int B, int T, int nh, int nkv, int hd,
                        const AttentionMaskArgs& mask, bf16* out, float* lse, Stream stream);
 
-// The same forward on tensor cores (WMMA bf16 16x16x16, fp32 accumulate): 64-query x 64-key
-// tiles, scores and the output accumulator in shared memory. head_dim a multiple of 16 (<= 128).
-// NOT YET RUN ON A GPU: callers keep attention_forward until `sdt-native gpu-check` has passed
-// the attention_fwd_tc rows (docs/gpu-notes.md); the training path does not use it yet.
+// The same forward and backward on tensor cores (kernels/attention_tc.cu: WMMA bf16, fp32
+// accumulate, 64 x 64 tiles, cp.async double buffering). head_dim a multiple of 16 (<= 128), qkv
+// rows on 16-byte boundaries (qkv_stride a multiple of 8).
 void attention_forward_tc(const bf16* qkv, int qkv_stride, int B, int T, int nh, int nkv, int hd,
                           const AttentionMaskArgs& mask, bf16* out, float* lse, Stream stream);
+void attention_backward_tc(const bf16* qkv, int qkv_stride, const bf16* out, const float* lse, const bf16* dout,
+                           int B, int T, int nh, int nkv, int hd, const AttentionMaskArgs& mask, float* delta,
+                           bf16* dqkv, Stream stream);
+
+// Which kernels attention_forward / attention_backward run. Scalar (CUDA cores) is the default
+// and the reference; TensorCores takes the *_tc kernels for shapes they support (else scalar).
+// The initial value comes from SDT_ATTENTION=tc|scalar in the environment. The tensor-core
+// kernels become the default only after `sdt-gpu-check` passed their rows on a GPU
+// (docs/gpu-notes.md).
+enum class AttentionKernels { Scalar, TensorCores };
+void set_attention_kernels(AttentionKernels k);
+AttentionKernels attention_kernels();
+// Whether the tensor-core kernels take this shape (head_dim, stride, alignment).
+bool attention_tc_supports(const void* qkv, int qkv_stride, int hd);
 
 // Writes (does not accumulate) every element of the q/k/v columns of dqkv ([B*T, qkv_stride]
 // bf16). delta: a device workspace of B*nh*T floats (receives rowsum(dout * out)).

@@ -33,6 +33,16 @@ struct SequenceVis {
     if (mode == static_cast<int>(AttentionMode::Block)) return min(T, (i / block_size + 1) * block_size);
     return T;
   }
+  // True when every query in [i0, i1) sees every key in [j0, j1) (a sufficient test: the tensor-core
+  // kernels skip the per-element mask on such tiles).
+  __device__ bool tile_all_visible(int i0, int i1, int j0, int j1) const {
+    if (seg || pos) return false;
+    if (mode == static_cast<int>(AttentionMode::Causal)) return j1 - 1 <= i0;
+    if (mode == static_cast<int>(AttentionMode::Block)) return (j1 - 1) / block_size <= i0 / block_size;
+    (void)i1;
+    (void)j0;
+    return true;
+  }
   // Queries before this index never see key j (a bound).
   __device__ int query_begin(int, int j) const {
     if (pos || seg) return 0;

@@ -37,33 +37,78 @@ struct Options {
   uint64_t seed = 0;
   bool seed_given = false;
   std::string only;
-  bool bench = false;
+  std::string bench;  // comma-separated bench parts; empty: none
   std::string checkpoint;
+  std::string attention = "scalar";
+  double gemm_tflops = 0.0;  // ceilings measured by an earlier process (0: measure here if needed)
+  double copy_gbs = 0.0;
+  double peak_tflops = 0.0;  // the device's datasheet dense bf16 rate (0: not known)
   int device = 0;
 };
+
+const char* const kGroups[] = {"embedding", "rmsnorm",  "rope",  "swiglu", "attention", "chunk",
+                               "cross_entropy", "adamw", "sampler", "gemm", "nccl", "model",
+                               "decode", "train", "attention_tc"};
+const char* const kBenchParts[] = {"gemm", "copy", "attention", "attention_tc", "train", "decode"};
 
 void print_usage() {
   std::printf(
       "Usage: sdt-native gpu-check [options]\n\n"
-      "Runs every CUDA kernel against the CPU reference on fresh random inputs and prints a table:\n"
-      "relative error ||gpu - cpu|| / ||cpu|| against its tolerance (bf16 outputs 1e-2, fp32 1e-4,\n"
-      "integer outputs exact) and the elements left unwritten (outputs are filled with NaN first).\n\n"
+      "Runs CUDA kernels against the CPU reference on fresh random inputs and prints a table row per\n"
+      "output as soon as it is measured: relative error ||gpu - cpu|| / ||cpu|| against its tolerance\n"
+      "(bf16 outputs 1e-2, fp32 1e-4, integer outputs exact), the largest absolute error, and the\n"
+      "elements left unwritten (outputs are filled with NaN first). Lines starting with RESULT are\n"
+      "for bench/gpu-check.sh's summary.\n\n"
       "Options:\n"
       "  --seed N      random seed (default: drawn from the clock, printed)\n"
-      "  --only LIST   run only the groups whose name contains an item of the comma-separated LIST\n"
-      "                (default: all). Groups: embedding, rmsnorm, rope, swiglu, attention, chunk,\n"
-      "                cross_entropy, adamw, sampler, gemm, nccl, model (a full training step against\n"
-      "                the CPU model), decode (logits and cached decoding against the CPU model),\n"
-      "                train (200 steps on the GPU, the loss must fall)\n"
-      "  --bench       also measure the cuBLASLt bf16 GEMM rate, the device copy bandwidth and one\n"
-      "                training step of a ~125M-parameter model at sequence 1024 (MFU), and\n"
-      "                autoregressive against block decoding speed\n"
-      "  --checkpoint DIR  with --bench: decode with this trained checkpoint (default: random\n"
-      "                weights, which never reach the confidence threshold, so block decoding\n"
-      "                commits one token per step and its speed-up is not meaningful)\n"
+      "  --only LIST   run only these comma-separated groups (default: all). Groups: embedding,\n"
+      "                rmsnorm, rope, swiglu, attention, chunk, cross_entropy, adamw, sampler, gemm,\n"
+      "                nccl, model (a training step against the CPU model, one row per parameter\n"
+      "                tensor), decode (logits and cached decoding against the CPU model), train (200\n"
+      "                steps on the GPU, the loss must fall), attention_tc (the tensor-core kernels)\n"
+      "  --bench LIST  run these comma-separated benchmarks instead of checks (\"all\": every one):\n"
+      "                gemm (cuBLASLt bf16 8192^3 rate), copy (device copy bandwidth), attention /\n"
+      "                attention_tc (forward and backward at the 125M training shape), train (one\n"
+      "                step of a ~125M model at sequence 1024, per phase, MFU), decode\n"
+      "                (autoregressive against block decoding, batch 1)\n"
+      "  --attention K scalar | tc: the attention kernels of the model, train and decode runs\n"
+      "                (default scalar)\n"
+      "  --gemm-tflops X, --copy-gbs X  ceilings measured earlier (train and decode need them;\n"
+      "                default: measured in this process)\n"
+      "  --peak-tflops X  the device's datasheet dense bf16 rate, for MFU against peak (default: off)\n"
+      "  --checkpoint DIR  decode with this trained checkpoint (default: random weights, which never\n"
+      "                reach the confidence threshold, so block decoding's speed-up is meaningless)\n"
       "  --device N    CUDA device (default 0)\n"
       "  --help        this text\n\n"
-      "Exit status: 0 all checks pass, 1 a check failed, 2 usage error or no CUDA device.\n");
+      "Exit status: 0 all checks pass, 1 a check or benchmark failed, 2 usage error or no CUDA device.\n");
+}
+
+// Splits a comma-separated list; returns false (after printing why) when an item is not in `known`.
+template <size_t N>
+bool known_items(const std::string& list, const char* const (&known)[N], const char* flag) {
+  size_t at = 0;
+  while (at <= list.size()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at);
+    bool found = item.empty() || item == "all";
+    for (const char* k : known) found = found || item == k;
+    if (!found) {
+      std::fprintf(stderr, "gpu-check: %s: unknown name \"%s\"; see --help\n", flag, item.c_str());
+      return false;
+    }
+    at = comma + 1;
+  }
+  return true;
+}
+
+bool parse_double(const char* flag, const char* v, double& out) {
+  char* end = nullptr;
+  out = std::strtod(v, &end);
+  if (!end || *end || out < 0.0) {
+    std::fprintf(stderr, "gpu-check: %s \"%s\" is not a non-negative number\n", flag, v);
+    return false;
+  }
+  return true;
 }
 
 // Returns false (after printing why) on a usage error.
@@ -77,9 +122,9 @@ bool parse(int argc, char** argv, Options& o) {
       }
       return argv[++i];
     };
+    const char* v = nullptr;
     if (a == "--seed") {
-      const char* v = value("--seed");
-      if (!v) return false;
+      if (!(v = value("--seed"))) return false;
       char* end = nullptr;
       o.seed = std::strtoull(v, &end, 10);
       if (!end || *end) {
@@ -88,19 +133,32 @@ bool parse(int argc, char** argv, Options& o) {
       }
       o.seed_given = true;
     } else if (a == "--only") {
-      const char* v = value("--only");
-      if (!v) return false;
+      if (!(v = value("--only"))) return false;
       o.only = v;
+      if (!known_items(o.only, kGroups, "--only")) return false;
+    } else if (a == "--bench") {
+      if (!(v = value("--bench"))) return false;
+      o.bench = v;
+      if (!known_items(o.bench, kBenchParts, "--bench")) return false;
+    } else if (a == "--attention") {
+      if (!(v = value("--attention"))) return false;
+      o.attention = v;
+      if (o.attention != "scalar" && o.attention != "tc") {
+        std::fprintf(stderr, "gpu-check: --attention \"%s\": use scalar or tc\n", v);
+        return false;
+      }
+    } else if (a == "--gemm-tflops") {
+      if (!(v = value("--gemm-tflops")) || !parse_double("--gemm-tflops", v, o.gemm_tflops)) return false;
+    } else if (a == "--copy-gbs") {
+      if (!(v = value("--copy-gbs")) || !parse_double("--copy-gbs", v, o.copy_gbs)) return false;
+    } else if (a == "--peak-tflops") {
+      if (!(v = value("--peak-tflops")) || !parse_double("--peak-tflops", v, o.peak_tflops)) return false;
     } else if (a == "--device") {
-      const char* v = value("--device");
-      if (!v) return false;
+      if (!(v = value("--device"))) return false;
       o.device = std::atoi(v);
     } else if (a == "--checkpoint") {
-      const char* v = value("--checkpoint");
-      if (!v) return false;
+      if (!(v = value("--checkpoint"))) return false;
       o.checkpoint = v;
-    } else if (a == "--bench") {
-      o.bench = true;
     } else {
       std::fprintf(stderr, "gpu-check: unknown option \"%s\"; run `sdt-native gpu-check --help`\n", a.c_str());
       return false;
@@ -170,90 +228,96 @@ float median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
-// Measures the two ceilings of docs/gpu-notes.md: cuBLASLt bf16 GEMM rate (8192^3, rotating
-// three operand sets so the cache does not serve repeats) and device-to-device copy bandwidth.
-struct Ceilings {
-  double gemm_tflops = 0.0;
-  double copy_gbs = 0.0;
-};
-
-Ceilings run_bench(Random& rng) {
-  std::printf("\nceilings (median of 20 timed runs after 5 warm-up runs):\n");
-  double gemm_tflops = 0.0, copy_gbs = 0.0;
-  {
-    CublasLt lt;
-    const int n = 8192;
-    const size_t elems = static_cast<size_t>(n) * n;
-    std::vector<DeviceBuffer<bf16>> as, bs;
-    std::vector<float> host = rng.normal_vector(elems, 1.0f);
-    for (int s = 0; s < 3; ++s) {
-      as.push_back(upload_bf16(host));
-      bs.push_back(upload_bf16(host));
-    }
-    DeviceBuffer<bf16> c(elems);
-    EventTimer timer;
-    std::vector<float> ms;
-    for (int it = 0; it < 25; ++it) {
-      const int s = it % 3;
-      timer.start(nullptr);
-      lt.matmul(false, true, n, n, n, 1.0f, as[static_cast<size_t>(s)].get(), n, bs[static_cast<size_t>(s)].get(), n,
-                0.0f, c.get(), OutType::BF16, n, nullptr);
-      timer.stop(nullptr);
-      const float t = timer.elapsed_ms();
-      if (it >= 5) ms.push_back(t);
-    }
-    const double flops = 2.0 * n * static_cast<double>(n) * n;
-    const float med = median(ms);
-    gemm_tflops = flops / (static_cast<double>(med) * 1e-3) / 1e12;
-    std::printf("  cuBLASLt bf16 GEMM %dx%dx%d (fp32 accumulate): %.3f ms, %.1f TFLOP/s\n", n, n, n, med, gemm_tflops);
+// Median time of `runs` timed calls after `warmup` untimed ones, by CUDA events on the default stream.
+template <class Fn>
+float time_ms(int warmup, int runs, Fn&& fn) {
+  EventTimer timer;
+  std::vector<float> ms;
+  for (int it = 0; it < warmup + runs; ++it) {
+    timer.start(nullptr);
+    fn(it);
+    timer.stop(nullptr);
+    const float t = timer.elapsed_ms();
+    if (it >= warmup) ms.push_back(t);
   }
-  {
-    const size_t bytes = size_t{1} << 30;
-    DeviceBuffer<uint8_t> src(bytes), dst(bytes);
-    fill_u32(src.get(), 0x3f800000u, bytes / 4, nullptr);
-    EventTimer timer;
-    std::vector<float> ms;
-    for (int it = 0; it < 25; ++it) {
-      timer.start(nullptr);
-      copy_on_device(dst.get(), src.get(), bytes, nullptr);
-      timer.stop(nullptr);
-      const float t = timer.elapsed_ms();
-      if (it >= 5) ms.push_back(t);
-    }
-    const float med = median(ms);
-    copy_gbs = 2.0 * static_cast<double>(bytes) / (static_cast<double>(med) * 1e-3) / 1e9;
-    std::printf("  device copy 1 GiB: %.3f ms, %.0f GB/s (bytes read + written)\n", med, copy_gbs);
-  }
-  return Ceilings{gemm_tflops, copy_gbs};
+  return median(ms);
 }
 
-// The two attention forwards at the training shape of the ~125M model (B=8, T=1024, 12 heads of
-// 64, bidirectional): time and FLOP rate (4 T^2 hd per head and row: scores and values).
-void run_attention_bench(Random& rng) {
+void result(const char* key, double value) { std::printf("RESULT %s %.6g\n", key, value); }
+
+// cuBLASLt bf16 GEMM rate at 8192^3, rotating three operand sets so the cache does not serve repeats.
+double bench_gemm(Random& rng) {
+  CublasLt lt;
+  const int n = 8192;
+  const size_t elems = static_cast<size_t>(n) * n;
+  std::vector<DeviceBuffer<bf16>> as, bs;
+  const std::vector<float> host = rng.normal_vector(elems, 1.0f);
+  for (int s = 0; s < 3; ++s) {
+    as.push_back(upload_bf16(host));
+    bs.push_back(upload_bf16(host));
+  }
+  DeviceBuffer<bf16> c(elems);
+  const float med = time_ms(5, 20, [&](int it) {
+    const size_t s = static_cast<size_t>(it % 3);
+    lt.matmul(false, true, n, n, n, 1.0f, as[s].get(), n, bs[s].get(), n, 0.0f, c.get(), OutType::BF16, n, nullptr);
+  });
+  const double tflops = 2.0 * n * static_cast<double>(n) * n / (static_cast<double>(med) * 1e-3) / 1e12;
+  std::printf("cuBLASLt bf16 GEMM %dx%dx%d (fp32 accumulate), median of 20 after 5: %.3f ms, %.1f TFLOP/s\n", n, n, n,
+              med, tflops);
+  result("gemm_tflops", tflops);
+  return tflops;
+}
+
+double bench_copy() {
+  const size_t bytes = size_t{1} << 30;
+  DeviceBuffer<uint8_t> src(bytes), dst(bytes);
+  fill_u32(src.get(), 0x3f800000u, bytes / 4, nullptr);
+  const float med = time_ms(5, 20, [&](int) { copy_on_device(dst.get(), src.get(), bytes, nullptr); });
+  const double gbs = 2.0 * static_cast<double>(bytes) / (static_cast<double>(med) * 1e-3) / 1e9;
+  std::printf("device copy 1 GiB, median of 20 after 5: %.3f ms, %.0f GB/s (bytes read + written)\n", med, gbs);
+  result("copy_gbs", gbs);
+  return gbs;
+}
+
+// Attention forward and backward at the ~125M training shape (B=8, T=1024, 12 heads of 64).
+// FLOPs: forward 4 T^2 hd per head and row (scores and values), backward 2.5x that (five
+// products against two); causal counts half. The backward includes its delta pass.
+void bench_attention(Random& rng, bool tc) {
   const int B = 8, T = 1024, nh = 12, nkv = 12, hd = 64, S = (nh + 2 * nkv) * hd;
-  std::vector<float> host = rng.normal_vector(static_cast<size_t>(B) * T * S, 1.0f);
+  const std::vector<float> host = rng.normal_vector(static_cast<size_t>(B) * T * S, 1.0f);
   auto qkv = upload_bf16(host);
-  DeviceBuffer<bf16> out(static_cast<size_t>(B) * T * nh * hd);
-  DeviceBuffer<float> lse(static_cast<size_t>(B) * nh * T);
-  const AttentionMaskArgs mask;
-  const double flops = 4.0 * static_cast<double>(T) * T * hd * nh * B;
-  for (int tc = 0; tc < 2; ++tc) {
-    EventTimer timer;
-    std::vector<float> ms;
-    for (int it = 0; it < 12; ++it) {
-      timer.start(nullptr);
+  DeviceBuffer<bf16> out(static_cast<size_t>(B) * T * nh * hd), dqkv(qkv.size());
+  std::vector<float> g = rng.normal_vector(out.size(), 1.0f);
+  round_to_bf16(g);
+  auto dout = upload_bf16(g);
+  DeviceBuffer<float> lse(static_cast<size_t>(B) * nh * T), delta(lse.size());
+  const char* kind = tc ? "tc" : "scalar";
+  for (const AttentionMode mode : {AttentionMode::Bidirectional, AttentionMode::Causal}) {
+    AttentionMaskArgs mask;
+    mask.mode = mode;
+    const double fwd_flops = 4.0 * static_cast<double>(T) * T * hd * nh * B * (mode == AttentionMode::Causal ? 0.5 : 1.0);
+    const float fwd = time_ms(2, 10, [&](int) {
       if (tc)
         attention_forward_tc(qkv.get(), S, B, T, nh, nkv, hd, mask, out.get(), lse.get(), nullptr);
       else
         attention_forward(qkv.get(), S, B, T, nh, nkv, hd, mask, out.get(), lse.get(), nullptr);
-      timer.stop(nullptr);
-      const float t = timer.elapsed_ms();
-      if (it >= 2) ms.push_back(t);
-    }
-    const float med = median(ms);
-    std::printf("  %s B=%d T=%d h=%d d=%d: %.3f ms, %.1f TFLOP/s\n",
-                tc ? "attention_forward_tc (WMMA)" : "attention_forward (CUDA cores)", B, T, nh, hd, med,
-                flops / (static_cast<double>(med) * 1e-3) / 1e12);
+    });
+    const float bwd = time_ms(2, 10, [&](int) {
+      if (tc)
+        attention_backward_tc(qkv.get(), S, out.get(), lse.get(), dout.get(), B, T, nh, nkv, hd, mask, delta.get(),
+                              dqkv.get(), nullptr);
+      else
+        attention_backward(qkv.get(), S, out.get(), lse.get(), dout.get(), B, T, nh, nkv, hd, mask, delta.get(),
+                           dqkv.get(), nullptr);
+    });
+    const char* m = attention_mode_name(mode);
+    std::printf("attention %-6s %-13s B=%d T=%d h=%d d=%d: forward %.3f ms (%.1f TFLOP/s), backward %.3f ms (%.1f "
+                "TFLOP/s)\n",
+                kind, m, B, T, nh, hd, fwd, fwd_flops / (static_cast<double>(fwd) * 1e-3) / 1e12, bwd,
+                2.5 * fwd_flops / (static_cast<double>(bwd) * 1e-3) / 1e12);
+    const std::string key = std::string("attention_") + kind + "_" + m;
+    result((key + "_fwd_ms").c_str(), fwd);
+    result((key + "_bwd_ms").c_str(), bwd);
   }
 }
 
@@ -274,7 +338,7 @@ ModelConfig config_125m() {
 // Autoregressive against block decoding through the shared sampler on the GPU (batch 1). The
 // AR bound: every step reads the bf16 weights once (the embedding table only by lookup when
 // untied), so tokens/s <= copy bandwidth / weight bytes.
-void run_decode_bench(Random& rng, const Ceilings& ceil, const std::string& checkpoint) {
+void bench_decode(Random& rng, double copy_gbs, const std::string& checkpoint) {
   const ModelConfig c = checkpoint.empty() ? config_125m() : io::read_model_config(checkpoint);
   Model cpu(c);
   if (checkpoint.empty())
@@ -306,8 +370,8 @@ void run_decode_bench(Random& rng, const Ceilings& ceil, const std::string& chec
   const double weight_bytes =
       2.0 * static_cast<double>(cpu.num_params() -
                                 (c.tie_word_embeddings ? 0 : static_cast<int64_t>(c.vocab_size) * c.hidden_size));
-  const double bound = ceil.copy_gbs * 1e9 / weight_bytes;
-  std::printf("  %s, %.1fM params, prompt %zu, %d new tokens, batch 1\n",
+  const double bound = copy_gbs * 1e9 / weight_bytes;
+  std::printf("decode: %s, %.1fM params, prompt %zu, %d new tokens, batch 1\n",
               checkpoint.empty() ? "random weights" : checkpoint.c_str(), static_cast<double>(cpu.num_params()) / 1e6,
               prompt.size(), max_new);
   std::printf("  autoregressive: %.1f tokens/s (%d forward passes) = %.1f%% of the bandwidth bound %.0f tokens/s\n",
@@ -315,13 +379,17 @@ void run_decode_bench(Random& rng, const Ceilings& ceil, const std::string& chec
   std::printf("  block decoding (threshold 0.9, block %d): %.1f tokens/s, %d steps, %d forward passes = %.2fx "
               "autoregressive\n",
               c.block_size, blk_tps, blk.steps, blk.forward_passes, blk_tps / ar_tps);
+  result("decode_ar_tokens_per_s", ar_tps);
+  result("decode_bound_tokens_per_s", bound);
+  result("decode_ar_pct_of_bound", 100.0 * ar_tps / bound);
+  result("decode_block_tokens_per_s", blk_tps);
 }
 
-// One training step (forward, backward, AdamW) of a ~125M-parameter model at sequence 1024,
-// as model FLOP/s against the measured GEMM rate (MFU). Model FLOPs: 6 per matrix parameter
-// per token (lm_head included, the embedding lookup not) plus attention's 12 * L * T * D per
-// token (scores and values, forward and backward, full bidirectional T).
-void run_train_bench(Random& rng, double gemm_tflops) {
+// One training step (forward, backward, AdamW) of a ~125M-parameter model at sequence 1024, per
+// phase, as model FLOP/s against the measured GEMM rate and the datasheet peak (MFU). Model
+// FLOPs: 6 per matrix parameter per token (lm_head included, the embedding lookup not) plus
+// attention's 12 * L * T * D per token (scores and values, forward and backward, full T).
+void bench_train(Random& rng, double gemm_tflops, double peak_tflops) {
   const ModelConfig c = config_125m();
   const int B = 8, T = 1024, N = B * T;
   Model cpu(c);
@@ -341,44 +409,82 @@ void run_train_bench(Random& rng, double gemm_tflops) {
   b.target_ids = targets.data();
   b.mode = AttentionMode::Bidirectional;
   const train::AdamWConfig acfg;
-  EventTimer timer;
-  std::vector<float> ms;
-  for (int it = 0; it < 8; ++it) {
-    timer.start(nullptr);
+  const float step = time_ms(2, 6, [&](int) {
     gpu.zero_grad();
     gpu.forward_backward(b);
     gpu.optimizer_step(acfg, 1e-4, 1.0);
-    timer.stop(nullptr);
-    const float t = timer.elapsed_ms();
-    if (it >= 2) ms.push_back(t);
-  }
+  });
+  const float fwd = time_ms(1, 5, [&](int) { gpu.forward_loss(b); });
+  const float fwd_bwd = time_ms(1, 5, [&](int) { gpu.forward_backward(b); });
+  const float opt = time_ms(1, 5, [&](int) { gpu.optimizer_step(acfg, 1e-4, 1.0); });
+  const float zero = time_ms(1, 5, [&](int) { gpu.zero_grad(); });
   const double embed = static_cast<double>(c.vocab_size) * c.hidden_size;
   const double matrix_params = static_cast<double>(cpu.num_params()) - embed;  // untied: lm_head stays
   const double flops = 6.0 * matrix_params * N + 12.0 * c.num_hidden_layers * static_cast<double>(T) * c.hidden_size * N;
-  const float med = median(ms);
-  const double tflops = flops / (static_cast<double>(med) * 1e-3) / 1e12;
-  std::printf("  train step, %.1fM params, B=%d T=%d: %.2f ms, %.0f tokens/s, %.1f TFLOP/s model = %.1f%% of the GEMM "
-              "rate (MFU)\n",
-              static_cast<double>(cpu.num_params()) / 1e6, B, T, med, N / (static_cast<double>(med) * 1e-3), tflops,
-              100.0 * tflops / gemm_tflops);
+  const double tflops = flops / (static_cast<double>(step) * 1e-3) / 1e12;
+  std::printf("train step (%s attention), %.1fM params, B=%d T=%d: %.2f ms, %.0f tokens/s, %.1f TFLOP/s model\n",
+              attention_kernels() == AttentionKernels::TensorCores ? "tensor-core" : "scalar",
+              static_cast<double>(cpu.num_params()) / 1e6, B, T, step, N / (static_cast<double>(step) * 1e-3), tflops);
+  std::printf("  phases (medians of 5, host copies included): forward %.2f ms, backward %.2f ms (forward+backward "
+              "%.2f - forward), optimizer %.2f ms, zero_grad %.2f ms\n",
+              fwd, fwd_bwd - fwd, fwd_bwd, opt, zero);
+  if (gemm_tflops > 0.0) std::printf("  MFU against the measured GEMM rate: %.1f%%\n", 100.0 * tflops / gemm_tflops);
+  if (peak_tflops > 0.0) std::printf("  MFU against the datasheet peak %.0f TFLOP/s: %.1f%%\n", peak_tflops,
+                                     100.0 * tflops / peak_tflops);
+  result("train_step_ms", step);
+  result("train_model_tflops", tflops);
+  result("train_forward_ms", fwd);
+  result("train_backward_ms", fwd_bwd - fwd);
+  result("train_optimizer_ms", opt);
+  result("train_zero_grad_ms", zero);
+  if (gemm_tflops > 0.0) result("train_mfu_pct_of_gemm", 100.0 * tflops / gemm_tflops);
+  if (peak_tflops > 0.0) result("train_mfu_pct_of_peak", 100.0 * tflops / peak_tflops);
 }
 
-// `only` is a comma-separated list; a group runs when its name contains one of the items.
-bool selected(const std::string& only, const std::string& group) {
-  if (only.empty()) return true;
+bool listed(const std::string& list, const std::string& name) {
+  if (list.empty()) return false;
   size_t at = 0;
-  while (at <= only.size()) {
-    const size_t comma = std::min(only.find(',', at), only.size());
-    const std::string item = only.substr(at, comma - at);
-    if (!item.empty() && group.find(item) != std::string::npos) return true;
+  while (at <= list.size()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at);
+    if (item == name || item == "all") return true;
     at = comma + 1;
   }
   return false;
 }
 
+// Each named part in its own try: one failing benchmark does not hide the others' figures.
+int run_benches(Random& rng, const Options& o) {
+  int failed = 0;
+  double gemm = o.gemm_tflops, copy = o.copy_gbs;
+  auto part = [&](const char* name, const std::function<void()>& fn) {
+    if (!listed(o.bench, name)) return;
+    std::printf("\n== bench %s\n", name);
+    try {
+      fn();
+      synchronize();
+    } catch (const std::exception& e) {
+      std::printf("bench %s FAILED: %s\n", name, e.what());
+      ++failed;
+    }
+  };
+  part("gemm", [&] { gemm = bench_gemm(rng); });
+  part("copy", [&] { copy = bench_copy(); });
+  part("attention", [&] { bench_attention(rng, false); });
+  part("attention_tc", [&] { bench_attention(rng, true); });
+  part("train", [&] { bench_train(rng, gemm, o.peak_tflops); });
+  part("decode", [&] {
+    if (copy <= 0.0) copy = bench_copy();
+    bench_decode(rng, copy, o.checkpoint);
+  });
+  return failed;
+}
+
 }  // namespace
 
 int cmd_gpu_check(int argc, char** argv) {
+  // Line-buffered even into a pipe: a crash or a timeout keeps every row printed before it.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       print_usage();
@@ -399,14 +505,16 @@ int cmd_gpu_check(int argc, char** argv) {
   try {
     set_device(o.device);
     if (!o.seed_given) o.seed = static_cast<uint64_t>(std::time(nullptr));
-    std::printf("device %d: %s\nseed %llu (rerun with --seed %llu)\n\n", o.device,
-                device_description(o.device).c_str(), static_cast<unsigned long long>(o.seed),
-                static_cast<unsigned long long>(o.seed));
+    std::printf("device %d: %s\nseed %llu (rerun with --seed %llu)\n", o.device, device_description(o.device).c_str(),
+                static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(o.seed));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gpu-check: %s\n", e.what());
     return 2;
   }
+  set_attention_kernels(o.attention == "tc" ? AttentionKernels::TensorCores : AttentionKernels::Scalar);
   Random rng(o.seed);
+  if (!o.bench.empty()) return run_benches(rng, o) == 0 ? 0 : 1;
+
   Table table;
   const std::vector<std::pair<const char*, std::function<void(Random&, Table&)>>> groups = {
       {"embedding", check_embedding},         {"rmsnorm", check_rmsnorm}, {"rope", check_rope},
@@ -415,10 +523,11 @@ int cmd_gpu_check(int argc, char** argv) {
       {"adamw", check_adamw},                 {"sampler", check_sampler},
       {"gemm", check_gemm},                   {"nccl", check_nccl},
       {"model", check_model_step},            {"decode", check_decode},
-      {"train", check_training_run},
+      {"train", check_training_run},          {"attention_tc", check_attention_tc},
   };
   for (const auto& [name, fn] : groups) {
-    if (!selected(o.only, name)) continue;
+    if (!o.only.empty() && !listed(o.only, name)) continue;
+    std::printf("\n== group %s\n", name);
     try {
       fn(rng, table);
       synchronize();  // surface asynchronous faults in this group, not the next
@@ -429,21 +538,7 @@ int cmd_gpu_check(int argc, char** argv) {
       table.add(r);
     }
   }
-  table.print();
-  if (o.bench) {
-    try {
-      const Ceilings ceil = run_bench(rng);
-      std::printf("\nattention forward (median of 10 after 2 warm-up runs):\n");
-      run_attention_bench(rng);
-      std::printf("\ntraining step (median of 6 after 2 warm-up steps):\n");
-      run_train_bench(rng, ceil.gemm_tflops);
-      std::printf("\ndecoding:\n");
-      run_decode_bench(rng, ceil, o.checkpoint);
-    } catch (const std::exception& e) {
-      std::printf("bench failed: %s\n", e.what());
-      return 1;
-    }
-  }
+  table.print_summary();
   return table.failures() == 0 ? 0 : 1;
 }
 

@@ -1,6 +1,7 @@
 #ifdef SDT_HAVE_CUDA
 #include "cuda/parity.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -88,13 +89,70 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& r
   return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
+double max_abs_error(const std::vector<float>& got, const std::vector<float>& ref) {
+  if (got.size() != ref.size()) return std::numeric_limits<double>::quiet_NaN();
+  double m = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(got[i]) - static_cast<double>(ref[i]));
+    if (std::isnan(d)) return d;
+    m = std::max(m, d);
+  }
+  return m;
+}
+
 long count_nan(const std::vector<float>& v) {
   long n = 0;
   for (const float x : v) n += std::isnan(x) ? 1 : 0;
   return n;
 }
 
+std::vector<Part> qkv_parts(int nh, int nkv, int hd) {
+  const long q = static_cast<long>(nh) * hd, kv = static_cast<long>(nkv) * hd;
+  return {{"dq", 0, q}, {"dk", q, q + kv}, {"dv", q + kv, q + 2 * kv}};
+}
+
+std::vector<float> gather(const std::vector<float>& v, const Part& part, long stride) {
+  std::vector<float> out;
+  if (stride <= 0) return out;
+  const long rows = static_cast<long>(v.size()) / stride;
+  out.reserve(static_cast<size_t>(rows * (part.end - part.begin)));
+  for (long r = 0; r < rows; ++r)
+    out.insert(out.end(), v.begin() + r * stride + part.begin, v.begin() + r * stride + part.end);
+  return out;
+}
+
 bool Row::pass() const { return note.empty() && unwritten <= 0 && error <= tolerance; }
+
+namespace {
+
+void print_header() {
+  std::printf("%-56s %-22s %-5s %10s %10s %7s %9s  %s\n", "check", "shape", "type", "rel_err", "max_abs", "tol",
+              "unwritten", "result");
+}
+
+void print_row(const Row& r) {
+  char unwritten[32], max_abs[32];
+  if (r.unwritten < 0)
+    std::snprintf(unwritten, sizeof unwritten, "-");
+  else
+    std::snprintf(unwritten, sizeof unwritten, "%ld", r.unwritten);
+  if (r.max_abs < 0.0)
+    std::snprintf(max_abs, sizeof max_abs, "-");
+  else
+    std::snprintf(max_abs, sizeof max_abs, "%.3e", r.max_abs);
+  std::printf("%-56s %-22s %-5s %10.3e %10s %7.0e %9s  %s%s%s\n", r.check.c_str(), r.shape.c_str(), r.type.c_str(),
+              r.error, max_abs, r.tolerance, unwritten, r.pass() ? "PASS" : "FAIL", r.note.empty() ? "" : ": ",
+              r.note.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void Table::add(const Row& row) {
+  if (rows_.empty()) print_header();
+  rows_.push_back(row);
+  print_row(row);
+}
 
 void Table::compare(const std::string& check, const std::string& shape, const std::string& type,
                     const std::vector<float>& got, const std::vector<float>& ref, double tolerance, bool poisoned) {
@@ -103,26 +161,28 @@ void Table::compare(const std::string& check, const std::string& shape, const st
   r.shape = shape;
   r.type = type;
   r.error = relative_error(got, ref);
+  r.max_abs = max_abs_error(got, ref);
   r.tolerance = tolerance;
   r.unwritten = poisoned ? count_nan(got) - count_nan(ref) : -1;
   if (!poisoned && count_nan(got) > count_nan(ref)) r.note = "NaN in output";
-  rows_.push_back(r);
+  add(r);
 }
 
-void Table::print() const {
-  std::printf("%-34s %-24s %-5s %11s %8s %9s  %s\n", "check", "shape", "type", "rel_err", "tol", "unwritten",
-              "result");
-  for (const Row& r : rows_) {
-    char unwritten[32];
-    if (r.unwritten < 0)
-      std::snprintf(unwritten, sizeof unwritten, "-");
-    else
-      std::snprintf(unwritten, sizeof unwritten, "%ld", r.unwritten);
-    std::printf("%-34s %-24s %-5s %11.3e %8.0e %9s  %s%s%s\n", r.check.c_str(), r.shape.c_str(), r.type.c_str(),
-                r.error, r.tolerance, unwritten, r.pass() ? "PASS" : "FAIL", r.note.empty() ? "" : ": ",
-                r.note.c_str());
+void Table::compare_parts(const std::string& check, const std::string& shape, const std::string& type,
+                          const std::vector<float>& got, const std::vector<float>& ref, const std::vector<Part>& parts,
+                          long stride, double tolerance, bool poisoned) {
+  for (const Part& p : parts)
+    compare(check + " " + p.name, shape, type, gather(got, p, stride), gather(ref, p, stride), tolerance, poisoned);
+}
+
+void Table::print_summary() const {
+  const int failed = failures();
+  if (failed > 0) {
+    std::printf("failing rows:\n");
+    for (const Row& r : rows_)
+      if (!r.pass()) print_row(r);
   }
-  std::printf("%d checks, %d failed\n", static_cast<int>(rows_.size()), failures());
+  std::printf("%d checks, %d failed\n", static_cast<int>(rows_.size()), failed);
 }
 
 int Table::failures() const {

@@ -35,6 +35,7 @@ DeviceBuffer<int32_t> upload_i32(const std::vector<int32_t>& v);
 
 // ||got - ref|| / ||ref|| in double (||got - ref|| when ref is all zeros). NaN anywhere gives NaN.
 double relative_error(const std::vector<float>& got, const std::vector<float>& ref);
+double max_abs_error(const std::vector<float>& got, const std::vector<float>& ref);
 long count_nan(const std::vector<float>& v);
 
 struct Row {
@@ -43,24 +44,45 @@ struct Row {
   std::string type;  // "bf16", "fp32", "int", "u8"
   double error = 0.0;
   double tolerance = 0.0;
+  double max_abs = -1.0;  // largest |got - ref|; -1: not measured
   long unwritten = -1;  // -1: not applicable (accumulating or in-place outputs)
   std::string note;
   bool pass() const;
 };
 
+// A named part of a flat output: columns [begin, end) of every row of `stride` elements (a
+// whole-buffer slice is one row: stride = the buffer's size).
+struct Part {
+  std::string name;
+  long begin = 0, end = 0;
+};
+
+// The dq, dk and dv columns of a fused [rows, (nh + 2 nkv) hd] qkv gradient.
+std::vector<Part> qkv_parts(int nh, int nkv, int hd);
+
+// Rows are printed as they are added (stdout line-buffered), so a crash later in the process
+// loses none of them; print_summary() repeats the failing rows and the count at the end.
 class Table {
  public:
   // Adds a row for an output compared with its reference; `poisoned` says whether the output was
   // filled with NaN before the run (then NaNs left are unwritten elements).
   void compare(const std::string& check, const std::string& shape, const std::string& type,
                const std::vector<float>& got, const std::vector<float>& ref, double tolerance, bool poisoned);
-  void add(const Row& row) { rows_.push_back(row); }
-  void print() const;
+  // One row per part, named "<check> <part>".
+  void compare_parts(const std::string& check, const std::string& shape, const std::string& type,
+                     const std::vector<float>& got, const std::vector<float>& ref, const std::vector<Part>& parts,
+                     long stride, double tolerance, bool poisoned);
+  void add(const Row& row);
+  void print_summary() const;
   int failures() const;
+  const std::vector<Row>& rows() const { return rows_; }
 
  private:
   std::vector<Row> rows_;
 };
+
+// Gathers the elements of `part` (see Part) from a flat buffer.
+std::vector<float> gather(const std::vector<float>& v, const Part& part, long stride);
 
 constexpr double kBf16Tolerance = 1e-2;
 constexpr double kF32Tolerance = 1e-4;

@@ -155,7 +155,7 @@ struct AttentionCase {
   bool packed;  // segments (one of them negative) and per-segment positions
 };
 
-void run_attention_case(const AttentionCase& c, Random& rng, Table& table) {
+void run_attention_case(const AttentionCase& c, bool tensor_cores, Random& rng, Table& table) {
   const int S = (c.nh + 2 * c.nkv) * c.hd, N = c.B * c.T, A = c.nh * c.hd;
   std::vector<float> qkv = rng.normal_vector(static_cast<size_t>(N) * S, 1.0f);
   round_to_bf16(qkv);
@@ -189,29 +189,20 @@ void run_attention_case(const AttentionCase& c, Random& rng, Table& table) {
   std::vector<float> out(static_cast<size_t>(N) * A), lse(static_cast<size_t>(c.B) * c.nh * c.T);
   sdt::attention_forward(qkv.data(), S, c.B, c.T, c.nh, c.nkv, c.hd, cm, out.data(), lse.data());
   auto dqkv_in = upload_bf16(qkv);
+  const std::string shape = "B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " h" + std::to_string(c.nh) +
+                            "/" + std::to_string(c.nkv) + " d" + std::to_string(c.hd);
+  if (tensor_cores && !attention_tc_supports(dqkv_in.get(), S, c.hd)) return;
+  const std::string tag = tensor_cores ? "_tc " : " ";
   DeviceBuffer<bf16> dout(out.size());
   DeviceBuffer<float> dlse(lse.size());
   poison(dout);
   poison(dlse);
-  attention_forward(dqkv_in.get(), S, c.B, c.T, c.nh, c.nkv, c.hd, gm, dout.get(), dlse.get(), nullptr);
-  const std::string shape = "B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " h" + std::to_string(c.nh) +
-                            "/" + std::to_string(c.nkv) + " d" + std::to_string(c.hd);
-  const std::vector<float> gpu_out = download_bf16(dout);
-  table.compare(std::string("attention_fwd ") + c.name, shape, "bf16", gpu_out, out, kBf16Tolerance, true);
-  table.compare(std::string("attention_fwd lse ") + c.name, shape, "fp32", download_f32(dlse), lse, kF32Tolerance,
-                true);
-
-  if (c.hd % 16 == 0) {  // the tensor-core forward, same contract
-    DeviceBuffer<bf16> tc_out(out.size());
-    DeviceBuffer<float> tc_lse(lse.size());
-    poison(tc_out);
-    poison(tc_lse);
-    attention_forward_tc(dqkv_in.get(), S, c.B, c.T, c.nh, c.nkv, c.hd, gm, tc_out.get(), tc_lse.get(), nullptr);
-    table.compare(std::string("attention_fwd_tc ") + c.name, shape, "bf16", download_bf16(tc_out), out,
-                  kBf16Tolerance, true);
-    table.compare(std::string("attention_fwd_tc lse ") + c.name, shape, "fp32", download_f32(tc_lse), lse,
-                  kF32Tolerance, true);
-  }
+  if (tensor_cores)
+    attention_forward_tc(dqkv_in.get(), S, c.B, c.T, c.nh, c.nkv, c.hd, gm, dout.get(), dlse.get(), nullptr);
+  else
+    attention_forward(dqkv_in.get(), S, c.B, c.T, c.nh, c.nkv, c.hd, gm, dout.get(), dlse.get(), nullptr);
+  table.compare("attention_fwd" + tag + c.name, shape, "bf16", download_bf16(dout), out, kBf16Tolerance, true);
+  table.compare("attention_fwd" + tag + "lse " + c.name, shape, "fp32", download_f32(dlse), lse, kF32Tolerance, true);
 
   std::vector<float> g = rng.normal_vector(out.size(), 1.0f);
   round_to_bf16(g);
@@ -222,23 +213,37 @@ void run_attention_case(const AttentionCase& c, Random& rng, Table& table) {
   DeviceBuffer<float> delta(lse.size());
   DeviceBuffer<bf16> dd(qkv.size());
   poison(dd);
-  attention_backward(dqkv_in.get(), S, dout.get(), dlse.get(), dg.get(), c.B, c.T, c.nh, c.nkv, c.hd, gm,
-                     delta.get(), dd.get(), nullptr);
-  table.compare(std::string("attention_bwd dqkv ") + c.name, shape, "bf16", download_bf16(dd), dqkv, kBf16Tolerance,
-                true);
+  // The backward takes this kernel family's own forward outputs, as a training step would.
+  if (tensor_cores)
+    attention_backward_tc(dqkv_in.get(), S, dout.get(), dlse.get(), dg.get(), c.B, c.T, c.nh, c.nkv, c.hd, gm,
+                          delta.get(), dd.get(), nullptr);
+  else
+    attention_backward(dqkv_in.get(), S, dout.get(), dlse.get(), dg.get(), c.B, c.T, c.nh, c.nkv, c.hd, gm,
+                       delta.get(), dd.get(), nullptr);
+  table.compare_parts("attention_bwd" + tag + c.name, shape, "bf16", download_bf16(dd), dqkv,
+                      qkv_parts(c.nh, c.nkv, c.hd), S, kBf16Tolerance, true);
 }
+
+const AttentionCase kAttentionCases[] = {
+    {"bidirectional", AttentionMode::Bidirectional, 1, 2, 80, 4, 2, 64, false},
+    {"causal", AttentionMode::Causal, 1, 2, 70, 4, 4, 32, false},
+    {"block16", AttentionMode::Block, 16, 1, 96, 6, 2, 128, false},
+    {"block8 packed", AttentionMode::Block, 8, 2, 64, 2, 1, 64, true},
+    {"causal packed", AttentionMode::Causal, 1, 2, 45, 4, 1, 96, true},
+    // Several 64-row tiles on both sides (the tensor-core kernels' double buffering), GQA 4:1.
+    {"bidirectional long gqa", AttentionMode::Bidirectional, 1, 1, 300, 4, 1, 64, false},
+    {"causal long", AttentionMode::Causal, 1, 2, 200, 2, 2, 64, false},
+    {"block32 long packed", AttentionMode::Block, 32, 1, 257, 4, 2, 128, true},
+};
 
 }  // namespace
 
 void check_attention(Random& rng, Table& table) {
-  const AttentionCase cases[] = {
-      {"bidirectional", AttentionMode::Bidirectional, 1, 2, 80, 4, 2, 64, false},
-      {"causal", AttentionMode::Causal, 1, 2, 70, 4, 4, 32, false},
-      {"block16", AttentionMode::Block, 16, 1, 96, 6, 2, 128, false},
-      {"block8 packed", AttentionMode::Block, 8, 2, 64, 2, 1, 64, true},
-      {"causal packed", AttentionMode::Causal, 1, 2, 45, 4, 1, 96, true},
-  };
-  for (const AttentionCase& c : cases) run_attention_case(c, rng, table);
+  for (const AttentionCase& c : kAttentionCases) run_attention_case(c, false, rng, table);
+}
+
+void check_attention_tc(Random& rng, Table& table) {
+  for (const AttentionCase& c : kAttentionCases) run_attention_case(c, true, rng, table);
 }
 
 void check_attention_chunk(Random& rng, Table& table) {

@@ -12,6 +12,8 @@ void check_rmsnorm(Random& rng, Table& table);
 void check_rope(Random& rng, Table& table);
 void check_swiglu(Random& rng, Table& table);
 void check_attention(Random& rng, Table& table);
+// The same cases on the tensor-core kernels (attention_forward_tc / attention_backward_tc).
+void check_attention_tc(Random& rng, Table& table);
 void check_attention_chunk(Random& rng, Table& table);
 void check_cross_entropy(Random& rng, Table& table);
 void check_adamw(Random& rng, Table& table);
