@@ -336,6 +336,7 @@ __global__ void __launch_bounds__(kThreads)
     accumulate_16xhd<wmma::row_major>(Ps + r0 * kLdP, kLdP, 16, Vt, L.ldh, hd, Os + r0 * L.ldo, L.ldo);
     __syncthreads();  // buffer s is free for the copy issued in the next iteration
   }
+  cp_async_wait<0>();  // with no tile at all, the first copies are still in flight
   if (half == 0) {
     Mfin[r] = m;
     Lfin[r] = l;
@@ -405,6 +406,7 @@ __global__ void __launch_bounds__(kThreads)
     accumulate_16xhd<wmma::row_major>(dSs + r0 * kLdP, kLdP, 16, Kt, L.ldh, hd, dQs + r0 * L.ldo, L.ldo);
     __syncthreads();
   }
+  cp_async_wait<0>();  // with no tile at all, the first copies are still in flight
   __syncthreads();
   store_rows(dQs, L.ldo, T - i0, hd, a.scale,
              reinterpret_cast<nv*>(dqkv + (static_cast<long>(b) * T + i0) * a.S + static_cast<long>(h) * hd), a.S);
@@ -467,6 +469,7 @@ __global__ void __launch_bounds__(kThreads)
     accumulate_16xhd<wmma::col_major>(dSs + r0, kLdP, 16L * kLdP, Qt, L.ldh, hd, dKs + r0 * L.ldo, L.ldo);
     __syncthreads();
   }
+  cp_async_wait<0>();  // with no tile at all, the first copies are still in flight
   __syncthreads();
   nv* first = reinterpret_cast<nv*>(dqkv + (static_cast<long>(b) * T + j0) * a.S);
   store_rows(dKs, L.ldo, T - j0, hd, a.scale, first + static_cast<long>(a.nh + g) * hd, a.S);

@@ -103,21 +103,18 @@ __global__ void sum_rows_kernel(const float* x, int N, double* out) {
 }  // namespace
 
 void cross_entropy(const bf16* logits, int N, int V, const int32_t* targets, const float* w, int mask_id,
-                   float grad_scale, float* ce_out, double* loss_sum, bf16* dlogits, Stream stream) {
+                   float grad_scale, float* ce_out, double* loss_sum, bf16* dlogits, float* workspace,
+                   Stream stream) {
   cudaStream_t s = detail::as_stream(stream);
   if (N <= 0) {
     SDT_CUDA_CHECK(cudaMemsetAsync(loss_sum, 0, sizeof(double), s));
     return;
   }
-  // The weighted per-row losses need a buffer; cudaMallocAsync keeps this stream-ordered.
-  float* weighted = nullptr;
-  SDT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&weighted), sizeof(float) * static_cast<size_t>(N), s));
-  cross_entropy_kernel<<<N, kThreads, 0, s>>>(logits, V, targets, w, mask_id, grad_scale, ce_out, weighted,
+  cross_entropy_kernel<<<N, kThreads, 0, s>>>(logits, V, targets, w, mask_id, grad_scale, ce_out, workspace,
                                               grad_scale != 0.0f ? dlogits : nullptr);
   check_launch("cross_entropy");
-  sum_rows_kernel<<<1, 1024, 0, s>>>(weighted, N, loss_sum);
+  sum_rows_kernel<<<1, 1024, 0, s>>>(workspace, N, loss_sum);
   check_launch("cross_entropy (sum)");
-  SDT_CUDA_CHECK(cudaFreeAsync(weighted, s));
 }
 
 }  // namespace sdt::cuda

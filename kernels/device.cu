@@ -85,6 +85,12 @@ void fill_u16(void* dst, uint16_t bits, size_t count, Stream stream) {
 
 void synchronize() { SDT_CUDA_CHECK(cudaDeviceSynchronize()); }
 
+Stream stream_create_ordered() {
+  cudaStream_t s = nullptr;
+  SDT_CUDA_CHECK(cudaStreamCreate(&s));
+  return s;
+}
+
 Stream stream_create() {
   cudaStream_t s = nullptr;
   SDT_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));

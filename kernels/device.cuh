@@ -27,6 +27,10 @@ void fill_u16(void* dst, uint16_t bits, size_t count, Stream stream);
 void synchronize();  // the whole device; rethrows errors of earlier asynchronous work
 
 Stream stream_create();
+// A stream whose work is ordered with the legacy default stream, so the synchronous copies above
+// (copy_to_device, copy_to_host, DeviceBuffer::upload/download) wait for its kernels and its
+// kernels for them. An engine's own stream: no other caller's work runs on it.
+Stream stream_create_ordered();
 void stream_destroy(Stream s);
 void stream_synchronize(Stream s);
 

@@ -9,10 +9,12 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "cuda/cublaslt.h"
 #include "cuda/dynlib.h"
+#include "cuda/gemm_plan.h"
 #include "cuda/nccl.h"
 #include "cuda/parity.h"
 #include "test_framework.h"
@@ -137,6 +139,78 @@ TEST(cuda_host_parity_random_is_reproducible_and_uniform) {
     sum += x;
   }
   CHECK_NEAR(sum / 10000.0, 0.0, 0.03);
+}
+
+// pointer_alignment against a brute-force answer: the largest power of two up to 256 dividing the address.
+TEST(cuda_host_pointer_alignment_is_the_largest_dividing_power_of_two) {
+  for (uintptr_t a = 0; a < 4096; ++a) {
+    uint32_t want = 1;
+    for (uint32_t p = 256; p >= 1; p >>= 1) {
+      if (a % p == 0) {
+        want = p;
+        break;
+      }
+    }
+    CHECK_EQ(sdt::cuda::pointer_alignment(reinterpret_cast<const void*>(a)), want);
+  }
+}
+
+// Every field of a GEMM key tells plans apart; equal inputs give equal keys and hashes.
+TEST(cuda_host_gemm_keys_differ_in_every_field) {
+  using sdt::cuda::gemm_key;
+  using sdt::cuda::OutType;
+  const auto* base = reinterpret_cast<const char*>(uintptr_t{1} << 20);
+  const auto key = [&](bool ta, bool tb, int M, int N, int K, int lda, int ldb, int ldc, OutType out, int offa,
+                       int offb, int offc) {
+    return gemm_key(ta, tb, M, N, K, base + offa, lda, base + offb, ldb, base + offc, out, ldc);
+  };
+  const sdt::cuda::GemmKey k0 = key(false, true, 64, 96, 128, 128, 128, 96, OutType::BF16, 0, 0, 0);
+  const std::vector<sdt::cuda::GemmKey> variants = {
+      key(true, true, 64, 96, 128, 128, 128, 96, OutType::BF16, 0, 0, 0),
+      key(false, false, 64, 96, 128, 128, 128, 96, OutType::BF16, 0, 0, 0),
+      key(false, true, 65, 96, 128, 128, 128, 96, OutType::BF16, 0, 0, 0),
+      key(false, true, 64, 97, 128, 128, 128, 96, OutType::BF16, 0, 0, 0),
+      key(false, true, 64, 96, 129, 128, 128, 96, OutType::BF16, 0, 0, 0),
+      key(false, true, 64, 96, 128, 136, 128, 96, OutType::BF16, 0, 0, 0),
+      key(false, true, 64, 96, 128, 128, 136, 96, OutType::BF16, 0, 0, 0),
+      key(false, true, 64, 96, 128, 128, 128, 104, OutType::BF16, 0, 0, 0),
+      key(false, true, 64, 96, 128, 128, 128, 96, OutType::F32, 0, 0, 0),
+      key(false, true, 64, 96, 128, 128, 128, 96, OutType::BF16, 16, 0, 0),
+      key(false, true, 64, 96, 128, 128, 128, 96, OutType::BF16, 0, 2, 0),
+      key(false, true, 64, 96, 128, 128, 128, 96, OutType::BF16, 0, 0, 64),
+  };
+  const sdt::cuda::GemmKeyHash hash;
+  std::unordered_set<size_t> hashes = {hash(k0)};
+  for (const auto& v : variants) {
+    CHECK(!(v == k0));
+    hashes.insert(hash(v));
+  }
+  CHECK_EQ(hashes.size(), variants.size() + 1);  // FNV-1a separates these
+  // The same shape at another 256-aligned address is the same plan.
+  const sdt::cuda::GemmKey again = key(false, true, 64, 96, 128, 128, 128, 96, OutType::BF16, 512, 256, 1024);
+  CHECK(again == k0);
+  CHECK_EQ(hash(again), hash(k0));
+}
+
+// The parity table's slicing: qkv parts cover each row's columns once, in order; gather picks them.
+TEST(cuda_host_parity_parts_gather_the_right_columns) {
+  using namespace sdt::cuda::parity;
+  const int nh = 4, nkv = 2, hd = 8, S = (nh + 2 * nkv) * hd, rows = 3;
+  const std::vector<Part> parts = qkv_parts(nh, nkv, hd);
+  CHECK_EQ(parts.size(), size_t{3});
+  CHECK_EQ(parts[0].begin, 0L);
+  CHECK_EQ(parts[2].end, static_cast<long>(S));
+  for (size_t i = 1; i < parts.size(); ++i) CHECK_EQ(parts[i].begin, parts[i - 1].end);
+  std::vector<float> v(static_cast<size_t>(rows) * S);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  const std::vector<float> dk = gather(v, parts[1], S);
+  CHECK_EQ(dk.size(), static_cast<size_t>(rows * nkv * hd));
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < nkv * hd; ++c)
+      CHECK_EQ(dk[static_cast<size_t>(r * nkv * hd + c)], static_cast<float>(r * S + nh * hd + c));
+  // max_abs_error: the largest elementwise gap, NaN when a value is NaN.
+  CHECK_EQ(max_abs_error({1.0f, 2.0f, 3.0f}, {1.0f, 2.5f, 2.0f}), 1.0);
+  CHECK(std::isnan(max_abs_error({1.0f, std::nanf("")}, {1.0f, 1.0f})));
 }
 
 #endif  // SDT_HAVE_CUDA

@@ -3,9 +3,10 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <vector>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "cuda/dynlib.h"
 #include "device.cuh"
@@ -27,6 +28,7 @@ constexpr int kComputeType32F = 68;   // cublasComputeType_t CUBLAS_COMPUTE_32F
 constexpr int kDescTransA = 3;        // cublasLtMatmulDescAttributes_t CUBLASLT_MATMUL_DESC_TRANSA
 constexpr int kDescTransB = 4;        // CUBLASLT_MATMUL_DESC_TRANSB
 constexpr int kPrefMaxWorkspace = 1;  // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
+constexpr int kPrefMinAlignA = 5;     // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES (uint32_t); B, C, D follow
 constexpr int kOpN = 0;               // cublasOperation_t CUBLAS_OP_N
 constexpr int kOpT = 1;               // CUBLAS_OP_T
 
@@ -75,13 +77,80 @@ std::vector<std::string> cublaslt_names() {
 
 }  // namespace
 
+// One planned product: descriptors in cuBLASLt's column-major terms and the chosen algorithm.
+struct Plan {
+  LtMatmulDesc desc = nullptr;
+  LtMatrixLayout la = nullptr, lb = nullptr, lc = nullptr;
+  MatmulAlgo algo{};
+};
+
 struct CublasLt::Impl {
   DynamicLibrary lib{"cuBLASLt", cublaslt_names()};
   Api api{};
   LtHandle handle = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  std::unordered_map<GemmKey, Plan, GemmKeyHash> plans;
+
+  const Plan& plan_for(const GemmKey& k);
+  void destroy(Plan& p) const {
+    if (p.lc) api.layout_destroy(p.lc);
+    if (p.lb) api.layout_destroy(p.lb);
+    if (p.la) api.layout_destroy(p.la);
+    if (p.desc) api.desc_destroy(p.desc);
+  }
 };
+
+const Plan& CublasLt::Impl::plan_for(const GemmKey& k) {
+  const auto found = plans.find(k);
+  if (found != plans.end()) return found->second;
+  const Api& a = api;
+  // cuBLASLt is column-major. A row-major [R, C] matrix with leading dimension ld is the
+  // column-major [C, R] one, so row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
+  // swap the operands and the sizes, keep each operand's transpose flag.
+  const int opB = k.trans_b ? kOpT : kOpN;  // first operand of the column-major product
+  const int opA = k.trans_a ? kOpT : kOpN;
+  // Stored shapes in column-major terms: B is [N, K] (or [K, N] when transposed), rows = ld dim.
+  const uint64_t b_rows = static_cast<uint64_t>(k.trans_b ? k.K : k.N);
+  const uint64_t b_cols = static_cast<uint64_t>(k.trans_b ? k.N : k.K);
+  const uint64_t a_rows = static_cast<uint64_t>(k.trans_a ? k.M : k.K);
+  const uint64_t a_cols = static_cast<uint64_t>(k.trans_a ? k.K : k.M);
+  const int out_type = k.out == OutType::BF16 ? kCudaR16BF : kCudaR32F;
+  Plan p;
+  LtPreference pref = nullptr;
+  try {
+    check(a.desc_create(&p.desc, kComputeType32F, kCudaR32F), "cublasLtMatmulDescCreate");
+    check(a.desc_set(p.desc, kDescTransA, &opB, sizeof opB), "cublasLtMatmulDescSetAttribute(TRANSA)");
+    check(a.desc_set(p.desc, kDescTransB, &opA, sizeof opA), "cublasLtMatmulDescSetAttribute(TRANSB)");
+    check(a.layout_create(&p.lb, kCudaR16BF, b_rows, b_cols, k.ldb), "cublasLtMatrixLayoutCreate(B)");
+    check(a.layout_create(&p.la, kCudaR16BF, a_rows, a_cols, k.lda), "cublasLtMatrixLayoutCreate(A)");
+    check(a.layout_create(&p.lc, out_type, static_cast<uint64_t>(k.N), static_cast<uint64_t>(k.M), k.ldc),
+          "cublasLtMatrixLayoutCreate(C)");
+    check(a.pref_create(&pref), "cublasLtMatmulPreferenceCreate");
+    const uint64_t ws = workspace_bytes;
+    check(a.pref_set(pref, kPrefMaxWorkspace, &ws, sizeof ws), "cublasLtMatmulPreferenceSetAttribute(workspace)");
+    // Column-major operand order: "A" is our B, "B" our A; C and D are the same buffer.
+    const uint32_t align[4] = {k.align_b, k.align_a, k.align_c, k.align_c};
+    for (int i = 0; i < 4; ++i)
+      check(a.pref_set(pref, kPrefMinAlignA + i, &align[i], sizeof align[i]),
+            "cublasLtMatmulPreferenceSetAttribute(alignment)");
+    // Room for more results than requested: the library's struct may have grown.
+    HeuristicResult results[4] = {};
+    int returned = 0;
+    check(a.heuristic(handle, p.desc, p.lb, p.la, p.lc, p.lc, pref, 1, results, &returned),
+          "cublasLtMatmulAlgoGetHeuristic");
+    if (returned < 1)
+      throw std::runtime_error("cuBLASLt has no algorithm for a bf16 GEMM of " + std::to_string(k.M) + "x" +
+                               std::to_string(k.N) + "x" + std::to_string(k.K));
+    p.algo = results[0].algo;
+  } catch (...) {
+    if (pref) a.pref_destroy(pref);
+    destroy(p);
+    throw;
+  }
+  a.pref_destroy(pref);
+  return plans.emplace(k, p).first->second;
+}
 
 CublasLt::CublasLt(size_t workspace_bytes) : impl_(std::make_unique<Impl>()) {
   Api& a = impl_->api;
@@ -105,6 +174,7 @@ CublasLt::CublasLt(size_t workspace_bytes) : impl_(std::make_unique<Impl>()) {
 }
 
 CublasLt::~CublasLt() {
+  for (auto& [key, plan] : impl_->plans) impl_->destroy(plan);
   if (impl_->handle) impl_->api.destroy(impl_->handle);
   device_free(impl_->workspace);
 }
@@ -112,57 +182,15 @@ CublasLt::~CublasLt() {
 size_t CublasLt::version() const { return impl_->api.get_version(); }
 const std::string& CublasLt::library_file() const { return impl_->lib.file_name(); }
 
+size_t CublasLt::plans() const { return impl_->plans.size(); }
+
 void CublasLt::matmul(bool transA, bool transB, int M, int N, int K, float alpha, const bf16* A, int lda,
                       const bf16* B, int ldb, float beta, void* C, OutType out, int ldc, Stream stream) {
   if (M <= 0 || N <= 0) return;
-  const Api& a = impl_->api;
-  // cuBLASLt is column-major. A row-major [R, C] matrix with leading dimension ld is the
-  // column-major [C, R] one, so row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
-  // swap the operands and the sizes, keep each operand's transpose flag.
-  const int opB = transB ? kOpT : kOpN;  // first operand of the column-major product
-  const int opA = transA ? kOpT : kOpN;
-  // Stored shapes in column-major terms: B is [N, K] (or [K, N] when transposed), rows = ld dim.
-  const uint64_t b_rows = static_cast<uint64_t>(transB ? K : N), b_cols = static_cast<uint64_t>(transB ? N : K);
-  const uint64_t a_rows = static_cast<uint64_t>(transA ? M : K), a_cols = static_cast<uint64_t>(transA ? K : M);
-  const int out_type = out == OutType::BF16 ? kCudaR16BF : kCudaR32F;
-
-  LtMatmulDesc desc = nullptr;
-  LtMatrixLayout la = nullptr, lb = nullptr, lc = nullptr;
-  LtPreference pref = nullptr;
-  auto cleanup = [&]() {
-    if (pref) a.pref_destroy(pref);
-    if (lc) a.layout_destroy(lc);
-    if (lb) a.layout_destroy(lb);
-    if (la) a.layout_destroy(la);
-    if (desc) a.desc_destroy(desc);
-  };
-  try {
-    check(a.desc_create(&desc, kComputeType32F, kCudaR32F), "cublasLtMatmulDescCreate");
-    check(a.desc_set(desc, kDescTransA, &opB, sizeof opB), "cublasLtMatmulDescSetAttribute(TRANSA)");
-    check(a.desc_set(desc, kDescTransB, &opA, sizeof opA), "cublasLtMatmulDescSetAttribute(TRANSB)");
-    check(a.layout_create(&lb, kCudaR16BF, b_rows, b_cols, ldb), "cublasLtMatrixLayoutCreate(B)");
-    check(a.layout_create(&la, kCudaR16BF, a_rows, a_cols, lda), "cublasLtMatrixLayoutCreate(A)");
-    check(a.layout_create(&lc, out_type, static_cast<uint64_t>(N), static_cast<uint64_t>(M), ldc),
-          "cublasLtMatrixLayoutCreate(C)");
-    check(a.pref_create(&pref), "cublasLtMatmulPreferenceCreate");
-    const uint64_t ws = impl_->workspace_bytes;
-    check(a.pref_set(pref, kPrefMaxWorkspace, &ws, sizeof ws), "cublasLtMatmulPreferenceSetAttribute");
-    // Room for more results than requested: the library's struct may have grown.
-    HeuristicResult results[4] = {};
-    int returned = 0;
-    check(a.heuristic(impl_->handle, desc, lb, la, lc, lc, pref, 1, results, &returned),
-          "cublasLtMatmulAlgoGetHeuristic");
-    if (returned < 1)
-      throw std::runtime_error("cuBLASLt has no algorithm for a bf16 GEMM of " + std::to_string(M) + "x" +
-                               std::to_string(N) + "x" + std::to_string(K));
-    check(a.matmul(impl_->handle, desc, &alpha, B, lb, A, la, &beta, C, lc, C, lc, &results[0].algo,
-                   impl_->workspace, impl_->workspace_bytes, stream),
-          "cublasLtMatmul");
-  } catch (...) {
-    cleanup();
-    throw;
-  }
-  cleanup();
+  const Plan& p = impl_->plan_for(gemm_key(transA, transB, M, N, K, A, lda, B, ldb, C, out, ldc));
+  check(impl_->api.matmul(impl_->handle, p.desc, &alpha, B, p.lb, A, p.la, &beta, C, p.lc, C, p.lc, &p.algo,
+                          impl_->workspace, impl_->workspace_bytes, stream),
+        "cublasLtMatmul");
 }
 
 }  // namespace sdt::cuda

@@ -7,11 +7,10 @@
 #include <memory>
 #include <string>
 
+#include "cuda/gemm_plan.h"
 #include "types.cuh"
 
 namespace sdt::cuda {
-
-enum class OutType { BF16, F32 };
 
 class CublasLt {
  public:
@@ -25,12 +24,16 @@ class CublasLt {
 
   // A, B: device bf16, row-major with leading dimensions lda, ldb (of the stored matrices);
   // C: device, `out` type, ldc. beta != 0 reads C first (C is both input and output).
+  // Descriptors, layouts and the heuristic's algorithm are built once per GemmKey (shape, leading
+  // dimensions, output type, pointer alignments) and reused; nothing is allocated per call.
   void matmul(bool transA, bool transB, int M, int N, int K, float alpha, const bf16* A, int lda, const bf16* B,
               int ldb, float beta, void* C, OutType out, int ldc, Stream stream);
 
   // Version reported by the loaded library (cublasLtGetVersion), e.g. 130000.
   size_t version() const;
   const std::string& library_file() const;
+  // How many distinct products have been planned (one per GemmKey seen).
+  size_t plans() const;
 
  private:
   struct Impl;

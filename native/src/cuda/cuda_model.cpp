@@ -63,7 +63,10 @@ struct CudaModel::Impl {
   DeviceBuffer<int32_t> ids, targets, seg, pos;
   DeviceBuffer<float> weights;
   DeviceBuffer<double> chunk_loss, norm_ws, norm_out;
-  DeviceBuffer<float> clip;
+  DeviceBuffer<float> clip, ce_ws;
+  // Every kernel and GEMM of this model runs here; the synchronous host copies are ordered with it.
+  Stream stream = stream_create_ordered();
+  ~Impl() { stream_destroy(stream); }
 
   const float* W(int64_t off) const { return w.get() + off; }
   const bf16* Wb(int64_t off) const { return wb.get() + off; }
@@ -71,12 +74,12 @@ struct CudaModel::Impl {
 
   // y[N, out] (+)= x[N, in] W^T, W [out, in] bf16.
   void linear(const bf16* x, int N, int in, int64_t woff, int out, void* y, OutType t, bool accumulate) {
-    lt->matmul(false, true, N, out, in, 1.0f, x, in, Wb(woff), in, accumulate ? 1.0f : 0.0f, y, t, out, nullptr);
+    lt->matmul(false, true, N, out, in, 1.0f, x, in, Wb(woff), in, accumulate ? 1.0f : 0.0f, y, t, out, stream);
   }
   // dx[N, in] = dy W (fp32 or bf16 out); dW[out, in] += dy^T x.
   void linear_backward(const bf16* x, int N, int in, int64_t woff, int out, const bf16* dy, void* dxo, OutType t) {
-    lt->matmul(false, false, N, in, out, 1.0f, dy, out, Wb(woff), in, 0.0f, dxo, t, in, nullptr);
-    lt->matmul(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, G(woff), OutType::F32, in, nullptr);
+    lt->matmul(false, false, N, in, out, 1.0f, dy, out, Wb(woff), in, 0.0f, dxo, t, in, stream);
+    lt->matmul(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, G(woff), OutType::F32, in, stream);
   }
 
   void check_batch(const Batch& b, bool need_targets) const;
@@ -152,7 +155,7 @@ void CudaModel::Impl::forward_trunk(const Batch& b, bool keep) {
   const size_t slots = keep ? static_cast<size_t>(L) : 1;
   if (acts.size() < slots) acts.resize(slots);
   ensure(acts[0].x, n * D);
-  embedding_forward(Wb(0), cfg.vocab_size, D, ids.get(), N, acts[0].x.get(), nullptr);
+  embedding_forward(Wb(0), cfg.vocab_size, D, ids.get(), N, acts[0].x.get(), stream);
   for (int l = 0; l < L; ++l) {
     LayerActs& a = acts[keep ? static_cast<size_t>(l) : 0];
     const LayerOffsets& o = layers[static_cast<size_t>(l)];
@@ -167,15 +170,15 @@ void CudaModel::Impl::forward_trunk(const Batch& b, bool keep) {
     ensure(a.xn2, n * D);
     ensure(a.gu, n * 2 * I);
     ensure(a.h, n * I);
-    rmsnorm_forward(a.x.get(), W(o.input_norm), N, D, cfg.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
+    rmsnorm_forward(a.x.get(), W(o.input_norm), N, D, cfg.rms_norm_eps, a.xn1.get(), a.inv1.get(), stream);
     linear(a.xn1.get(), N, D, o.qkv, S, a.qkv.get(), OutType::BF16, false);
-    rope_forward(rope_cos.get(), rope_sin.get(), max_pos, hd, a.qkv.get(), N, S, nh + nkv, dpos, T, nullptr);
-    attention_forward(a.qkv.get(), S, B, T, nh, nkv, hd, mask, a.attn.get(), a.lse.get(), nullptr);
-    copy_on_device(a.x_mid.get(), a.x.get(), n * D * sizeof(float), nullptr);
+    rope_forward(rope_cos.get(), rope_sin.get(), max_pos, hd, a.qkv.get(), N, S, nh + nkv, dpos, T, stream);
+    attention_forward(a.qkv.get(), S, B, T, nh, nkv, hd, mask, a.attn.get(), a.lse.get(), stream);
+    copy_on_device(a.x_mid.get(), a.x.get(), n * D * sizeof(float), stream);
     linear(a.attn.get(), N, A, o.o, D, a.x_mid.get(), OutType::F32, true);
-    rmsnorm_forward(a.x_mid.get(), W(o.post_norm), N, D, cfg.rms_norm_eps, a.xn2.get(), a.inv2.get(), nullptr);
+    rmsnorm_forward(a.x_mid.get(), W(o.post_norm), N, D, cfg.rms_norm_eps, a.xn2.get(), a.inv2.get(), stream);
     linear(a.xn2.get(), N, D, o.gate_up, 2 * I, a.gu.get(), OutType::BF16, false);
-    swiglu_forward(a.gu.get(), N, I, a.h.get(), nullptr);
+    swiglu_forward(a.gu.get(), N, I, a.h.get(), stream);
     float* x_out;
     if (l + 1 == L) {
       ensure(x_final, n * D);
@@ -186,12 +189,12 @@ void CudaModel::Impl::forward_trunk(const Batch& b, bool keep) {
     } else {
       x_out = a.x.get();
     }
-    copy_on_device(x_out, a.x_mid.get(), n * D * sizeof(float), nullptr);
+    copy_on_device(x_out, a.x_mid.get(), n * D * sizeof(float), stream);
     linear(a.h.get(), N, I, o.down, D, x_out, OutType::F32, true);
   }
   ensure(xn_f, n * D);
   ensure(inv_f, n);
-  rmsnorm_forward(x_final.get(), W(norm_off), N, D, cfg.rms_norm_eps, xn_f.get(), inv_f.get(), nullptr);
+  rmsnorm_forward(x_final.get(), W(norm_off), N, D, cfg.rms_norm_eps, xn_f.get(), inv_f.get(), stream);
 }
 
 LossStats CudaModel::Impl::run(const Batch& b, double normalizer, bool backward, float* token_ce) {
@@ -213,6 +216,7 @@ LossStats CudaModel::Impl::run(const Batch& b, double normalizer, bool backward,
   ensure(logits, static_cast<size_t>(rows) * V);
   ensure(ce, static_cast<size_t>(N));
   ensure(chunk_loss, static_cast<size_t>(chunks));
+  ensure(ce_ws, static_cast<size_t>(rows));
   if (backward) ensure(dxn, static_cast<size_t>(N) * D);
   const float grad_scale = backward ? static_cast<float>(1.0 / st.normalizer) : 0.0f;
   for (int c = 0; c < chunks; ++c) {
@@ -221,7 +225,7 @@ LossStats CudaModel::Impl::run(const Batch& b, double normalizer, bool backward,
     linear(xr, R, D, lm_head_off, V, logits.get(), OutType::BF16, false);
     cross_entropy(logits.get(), R, V, targets.get() + r0, b.weights ? weights.get() + r0 : nullptr,
                   cfg.mask_token_id, grad_scale, ce.get() + r0, chunk_loss.get() + c,
-                  backward ? logits.get() : nullptr, nullptr);
+                  backward ? logits.get() : nullptr, ce_ws.get(), stream);
     if (backward)
       linear_backward(xr, R, D, lm_head_off, V, logits.get(), dxn.get() + static_cast<long>(r0) * D, OutType::F32);
   }
@@ -253,27 +257,27 @@ void CudaModel::Impl::backward_trunk(const Batch& b) {
   ensure(dattn, n * A);
   ensure(dqkv, n * S);
   ensure(delta, n * nh);
-  fill_u32(dx.get(), 0u, n * D, nullptr);
-  rmsnorm_backward(x_final.get(), W(norm_off), inv_f.get(), dxn.get(), N, D, dx.get(), G(norm_off), nullptr);
+  fill_u32(dx.get(), 0u, n * D, stream);
+  rmsnorm_backward(x_final.get(), W(norm_off), inv_f.get(), dxn.get(), N, D, dx.get(), G(norm_off), stream);
   for (int l = L - 1; l >= 0; --l) {
     LayerActs& a = acts[static_cast<size_t>(l)];
     const LayerOffsets& o = layers[static_cast<size_t>(l)];
     // dx: gradient w.r.t. this layer's output (fp32); the GEMMs take its bf16 copy.
-    to_bf16(dx.get(), n * D, dx_b.get(), nullptr);
+    to_bf16(dx.get(), n * D, dx_b.get(), stream);
     linear_backward(a.h.get(), N, I, o.down, D, dx_b.get(), dh.get(), OutType::BF16);
-    swiglu_backward(a.gu.get(), dh.get(), N, I, dgu.get(), nullptr);
+    swiglu_backward(a.gu.get(), dh.get(), N, I, dgu.get(), stream);
     linear_backward(a.xn2.get(), N, D, o.gate_up, 2 * I, dgu.get(), dxn.get(), OutType::F32);
     rmsnorm_backward(a.x_mid.get(), W(o.post_norm), a.inv2.get(), dxn.get(), N, D, dx.get(), G(o.post_norm),
-                     nullptr);
-    to_bf16(dx.get(), n * D, dx_b.get(), nullptr);
+                     stream);
+    to_bf16(dx.get(), n * D, dx_b.get(), stream);
     linear_backward(a.attn.get(), N, A, o.o, D, dx_b.get(), dattn.get(), OutType::BF16);
     attention_backward(a.qkv.get(), S, a.attn.get(), a.lse.get(), dattn.get(), B, T, nh, nkv, hd, mask, delta.get(),
-                       dqkv.get(), nullptr);
-    rope_backward(rope_cos.get(), rope_sin.get(), max_pos, hd, dqkv.get(), N, S, nh + nkv, dpos, T, nullptr);
+                       dqkv.get(), stream);
+    rope_backward(rope_cos.get(), rope_sin.get(), max_pos, hd, dqkv.get(), N, S, nh + nkv, dpos, T, stream);
     linear_backward(a.xn1.get(), N, D, o.qkv, S, dqkv.get(), dxn.get(), OutType::F32);
-    rmsnorm_backward(a.x.get(), W(o.input_norm), a.inv1.get(), dxn.get(), N, D, dx.get(), G(o.input_norm), nullptr);
+    rmsnorm_backward(a.x.get(), W(o.input_norm), a.inv1.get(), dxn.get(), N, D, dx.get(), G(o.input_norm), stream);
   }
-  embedding_backward(ids.get(), N, cfg.vocab_size, D, dx.get(), G(0), nullptr);
+  embedding_backward(ids.get(), N, cfg.vocab_size, D, dx.get(), G(0), stream);
 }
 
 void CudaModel::Impl::logits_to_host(const bf16* xn, int N, float* host) {
@@ -314,9 +318,9 @@ CudaModel::CudaModel(const Model& layout, CublasLt& lt) : impl_(std::make_unique
   m.m = DeviceBuffer<float>(P);
   m.v = DeviceBuffer<float>(P);
   m.wb = DeviceBuffer<bf16>(P);
-  fill_u32(m.g.get(), 0u, P, nullptr);
-  fill_u32(m.m.get(), 0u, P, nullptr);
-  fill_u32(m.v.get(), 0u, P, nullptr);
+  fill_u32(m.g.get(), 0u, P, m.stream);
+  fill_u32(m.m.get(), 0u, P, m.stream);
+  fill_u32(m.v.get(), 0u, P, m.stream);
   m.max_pos = m.cfg.max_position_embeddings;
   const RopeTable rope(hd, m.max_pos, m.cfg.rope_theta);
   m.rope_cos = DeviceBuffer<float>(rope.cos.size());
@@ -335,7 +339,7 @@ int64_t CudaModel::num_params() const { return impl_->P; }
 
 void CudaModel::upload_params(const float* host) {
   impl_->w.upload(host);
-  to_bf16(impl_->w.get(), static_cast<size_t>(impl_->P), impl_->wb.get(), nullptr);
+  to_bf16(impl_->w.get(), static_cast<size_t>(impl_->P), impl_->wb.get(), impl_->stream);
 }
 void CudaModel::download_params(float* host) const { impl_->w.download(host); }
 void CudaModel::download_grads(float* host) const { impl_->g.download(host); }
@@ -364,7 +368,7 @@ LossStats CudaModel::forward_loss(const Batch& batch, double normalizer, float* 
 double CudaModel::optimizer_step(const train::AdamWConfig& cfg, double lr, double max_norm) {
   Impl& m = *impl_;
   global_grad_norm(m.g.get(), static_cast<size_t>(m.P), max_norm, m.norm_ws.get(), m.norm_out.get(), m.clip.get(),
-                   nullptr);
+                   m.stream);
   ++m.updates;
   AdamWStep st;
   st.lr = static_cast<float>(lr);
@@ -376,7 +380,7 @@ double CudaModel::optimizer_step(const train::AdamWConfig& cfg, double lr, doubl
     st.weight_decay = p.decay ? static_cast<float>(cfg.weight_decay) : 0.0f;
     const size_t off = static_cast<size_t>(p.offset);
     adamw_update(m.w.get() + off, m.g.get() + off, m.m.get() + off, m.v.get() + off, static_cast<size_t>(p.numel), st,
-                 m.clip.get(), m.wb.get() + off, nullptr);
+                 m.clip.get(), m.wb.get() + off, m.stream);
   }
   double norm = 0.0;
   m.norm_out.download(&norm);
@@ -448,7 +452,7 @@ void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int
   ensure(a.attn, n * A);
   ensure(a.gu, n * 2 * I);
   ensure(a.h, n * I);
-  embedding_forward(m.Wb(0), V, D, m.ids.get(), N, a.x.get(), nullptr);
+  embedding_forward(m.Wb(0), V, D, m.ids.get(), N, a.x.get(), m.stream);
   const size_t layer_stride = static_cast<size_t>(B) * nkv * cache.max_len * hd;
   // Without append, committed slots the chunk overlaps are restored after use (as the CPU model):
   // a probe over committed positions leaves the cache as it was.
@@ -461,33 +465,33 @@ void CudaModel::forward_chunk(CudaKVCache& cache, const int32_t* ids, int C, int
   auto slots = [&](bf16* layer, int bg) { return layer + (static_cast<size_t>(bg) * cache.max_len + start_pos) * hd; };
   for (int l = 0; l < L; ++l) {
     const LayerOffsets& o = m.layers[static_cast<size_t>(l)];
-    rmsnorm_forward(a.x.get(), m.W(o.input_norm), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
+    rmsnorm_forward(a.x.get(), m.W(o.input_norm), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), m.stream);
     m.linear(a.xn1.get(), N, D, o.qkv, S, a.qkv.get(), OutType::BF16, false);
     rope_forward(m.rope_cos.get(), m.rope_sin.get(), m.max_pos, hd, a.qkv.get(), N, S, nh + nkv, m.chunk_pos.get(), C,
-                 nullptr);
+                 m.stream);
     // The chunk's K/V go into slots [start_pos, start_pos + C); they count as cached only when
     // append_to_cache is set.
     bf16* kc = cache.k.get() + l * layer_stride;
     bf16* vc = cache.v.get() + l * layer_stride;
     for (int bg = 0; keep > 0 && bg < B * nkv; ++bg) {
-      copy_on_device(m.saved_k.get() + bg * keep_n, slots(kc, bg), keep_n * sizeof(bf16), nullptr);
-      copy_on_device(m.saved_v.get() + bg * keep_n, slots(vc, bg), keep_n * sizeof(bf16), nullptr);
+      copy_on_device(m.saved_k.get() + bg * keep_n, slots(kc, bg), keep_n * sizeof(bf16), m.stream);
+      copy_on_device(m.saved_v.get() + bg * keep_n, slots(vc, bg), keep_n * sizeof(bf16), m.stream);
     }
-    kv_cache_append(a.qkv.get(), S, B, C, nh, nkv, hd, kc, vc, cache.max_len, start_pos, nullptr);
+    kv_cache_append(a.qkv.get(), S, B, C, nh, nkv, hd, kc, vc, cache.max_len, start_pos, m.stream);
     attention_chunk_forward(a.qkv.get(), S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, a.attn.get(),
-                            nullptr, own_block, padded ? m.row_start.get() : nullptr);
+                            m.stream, own_block, padded ? m.row_start.get() : nullptr);
     for (int bg = 0; keep > 0 && bg < B * nkv; ++bg) {
-      copy_on_device(slots(kc, bg), m.saved_k.get() + bg * keep_n, keep_n * sizeof(bf16), nullptr);
-      copy_on_device(slots(vc, bg), m.saved_v.get() + bg * keep_n, keep_n * sizeof(bf16), nullptr);
+      copy_on_device(slots(kc, bg), m.saved_k.get() + bg * keep_n, keep_n * sizeof(bf16), m.stream);
+      copy_on_device(slots(vc, bg), m.saved_v.get() + bg * keep_n, keep_n * sizeof(bf16), m.stream);
     }
     m.linear(a.attn.get(), N, A, o.o, D, a.x.get(), OutType::F32, true);
-    rmsnorm_forward(a.x.get(), m.W(o.post_norm), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
+    rmsnorm_forward(a.x.get(), m.W(o.post_norm), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), m.stream);
     m.linear(a.xn1.get(), N, D, o.gate_up, 2 * I, a.gu.get(), OutType::BF16, false);
-    swiglu_forward(a.gu.get(), N, I, a.h.get(), nullptr);
+    swiglu_forward(a.gu.get(), N, I, a.h.get(), m.stream);
     m.linear(a.h.get(), N, I, o.down, D, a.x.get(), OutType::F32, true);
   }
   if (logits_out) {
-    rmsnorm_forward(a.x.get(), m.W(m.norm_off), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), nullptr);
+    rmsnorm_forward(a.x.get(), m.W(m.norm_off), N, D, c.rms_norm_eps, a.xn1.get(), a.inv1.get(), m.stream);
     m.logits_to_host(a.xn1.get(), N, logits_out);
   } else {
     synchronize();  // report asynchronous faults of a cache-only call here, not in a later one

@@ -307,10 +307,11 @@ void check_cross_entropy(Random& rng, Table& table) {
   const double loss = sdt::cross_entropy(ref_grad.data(), N, V, targets.data(), w.data(), mask_id, grad_scale, ce.data());
   DeviceBuffer<float> dce(N);
   DeviceBuffer<double> dloss(1);
+  DeviceBuffer<float> workspace(N);
   poison(dce);
   // dlogits aliases logits: the in-place use of the training step.
   cross_entropy(dlogits.get(), N, V, dtargets.get(), dw.get(), mask_id, grad_scale, dce.get(), dloss.get(),
-                dlogits.get(), nullptr);
+                dlogits.get(), workspace.get(), nullptr);
   double gpu_loss = 0.0;
   dloss.download(&gpu_loss);
   table.compare("cross_entropy loss sum", "1", "fp32", {static_cast<float>(gpu_loss)}, {static_cast<float>(loss)},
