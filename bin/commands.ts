@@ -62,6 +62,11 @@ export const commands: CommandEntry[] = [
     load: () => import('../trainer/command.ts'),
   },
   {
+    name: 'eval synth',
+    summary: 'synthetic code world pass@k on held-out compositions',
+    load: () => import('../eval/commands/synth.ts'),
+  },
+  {
     name: 'eval humaneval',
     summary: 'HumanEval pass@k in the sandbox',
     load: () => import('../eval/commands/humaneval.ts'),

@@ -16,6 +16,24 @@ export function humanEvalProgram(prefix: string, completion: string, test: strin
   return `${prefix}${completion}\n\n${test}\n\ncheck(${entry})\n`;
 }
 
+/** A task of the HumanEval shape: a prompt the completion continues, scored by `check(entry)`. */
+export function humanEvalTask(
+  id: string,
+  prompt: string,
+  reference: string,
+  test: string,
+  entry: string,
+): EvalTask {
+  return {
+    id,
+    prompt,
+    reference,
+    stop: HUMANEVAL_STOP,
+    program: (c: string) => humanEvalProgram(prompt, c, test, entry),
+    source: (c: string) => prompt + c,
+  };
+}
+
 export const humaneval: Suite = {
   name: 'humaneval',
   async load({ dataDir }: LoadOptions): Promise<EvalTask[]> {
@@ -23,14 +41,7 @@ export const humaneval: Suite = {
     const rows = await readJsonl<HumanEvalRow>(path);
     return rows.map((r) => {
       requireStrings(path, r as never, ['task_id', 'prompt', 'canonical_solution', 'test', 'entry_point']);
-      return {
-        id: r.task_id,
-        prompt: r.prompt,
-        reference: r.canonical_solution,
-        stop: HUMANEVAL_STOP,
-        program: (c: string) => humanEvalProgram(r.prompt, c, r.test, r.entry_point),
-        source: (c: string) => r.prompt + c,
-      };
+      return humanEvalTask(r.task_id, r.prompt, r.canonical_solution, r.test, r.entry_point);
     });
   },
 };

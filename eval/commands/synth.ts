@@ -1,0 +1,30 @@
+import { makeEvalCommand } from './eval-command.ts';
+
+export const command = makeEvalCommand({
+  suite: 'synth',
+  summary: 'the synthetic code world: held-out compositions, scored by their tests (pass@k)',
+  description:
+    'Loads DIR/test.jsonl (or validation.jsonl with --variant validation) written by `sdt data synth`, after ' +
+    "checking the files against the directory's manifest. Prompts with each task's signature and docstring " +
+    '(ending at its closing quotes), cuts completions at the HumanEval stop sequences and runs prompt + ' +
+    'completion + check(entry_point) in the sandbox. Writes results.jsonl, summary.json and summary.md to --out.',
+  extra: {
+    data: {
+      type: 'string',
+      arg: 'DIR',
+      description: 'task directory from `sdt data synth`',
+      default: 'runs/synth',
+    },
+    variant: {
+      type: 'string',
+      description: 'which held-out split',
+      default: 'test',
+      choices: ['test', 'validation', 'train'],
+    },
+  },
+  examples: [
+    'sdt eval synth --oracle',
+    'sdt eval synth --ckpt runs/synth-recipe/ar/checkpoints/step-003000 --ar',
+    'sdt eval synth --ckpt runs/synth-recipe/diffusion/checkpoints/step-003000 --block 16 --threshold 0.9',
+  ],
+});
