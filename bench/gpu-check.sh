@@ -197,6 +197,7 @@ summary() {
   fi
   grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$logs"/memcheck*.log "$logs"/racecheck*.log 2>/dev/null | sed 's/^/  sanitizer: /'
   grep -h "FAILED:" "$logs"/bench-*.log 2>/dev/null | sed 's/^/  /'
+  grep -h "NCCL: not checked" "$logs"/check-nccl.log 2>/dev/null | sed 's/^/  /'
   local gemm copy
   gemm=$(result gemm_tflops)
   copy=$(result copy_gbs)

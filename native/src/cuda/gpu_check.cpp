@@ -9,6 +9,7 @@
 #include <ctime>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -204,23 +205,30 @@ void check_gemm(Random& rng, Table& table) {
   }
 }
 
+// Both ways of building communicators, each summing one rank's buffer (the sum of one is itself):
+// ncclCommInitAll over device 0, and this process as rank 0 of the world the environment names
+// (a world of 1 here: ncclGetUniqueId, the rendezvous's no-network path, ncclCommInitRank).
 void check_nccl(Random& rng, Table& table) {
-  Row row;
-  row.check = "nccl all_reduce (1 rank)";
-  row.type = "fp32";
-  row.tolerance = 0.0;
-  try {
-    Nccl nccl({0});
-    std::printf("NCCL: %s\n", nccl.version().c_str());
-    std::vector<float> x = rng.normal_vector(4096, 1.0f);
-    auto dx = upload_f32(x);
-    nccl.all_reduce_sum(0, dx.get(), x.size(), nullptr);
-    synchronize();
-    table.compare(row.check, "4096", "fp32", download_f32(dx), x, 0.0, false);
-  } catch (const std::exception& e) {
-    // A single-GPU machine trains without NCCL: report, do not fail.
-    std::printf("NCCL: not checked (%s)\n", e.what());
-  }
+  const auto run = [&](const char* check, const std::function<std::unique_ptr<Nccl>()>& make) {
+    try {
+      const std::unique_ptr<Nccl> nccl = make();
+      std::printf("NCCL %s: version %s, world %d\n", check, nccl->version().c_str(), nccl->world());
+      std::vector<float> x = rng.normal_vector(4096, 1.0f);
+      auto dx = upload_f32(x);
+      nccl->all_reduce_sum(0, dx.get(), x.size(), nullptr);
+      synchronize();
+      table.compare(check, "4096", "fp32", download_f32(dx), x, 0.0, false);
+    } catch (const std::exception& e) {
+      // A single-GPU machine trains without NCCL: report, do not fail.
+      std::printf("NCCL: not checked (%s: %s)\n", check, e.what());
+    }
+  };
+  run("nccl all_reduce, ncclCommInitAll (1 rank)", [] { return std::make_unique<Nccl>(std::vector<int>{0}); });
+  run("nccl all_reduce, ncclCommInitRank (env world)", [] {
+    const dist::RankEnv env = dist::rank_env();
+    std::printf("ranks from %s variables: rank %d of %d\n", env.source.c_str(), env.rank, env.world_size);
+    return std::make_unique<Nccl>(env, 60000);
+  });
 }
 
 float median(std::vector<float> v) {

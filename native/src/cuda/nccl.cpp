@@ -1,7 +1,9 @@
 #ifdef SDT_HAVE_CUDA
 #include "cuda/nccl.h"
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -15,9 +17,14 @@ using Comm = void*;      // ncclComm_t
 using Result = int;      // ncclResult_t: 0 = ncclSuccess
 constexpr int kFloat32 = 7;  // ncclDataType_t ncclFloat32
 constexpr int kSum = 0;      // ncclRedOp_t ncclSum
+struct UniqueId {
+  char internal[128];  // ncclUniqueId: NCCL_UNIQUE_ID_BYTES opaque bytes, passed by value
+};
 
 struct Api {
   Result (*comm_init_all)(Comm* comms, int ndev, const int* devlist);
+  Result (*get_unique_id)(UniqueId*);
+  Result (*comm_init_rank)(Comm*, int nranks, UniqueId id, int rank);
   Result (*comm_destroy)(Comm);
   Result (*all_reduce)(const void* send, void* recv, size_t count, int type, int op, Comm, void* stream);
   Result (*group_start)();
@@ -40,6 +47,16 @@ struct Nccl::Impl {
   DynamicLibrary lib{"NCCL", nccl_names()};
   Api api{};
   std::vector<Comm> comms;
+  int world = 0;
+
+  void bind_common() {
+    lib.bind(api.error_string, "ncclGetErrorString");
+    lib.bind(api.comm_destroy, "ncclCommDestroy");
+    lib.bind(api.all_reduce, "ncclAllReduce");
+    lib.bind(api.group_start, "ncclGroupStart");
+    lib.bind(api.group_end, "ncclGroupEnd");
+    lib.bind(api.get_version, "ncclGetVersion");
+  }
 
   void check(Result r, const char* call) const {
     if (r != 0) {
@@ -52,17 +69,31 @@ struct Nccl::Impl {
 
 Nccl::Nccl(const std::vector<int>& devices) : impl_(std::make_unique<Impl>()) {
   Api& a = impl_->api;
-  impl_->lib.bind(a.error_string, "ncclGetErrorString");
+  impl_->bind_common();
   impl_->lib.bind(a.comm_init_all, "ncclCommInitAll");
-  impl_->lib.bind(a.comm_destroy, "ncclCommDestroy");
-  impl_->lib.bind(a.all_reduce, "ncclAllReduce");
-  impl_->lib.bind(a.group_start, "ncclGroupStart");
-  impl_->lib.bind(a.group_end, "ncclGroupEnd");
-  impl_->lib.bind(a.get_version, "ncclGetVersion");
   if (devices.empty()) throw std::invalid_argument("NCCL: no devices given");
   impl_->comms.assign(devices.size(), nullptr);
+  impl_->world = static_cast<int>(devices.size());
   impl_->check(a.comm_init_all(impl_->comms.data(), static_cast<int>(devices.size()), devices.data()),
                "ncclCommInitAll");
+}
+
+Nccl::Nccl(const dist::RankEnv& env, int timeout_ms) : impl_(std::make_unique<Impl>()) {
+  Api& a = impl_->api;
+  impl_->bind_common();
+  impl_->lib.bind(a.get_unique_id, "ncclGetUniqueId");
+  impl_->lib.bind(a.comm_init_rank, "ncclCommInitRank");
+  UniqueId id{};
+  if (env.rank == 0) impl_->check(a.get_unique_id(&id), "ncclGetUniqueId");
+  const std::vector<uint8_t> mine(reinterpret_cast<const uint8_t*>(&id), reinterpret_cast<const uint8_t*>(&id) + sizeof id);
+  const std::vector<uint8_t> shared = dist::share_from_rank0(env, mine, timeout_ms);
+  if (shared.size() != sizeof id)
+    throw std::runtime_error("NCCL: rank 0 sent a unique id of " + std::to_string(shared.size()) + " bytes, not " +
+                             std::to_string(sizeof id));
+  std::memcpy(&id, shared.data(), sizeof id);
+  impl_->comms.assign(1, nullptr);
+  impl_->world = env.world_size;
+  impl_->check(a.comm_init_rank(&impl_->comms[0], env.world_size, id, env.rank), "ncclCommInitRank");
 }
 
 Nccl::~Nccl() {
@@ -71,6 +102,7 @@ Nccl::~Nccl() {
 }
 
 int Nccl::ranks() const { return static_cast<int>(impl_->comms.size()); }
+int Nccl::world() const { return impl_->world; }
 
 void Nccl::all_reduce_sum(int rank, float* buffer, size_t count, Stream stream) {
   if (rank < 0 || rank >= ranks())
