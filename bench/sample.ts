@@ -10,13 +10,19 @@ import { join } from 'node:path';
 import { type CommandSpec, list, num, optNum, optStr, str } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
 import { atomicWriteFile, atomicWriteJson } from '../common/fs.ts';
-import { nativeBinary } from '../common/native.ts';
 import { Progress } from '../common/progress.ts';
+import { EngineClient, type EngineOptions } from '../engine/client.ts';
+import { promptFor } from '../eval/generators/model.ts';
+import { DEFAULT_DATA_DIR } from '../eval/paths.ts';
 import { functionWritesCode, isSyntaxValid } from '../eval/report/syntax.ts';
-import { SamplerClient, type SamplerClientOptions } from '../pipelines/sample/client.ts';
-import type { SampleSettings } from '../pipelines/sample/protocol.ts';
+import { SandboxPool } from '../eval/sandbox/pool.ts';
+import { DEFAULT_LIMITS } from '../eval/sandbox/types.ts';
+import { SUITES } from '../eval/suites/index.ts';
+import { truncateAtStop } from '../eval/suites/stop.ts';
+import type { EvalTask } from '../eval/suites/types.ts';
 import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
-import { checkpointIds, type StepRow, scoreStepRows } from '../pipelines/trajectories/elbo.ts';
+import { type StepRow, scoreStepRows } from '../pipelines/trajectories/elbo.ts';
+import type { SampleSettings } from '../schemas/engine.ts';
 
 export interface BenchRow {
   model: 'diffusion' | 'ar';
@@ -31,6 +37,11 @@ export interface BenchRow {
   tokensPerForwardPass: number;
   latencyMs: number;
   parseOk: number;
+  /**
+   * Share of completions that pass their task's tests (--suite); null for prompts without tests, where
+   * the parse proxy and the AR bits are all there is.
+   */
+  pass1: number | null;
   /**
    * Bits per generated token under the AR checkpoint (generative NLL): the parse proxy passes degenerate
    * text such as `self.set()()()()...`; a text the AR model finds improbable is not quality kept. Null
@@ -146,7 +157,7 @@ export function paramCount(c: Record<string, unknown>): number {
   return V * H + L * layer + H + (c.tie_word_embeddings ? 0 : V * H);
 }
 
-function modelInfo(opts: SamplerClientOptions, attention: string): ModelInfo {
+function modelInfo(opts: EngineOptions, attention: string): ModelInfo {
   const configPath = opts.ckpt ? join(opts.ckpt, 'config.json') : opts.randomInit!.config;
   const config = JSON.parse(readFileSync(configPath, 'utf8'));
   let tokensSeen: number | null = null;
@@ -175,16 +186,17 @@ interface Sampled {
 /** A completion as measure() keeps it: the prompt's text (encoded once the AR tokenizer is known). */
 interface Kept {
   prompt: string;
+  text: string;
   tokens: Int32Array;
 }
 
 async function measure(
-  client: SamplerClient,
+  client: EngineClient,
   prompts: string[],
   settings: SampleSettings,
   batch: number,
   keep?: Kept[],
-): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'valLoss' | 'genNll'>> {
+): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'valLoss' | 'genNll' | 'pass1'>> {
   let generated = 0;
   let passes = 0;
   let ok = 0;
@@ -201,7 +213,7 @@ async function measure(
       generated += c.tokens.length;
       passes += c.forwardPasses;
       if (parsesAsFunction(chunk[k], c.text)) ok++;
-      keep?.push({ prompt: chunk[k], tokens: c.tokens });
+      keep?.push({ prompt: chunk[k], text: c.text, tokens: c.tokens });
     });
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -218,11 +230,40 @@ async function measure(
   };
 }
 
+/** Share of completions whose program (task prompt + completion cut at its stops + tests) passes. */
+export async function passRate(tasks: EvalTask[], kept: Kept[], pool: SandboxPool): Promise<number> {
+  const results = await Promise.all(
+    kept.map((k, i) => pool.run(tasks[i].program(truncateAtStop(k.text, tasks[i].stop, tasks[i].keepStop)))),
+  );
+  return results.filter((r) => r.passed).length / Math.max(1, kept.length);
+}
+
+/** Prompts of a suite's first `count` tasks, as eval sends them (no trailing line break). */
+export async function suitePromptsFor(
+  suite: string,
+  dataDir: string,
+  variant: string | undefined,
+  count: number,
+): Promise<{ tasks: EvalTask[]; prompts: string[] }> {
+  const s = SUITES[suite];
+  if (!s) throw new UserError(`bench sample: --suite ${suite} is unknown; one of ${Object.keys(SUITES).join(', ')}.`);
+  const tasks = (await s.load({ dataDir, variant: variant ?? (suite === 'synth' ? 'test' : undefined) })).slice(
+    0,
+    count,
+  );
+  const prompts = tasks.map((t) => {
+    const p = promptFor(t);
+    if (!('text' in p)) throw new UserError(`bench sample: ${suite} is a fill-in-the-middle suite; use sdt eval infill.`);
+    return p.text;
+  });
+  return { tasks, prompts };
+}
+
 /**
- * Mean bits per generated token of completions under a causal checkpoint (`sdt-native score`): each row is
+ * Mean bits per generated token of completions under a causal checkpoint (the engine's score op): each row is
  * prompt + completion, the targets the next tokens of the completion.
  */
-export async function generativeNll(samples: Sampled[], ckpt: string, bin: string): Promise<number | null> {
+export async function generativeNll(samples: Sampled[], engine: EngineClient): Promise<number | null> {
   const rows: StepRow[] = [];
   let count = 0;
   for (const s of samples) {
@@ -234,8 +275,7 @@ export async function generativeNll(samples: Sampled[], ckpt: string, bin: strin
     count += s.tokens.length;
   }
   if (rows.length === 0) return null;
-  const ids = checkpointIds(ckpt);
-  const lp = await scoreStepRows(rows, { bin, ckpt, pad: ids.pad, vocab: ids.vocab });
+  const lp = await scoreStepRows(rows, engine);
   let sum = 0;
   for (const v of lp) sum += v;
   return -sum / count / Math.LN2;
@@ -314,6 +354,7 @@ function table(rows: BenchRow[]): string {
     'tok/pass',
     'latency ms',
     'parse ok',
+    'pass@1',
     'AR bits/tok',
     'val loss',
   ];
@@ -328,6 +369,7 @@ function table(rows: BenchRow[]): string {
     r.tokensPerForwardPass.toFixed(2),
     r.latencyMs.toFixed(0),
     `${(100 * r.parseOk).toFixed(0)}%`,
+    r.pass1 == null ? '-' : `${(100 * r.pass1).toFixed(1)}%`,
     r.genNll == null ? '-' : r.genNll.toFixed(2),
     r.valLoss == null ? 'unknown' : r.valLoss.toFixed(3),
   ]);
@@ -360,7 +402,14 @@ generated token). Random-weight models (--random-init) measure speed only: their
     blocks: { type: 'list', description: 'block sizes', default: ['4', '8', '16', '32', '64'] },
     thresholds: { type: 'list', description: 'confidence thresholds', default: ['0.7', '0.9'] },
     batch: { type: 'number', description: 'the larger batch (batch 1 always runs)', default: 8 },
-    prompts: { type: 'number', description: 'held-out function headers to complete', default: 16 },
+    prompts: { type: 'number', description: 'prompts to complete (held-out headers, or the first tasks of --suite)', default: 16 },
+    suite: {
+      type: 'string',
+      description: 'take prompts from a suite with tests and report pass@1 (e.g. synth); default: stdlib headers',
+      arg: 'NAME',
+    },
+    'data-dir': { type: 'string', description: 'data of --suite', default: DEFAULT_DATA_DIR, arg: 'DIR' },
+    variant: { type: 'string', description: '--suite variant [default: test for synth]' },
     'max-new': { type: 'number', description: 'tokens to generate per prompt', default: 64 },
     'val-loss': {
       type: 'number',
@@ -393,8 +442,8 @@ generated token). Random-weight models (--random-init) measure speed only: their
   ],
   async run(o) {
     const seed = optNum(o, 'random-init');
-    let dOpts: SamplerClientOptions;
-    let aOpts: SamplerClientOptions;
+    let dOpts: EngineOptions;
+    let aOpts: EngineOptions;
     const tokenizer = optStr(o, 'tokenizer');
     if (seed !== undefined) {
       if (!optStr(o, 'config') || !optStr(o, 'ar-config')) {
@@ -435,16 +484,23 @@ generated token). Random-weight models (--random-init) measure speed only: their
     // decodes each prompt as it does alone (tested natively), so its rows take the same score.
     const samples = new Map<BenchRow, Kept[]>();
     const total = batches.length * (1 + blocks.length * thresholds.length);
-    const diffusion = await SamplerClient.start(dOpts);
+    const diffusion = await EngineClient.start(dOpts);
     const dInfo = modelInfo(dOpts, diffusion.info.attention_mode);
     let prompts: string[] = [];
     let promptTokens = 0;
+    let tasks: EvalTask[] | undefined;
+    const suite = optStr(o, 'suite');
     const progress = new Progress({ label: 'bench sample', total, unit: 'configs' });
     try {
       const tok = diffusion.requireTokenizer();
-      ({ headers: prompts, tokens: promptTokens } = await heldOutHeaders(num(o, 'prompts'), (t) =>
-        tok.encode(t),
-      ));
+      if (suite) {
+        ({ tasks, prompts } = await suitePromptsFor(suite, str(o, 'data-dir'), optStr(o, 'variant'), num(o, 'prompts')));
+        promptTokens = prompts.reduce((n, p) => n + tok.encode(p).length, 0) / Math.max(1, prompts.length);
+      } else {
+        ({ headers: prompts, tokens: promptTokens } = await heldOutHeaders(num(o, 'prompts'), (t) =>
+          tok.encode(t),
+        ));
+      }
       if (prompts.length === 0) {
         throw new UserError('bench sample: found no held-out function headers in the corpus.');
       }
@@ -460,6 +516,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
               threshold,
               valLoss: dValLoss,
               genNll: null,
+              pass1: null,
               ...m,
             };
             rows.push(row);
@@ -469,7 +526,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     } finally {
       await diffusion.close();
     }
-    const ar = await SamplerClient.start(aOpts);
+    const ar = await EngineClient.start(aOpts);
     let encode: ((text: string) => ArrayLike<number>) | undefined;
     const aInfo = modelInfo(aOpts, ar.info.attention_mode);
     try {
@@ -487,30 +544,45 @@ generated token). Random-weight models (--random-init) measure speed only: their
           threshold: null,
           valLoss: optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']),
           genNll: null,
+          pass1: null,
           ...m,
         };
         rows.push(row);
         if (b === 1) samples.set(row, kept);
         progress.tick();
       }
+      progress.done();
+      // The AR checkpoint's own engine scores every kept completion (one engine per checkpoint).
+      if (aOpts.ckpt && ar.info.attention_mode === 'causal') {
+        for (const [row, kept] of samples) {
+          const ids = kept.map((k) => ({ prompt: encode!(k.prompt), tokens: k.tokens }));
+          row.genNll = await generativeNll(ids, ar);
+        }
+        for (const row of rows.filter((r) => r.batch !== 1)) {
+          const alone = rows.find(
+            (r) =>
+              r.batch === 1 &&
+              r.model === row.model &&
+              r.block === row.block &&
+              r.threshold === row.threshold,
+          );
+          row.genNll = alone?.genNll ?? null;
+        }
+      }
     } finally {
       await ar.close();
     }
-    progress.done();
-    if (aOpts.ckpt && ar.info.attention_mode === 'causal') {
-      for (const [row, kept] of samples) {
-        const ids = kept.map((k) => ({ prompt: encode!(k.prompt), tokens: k.tokens }));
-        row.genNll = await generativeNll(ids, aOpts.ckpt, nativeBinary());
-      }
-      for (const row of rows.filter((r) => r.batch !== 1)) {
-        const alone = rows.find(
-          (r) =>
-            r.batch === 1 && r.model === row.model && r.block === row.block && r.threshold === row.threshold,
-        );
-        row.genNll = alone?.genNll ?? null;
-      }
-    }
 
+    if (tasks) {
+      // Tests run after timing, so the sandbox never competes with the sampler for the cores.
+      const pool = new SandboxPool({ concurrency: 2, limits: DEFAULT_LIMITS });
+      for (const [row, kept] of samples) row.pass1 = await passRate(tasks, kept, pool);
+      for (const row of rows.filter((r) => r.batch !== 1))
+        row.pass1 =
+          rows.find(
+            (r) => r.batch === 1 && r.model === row.model && r.block === row.block && r.threshold === row.threshold,
+          )?.pass1 ?? null;
+    }
     const family = describeFamily(dInfo, aInfo);
     const arBest = rows.filter((r) => r.model === 'ar' && r.batch === 1)[0];
     const out = str(o, 'out');
@@ -529,13 +601,17 @@ generated token). Random-weight models (--random-init) measure speed only: their
     await atomicWriteJson(join(out, 'bench-sample.json'), report);
     await atomicWriteFile(join(out, 'bench-sample.svg'), chartSvg(rows));
     process.stdout.write(
-      `${family}\n${prompts.length} held-out function headers of ${promptTokens} tokens, up to ${maxNew} new tokens each; ${threads} native thread(s)\n\n`,
+      `${family}\n${prompts.length} ${suite ? `${suite} tasks (prompts of ${promptTokens.toFixed(1)} tokens on average)` : `held-out function headers of ${promptTokens} tokens`}, up to ${maxNew} new tokens each; ${threads} native thread(s)\n\n`,
     );
     process.stdout.write(`${table(rows)}\n\n`);
     if (arBest) {
       for (const r of rows.filter((x) => x.model === 'diffusion' && x.batch === 1)) {
         process.stdout.write(
-          `block ${r.block} tau ${r.threshold}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1)\n`,
+          `block ${r.block} tau ${r.threshold}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1), ${r.tokensPerForwardPass.toFixed(2)} tokens/pass` +
+            (r.pass1 != null && arBest.pass1 != null
+              ? `, pass@1 ${(100 * r.pass1).toFixed(1)}% (AR ${(100 * arBest.pass1).toFixed(1)}%)`
+              : '') +
+            '\n',
         );
       }
     }

@@ -1,8 +1,20 @@
 /**
- * The JSON-line protocol of `sdt-native serve` (native/src/sampler/protocol.cpp), TS side.
- * Field names on the wire are snake_case; the TS API uses camelCase settings.
+ * The engine protocol of `sdt-native serve` (spec: schemas/engine.md; C++ side: native/src/engine/engine.cpp
+ * and native/src/sampler/protocol.cpp). Requests, results and events are JSON lines; the batch of a score,
+ * loss or logits request and the tensor of a result are binary messages framed like the trainer stream
+ * (schemas/stream.md). Field names on the wire are snake_case; the TS API uses camelCase settings.
  */
-import type { StepKind } from '../../schemas/trajectory.ts';
+import { crc32 } from 'node:zlib';
+import {
+  encodeBatchPayload,
+  encodeFrame,
+  encodeStreamHeader,
+  FRAME_HEADER_BYTES,
+  STREAM_HEADER_BYTES,
+  STREAM_MAGIC,
+  type StreamBatch,
+} from './stream.ts';
+import type { StepKind } from './trajectory.ts';
 
 export const COMMIT_ORDERS = ['confidence', 'margin', 'entropy', 'random', 'left-to-right'] as const;
 export type CommitOrder = (typeof COMMIT_ORDERS)[number];
@@ -67,6 +79,10 @@ export function settingsToWire(s: SampleSettings): Record<string, unknown> {
 export interface ReadyInfo {
   event: 'ready';
   source: string;
+  /** Where the model runs (`--device`). */
+  device: 'cpu' | 'cuda';
+  /** The binary-message version this engine reads and writes (ENGINE_VERSION). */
+  engine_version: number;
   vocab_size: number;
   max_position_embeddings: number;
   attention_mode: 'bidirectional' | 'causal' | 'block';
@@ -115,4 +131,170 @@ export interface WireResult {
 
 export type WireResponse =
   | { id: string | number | null; ok: true; results: WireResult[]; timings: { total_ms: number } }
-  | { id: string | number | null; ok: false; error: string };
+  | WireError;
+
+// ---- batch ops: score, loss, logits ----
+
+/** The binary-message version the engine speaks: the trainer stream's version (same framing). */
+export const ENGINE_VERSION = 1;
+export const ENGINE_OPS = ['generate', 'score', 'loss', 'logits'] as const;
+export type EngineOp = (typeof ENGINE_OPS)[number];
+export type BatchOp = Exclude<EngineOp, 'generate'>;
+
+/** Request fields of a generate request (native/src/sampler/protocol.cpp parse_request). */
+export const GENERATE_FIELDS = [
+  'id',
+  'op',
+  'device',
+  'prompt',
+  'prompts',
+  'stream',
+  ...Object.values(WIRE_NAMES),
+] as const;
+/** Request fields of score, loss and logits (native/src/engine/engine.cpp batch_request_fields). */
+export const BATCH_FIELDS = ['id', 'op', 'attention', 'device'] as const;
+
+/** The "code" of an error response. */
+export const ENGINE_ERROR_CODES = [
+  'bad_json',
+  'bad_request',
+  'device',
+  'bad_frame',
+  'missing_frame',
+  'stray_frame',
+  'bad_batch',
+] as const;
+export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
+
+export interface WireError {
+  id: string | number | null;
+  ok: false;
+  code: EngineErrorCode;
+  error: string;
+}
+
+export type BatchResponse =
+  | {
+      id: string | number | null;
+      ok: true;
+      op: 'score';
+      rows: number;
+      T: number;
+      attention: string;
+      targets: number;
+      total_logprob: number;
+      frames: 1;
+    }
+  | {
+      id: string | number | null;
+      ok: true;
+      op: 'loss';
+      rows: number;
+      T: number;
+      attention: string;
+      loss: number;
+      weight_sum: number;
+      targets: number;
+    }
+  | {
+      id: string | number | null;
+      ok: true;
+      op: 'logits';
+      rows: number;
+      T: number;
+      attention: string;
+      vocab_size: number;
+      frames: 1;
+    }
+  | WireError;
+
+const ATTENTION = ['bidirectional', 'causal', 'block'];
+const DEVICES = ['cpu', 'cuda'];
+
+/**
+ * What is wrong with a request line's field names and kinds (null when nothing): the checks the engine makes
+ * before it looks at the model (unknown op, unknown field, the type of id, op, attention, device, stream, and a
+ * generate request's prompt). The engine also checks values against the model (ids in the vocabulary, settings
+ * ranges); test/engine.test.ts shows that both sides accept and reject the same documents.
+ */
+export function requestProblem(doc: unknown): string | null {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'a request must be a JSON object';
+  const r = doc as Record<string, unknown>;
+  if (r.op !== undefined && typeof r.op !== 'string') return 'field "op" must be a string';
+  const op = (r.op ?? 'generate') as string;
+  if (!(ENGINE_OPS as readonly string[]).includes(op)) return `unknown op "${op}"`;
+  const fields: readonly string[] = op === 'generate' ? GENERATE_FIELDS : BATCH_FIELDS;
+  for (const k of Object.keys(r)) if (!fields.includes(k)) return `unknown field "${k}" for op "${op}"`;
+  if (r.id !== undefined && typeof r.id !== 'string' && typeof r.id !== 'number')
+    return 'field "id" must be a string or a number';
+  if (r.device !== undefined && !DEVICES.includes(r.device as string))
+    return 'field "device" must be "cpu" or "cuda"';
+  if (op !== 'generate') {
+    if (r.attention !== undefined && !ATTENTION.includes(r.attention as string))
+      return 'field "attention" must be "bidirectional", "causal" or "block"';
+    return null;
+  }
+  if (r.stream !== undefined && typeof r.stream !== 'boolean') return 'field "stream" must be true or false';
+  if (r.prompt !== undefined && r.prompts !== undefined) return 'give either "prompt" or "prompts", not both';
+  if (r.prompt === undefined && r.prompts === undefined) return 'missing field "prompt" or "prompts"';
+  return null;
+}
+
+/** A batch request's binary message: the stream header, then one `request` frame holding the batch. */
+export function encodeBatchMessage(b: StreamBatch): Uint8Array {
+  const header = encodeStreamHeader();
+  const frame = encodeFrame(FRAME_KIND_REQUEST, encodeBatchPayload(b));
+  const out = new Uint8Array(header.length + frame.length);
+  out.set(header, 0);
+  out.set(frame, header.length);
+  return out;
+}
+
+export const FRAME_KIND_REQUEST = 5;
+export const FRAME_KIND_TENSOR = 6;
+/** Bytes of a binary message before its payload: stream header and frame header. */
+export const MESSAGE_HEADER_BYTES = STREAM_HEADER_BYTES + FRAME_HEADER_BYTES;
+
+export interface Tensor {
+  dims: number[];
+  data: Float32Array;
+}
+
+/** Payload length of the binary message at the start of `bytes` (its 36 header bytes must be there). */
+export function messagePayloadLength(bytes: Uint8Array): number {
+  for (let i = 0; i < 8; i++) {
+    if (bytes[i] !== STREAM_MAGIC[i])
+      throw new Error('engine output: expected a binary message (SDTSTRM magic)');
+  }
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint32(STREAM_HEADER_BYTES + 4, true);
+}
+
+/** Decodes a complete result message (header + tensor frame), checking version, kind and CRC. */
+export function decodeTensorMessage(bytes: Uint8Array): Tensor {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const version = view.getUint32(8, true);
+  if (version !== ENGINE_VERSION)
+    throw new Error(`engine output: message version ${version}, this client reads ${ENGINE_VERSION}`);
+  const kind = view.getUint32(STREAM_HEADER_BYTES, true);
+  const len = view.getUint32(STREAM_HEADER_BYTES + 4, true);
+  if (kind !== FRAME_KIND_TENSOR)
+    throw new Error(`engine output: frame kind ${kind} where a tensor (6) was expected`);
+  const payload = bytes.subarray(MESSAGE_HEADER_BYTES, MESSAGE_HEADER_BYTES + len);
+  const crc = crc32(payload, crc32(bytes.subarray(STREAM_HEADER_BYTES, STREAM_HEADER_BYTES + 8)));
+  if (crc !== view.getUint32(STREAM_HEADER_BYTES + 8, true))
+    throw new Error('engine output: CRC-32 mismatch');
+  const p = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  if (p.getUint32(0, true) !== 1) throw new Error('engine output: tensor dtype is not float32');
+  const ndim = p.getUint32(4, true);
+  const dims: number[] = [];
+  for (let i = 0; i < ndim; i++) dims.push(p.getUint32(8 + 4 * i, true));
+  const start = 8 + 4 * ndim;
+  const n = dims.reduce((a, b) => a * b, 1);
+  if (payload.length !== start + 4 * n)
+    throw new Error('engine output: tensor payload does not match its dims');
+  // Copied out: aligned, and independent of the client's read buffer.
+  const copy = new Uint8Array(payload.length - start);
+  copy.set(payload.subarray(start));
+  const data = new Float32Array(copy.buffer);
+  return { dims, data };
+}

@@ -65,10 +65,11 @@ export function encodeStreamHeader(header: Partial<StreamHeader> = {}): Uint8Arr
   return out;
 }
 
-function frame(kind: FrameKind, payload: Uint8Array): Uint8Array {
+/** A frame: kind code, payload length, CRC-32 over both and the payload, then the payload. */
+export function encodeFrame(code: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
   const view = new DataView(out.buffer);
-  view.setUint32(0, FRAME_KINDS[kind], true);
+  view.setUint32(0, code, true);
   view.setUint32(4, payload.length, true);
   out.set(payload, FRAME_HEADER_BYTES);
   const crc = crc32(payload, crc32(out.subarray(0, 8)));
@@ -99,6 +100,11 @@ export function checkBatch(b: StreamBatch): void {
 }
 
 export function encodeBatchFrame(kind: 'train' | 'eval', b: StreamBatch): Uint8Array {
+  return encodeFrame(FRAME_KINDS[kind], encodeBatchPayload(b));
+}
+
+/** The payload of a batch frame ("Batch payload" in schemas/stream.md). */
+export function encodeBatchPayload(b: StreamBatch): Uint8Array {
   checkBatch(b);
   const n = b.B * b.T;
   const tag = new TextEncoder().encode(b.tag);
@@ -117,11 +123,11 @@ export function encodeBatchFrame(kind: 'train' | 'eval', b: StreamBatch): Uint8A
     payload.set(bytesOf(a), at);
     at += n * 4;
   }
-  return frame(kind, payload);
+  return payload;
 }
 
 export function encodeControlFrame(kind: 'checkpoint' | 'end'): Uint8Array {
-  return frame(kind, new Uint8Array(0));
+  return encodeFrame(FRAME_KINDS[kind], new Uint8Array(0));
 }
 
 /**

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../bin/main.ts';
+import { EngineClient } from '../engine/client.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
 import { elboOfTrajectories } from '../pipelines/trajectories/elbo.ts';
 import { readRounds, speedupPoints } from '../pipelines/trajectories/report-speedup.ts';
@@ -104,8 +105,12 @@ describe.skipIf(!haveNative)('on-policy round', () => {
       const mine = pool.filter((r) => r.id.split('#')[0] === k.id.split('#')[0]);
       expect(reward(k)).toBe(Math.max(...mine.map(reward)));
     }
-    const before = await elboOfTrajectories(kept, { bin, ckpt });
-    const after = await elboOfTrajectories(kept, { bin, ckpt: records[1].ckpt });
+    const elbo = async (c: string) => {
+      const engine = await EngineClient.start({ ckpt: c, binary: bin });
+      return elboOfTrajectories(kept, engine).finally(() => engine.close());
+    };
+    const before = await elbo(ckpt);
+    const after = await elbo(records[1].ckpt);
     for (let i = 0; i < kept.length; i++) expect(after[i].elbo).toBeGreaterThan(before[i].elbo);
 
     // The speedup report reads the same log: round 0 is the reference (speedup 1).

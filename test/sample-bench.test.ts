@@ -13,8 +13,9 @@ import {
   paramCount,
   parsesAsFunction,
 } from '../bench/sample.ts';
-import { readNpyFloat32, writeNpy } from '../pipelines/trajectories/npy.ts';
+import { EngineClient } from '../engine/client.ts';
 import { builtNative, tinyModelConfig } from './native-build.ts';
+import { readNpyFloat32, writeNpy } from './train-npy.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sdt-bench-sample-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -107,7 +108,8 @@ describe.skipIf(bin === '')('parameter count', () => {
       { prompt: [12], tokens: Int32Array.from([13, 14]) },
       { prompt: [15, 16], tokens: new Int32Array(0) }, // nothing generated: not counted
     ];
-    const got = await generativeNll(samples, ckpt, bin);
+    const engine = await EngineClient.start({ ckpt, binary: bin });
+    const got = await generativeNll(samples, engine).finally(() => engine.close());
     // Reference: logits of each whole sequence from `sdt-native forward`, log-softmax by hand.
     let sum = 0;
     let n = 0;

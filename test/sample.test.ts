@@ -1,5 +1,5 @@
 /**
- * sdt-native serve through SamplerClient: malformed requests get error results and serving goes on;
+ * sdt-native serve through EngineClient: malformed requests get error results and serving goes on;
  * text prompts round-trip through the tokenizer; seeded sampling repeats; the CLI prints completions.
  */
 import { spawnSync } from 'node:child_process';
@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../common/native.ts';
-import { SamplerClient } from '../pipelines/sample/client.ts';
-import type { WireStepEvent } from '../pipelines/sample/protocol.ts';
+import { EngineClient } from '../engine/client.ts';
 import { saveTokenizer, trainBpe } from '../pipelines/tokenizer/index.ts';
+import type { WireStepEvent } from '../schemas/engine.ts';
 import { builtNative } from './native-build.ts';
 
 // Empty when sdt-native cannot be built here (no CMake): the native tests skip.
@@ -50,9 +50,9 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe.skipIf(!haveNative)('sdt-native serve', () => {
-  let client: SamplerClient;
+  let client: EngineClient;
   beforeAll(async () => {
-    client = await SamplerClient.start({
+    client = await EngineClient.start({
       randomInit: { seed: 5, config: configPath },
       tokenizer: tokPath,
       binary: bin,

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../bin/main.ts';
-import { SamplerClient } from '../pipelines/sample/client.ts';
+import { EngineClient } from '../engine/client.ts';
 import { loadConfigFile } from '../trainer/config.ts';
 import { loadTrainData } from '../trainer/data.ts';
 import { readLog } from '../trainer/run-log.ts';
@@ -123,7 +123,7 @@ describe.skipIf(!bin)('sdt train end to end', () => {
     const ckpt = join(run, 'checkpoints', 'step-000004');
     const config = JSON.parse(readFileSync(join(ckpt, 'config.json'), 'utf8'));
     expect([config.attention_mode, config.block_size]).toEqual(['block', 8]);
-    const client = await SamplerClient.start({ ckpt });
+    const client = await EngineClient.start({ ckpt });
     try {
       expect(client.info.attention_mode).toBe('block');
       const [c] = await client.generateTokens([[5, 6, 7]], { maxNew: 12, block: 8, eos: -1 });

@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EngineClient } from '../engine/client.ts';
 import { SandboxPool } from '../eval/sandbox/pool.ts';
 import type { EvalTask } from '../eval/suites/types.ts';
-import { SamplerClient } from '../pipelines/sample/client.ts';
 import {
   functionPrompts,
   generateTrajectories,
@@ -145,7 +145,7 @@ describe.skipIf(!haveNative)('traj generate', () => {
         eos_token_id: 2,
       }),
     );
-    const client = await SamplerClient.start({ randomInit: { seed: 2, config }, binary: bin });
+    const client = await EngineClient.start({ randomInit: { seed: 2, config }, binary: bin });
     const prompts = ['a', 'b', 'c'].map((id, i) => ({
       id,
       prompt: '',

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SamplerClient } from '../pipelines/sample/client.ts';
+import { EngineClient } from '../engine/client.ts';
 import {
   completionToRow,
   readTrajectories,
@@ -151,7 +151,7 @@ describe.skipIf(bin === '')('trajectories from the sampler', () => {
         eos_token_id: 2,
       }),
     );
-    const client = await SamplerClient.start({ randomInit: { seed: 2, config }, binary: bin });
+    const client = await EngineClient.start({ randomInit: { seed: 2, config }, binary: bin });
     try {
       const rows: TrajectoryRow[] = [];
       for (const rule of ['threshold', 'fixed', 'remask'] as const) {

@@ -11,7 +11,7 @@ import {
   str,
 } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
-import { SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/settings.ts';
+import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/settings.ts';
 import { ModelGenerator, openSamplerClient } from '../generators/model.ts';
 import { OracleGenerator } from '../generators/oracle.ts';
 import type { Generator } from '../generators/types.ts';
@@ -80,7 +80,7 @@ async function makeGenerator(o: OptionValues, buggy = false): Promise<Generator>
   const ckpt = optStr(o, 'ckpt');
   if (!ckpt)
     throw new UserError('pass --ckpt DIR to evaluate a model, or --oracle to run the reference solutions.');
-  const client = await openSamplerClient(ckpt);
+  const client = await openSamplerClient(ckpt, deviceFromOptions(o));
   return new ModelGenerator(client, settingsFromOptions(o), ckpt);
 }
 

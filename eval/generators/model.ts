@@ -1,6 +1,6 @@
 import { UserError } from '../../common/errors.ts';
-import { SamplerClient } from '../../pipelines/sample/client.ts';
-import type { SampleSettings } from '../../pipelines/sample/protocol.ts';
+import { EngineClient } from '../../engine/client.ts';
+import type { SampleSettings } from '../../schemas/engine.ts';
 import type { EvalTask } from '../suites/types.ts';
 import type { GenerationStats, Generator, TaskGeneration } from './types.ts';
 
@@ -22,7 +22,7 @@ export interface SamplerCompletion {
 
 /**
  * What eval needs from the sampler: generate(prompts, settings) -> completions with token and
- * forward-pass counts, plus the seconds the sampler spent. `openSamplerClient` adapts SamplerClient.
+ * forward-pass counts, plus the seconds the sampler spent. `openSamplerClient` adapts EngineClient.
  */
 export interface SamplerClientLike {
   generate(
@@ -135,12 +135,15 @@ export function fitPrompt(
 }
 
 /**
- * Open the sampler (`sdt-native serve` behind SamplerClient) on a checkpoint. Infilling prompts become
+ * Open the sampler (`sdt-native serve` behind EngineClient) on a checkpoint. Infilling prompts become
  * <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|> with the special token ids (tokenizing the
  * marker text would give ordinary bytes).
  */
-export async function openSamplerClient(ckpt: string): Promise<SamplerClientLike> {
-  const client = await SamplerClient.start({ ckpt });
+export async function openSamplerClient(
+  ckpt: string,
+  device: 'cpu' | 'cuda' = 'cpu',
+): Promise<SamplerClientLike> {
+  const client = await EngineClient.start({ ckpt, device });
   const tok = client.tokenizer;
   if (!tok) throw new UserError(`--ckpt ${ckpt}: no tokenizer.json there; eval needs text prompts.`);
   const context = client.info.max_position_embeddings;

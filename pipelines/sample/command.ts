@@ -2,13 +2,13 @@
 import { bool, type CommandSpec, num, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { Progress } from '../../common/progress.ts';
+import { type Completion, EngineClient } from '../../engine/client.ts';
+import type { WireStepEvent } from '../../schemas/engine.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
 import { completionToRow, writeTrajectories } from '../trajectories/record.ts';
-import { type Completion, SamplerClient } from './client.ts';
 import { type PromptItem, readPromptFile } from './prompts.ts';
-import type { WireStepEvent } from './protocol.ts';
 import { renderFrame, TerminalPlayer } from './render.ts';
-import { SAMPLER_OPTIONS, settingsFromOptions } from './settings.ts';
+import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from './settings.ts';
 
 export const command: CommandSpec = {
   name: 'sample',
@@ -86,10 +86,11 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
     const animate = Boolean(process.stdout.isTTY) && !bool(o, 'json') && !bool(o, 'no-animate');
     settings.trajectory = Boolean(trajPath);
 
-    const client = await SamplerClient.start({
+    const client = await EngineClient.start({
       ckpt,
       randomInit: seedInit !== undefined ? { seed: seedInit, config: str(o, 'config') } : undefined,
       tokenizer: optStr(o, 'tokenizer'),
+      device: deviceFromOptions(o),
       env:
         num(o, 'threads') > 0
           ? { OMP_NUM_THREADS: String(num(o, 'threads')), OPENBLAS_NUM_THREADS: String(num(o, 'threads')) }
@@ -172,7 +173,7 @@ class LiveCanvas {
   constructor(
     private readonly prompt: string,
     maxNew: number,
-    client: SamplerClient,
+    client: EngineClient,
     private readonly tok: { tokenText(id: number): string },
   ) {
     this.mask = client.info.mask_token_id;

@@ -1,8 +1,14 @@
 /** Sampler CLI options shared by `sdt sample` and `sdt bench sample`, and their mapping to settings. */
 import { bool, num, type OptionSpec, type OptionValues, str } from '../../common/cli.ts';
-import { COMMIT_ORDERS, type SampleSettings } from './protocol.ts';
+import { COMMIT_ORDERS, type SampleSettings } from '../../schemas/engine.ts';
 
 export const SAMPLER_OPTIONS: Record<string, OptionSpec> = {
+  device: {
+    type: 'string',
+    description: 'where the engine (sdt-native serve) runs the model; cuda needs a CUDA build and a GPU',
+    default: 'cpu',
+    choices: ['cpu', 'cuda'],
+  },
   'max-new': { type: 'number', description: 'tokens to generate at most', default: 128, arg: 'N' },
   block: { type: 'number', description: 'block size of diffusion decoding', default: 32, arg: 'B' },
   rule: {
@@ -66,6 +72,11 @@ export const SAMPLER_OPTIONS: Record<string, OptionSpec> = {
     arg: 'T',
   },
 };
+
+/** --device of the engine. */
+export function deviceFromOptions(o: OptionValues): 'cpu' | 'cuda' {
+  return str(o, 'device') === 'cuda' ? 'cuda' : 'cpu';
+}
 
 export function settingsFromOptions(o: OptionValues): SampleSettings {
   return {

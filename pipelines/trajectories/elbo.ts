@@ -1,45 +1,11 @@
 /**
  * ELBO of trajectories under a checkpoint: every commit step becomes one row (the state the sampler saw,
- * the tokens it committed), scored natively in batches by `sdt-native score`; a trajectory's ELBO is the
- * sum of its steps' log-probabilities (natural log). Where the binary predates `score`, the same numbers
- * come from `sdt-native forward` logits and a log-softmax here.
+ * the tokens it committed), scored in batches by the engine's score op (schemas/engine.md); a trajectory's
+ * ELBO is the sum of its steps' log-probabilities (natural log).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { UserError } from '../../common/errors.ts';
+import { type EngineClient, packRows } from '../../engine/client.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
-import { readNpyFloat32, writeNpy } from './npy.ts';
 import { replayStates } from './record.ts';
-
-export interface CheckpointIds {
-  mask: number;
-  pad: number;
-  maxPositions: number;
-  vocab: number;
-}
-
-export function checkpointIds(ckpt: string): CheckpointIds {
-  const path = join(ckpt, 'config.json');
-  let cfg: Record<string, unknown>;
-  try {
-    cfg = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new UserError(
-      `${path}: ${(err as Error).message}; point --ckpt at a checkpoint written by sdt train.`,
-    );
-  }
-  const mask = cfg.mask_token_id;
-  if (typeof mask !== 'number') throw new UserError(`${path}: no mask_token_id; not a diffusion checkpoint.`);
-  return {
-    mask,
-    pad: typeof cfg.pad_token_id === 'number' && cfg.pad_token_id >= 0 ? cfg.pad_token_id : 0,
-    maxPositions: Number(cfg.max_position_embeddings ?? 1 << 30),
-    vocab: Number(cfg.vocab_size ?? 32768),
-  };
-}
 
 /** One scoring row: the model input before a commit step and the tokens committed (-1 elsewhere). */
 export interface StepRow {
@@ -79,154 +45,32 @@ export function stepRows(row: TrajectoryRow, mask: number, maxPositions = 1 << 3
   return out;
 }
 
-const scoreSupport = new Map<string, boolean>();
-
-/** Whether this sdt-native build has the `score` subcommand (native/src/score). */
-export function hasNativeScore(bin: string): boolean {
-  let known = scoreSupport.get(bin);
-  if (known === undefined) {
-    const r = spawnSync(bin, ['--help'], { encoding: 'utf8' });
-    known = /^\s+score\s/m.test(r.stdout ?? '');
-    scoreSupport.set(bin, known);
-  }
-  return known;
-}
-
-function runNative(bin: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.on('error', (e) => reject(new UserError(`cannot start ${bin}: ${e.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve(out);
-      else
-        reject(
-          new UserError(
-            `sdt-native ${args[0]} failed (exit ${code}): ${err.trim().split('\n').slice(-3).join(' | ')}`,
-          ),
-        );
-    });
-  });
-}
-
-/** Pads rows to one width: pad id as input, -1 as target, segment -1 (attends to nothing) on padding. */
-function padRows(
-  rows: StepRow[],
-  pad: number,
-): { ids: Int32Array; tgt: Int32Array; seg: Int32Array; T: number } {
-  const T = Math.max(1, ...rows.map((r) => r.input.length));
-  const ids = new Int32Array(rows.length * T).fill(pad);
-  const tgt = new Int32Array(rows.length * T).fill(-1);
-  const seg = new Int32Array(rows.length * T).fill(-1);
-  rows.forEach((r, i) => {
-    ids.set(r.input, i * T);
-    tgt.set(r.targets, i * T);
-    seg.fill(0, i * T, i * T + r.input.length);
-  });
-  return { ids, tgt, seg, T };
-}
-
-export interface ScoreBackendOptions {
-  bin: string;
-  ckpt: string;
-  pad: number;
-  /** Vocabulary size (sizes the fallback's chunks); default 32768. */
-  vocab?: number;
-  /** Rows per native call (bounds the temporary files and, for the fallback, the logits in memory). */
-  chunkRows?: number;
-  /** Force the `forward` fallback (tests compare both). */
-  forceForward?: boolean;
-}
-
-/** Sum of log p(committed tokens | state) for each step row. */
-export async function scoreStepRows(rows: StepRow[], opts: ScoreBackendOptions): Promise<Float64Array> {
+/**
+ * Sum of log p(committed tokens | state) for each step row. Rows of similar length share a request, so
+ * little compute goes into padding; a request's rows are bounded so its [rows, T, vocab] logits would stay
+ * near 256 MiB (the engine itself runs 16 rows per model call).
+ */
+export async function scoreStepRows(rows: StepRow[], engine: EngineClient): Promise<Float64Array> {
   const out = new Float64Array(rows.length);
   if (rows.length === 0) return out;
-  const native = !opts.forceForward && hasNativeScore(opts.bin);
-  // The fallback moves [rows, T, vocab] float32 logits through a file: keep that near 64 MiB.
+  const pad = Math.max(engine.info.pad_token_id, 0);
   const T = Math.max(1, ...rows.map((r) => r.input.length));
-  const logitsRow = 4 * T * Math.max(1, opts.vocab ?? 32768);
-  const fallbackRows = Math.max(1, Math.floor((64 << 20) / logitsRow));
-  // `sdt-native score` may hold a call's logits at once: bound them to ~256 MiB as well.
-  const nativeRows = Math.min(512, Math.max(1, Math.floor((256 << 20) / logitsRow)));
-  const chunk = opts.chunkRows ?? (native ? nativeRows : fallbackRows);
-  const dir = await mkdtemp(join(tmpdir(), 'sdt-score-'));
-  try {
-    // Rows of similar length share a chunk, so little compute goes into padding.
-    const byLength = rows
-      .map((_, i) => i)
-      .sort((a, b) => rows[a].input.length - rows[b].input.length || a - b);
-    for (let r0 = 0; r0 < rows.length; r0 += chunk) {
-      const idx = byLength.slice(r0, r0 + chunk);
-      const part = idx.map((i) => rows[i]);
-      const { ids, tgt, seg, T } = padRows(part, opts.pad);
-      const shape = [part.length, T];
-      await writeNpy(join(dir, 's.npy'), ids, shape);
-      await writeNpy(join(dir, 'g.npy'), seg, shape);
-      if (native) {
-        await writeNpy(join(dir, 't.npy'), tgt, shape);
-        await runNative(opts.bin, [
-          'score',
-          '--ckpt',
-          opts.ckpt,
-          '--states',
-          join(dir, 's.npy'),
-          '--targets',
-          join(dir, 't.npy'),
-          '--segments',
-          join(dir, 'g.npy'),
-          '--out',
-          join(dir, 'lp.npy'),
-        ]);
-        const { data } = await readNpyFloat32(join(dir, 'lp.npy'));
-        for (let i = 0; i < part.length; i++) out[idx[i]] = data[i];
-      } else {
-        await runNative(opts.bin, [
-          'forward',
-          '--ckpt',
-          opts.ckpt,
-          '--tokens',
-          join(dir, 's.npy'),
-          '--segments',
-          join(dir, 'g.npy'),
-          '--out',
-          join(dir, 'logits.npy'),
-        ]);
-        const { data, shape: ls } = await readNpyFloat32(join(dir, 'logits.npy'));
-        const V = ls[2];
-        for (let i = 0; i < part.length; i++) {
-          let lp = 0;
-          for (let t = 0; t < T; t++) {
-            const y = tgt[i * T + t];
-            if (y < 0) continue;
-            lp += logSoftmaxAt(data, (i * T + t) * V, V, y);
-          }
-          out[idx[i]] = lp;
-        }
-      }
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  const chunk = Math.min(
+    512,
+    Math.max(1, Math.floor((256 << 20) / (4 * T * Math.max(1, engine.info.vocab_size)))),
+  );
+  const byLength = rows.map((_, i) => i).sort((a, b) => rows[a].input.length - rows[b].input.length || a - b);
+  for (let r0 = 0; r0 < rows.length; r0 += chunk) {
+    const idx = byLength.slice(r0, r0 + chunk);
+    const { logprob } = await engine.score(
+      packRows(
+        idx.map((i) => rows[i]),
+        pad,
+      ),
+    );
+    for (let i = 0; i < idx.length; i++) out[idx[i]] = logprob[i];
   }
   return out;
-}
-
-function logSoftmaxAt(logits: Float32Array, off: number, V: number, y: number): number {
-  let mx = Number.NEGATIVE_INFINITY;
-  for (let v = 0; v < V; v++) if (logits[off + v] > mx) mx = logits[off + v];
-  let z = 0;
-  for (let v = 0; v < V; v++) {
-    const l = logits[off + v];
-    if (Number.isFinite(l)) z += Math.exp(l - mx);
-  }
-  return logits[off + y] - mx - Math.log(z);
 }
 
 export interface TrajectoryElbo {
@@ -237,15 +81,14 @@ export interface TrajectoryElbo {
   steps: number[];
 }
 
-/** ELBO of each trajectory under the checkpoint, all steps of all trajectories in shared native batches. */
+/** ELBO of each trajectory under the engine's checkpoint, all steps of all trajectories in shared batches. */
 export async function elboOfTrajectories(
   rows: TrajectoryRow[],
-  opts: Omit<ScoreBackendOptions, 'pad'>,
+  engine: EngineClient,
 ): Promise<TrajectoryElbo[]> {
-  const ids = checkpointIds(opts.ckpt);
-  const perRow = rows.map((r) => stepRows(r, ids.mask, ids.maxPositions));
+  const perRow = rows.map((r) => stepRows(r, engine.info.mask_token_id, engine.info.max_position_embeddings));
   const flat = perRow.flat();
-  const lp = await scoreStepRows(flat, { ...opts, pad: ids.pad, vocab: ids.vocab });
+  const lp = await scoreStepRows(flat, engine);
   let at = 0;
   return perRow.map((steps) => {
     const s = Array.from(lp.subarray(at, at + steps.length));

@@ -1,5 +1,5 @@
 /**
- * `sdt traj generate`: a teacher checkpoint writes K trajectories per prompt through SamplerClient, in Arrow
+ * `sdt traj generate`: a teacher checkpoint writes K trajectories per prompt through EngineClient, in Arrow
  * shards (schemas/trajectory.ts rows, ids PROMPT#K) that a rerun skips, so a killed job resumes.
  * Prompts: a JSONL file, an eval suite, or function headers + docstrings cut from a dataset's held-out split.
  */
@@ -10,13 +10,13 @@ import { type CommandSpec, num, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteJson } from '../../common/fs.ts';
 import { Progress } from '../../common/progress.ts';
+import { EngineClient } from '../../engine/client.ts';
 import { SUITES } from '../../eval/suites/index.ts';
+import { type SampleSettings, settingsToWire } from '../../schemas/engine.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
 import { openDataset } from '../dataset/read.ts';
-import { SamplerClient } from '../sample/client.ts';
 import { type PromptItem, readPromptFile } from '../sample/prompts.ts';
-import { type SampleSettings, settingsToWire } from '../sample/protocol.ts';
-import { SAMPLER_OPTIONS, settingsFromOptions } from '../sample/settings.ts';
+import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../sample/settings.ts';
 import { completionToRow, readTrajectories, writeTrajectories } from './record.ts';
 
 const HEADER =
@@ -67,7 +67,7 @@ export async function suitePrompts(suite: string, dataDir: string, limit: number
 }
 
 export interface GenerateOptions {
-  client: SamplerClient;
+  client: EngineClient;
   /** With `tokens`, a prompt is sent as ids (no tokenizer needed). */
   prompts: (PromptItem & { tokens?: Int32Array })[];
   settings: SampleSettings;
@@ -234,7 +234,11 @@ left-to-right; docs/sample.md). A rerun with the same settings skips finished sh
     else if (optStr(o, 'suite')) prompts = await suitePrompts(str(o, 'suite'), str(o, 'data-dir'), limit);
     else prompts = await datasetPrompts(str(o, 'dataset'), limit);
     const settings = settingsFromOptions(o);
-    const client = await SamplerClient.start({ ckpt: str(o, 'ckpt'), tokenizer: optStr(o, 'tokenizer') });
+    const client = await EngineClient.start({
+      ckpt: str(o, 'ckpt'),
+      tokenizer: optStr(o, 'tokenizer'),
+      device: deviceFromOptions(o),
+    });
     client.requireTokenizer();
     const progress = new Progress({
       label: 'traj generate',

@@ -18,6 +18,8 @@ import {
 } from 'apache-arrow';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
+import type { Completion } from '../../engine/client.ts';
+import { settingsToWire } from '../../schemas/engine.ts';
 import {
   STEP_KINDS,
   type StepKind,
@@ -26,8 +28,6 @@ import {
   type TrajectoryRow,
   type TrajectoryStep,
 } from '../../schemas/trajectory.ts';
-import type { Completion } from '../sample/client.ts';
-import { settingsToWire } from '../sample/protocol.ts';
 
 const listOf = (t: Int32 | Float32 | Utf8) => new List(new Field('item', t, true));
 

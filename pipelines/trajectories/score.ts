@@ -19,8 +19,8 @@ import {
 import { bool, type CommandSpec, num, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
-import { nativeBinary } from '../../common/native.ts';
 import { Progress } from '../../common/progress.ts';
+import { EngineClient } from '../../engine/client.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
@@ -28,7 +28,7 @@ import type { EvalTask } from '../../eval/suites/types.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
-import { checkpointIds, elboOfTrajectories } from './elbo.ts';
+import { elboOfTrajectories } from './elbo.ts';
 import { readTrajectoryInput } from './generate.ts';
 import { levSurrogate } from './lev.ts';
 import { readTrajectories, trajectoriesToTable } from './record.ts';
@@ -103,9 +103,10 @@ export async function readScored(path: string): Promise<ScoredRow[]> {
 }
 
 export interface ScoreOptions {
-  /** Checkpoint that computes the ELBO; without one the ELBO stays null. */
+  /** Checkpoint that computes the ELBO (one engine for every row); without one the ELBO stays null. */
   ckpt?: string;
   bin?: string;
+  device?: 'cpu' | 'cuda';
   /** Decodes prompts (and completions when the rows have no text) for the verifier. */
   tokenizer?: Tokenizer;
   /** Eval tasks by prompt key: their tests run in `pool`. */
@@ -119,10 +120,26 @@ export interface ScoreOptions {
 }
 
 export async function scoreTrajectories(rows: TrajectoryRow[], opts: ScoreOptions): Promise<ScoredRow[]> {
-  const mask = opts.ckpt ? checkpointIds(opts.ckpt).mask : (opts.maskId ?? maskFromRows(rows));
-  const elbo = opts.ckpt
-    ? await elboOfTrajectories(rows, { bin: opts.bin ?? nativeBinary(), ckpt: opts.ckpt })
-    : rows.map(() => null);
+  let mask: number;
+  let elbo: ({ elbo: number; positions: number } | null)[];
+  if (opts.ckpt) {
+    // Batch scoring uses every core (OpenMP's default), as `sdt-native score` did.
+    const engine = await EngineClient.start({
+      ckpt: opts.ckpt,
+      binary: opts.bin,
+      device: opts.device,
+      threads: 0,
+    });
+    try {
+      mask = engine.info.mask_token_id;
+      elbo = await elboOfTrajectories(rows, engine);
+    } finally {
+      await engine.close();
+    }
+  } else {
+    mask = opts.maskId ?? maskFromRows(rows);
+    elbo = rows.map(() => null);
+  }
   const out: ScoredRow[] = [];
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i];
@@ -203,6 +220,12 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
     },
     concurrency: { type: 'number', arg: 'N', description: 'sandbox runs in parallel', default: 2 },
     'skip-verifier': { type: 'boolean', description: 'skip syntax and tests' },
+    device: {
+      type: 'string',
+      description: 'where the engine computes the ELBO (sdt-native serve --device)',
+      default: 'cpu',
+      choices: ['cpu', 'cuda'],
+    },
   },
   examples: [
     'sdt traj score runs/traj/pool.arrow --ckpt runs/demo/checkpoints/step-000400 --out runs/traj/scored.arrow',
@@ -227,6 +250,7 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
     const progress = new Progress({ label: 'traj score', total: rows.length, unit: 'trajectories' });
     const scored = await scoreTrajectories(rows, {
       ckpt,
+      device: str(o, 'device') === 'cuda' ? 'cuda' : 'cpu',
       tokenizer: noVerifier ? undefined : await loadTokenizer(tokPath!),
       tasks,
       pool,

@@ -13,7 +13,7 @@ import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
 import { plainVocabulary, vocabularyFromTokenizer } from '../../pipelines/corrupt/vocab.ts';
 import { type PromptItem, promptsThatFit, readPromptFile } from '../../pipelines/sample/prompts.ts';
-import { SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/settings.ts';
+import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/settings.ts';
 import { loadTokenizer } from '../../pipelines/tokenizer/index.ts';
 import { buildDistillSet, readDistillSet, writeDistillSet } from '../../pipelines/trajectories/distill.ts';
 import { datasetPrompts, readTrajectoryInput, suitePrompts } from '../../pipelines/trajectories/generate.ts';
@@ -293,6 +293,7 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       ckpt: c.ckpt,
       out: str(o, 'out'),
       bin,
+      device: deviceFromOptions(o),
       prompts,
       heldoutPrompts,
       settings: settingsFromOptions(o),

@@ -1,5 +1,5 @@
 /**
- * `sdt train --stage onpolicy`: on-policy step reduction (DESIGN.md). Each round samples K trajectories
+ * `sdt train --stage onpolicy`: on-policy step reduction (docs/distill.md). Each round samples K trajectories
  * per prompt with the current model, scores them (|tau|, the Levenshtein surrogate, the verifier), keeps per
  * prompt the verified ones with the best reward (fewest steps, measured by the surrogate mean 1/d_lev by
  * default since |tau| itself is a step function) and distils them into the model, mixed with ordinary data
@@ -10,13 +10,12 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Progress } from '../../common/progress.ts';
+import { EngineClient } from '../../engine/client.ts';
 import type { SandboxPool } from '../../eval/sandbox/pool.ts';
 import type { EvalTask } from '../../eval/suites/types.ts';
 import type { CorruptSpecials } from '../../pipelines/corrupt/types.ts';
 import type { EditVocabulary } from '../../pipelines/corrupt/vocab.ts';
-import { SamplerClient } from '../../pipelines/sample/client.ts';
 import type { PromptItem } from '../../pipelines/sample/prompts.ts';
-import type { SampleSettings } from '../../pipelines/sample/protocol.ts';
 import type { Tokenizer } from '../../pipelines/tokenizer/types.ts';
 import {
   buildDistillSet,
@@ -32,6 +31,7 @@ import {
   writeScored,
 } from '../../pipelines/trajectories/score.ts';
 import { latestCheckpoint } from '../../schemas/checkpoint.ts';
+import type { SampleSettings } from '../../schemas/engine.ts';
 import { maskedValidationLoss } from './anchor.ts';
 import { runDistillStage } from './distill.ts';
 
@@ -82,6 +82,8 @@ export interface OnPolicyOptions {
   ckpt: string;
   out: string;
   bin: string;
+  /** Where the engine runs (sampling, validation loss); training stays on the CPU trainer. */
+  device?: 'cpu' | 'cuda';
   prompts: (PromptItem & { tokens?: Int32Array })[];
   /** Held-out prompts measured every round (greedy); should share no source file with `prompts`. */
   heldoutPrompts?: (PromptItem & { tokens?: Int32Array })[];
@@ -227,14 +229,13 @@ interface SampleRun {
   label: string;
 }
 
-/** Samples trajectories with a checkpoint, scores them (surrogate, |tau|, verifier) and writes the scores. */
+/** Samples trajectories with the round's engine, scores them (surrogate, |tau|, verifier), writes the scores. */
 async function sampleAndScore(
   o: OnPolicyOptions,
-  ckpt: string,
+  client: EngineClient,
   dir: string,
   run: SampleRun,
 ): Promise<ScoredRow[]> {
-  const client = await SamplerClient.start({ ckpt, binary: o.bin });
   const progress = o.quiet
     ? undefined
     : new Progress({
@@ -242,21 +243,17 @@ async function sampleAndScore(
         total: run.prompts.length * run.k,
         unit: 'trajectories',
       });
-  try {
-    await generateTrajectories({
-      client,
-      prompts: run.prompts,
-      settings: run.settings,
-      k: run.k,
-      outDir: join(dir, run.name),
-      shardPrompts: 1 << 20,
-      batch: 16,
-      onProgress: (n) => progress?.tick(n),
-    });
-    progress?.done();
-  } finally {
-    await client.close();
-  }
+  await generateTrajectories({
+    client,
+    prompts: run.prompts,
+    settings: run.settings,
+    k: run.k,
+    outDir: join(dir, run.name),
+    shardPrompts: 1 << 20,
+    batch: 16,
+    onProgress: (n) => progress?.tick(n),
+  });
+  progress?.done();
   const scored = await scoreTrajectories(await readTrajectoryInput(join(dir, run.name)), {
     tokenizer: o.tokenizer,
     tasks: o.tasks,
@@ -270,9 +267,14 @@ async function sampleAndScore(
   return scored;
 }
 
-function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: number): Promise<ScoredRow[]> {
+function samplePool(
+  o: OnPolicyOptions,
+  engine: EngineClient,
+  dir: string,
+  seed: number,
+): Promise<ScoredRow[]> {
   const settings = { ...o.settings, seed };
-  return sampleAndScore(o, ckpt, dir, {
+  return sampleAndScore(o, engine, dir, {
     prompts: o.prompts,
     settings,
     k: o.k,
@@ -283,10 +285,14 @@ function samplePool(o: OnPolicyOptions, ckpt: string, dir: string, seed: number)
 }
 
 /** Greedy decoding of the held-out prompts with the round's model; their metrics. */
-async function measureHeldout(o: OnPolicyOptions, ckpt: string, dir: string): Promise<HeldoutMetrics> {
+async function measureHeldout(
+  o: OnPolicyOptions,
+  engine: EngineClient,
+  dir: string,
+): Promise<HeldoutMetrics> {
   const prompts = o.heldoutPrompts!;
   const settings = { ...o.settings, temperature: 0, seed: 0 };
-  const scored = await sampleAndScore(o, ckpt, dir, {
+  const scored = await sampleAndScore(o, engine, dir, {
     prompts,
     settings,
     k: 1,
@@ -319,10 +325,19 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
   let step = records.length ? nextStep(records, o.stepsPerRound) : 0;
   for (let round = records.length; round <= o.rounds; round++) {
     const dir = join(o.out, `round-${String(round).padStart(3, '0')}`);
-    const pool = await samplePool(o, ckpt, dir, o.seed + 1000 * round);
+    // One engine per round's checkpoint: the pool, the held-out prompts and the validation loss.
+    const engine = await EngineClient.start({ ckpt, binary: o.bin, device: o.device });
+    let pool: ScoredRow[];
+    let heldout: HeldoutMetrics | undefined;
+    let validation: number | null;
+    try {
+      pool = await samplePool(o, engine, dir, o.seed + 1000 * round);
+      heldout = o.heldoutPrompts?.length ? await measureHeldout(o, engine, dir) : undefined;
+      validation = await maskedValidationLoss(engine, o.validation, o.specials);
+    } finally {
+      await engine.close();
+    }
     const metrics = poolMetrics(pool);
-    const heldout = o.heldoutPrompts?.length ? await measureHeldout(o, ckpt, dir) : undefined;
-    const validation = await maskedValidationLoss(o.bin, ckpt, o.validation, o.specials);
     // The last record only evaluates the final model.
     const train = round < o.rounds;
     let kept: ScoredRow[] = [];

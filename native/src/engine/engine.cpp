@@ -35,8 +35,11 @@ class Input {
     for (int c = peek(); c == ' ' || c == '\n' || c == '\r' || c == '\t'; c = peek()) ++pos_;
   }
 
+  // Looks no further than the first byte unless it can start the magic, so a JSON line that comes
+  // next is seen without waiting for more input.
   bool at_magic() {
-    for (size_t i = 0; i < 8; ++i) {
+    if (peek() != static_cast<uint8_t>(io::kStreamMagic[0])) return false;
+    for (size_t i = 1; i < 8; ++i) {
       if (peek(i) != static_cast<uint8_t>(io::kStreamMagic[i])) return false;
     }
     return true;
@@ -237,11 +240,14 @@ class Server {
     write_line(e.dump());
   }
 
-  // A failed request still owns the binary message that follows its line: consume it.
-  void drop_following_frame() {
-    if (!in_.at_magic()) return;
-    io::StreamBatch ignored;
-    read_batch_message(in_, ignored);
+  // A failed score/loss/logits request still owns the binary message that follows its line: the error
+  // goes out first, then the message is consumed (waiting for it is waiting for the next input anyway).
+  void fail_request(const Json& id, const char* code, const std::string& message, bool owns_frame) {
+    error(id, code, message);
+    if (owns_frame && in_.at_magic()) {
+      io::StreamBatch ignored;
+      read_batch_message(in_, ignored);
+    }
   }
 
   void handle(const std::string& line) {
@@ -249,13 +255,13 @@ class Server {
     try {
       j = Json::parse(line);
     } catch (const std::exception& e) {
-      drop_following_frame();
       error(Json(), kBadJson, std::string("malformed JSON: ") + e.what());
       return;
     }
     Json id;
     if (j.is_object() && j.get("id") != nullptr) id = *j.get("id");
     std::string op = "generate";
+    bool frame_follows = false;
     try {
       if (!j.is_object()) throw RequestError(kBadRequest, "a request must be a JSON object");
       if (const Json* o = j.get("op")) {
@@ -266,12 +272,16 @@ class Server {
         if (const Json* d = j.get("device")) check_device(*d, backend_.device());
         generate(j);
       } else if (op == "score" || op == "loss" || op == "logits") {
+        frame_follows = true;
         const BatchRequest r = parse_batch_request(j, op, backend_);
+        // A missing frame shows when the next message begins (or input ends) and is not one.
         if (!in_.at_magic()) {
+          frame_follows = false;
           throw RequestError(kMissingFrame, "op \"" + op +
                                                 "\" needs its batch as a binary message right after the request line "
                                                 "(schemas/engine.md); none came");
         }
+        frame_follows = false;
         io::StreamBatch b;
         const std::string problem = read_batch_message(in_, b);
         if (!problem.empty()) throw RequestError(kBadFrame, problem);
@@ -280,14 +290,11 @@ class Server {
         throw RequestError(kBadRequest, "unknown op \"" + op + "\" (known: generate, score, loss, logits)");
       }
     } catch (const RequestError& e) {
-      drop_following_frame();
-      error(id, e.code, e.what());
+      fail_request(id, e.code, e.what(), frame_follows);
     } catch (const std::invalid_argument& e) {
-      drop_following_frame();
-      error(id, op == "generate" ? kBadRequest : kBadBatch, e.what());
+      fail_request(id, op == "generate" ? kBadRequest : kBadBatch, e.what(), frame_follows);
     } catch (const std::exception& e) {
-      drop_following_frame();
-      error(id, kBadRequest, e.what());
+      fail_request(id, kBadRequest, e.what(), frame_follows);
     }
   }
 
