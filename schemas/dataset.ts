@@ -1,5 +1,5 @@
 /**
- * The tokenized dataset contract (DESIGN.md "Tokenized dataset"). A dataset is a directory:
+ * The tokenized dataset contract (docs/formats.md, docs/data.md). A dataset is a directory:
  *   manifest.json                 see DatasetManifest
  *   train/shard-00000.arrow ...   Arrow IPC (file format) shards of DatasetRow
  *   validation/shard-00000.arrow

@@ -1,5 +1,5 @@
 /**
- * The trajectory contract (DESIGN.md "Trajectories"): one Arrow row per generation, written by
+ * The trajectory contract (docs/formats.md, docs/distill.md): one Arrow row per generation, written by
  * `sdt sample --record-trajectory` and later scored and filtered by the distillation pipeline.
  * Steps are stored flat: step i changed commit entries [step_offsets[i], step_offsets[i+1]).
  * Positions count from the first generated token (0 = the token right after the prompt).

@@ -1,5 +1,5 @@
 /**
- * The edit process (DESIGN.md "Edit process"): k = floor(len * alpha_t), alpha_t ~ U(0, alphaMax);
+ * The edit process (docs/corruptions.md): k = floor(len * alpha_t), alpha_t ~ U(0, alphaMax);
  * token-level insertions, deletions and substitutions plus structure-aware edits from the spans.
  *
  * Every operation touches positions no earlier operation touched and is charged its token-level cost

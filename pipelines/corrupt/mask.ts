@@ -1,5 +1,5 @@
 /**
- * The mask process (DESIGN.md "Mask process"): t ~ U(0, cap), p_mask = (1 - eps) t + eps, each maskable
+ * The mask process (docs/corruptions.md): t ~ U(0, cap), p_mask = (1 - eps) t + eps, each maskable
  * token becomes <|mask|>, and the loss weight is 1/p_mask on masked positions and 0 elsewhere.
  * Pure functions over token arrays, spans and an Rng, so the trainer feed and `sdt data corrupt` agree.
  */

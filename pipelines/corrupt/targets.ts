@@ -1,5 +1,5 @@
 /**
- * The two target forms for edited sequences (DESIGN.md "Edit process"), both over a fixed-length canvas:
+ * The two target forms for edited sequences (docs/corruptions.md), both over a fixed-length canvas:
  * (a) positional: position j of the canvas targets x0[j] (x0 padded with <|pad|> or truncated);
  * (b) aligned: position j targets the x0 token the edited token aligns to under an optimal Levenshtein
  *     alignment, or <|del|> when it is spurious; deleted x0 tokens are listed as "missing before j".

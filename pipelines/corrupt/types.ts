@@ -1,6 +1,6 @@
 /**
  * The data types corruptions produce and consume. `TrainingExample` is what the trainer feed turns into
- * batches (DESIGN.md "Trainer stream"): one fixed-length sequence with its targets and per-token loss weights.
+ * batches (schemas/stream.md): one fixed-length sequence with its targets and per-token loss weights.
  */
 import type { Span } from '../../schemas/dataset.ts';
 

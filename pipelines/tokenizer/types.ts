@@ -1,4 +1,4 @@
-/** Special tokens, in id order at the start of the vocabulary (DESIGN.md "Tokenizer"). */
+/** Special tokens, in id order at the start of the vocabulary (docs/tokenizer.md). */
 export const SPECIAL_TOKENS = [
   '<|pad|>',
   '<|bos|>',

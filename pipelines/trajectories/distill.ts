@@ -1,5 +1,5 @@
 /**
- * The distillation dataset (DESIGN.md "constrained-order distillation"): every step state of a kept
+ * The distillation dataset (docs/distill.md): every step state of a kept
  * trajectory becomes a training example in the trainer's terms. Input: the prompt and the canvas up to the
  * end of the step's block, <|mask|> where the trajectory had not committed yet. Target: the trajectory's
  * final tokens x0 at those masked positions, weighted lambda = 1/t with t the masked fraction of the block

@@ -1,5 +1,5 @@
 /**
- * The Levenshtein surrogate of on-policy step reduction (DESIGN.md): a trajectory that moves in big jumps
+ * The Levenshtein surrogate of on-policy step reduction (docs/distill.md): a trajectory that moves in big jumps
  * between consecutive states needs few steps, so mean(1 / d_lev(state_i, state_i+1)) stands in for |tau|
  * as a smoother signal. States are the generated canvas with <|mask|> as an ordinary token.
  */

@@ -1,5 +1,5 @@
 /**
- * The verifier V of on-policy training (DESIGN.md): tree-sitter finds no ERROR/MISSING node in prompt +
+ * The verifier V of on-policy training (docs/distill.md): tree-sitter finds no ERROR/MISSING node in prompt +
  * completion, and where the prompt comes from a suite with unit tests, the tests pass in the sandbox.
  * Without tests, the function's body must also hold a statement besides comments and its docstring:
  * on-policy training rewards few steps, and a body of repeated comment lines is both cheap to decode and
