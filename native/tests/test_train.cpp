@@ -15,7 +15,7 @@
 #include "test_framework.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
-#include "train/rng.h"
+#include "sdt/splitmix64.h"
 #include "train/schedule.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
@@ -23,6 +23,7 @@
 namespace fs = std::filesystem;
 using sdt::io::Json;
 using namespace sdt::train;
+using sdt::SplitMix64;
 
 namespace {
 

@@ -1,6 +1,8 @@
 // The model: parameter layout, initialisation and the full forward/backward on top of ops/ and gemm/.
 #include "model/model.h"
 
+#include "sdt/splitmix64.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -30,15 +32,10 @@ T* grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-// splitmix64: small, fast and good enough to draw initial weights reproducibly.
+// SplitMix64 draws: small, fast and good enough to draw initial weights reproducibly.
 struct Rng {
   uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
+  uint64_t next() { return splitmix64_next(state); }
   double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
   // Box-Muller; the second value of the pair is not used (this keeps the draws of a seed stable).
   double normal() {

@@ -6,14 +6,11 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "sdt/splitmix64.h"
+
 namespace sdt::sampler {
 
-uint64_t Rng::next_u64() {
-  uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+uint64_t Rng::next_u64() { return splitmix64_next(state_); }
 
 double Rng::next_double() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
 

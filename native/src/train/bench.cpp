@@ -17,7 +17,7 @@
 #include "train/commands.h"
 #include "train/flags.h"
 #include "train/optimizer.h"
-#include "train/rng.h"
+#include "sdt/splitmix64.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 

@@ -23,7 +23,7 @@ struct TrainerState {
   int64_t stream_position = 0;  // train frames consumed: a resumed feeder starts at this frame
   int nonfinite_in_a_row = 0;
   uint64_t seed = 0;
-  uint64_t rng_state = 0;  // SplitMix64 state (see rng.h)
+  uint64_t rng_state = 0;  // SplitMix64 state (sdt/splitmix64.h)
   double last_loss = 0.0;
   double last_lr = 0.0;
 };

@@ -16,7 +16,7 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/flags.h"
-#include "train/rng.h"
+#include "sdt/splitmix64.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 

@@ -14,7 +14,7 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
-#include "train/rng.h"
+#include "sdt/splitmix64.h"
 
 namespace sdt::train {
 
