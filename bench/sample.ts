@@ -246,14 +246,17 @@ export async function suitePromptsFor(
   count: number,
 ): Promise<{ tasks: EvalTask[]; prompts: string[] }> {
   const s = SUITES[suite];
-  if (!s) throw new UserError(`bench sample: --suite ${suite} is unknown; one of ${Object.keys(SUITES).join(', ')}.`);
-  const tasks = (await s.load({ dataDir, variant: variant ?? (suite === 'synth' ? 'test' : undefined) })).slice(
-    0,
-    count,
-  );
+  if (!s)
+    throw new UserError(
+      `bench sample: --suite ${suite} is unknown; one of ${Object.keys(SUITES).join(', ')}.`,
+    );
+  const tasks = (
+    await s.load({ dataDir, variant: variant ?? (suite === 'synth' ? 'test' : undefined) })
+  ).slice(0, count);
   const prompts = tasks.map((t) => {
     const p = promptFor(t);
-    if (!('text' in p)) throw new UserError(`bench sample: ${suite} is a fill-in-the-middle suite; use sdt eval infill.`);
+    if (!('text' in p))
+      throw new UserError(`bench sample: ${suite} is a fill-in-the-middle suite; use sdt eval infill.`);
     return p.text;
   });
   return { tasks, prompts };
@@ -394,7 +397,8 @@ export const command: CommandSpec = {
   description: `
 Runs the diffusion checkpoint at every block size and threshold, and the causal AR checkpoint of the same
 family, at batch 1 and --batch, on held-out function headers of the default corpus (python stdlib test
-folders). Prints a table, writes OUT/bench-sample.json and OUT/bench-sample.svg (block size against time per
+folders), or with --suite on a suite's tasks, whose completions then also run their tests (pass@1, after
+the timed runs). Prints a table, writes OUT/bench-sample.json and OUT/bench-sample.svg (block size against time per
 generated token). Random-weight models (--random-init) measure speed only: their quality column is noise.`,
   options: {
     ckpt: { type: 'string', description: 'diffusion checkpoint (block or bidirectional)', arg: 'DIR' },
@@ -402,10 +406,15 @@ generated token). Random-weight models (--random-init) measure speed only: their
     blocks: { type: 'list', description: 'block sizes', default: ['4', '8', '16', '32', '64'] },
     thresholds: { type: 'list', description: 'confidence thresholds', default: ['0.7', '0.9'] },
     batch: { type: 'number', description: 'the larger batch (batch 1 always runs)', default: 8 },
-    prompts: { type: 'number', description: 'prompts to complete (held-out headers, or the first tasks of --suite)', default: 16 },
+    prompts: {
+      type: 'number',
+      description: 'prompts to complete (held-out headers, or the first tasks of --suite)',
+      default: 16,
+    },
     suite: {
       type: 'string',
-      description: 'take prompts from a suite with tests and report pass@1 (e.g. synth); default: stdlib headers',
+      description:
+        'take prompts from a suite with tests and report pass@1 (e.g. synth); default: stdlib headers',
       arg: 'NAME',
     },
     'data-dir': { type: 'string', description: 'data of --suite', default: DEFAULT_DATA_DIR, arg: 'DIR' },
@@ -494,7 +503,12 @@ generated token). Random-weight models (--random-init) measure speed only: their
     try {
       const tok = diffusion.requireTokenizer();
       if (suite) {
-        ({ tasks, prompts } = await suitePromptsFor(suite, str(o, 'data-dir'), optStr(o, 'variant'), num(o, 'prompts')));
+        ({ tasks, prompts } = await suitePromptsFor(
+          suite,
+          str(o, 'data-dir'),
+          optStr(o, 'variant'),
+          num(o, 'prompts'),
+        ));
         promptTokens = prompts.reduce((n, p) => n + tok.encode(p).length, 0) / Math.max(1, prompts.length);
       } else {
         ({ headers: prompts, tokens: promptTokens } = await heldOutHeaders(num(o, 'prompts'), (t) =>
@@ -580,7 +594,11 @@ generated token). Random-weight models (--random-init) measure speed only: their
       for (const row of rows.filter((r) => r.batch !== 1))
         row.pass1 =
           rows.find(
-            (r) => r.batch === 1 && r.model === row.model && r.block === row.block && r.threshold === row.threshold,
+            (r) =>
+              r.batch === 1 &&
+              r.model === row.model &&
+              r.block === row.block &&
+              r.threshold === row.threshold,
           )?.pass1 ?? null;
     }
     const family = describeFamily(dInfo, aInfo);

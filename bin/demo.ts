@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CommandSpec, num, str } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
@@ -6,9 +6,10 @@ import { formatDuration } from '../common/progress.ts';
 import { latestCheckpoint } from '../schemas/checkpoint.ts';
 
 /**
- * `sdt demo`: the README's main job, end to end on the default data. Each stage is the ordinary command a
- * user would run (so the demo shows how to chain them), and each is skipped or resumed when its output is
- * already there, so a rerun after Ctrl-C continues instead of starting over.
+ * `sdt demo`: the README's main job, end to end. Each stage is the ordinary command a user would run (so
+ * the demo shows how to chain them), and each is skipped or resumed when its output is already there, so a
+ * rerun after Ctrl-C continues instead of starting over. `--scale recipe` is the full recipe of the
+ * synthetic code world (docs/synth.md), post-training included.
  */
 interface Stage {
   title: string;
@@ -42,18 +43,367 @@ function trainArgs(run: string, extra: string[]): string[] {
     : ['train', ...extra, '--out', run];
 }
 
+function checkpointOf(run: string): string {
+  const c = latestCheckpoint(run);
+  if (!c) throw new UserError(`no complete checkpoint in ${run}; rerun \`sdt demo\`.`);
+  return c.path;
+}
+
+/** Sizes of a synthetic-world run. */
+interface SynthScale {
+  tasks: [train: number, validation: number, test: number];
+  config: string;
+  steps: number;
+  /** Held-out test tasks the speed/quality table decodes. */
+  benchTasks: number;
+  postTraining: boolean;
+}
+
+const SCALES: Record<string, SynthScale> = {
+  demo: {
+    tasks: [30000, 300, 200],
+    config: 'data/configs/synth-demo.json',
+    steps: 0,
+    benchTasks: 100,
+    postTraining: false,
+  },
+  recipe: {
+    tasks: [100000, 1000, 500],
+    config: 'data/configs/synth.json',
+    steps: 0,
+    benchTasks: 500,
+    postTraining: true,
+  },
+};
+
+/** The block size, thresholds and sampler settings every synthetic-world stage shares. */
+const BLOCK = '16';
+const MAX_NEW = '96';
+
+function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[] {
+  const synth = join(out, 'synth');
+  const tokenizer = join(out, 'tokenizer.json');
+  const data = join(out, 'data');
+  const ar = join(out, 'ar');
+  const diffusion = join(out, 'diffusion');
+  const corpus = join(synth, 'corpus.jsonl');
+  const steps = stepsFlag > 0 ? ['--steps', String(stepsFlag)] : [];
+  const common = ['--config', scale.config, '--dataset', data, ...steps];
+  const suite = ['--suite', 'synth', '--data-dir', synth];
+  const sampler = ['--block', BLOCK, '--max-new', MAX_NEW];
+  const stages: Stage[] = [
+    {
+      title: 'synthetic tasks (held-out compositions for validation and test)',
+      argv: () => [
+        'data',
+        'synth',
+        '--out',
+        synth,
+        '--train',
+        String(scale.tasks[0]),
+        '--validation',
+        String(scale.tasks[1]),
+        '--test',
+        String(scale.tasks[2]),
+      ],
+    },
+    {
+      title: 'tokenizer',
+      doneWhen: tokenizer,
+      argv: () => [
+        'tokenizer',
+        'train',
+        '--source',
+        corpus,
+        '--text-field',
+        'text',
+        '--split-field',
+        'split',
+        '--vocab-size',
+        '1024',
+        '--out',
+        tokenizer,
+      ],
+    },
+    {
+      title: 'dataset',
+      argv: () => [
+        'data',
+        'build',
+        '--source',
+        corpus,
+        '--text-field',
+        'text',
+        '--split-field',
+        'split',
+        '--id-field',
+        'id',
+        '--near-dup-threshold',
+        '0',
+        '--tokenizer',
+        tokenizer,
+        '--out',
+        data,
+      ],
+    },
+    {
+      title: 'AR baseline (causal, same size and data)',
+      doneWhen: join(ar, 'summary.json'),
+      argv: () => trainArgs(ar, [...common, '--objective', 'ar']),
+    },
+    {
+      title: 'block diffusion model adapted from the AR model (mask stage, then edit stage)',
+      doneWhen: join(diffusion, 'summary.json'),
+      argv: () =>
+        trainArgs(diffusion, [
+          ...common,
+          '--objective',
+          'diffusion',
+          '--attention',
+          'block',
+          '--block-size',
+          BLOCK,
+          '--init-from',
+          checkpointOf(ar),
+        ]),
+    },
+    {
+      title:
+        'block-parallel decoding against AR on held-out tasks: pass@1 (tests), tokens/s, tokens per pass',
+      argv: () => [
+        'bench',
+        'sample',
+        '--ckpt',
+        checkpointOf(diffusion),
+        '--ar-ckpt',
+        checkpointOf(ar),
+        ...suite,
+        '--blocks',
+        BLOCK,
+        '--thresholds',
+        '0.9,0.7,0.5,0.3',
+        '--batch',
+        '1',
+        '--prompts',
+        String(scale.benchTasks),
+        '--max-new',
+        MAX_NEW,
+        '--out',
+        join(out, 'bench'),
+      ],
+    },
+  ];
+  if (scale.postTraining) stages.push(...postTrainingStages(out, data, synth, sampler));
+  stages.push({
+    title: 'one held-out program decoded block by block (animated on a terminal)',
+    argv: () => [
+      'sample',
+      '--ckpt',
+      checkpointOf(scale.postTraining ? join(out, 'onpolicy') : diffusion),
+      '--prompt',
+      firstTestPrompt(synth),
+      ...sampler,
+      '--threshold',
+      '0.7',
+    ],
+  });
+  return stages;
+}
+
+/** Trajectories of the diffusion model, verified by the tasks' tests, distilled; then on-policy rounds. */
+function postTrainingStages(out: string, data: string, synth: string, sampler: string[]): Stage[] {
+  const diffusion = join(out, 'diffusion');
+  const pool = join(out, 'traj', 'pool');
+  const scored = join(out, 'traj', 'scored.arrow');
+  const kept = join(out, 'traj', 'kept.arrow');
+  const distill = join(out, 'distill');
+  const onpolicy = join(out, 'onpolicy');
+  const suite = ['--suite', 'synth', '--data-dir', synth];
+  return [
+    {
+      title: 'trajectories of the diffusion model on train tasks',
+      argv: () => [
+        'traj',
+        'generate',
+        '--ckpt',
+        checkpointOf(diffusion),
+        ...suite,
+        '--limit',
+        '512',
+        '--k',
+        '4',
+        '--temperature',
+        '0.7',
+        '--threshold',
+        '0.7',
+        ...sampler,
+        '--out',
+        pool,
+      ],
+    },
+    {
+      title: 'score trajectories (ELBO, surrogate, steps, tests)',
+      doneWhen: scored,
+      argv: () => ['traj', 'score', pool, '--ckpt', checkpointOf(diffusion), ...suite, '--out', scored],
+    },
+    {
+      title: 'keep the verified trajectory with the fewest steps per task',
+      doneWhen: kept,
+      argv: () => [
+        'traj',
+        'filter',
+        scored,
+        '--by',
+        'tau',
+        '--require',
+        'verifier>=1',
+        '--top-k',
+        '1',
+        '--out',
+        kept,
+      ],
+    },
+    {
+      title: 'distil the kept trajectories',
+      doneWhen: join(distill, 'checkpoints'),
+      argv: () => [
+        'train',
+        '--stage',
+        'distill',
+        '--ckpt',
+        checkpointOf(diffusion),
+        '--trajectories',
+        kept,
+        '--anchor-dataset',
+        data,
+        '--steps',
+        '200',
+        '--lr',
+        '0.0003',
+        '--out',
+        distill,
+      ],
+    },
+    {
+      title: 'on-policy rounds: sample, verify by tests, keep the fewest steps, distil',
+      argv: () => [
+        'train',
+        '--stage',
+        'onpolicy',
+        '--ckpt',
+        checkpointOf(distill),
+        ...suite,
+        '--limit',
+        '256',
+        '--heldout-prompts',
+        join(synth, 'validation.jsonl'),
+        '--rounds',
+        '3',
+        '--k',
+        '4',
+        '--reward',
+        'tau',
+        '--steps',
+        '150',
+        '--lr',
+        '0.0003',
+        '--anchor-dataset',
+        data,
+        '--threshold',
+        '0.5',
+        ...sampler,
+        '--out',
+        onpolicy,
+      ],
+    },
+  ];
+}
+
+function firstTestPrompt(synth: string): string {
+  const line = readFileSync(join(synth, 'test.jsonl'), 'utf8').split('\n')[0];
+  return (JSON.parse(line) as { prompt: string }).prompt;
+}
+
+/** The standard-library flow: a real corpus, where a session-sized model stays far from useful. */
+function stdlibStages(
+  out: string,
+  config: string,
+  stepsFlag: number,
+  vocab: number,
+  prompts: number,
+): Stage[] {
+  const tokenizer = join(out, 'tokenizer.json');
+  const data = join(out, 'data');
+  const diffusion = join(out, 'diffusion');
+  const ar = join(out, 'ar');
+  const common = [
+    '--config',
+    config,
+    '--dataset',
+    data,
+    ...(stepsFlag > 0 ? ['--steps', String(stepsFlag)] : []),
+  ];
+  return [
+    {
+      title: 'tokenizer',
+      doneWhen: tokenizer,
+      argv: () => ['tokenizer', 'train', '--out', tokenizer, '--vocab-size', String(vocab)],
+    },
+    { title: 'dataset', argv: () => ['data', 'build', '--tokenizer', tokenizer, '--out', data] },
+    {
+      title: 'AR baseline (causal, same size and data)',
+      doneWhen: join(ar, 'summary.json'),
+      argv: () => trainArgs(ar, [...common, '--objective', 'ar']),
+    },
+    {
+      title: 'diffusion model adapted from the AR model (mask stage, then edit stage)',
+      doneWhen: join(diffusion, 'summary.json'),
+      argv: () =>
+        trainArgs(diffusion, [...common, '--objective', 'diffusion', '--init-from', checkpointOf(ar)]),
+    },
+    {
+      title: 'block-parallel sampling against AR',
+      argv: () => [
+        'bench',
+        'sample',
+        '--ckpt',
+        checkpointOf(diffusion),
+        '--ar-ckpt',
+        checkpointOf(ar),
+        '--blocks',
+        '4,8,16,32',
+        '--thresholds',
+        '0.9',
+        '--batch',
+        '8',
+        '--prompts',
+        String(prompts),
+        '--max-new',
+        '48',
+        '--out',
+        join(out, 'bench'),
+      ],
+    },
+  ];
+}
+
 export const command: CommandSpec = {
   name: 'demo',
-  summary: 'the whole pipeline on the default data: tokenizer, dataset, diffusion + AR training, sampling',
+  summary:
+    'the whole pipeline on the synthetic code world (or the stdlib): data, AR + diffusion training, decoding',
   description: `Runs, in order (each an ordinary sdt command, skipped or resumed when its output exists):
-  1. sdt tokenizer train        BPE on the python3 standard library (test folders held out)
-  2. sdt data build             Arrow shards with tree-sitter spans
-  3. sdt train --objective ar   the autoregressive baseline (causal attention)
-  4. sdt train --init-from AR   the diffusion model, adapted from the AR weights: mask stage, then edit stage
-  5. sdt bench sample           block-parallel decoding against AR: tokens/s and syntax validity
-A diffusion model trained from scratch for the same few minutes stays near the unigram level (measured:
-docs/train.md), so the demo adapts the AR model instead; the diffusion model has then seen twice the
-tokens of the AR baseline, which the sampling table should be read with.`,
+  1. sdt data synth             Python tasks with tests; validation/test hold out whole compositions
+  2. sdt tokenizer train        BPE on the tasks' train split
+  3. sdt data build             Arrow shards
+  4. sdt train --objective ar   the autoregressive baseline (causal attention)
+  5. sdt train --init-from AR   a block-diffusion model adapted from the AR weights: mask stage, then edit stage
+  6. sdt bench sample --suite synth   AR against block decoding on held-out tasks at batch 1:
+                                pass@1 by the tasks' tests beside tokens/s and tokens per forward pass
+  with --scale recipe also: traj generate / score / filter, train --stage distill, train --stage onpolicy
+  7. sdt sample                 one held-out program, drawn block by block as it decodes
+--corpus stdlib runs the older flow on the python3 standard library instead (tokenizer, dataset, AR,
+diffusion, bench sample with a syntax proxy); a model of this size stays far from useful there.
+The diffusion model is adapted from the AR model, so it has seen the AR model's tokens too (docs/synth.md).`,
   options: {
     out: {
       type: 'string',
@@ -61,93 +411,32 @@ tokens of the AR baseline, which the sampling table should be read with.`,
       default: 'runs/demo',
       arg: 'DIR',
     },
+    corpus: { type: 'string', description: 'which world', default: 'synth', choices: ['synth', 'stdlib'] },
+    scale: {
+      type: 'string',
+      description: 'synth: demo (minutes) or recipe (the full recipe with post-training, docs/synth.md)',
+      default: 'demo',
+      choices: ['demo', 'recipe'],
+    },
     config: {
       type: 'string',
-      description: 'train config for both models',
+      description: 'stdlib: train config for both models',
       default: 'data/configs/demo.json',
       arg: 'FILE',
     },
-    steps: { type: 'number', description: "optimizer steps per model (0: the config's)", default: 1200 },
-    'vocab-size': { type: 'number', description: 'tokenizer vocabulary size', default: 4096 },
-    prompts: {
-      type: 'number',
-      description: 'held-out function headers completed in the sampling stage',
-      default: 16,
-    },
-    'max-new': { type: 'number', description: 'tokens generated per prompt', default: 48 },
+    steps: { type: 'number', description: "optimizer steps per model (0: the config's)", default: 0 },
+    'vocab-size': { type: 'number', description: 'stdlib: tokenizer vocabulary size', default: 4096 },
+    prompts: { type: 'number', description: 'stdlib: held-out function headers completed', default: 16 },
   },
   async run(opts) {
     const out = str(opts, 'out');
-    const tokenizer = join(out, 'tokenizer.json');
-    const data = join(out, 'data');
-    const diffusion = join(out, 'diffusion');
-    const ar = join(out, 'ar');
     const steps = num(opts, 'steps');
-    const common = [
-      '--config',
-      str(opts, 'config'),
-      '--dataset',
-      data,
-      ...(steps > 0 ? ['--steps', String(steps)] : []),
-    ];
-    const stages: Stage[] = [
-      {
-        title: 'tokenizer',
-        doneWhen: tokenizer,
-        argv: () => [
-          'tokenizer',
-          'train',
-          '--out',
-          tokenizer,
-          '--vocab-size',
-          String(num(opts, 'vocab-size')),
-        ],
-      },
-      { title: 'dataset', argv: () => ['data', 'build', '--tokenizer', tokenizer, '--out', data] },
-      {
-        title: 'AR baseline (causal, same size and data)',
-        doneWhen: join(ar, 'summary.json'),
-        argv: () => trainArgs(ar, [...common, '--objective', 'ar']),
-      },
-      {
-        title: 'diffusion model adapted from the AR model (mask stage, then edit stage)',
-        doneWhen: join(diffusion, 'summary.json'),
-        argv: () => {
-          const init = latestCheckpoint(ar);
-          if (!init) throw new UserError(`no complete checkpoint in ${ar}; rerun \`sdt demo\`.`);
-          return trainArgs(diffusion, [...common, '--objective', 'diffusion', '--init-from', init.path]);
-        },
-      },
-      {
-        title: 'block-parallel sampling against AR',
-        argv: () => {
-          const d = latestCheckpoint(diffusion);
-          const a = latestCheckpoint(ar);
-          if (!d || !a)
-            throw new UserError(`no complete checkpoint in ${diffusion} or ${ar}; rerun \`sdt demo\`.`);
-          return [
-            'bench',
-            'sample',
-            '--ckpt',
-            d.path,
-            '--ar-ckpt',
-            a.path,
-            '--blocks',
-            '4,8,16,32',
-            '--thresholds',
-            '0.9',
-            '--batch',
-            '8',
-            '--prompts',
-            String(num(opts, 'prompts')),
-            '--max-new',
-            String(num(opts, 'max-new')),
-            '--out',
-            join(out, 'bench'),
-          ];
-        },
-      },
-    ];
+    if (!Number.isInteger(steps) || steps < 0)
+      throw new UserError(`--steps must be an integer >= 0; got ${steps}.`);
+    const stages =
+      str(opts, 'corpus') === 'stdlib'
+        ? stdlibStages(out, str(opts, 'config'), steps || 1200, num(opts, 'vocab-size'), num(opts, 'prompts'))
+        : synthStages(out, SCALES[str(opts, 'scale')], steps);
     const t0 = performance.now();
     for (const [i, s] of stages.entries()) await runStage(s, i, stages.length);
     process.stderr.write(

@@ -58,6 +58,7 @@ describe('bench sample helpers', () => {
       tokensPerForwardPass: 2,
       latencyMs: 10 * ms,
       parseOk: 0.5,
+      pass1: null,
       genNll: null,
       valLoss: null,
     });

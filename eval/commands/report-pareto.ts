@@ -6,7 +6,16 @@ import { atomicWriteFile } from '../../common/fs.ts';
 import { openSamplerClient } from '../generators/model.ts';
 import { DEFAULT_DATA_DIR, REPO_ROOT } from '../paths.ts';
 import { gridSettings, runGrid } from '../report/grid.ts';
-import { chooseQuality, type ParetoRow, paretoFront, paretoMarkdown, qualityOf } from '../report/pareto.ts';
+import {
+  accuracyUnderParallelism,
+  chooseQuality,
+  type ParetoRow,
+  paretoFront,
+  paretoMarkdown,
+  qualityOf,
+  type SpeedAxis,
+  speedOf,
+} from '../report/pareto.ts';
 import { paretoSvg } from '../report/svg.ts';
 import { SUITES } from '../suites/index.ts';
 import { selectTasks } from './eval-command.ts';
@@ -56,10 +65,25 @@ export const command: CommandSpec = {
   options: {
     ckpt: { type: 'string', arg: 'DIR', description: 'checkpoint to sample from (unless --rows)' },
     rows: {
-      type: 'string',
+      type: 'list',
       arg: 'FILE',
-      description: 'render these rows (rows.jsonl) instead of running a grid',
+      description:
+        'rows.jsonl of earlier runs: rendered together (repeatable; with --ckpt, added to the new rows)',
     },
+    label: { type: 'string', description: 'put before every new row label (e.g. "student ")', default: '' },
+    fixed: {
+      type: 'list',
+      arg: 'K,...',
+      description: 'also the fixed rule at K tokens per step, for every block size',
+      default: [],
+    },
+    x: {
+      type: 'string',
+      description: 'speed axis: tokens/s, or tokens per forward pass',
+      choices: ['speed', 'parallelism'],
+      default: 'speed',
+    },
+    variant: { type: 'string', description: 'suite variant [default: test for synth]' },
     suite: { type: 'string', description: 'benchmark', choices: Object.keys(SUITES), default: 'humaneval' },
     data: { type: 'string', arg: 'DIR', description: 'benchmark data folder', default: DEFAULT_DATA_DIR },
     blocks: { type: 'list', arg: 'N,...', description: 'block sizes', default: ['4', '8', '16', '32'] },
@@ -94,21 +118,21 @@ export const command: CommandSpec = {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const outDir = optStr(o, 'out') ?? join(REPO_ROOT, 'runs', 'report', `pareto-${stamp}`);
     const suite = str(o, 'suite');
-    let rows: ParetoRow[];
-    const rowsPath = optStr(o, 'rows');
-    if (rowsPath) rows = await readRows(rowsPath);
-    else {
-      const ckpt = optStr(o, 'ckpt');
-      if (!ckpt)
-        throw new UserError('pass --ckpt DIR to run the grid, or --rows FILE to render earlier rows.');
+    const rows: ParetoRow[] = [];
+    for (const path of list(o, 'rows')) rows.push(...(await readRows(path)));
+    const ckpt = optStr(o, 'ckpt');
+    if (!ckpt && rows.length === 0)
+      throw new UserError('pass --ckpt DIR to run the grid, or --rows FILE to render earlier rows.');
+    if (ckpt) {
+      const variant = optStr(o, 'variant') ?? (suite === 'synth' ? 'test' : undefined);
       const tasks = selectTasks(
-        await SUITES[suite].load({ dataDir: str(o, 'data') }),
+        await SUITES[suite].load({ dataDir: str(o, 'data'), variant }),
         [],
         optNum(o, 'limit'),
       );
       const client = await openSamplerClient(ckpt);
       try {
-        rows = await runGrid({
+        const fresh = await runGrid({
           client,
           ckpt,
           suite,
@@ -117,28 +141,42 @@ export const command: CommandSpec = {
             numbers(list(o, 'blocks'), 'blocks'),
             numbers(list(o, 'thresholds'), 'thresholds'),
             Boolean(o.ar),
+            numbers(list(o, 'fixed'), 'fixed'),
           ),
+          labelPrefix: str(o, 'label'),
           base: { maxNew: num(o, 'max-new'), temperature: 0, topP: 1, seed: 0 },
           concurrency: num(o, 'concurrency'),
           valLoss: optNum(o, 'val-loss') ?? null,
           outDir,
         });
+        await atomicWriteFile(
+          join(outDir, 'rows.jsonl'),
+          fresh.map((r) => JSON.stringify(r)).join('\n') + '\n',
+        );
+        rows.push(...fresh);
       } finally {
         await client.close();
       }
-      await atomicWriteFile(join(outDir, 'rows.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
     }
     if (rows.length === 0) throw new UserError('no rows to report.');
     const quality = chooseQuality(rows, str(o, 'quality') as 'auto' | 'pass1' | 'syntax');
-    const md = paretoMarkdown(rows, quality, suite);
+    const axis = str(o, 'x') as SpeedAxis;
+    const md = paretoMarkdown(rows, quality, suite, axis);
     await atomicWriteFile(join(outDir, 'pareto.md'), md);
     await atomicWriteFile(
       join(outDir, 'pareto.svg'),
-      paretoSvg(rows, quality, `Speed against quality (${suite})`),
+      paretoSvg(
+        rows,
+        quality,
+        `${axis === 'speed' ? 'Speed' : 'Parallelism'} against quality (${suite})`,
+        axis,
+      ),
     );
     process.stdout.write(md);
-    const front = paretoFront(rows.map((r) => ({ x: r.tokensPerSecond, y: qualityOf(r, quality) })));
-    process.stdout.write(`front: ${front.map((i) => rows[i].label).join(' -> ')}\nwritten to ${outDir}\n`);
+    const front = paretoFront(rows.map((r) => ({ x: speedOf(r, axis), y: qualityOf(r, quality) })));
+    process.stdout.write(
+      `front: ${front.map((i) => rows[i].label).join(' -> ')}\naccuracy under parallelism: ${accuracyUnderParallelism(rows, quality).toFixed(3)}\nwritten to ${outDir}\n`,
+    );
     return 0;
   },
 };

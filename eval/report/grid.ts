@@ -9,19 +9,34 @@ export interface GridSetting {
   mode: 'diffusion' | 'ar';
   block: number | null;
   threshold: number | null;
+  /** Fixed rule: this many tokens per step (threshold null). */
+  tokensPerStep?: number | null;
 }
 
-/** Every block x threshold pair in diffusion mode, then the autoregressive baseline when asked. */
-export function gridSettings(blocks: number[], thresholds: number[], ar: boolean): GridSetting[] {
+/**
+ * Every block x threshold pair in diffusion mode, every block x fixed step size (the fixed rule: K tokens
+ * per step), then the autoregressive baseline when asked.
+ */
+export function gridSettings(
+  blocks: number[],
+  thresholds: number[],
+  ar: boolean,
+  fixed: number[] = [],
+): GridSetting[] {
   const out: GridSetting[] = [];
-  for (const block of blocks)
+  for (const block of blocks) {
     for (const threshold of thresholds) out.push({ mode: 'diffusion', block, threshold });
+    for (const k of fixed) out.push({ mode: 'diffusion', block, threshold: null, tokensPerStep: k });
+  }
   if (ar) out.push({ mode: 'ar', block: null, threshold: null });
   return out;
 }
 
-export function settingLabel(s: GridSetting): string {
-  return s.mode === 'ar' ? 'AR' : `B${s.block} t${s.threshold}`;
+export function settingLabel(s: GridSetting, prefix = ''): string {
+  if (s.mode === 'ar') return `${prefix}AR`;
+  return s.tokensPerStep
+    ? `${prefix}B${s.block} k${s.tokensPerStep}`
+    : `${prefix}B${s.block} t${s.threshold}`;
 }
 
 export interface GridRunOptions {
@@ -35,18 +50,33 @@ export interface GridRunOptions {
   valLoss: number | null;
   outDir: string;
   quiet?: boolean;
+  /** Put before every label (e.g. "student "), so rows of several checkpoints can share a report. */
+  labelPrefix?: string;
 }
 
 /** Evaluate each setting on the tasks (one greedy sample each) and measure speed, pass@1 and syntax. */
 export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
   const rows: ParetoRow[] = [];
   for (const s of o.settings) {
-    const label = settingLabel(s);
+    const label = settingLabel(s, o.labelPrefix);
     // AR decoding commits one token per forward pass: block and threshold do not apply.
     const flags: SamplerFlags =
       s.mode === 'ar'
         ? { ...o.base, mode: 'ar' }
-        : { ...o.base, mode: 'diffusion', block: s.block ?? undefined, threshold: s.threshold ?? undefined };
+        : s.tokensPerStep
+          ? {
+              ...o.base,
+              mode: 'diffusion',
+              block: s.block ?? undefined,
+              rule: 'fixed',
+              tokensPerStep: s.tokensPerStep,
+            }
+          : {
+              ...o.base,
+              mode: 'diffusion',
+              block: s.block ?? undefined,
+              threshold: s.threshold ?? undefined,
+            };
     const generator = new ModelGenerator(o.client, flags, o.ckpt);
     const { summary, results } = await runEval({
       suite: o.suite,
@@ -65,6 +95,7 @@ export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
       mode: s.mode,
       block: s.block,
       threshold: s.threshold,
+      tokensPerStep: s.tokensPerStep ?? null,
       tokensPerSecond: summary.tokens_per_second ?? 0,
       forwardPassesPerToken: summary.forward_passes_per_token,
       pass1: summary.pass_at_k['pass@1'] ?? 0,

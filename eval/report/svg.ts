@@ -1,4 +1,11 @@
-import { type ParetoRow, paretoFront, type QualityMetric, qualityOf } from './pareto.ts';
+import {
+  type ParetoRow,
+  paretoFront,
+  type QualityMetric,
+  qualityOf,
+  type SpeedAxis,
+  speedOf,
+} from './pareto.ts';
 
 /** Round tick positions covering [lo, hi]: steps of 1, 2 or 5 times a power of ten. */
 export function niceTicks(lo: number, hi: number, target = 5): number[] {
@@ -20,13 +27,18 @@ const esc = (s: string) =>
  * A scatter of quality (y) against tokens/s (x), one point per setting, the Pareto front drawn as a step
  * line through its points (filled); the others are hollow. Self-contained SVG, no scripts or fonts.
  */
-export function paretoSvg(rows: ParetoRow[], quality: QualityMetric, title: string): string {
+export function paretoSvg(
+  rows: ParetoRow[],
+  quality: QualityMetric,
+  title: string,
+  axis: SpeedAxis = 'speed',
+): string {
   const W = 760;
   const H = 460;
   const m = { left: 70, right: 30, top: 50, bottom: 60 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
-  const pts = rows.map((r) => ({ x: r.tokensPerSecond, y: qualityOf(r, quality) }));
+  const pts = rows.map((r) => ({ x: speedOf(r, axis), y: qualityOf(r, quality) }));
   const xs = niceTicks(0, Math.max(1e-9, ...pts.map((p) => p.x)));
   const ys = niceTicks(0, Math.max(1e-9, ...pts.map((p) => p.y)));
   const [x0, x1] = [xs[0], xs[xs.length - 1]];
@@ -55,7 +67,7 @@ export function paretoSvg(rows: ParetoRow[], quality: QualityMetric, title: stri
   }
   out.push(
     `<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`,
-    `<text x="${m.left + pw / 2}" y="${H - 18}" text-anchor="middle">tokens/s</text>`,
+    `<text x="${m.left + pw / 2}" y="${H - 18}" text-anchor="middle">${axis === 'speed' ? 'tokens/s' : 'tokens per forward pass'}</text>`,
     `<text transform="translate(18 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`,
   );
   if (front.length > 1) {
