@@ -2,13 +2,16 @@
 # The CUDA backend's checks in one call on a GPU machine, sized for a short lease: every check
 # group and every benchmark part runs in its own process under `timeout`, so a crash, a sticky
 # device fault or a hang costs that step alone; output is line-buffered and time-stamped; the
-# tensor-core kernels (never run before) come after everything else; a compact summary is the
+# tensor-core kernels and the step graphs (never run before) come after everything else; a compact summary is the
 # last thing printed, and every log is packed into one archive.
 #
 # Usage: bench/gpu-check.sh [--dry-run] [--help]
 #   --dry-run   print every step it would run, in order, with its limit, and run none of them
 #               (proves the control flow on a machine without a GPU)
-# Env:  OUT        where the archive and the summary go (default native/build-gpu/gpu-check-out)
+# Env:  OUT        where the archive and the summary go (default native/build-gpu/gpu-check-out);
+#                  the logs themselves are written under WORK (default native/build-gpu/gpu-check-work)
+#       BUDGET     seconds for the whole run (default 400): a step gets at most what is left, less
+#                  15 s kept for the summary and the archive, and is skipped when under 10 s remain
 #       GPU_CHECK_BIN  a prebuilt sdt-gpu-check (default native/build-gpu/sdt-gpu-check). When it
 #                  is missing or does not start, the script builds one under native/build-gpu-fallback
 #                  (warnings are not errors there: a newer compiler must not lose the run).
@@ -19,7 +22,7 @@
 # Exit: 0 when every step ran and passed, 1 when a check failed, crashed or timed out.
 set -uo pipefail
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 dry=0
 for a in "$@"; do
   case "$a" in
@@ -31,12 +34,15 @@ done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/native/build-gpu/gpu-check-out}
-logs=$out/logs
+work=${WORK:-$root/native/build-gpu/gpu-check-work}
+logs=$work/logs
+budget=${BUDGET:-400}
 bin=${GPU_CHECK_BIN:-$root/native/build-gpu/sdt-gpu-check}
 seed=${SEED:-$(date +%s)}
 step_limit=${STEP_LIMIT:-60}
 bench_limit=${BENCH_LIMIT:-90}
-mkdir -p "$logs"
+rm -rf "$logs"
+mkdir -p "$logs" "$out"
 : >"$logs/steps.tsv"
 t_start=$(date +%s)
 
@@ -48,11 +54,19 @@ say() { printf '\n[%s] == %s\n' "$(stamp)" "$*"; }
 step() {
   local name=$1 limit=$2
   shift 2
-  printf '[%s] >> %s (limit %ss): %s\n' "$(stamp)" "$name" "$limit" "$*"
   if [ "$dry" = 1 ]; then
+    printf '[%s] >> %s (limit %ss): %s\n' "$(stamp)" "$name" "$limit" "$*"
     printf '%s\tdry\t0\n' "$name" >>"$logs/steps.tsv"
     return 0
   fi
+  local left=$((budget - 15 - ($(date +%s) - t_start)))
+  if [ "$left" -lt 10 ]; then
+    printf '[%s] -- %s skipped: the %ss budget is spent\n' "$(stamp)" "$name" "$budget"
+    printf '%s\tskip\t0\n' "$name" >>"$logs/steps.tsv"
+    return 125
+  fi
+  [ "$left" -lt "$limit" ] && limit=$left
+  printf '[%s] >> %s (limit %ss): %s\n' "$(stamp)" "$name" "$limit" "$*"
   local t0 rc log=$logs/$name.log
   t0=$(date +%s)
   : >"$log"
@@ -178,6 +192,10 @@ if passed sanitizer-probe || [ "$dry" = 1 ]; then
   step racecheck-tc 120 "${sanitizer:-compute-sanitizer}" --tool racecheck --error-exitcode 3 "$bin" --seed "$seed" --only attention_tc
 fi
 
+say "CUDA graphs of the training step (never run before this script)"
+g graphs
+step bench-train-graphs "$bench_limit" "$bin" --seed "$seed" --bench train --graphs "${ceil[@]}"
+
 say "parity, second seed (all groups in one process)"
 step check-seed2 $((step_limit * 2)) "$bin" --seed $((seed + 1)) \
   --only embedding,rmsnorm,rope,swiglu,attention,chunk,cross_entropy,adamw,sampler,gemm,model,decode,attention_tc
@@ -187,7 +205,7 @@ summary() {
   echo "== gpu-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), seed $seed, ${gpu_name:-unknown GPU}, $(($(date +%s) - t_start)) s)"
   echo "steps: $(awk -F'\t' '{n++; if ($2 == "0" || $2 == "dry") ok++} END {printf "%d of %d passed", ok, n}' "$logs/steps.tsv")"
   awk -F'\t' '$2 != "0" && $2 != "dry" {
-    why = ($2 == 124 || $2 == 137) ? "timed out" : ($2 == 1 ? "failures" : ($2 > 128 ? "signal " $2 - 128 : "status " $2))
+    why = $2 == "skip" ? "skipped (budget spent)" : ($2 == 124 || $2 == 137) ? "timed out" : ($2 == 1 ? "failures" : ($2 > 128 ? "signal " $2 - 128 : "status " $2))
     printf "  step %s: %s (%s s)\n", $1, why, $3 }' "$logs/steps.tsv"
   local fails
   fails=$(grep -h -E ' (FAIL|FAIL: .*)$' "$logs"/check-*.log 2>/dev/null | sort -u)
@@ -210,7 +228,7 @@ summary() {
     bc=$(result "attention_${k}_causal_bwd_ms")
     [ -n "$f$b" ] && echo "attention $k B8 T1024 h12 d64: bidirectional fwd ${f:-?} ms bwd ${b:-?} ms, causal fwd ${fc:-?} ms bwd ${bc:-?} ms"
   done
-  for f in bench-train bench-train-tc; do
+  for f in bench-train bench-train-tc bench-train-graphs; do
     [ -f "$logs/$f.log" ] || continue
     local line
     line=$(awk 'function f(k) { return (k in v) ? v[k] : "?" }
@@ -233,7 +251,7 @@ summary() {
 say "archive"
 summary >"$logs/summary.txt" 2>&1
 cp "$logs/summary.txt" "$out/summary.txt"
-tar -czf "$out/gpu-check-logs.tar.gz" -C "$out" logs
+tar -czf "$out/gpu-check-logs.tar.gz" -C "$work" logs
 echo
 cat "$out/summary.txt"
 if [ "$dry" = 1 ]; then exit 0; fi

@@ -136,4 +136,36 @@ float EventTimer::elapsed_ms() {
   return ms;
 }
 
+StreamGraph::~StreamGraph() { reset(); }
+
+void StreamGraph::reset() {
+  if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+  exec_ = nullptr;
+}
+
+void StreamGraph::begin(Stream stream) {
+  reset();
+  SDT_CUDA_CHECK(cudaStreamBeginCapture(as_stream(stream), cudaStreamCaptureModeThreadLocal));
+}
+
+void StreamGraph::end(Stream stream) {
+  cudaGraph_t graph = nullptr;
+  SDT_CUDA_CHECK(cudaStreamEndCapture(as_stream(stream), &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  SDT_CUDA_CHECK(err);
+  exec_ = exec;
+}
+
+void StreamGraph::abandon(Stream stream) {
+  cudaGraph_t graph = nullptr;
+  if (cudaStreamEndCapture(as_stream(stream), &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+  (void)cudaGetLastError();  // the failed capture's error is the one the body threw
+}
+
+void StreamGraph::launch(Stream stream) {
+  SDT_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), as_stream(stream)));
+}
+
 }  // namespace sdt::cuda

@@ -38,6 +38,38 @@ void stream_synchronize(Stream s);
 // `what` names the launcher in the message.
 void check_launch(const char* what);
 
+// A CUDA graph recorded from one stream and replayed on it. record(stream, body) captures what
+// `body` enqueues on `stream` (thread-local capture mode: the body must not synchronize or copy
+// through the legacy default stream) and instantiates it; a body that throws ends the capture and
+// leaves the graph empty. launch() replays it.
+class StreamGraph {
+ public:
+  StreamGraph() = default;
+  ~StreamGraph();
+  StreamGraph(const StreamGraph&) = delete;
+  StreamGraph& operator=(const StreamGraph&) = delete;
+  template <class Body>
+  void record(Stream stream, Body&& body) {
+    begin(stream);
+    try {
+      body();
+    } catch (...) {
+      abandon(stream);
+      throw;
+    }
+    end(stream);
+  }
+  void launch(Stream stream);
+  bool ready() const { return exec_ != nullptr; }
+  void reset();
+
+ private:
+  void begin(Stream stream);
+  void end(Stream stream);
+  void abandon(Stream stream);
+  void* exec_ = nullptr;
+};
+
 // Device-event timer: start() and stop() record on `stream`; elapsed_ms() waits for stop.
 class EventTimer {
  public:

@@ -35,9 +35,13 @@ function tarList(archive: string): string[] {
 }
 
 describe('bench/gpu-check.sh', () => {
-  it('--dry-run plans every step, the tensor-core ones after all others but the second seed', () => {
+  it('--dry-run plans every step, the never-run ones (tensor cores, graphs) after all others but the second seed', () => {
     const out = join(dir, 'dry');
-    const r = run(['--dry-run'], { OUT: out, GPU_CHECK_BIN: '/nonexistent/sdt-gpu-check' });
+    const r = run(['--dry-run'], {
+      OUT: out,
+      WORK: join(dir, 'dry-work'),
+      GPU_CHECK_BIN: '/nonexistent/sdt-gpu-check',
+    });
     expect(r.status).toBe(0);
     const steps = stepOrder(r.out);
     for (const s of [
@@ -51,10 +55,10 @@ describe('bench/gpu-check.sh', () => {
       expect(steps).toContain(s);
     }
     expect(steps).toContain('memcheck');
-    const firstTc = steps.findIndex((s) => s.includes('_tc') || s.endsWith('-tc'));
-    const lastPlain = steps.findLastIndex(
-      (s) => !s.includes('_tc') && !s.endsWith('-tc') && s !== 'check-seed2',
-    );
+    expect(steps).toContain('check-graphs');
+    const fresh = (s: string) => s.includes('_tc') || s.endsWith('-tc') || s.includes('graphs');
+    const firstTc = steps.findIndex(fresh);
+    const lastPlain = steps.findLastIndex((s) => !fresh(s) && s !== 'check-seed2');
     expect(firstTc).toBeGreaterThan(0);
     expect(lastPlain).toBeLessThan(firstTc);
     // Nothing ran, yet the summary and the archive are there.
@@ -68,6 +72,7 @@ describe('bench/gpu-check.sh', () => {
     const calls = join(dir, 'calls.txt');
     const r = run([], {
       OUT: out,
+      WORK: join(dir, 'fake-work'),
       GPU_CHECK_BIN: fake,
       FAKE_CALLS: calls,
       STEP_LIMIT: '2',
@@ -97,5 +102,23 @@ describe('bench/gpu-check.sh', () => {
     const files = tarList(join(out, 'gpu-check-logs.tar.gz'));
     expect(files).toContain('logs/check-rope.log');
     expect(files).toContain('logs/bench-train-tc.log');
+  });
+
+  it('skips what the time budget no longer allows, and still writes the summary and the archive', () => {
+    const out = join(dir, 'budget');
+    const r = run([], {
+      OUT: out,
+      WORK: join(dir, 'budget-work'),
+      GPU_CHECK_BIN: fake,
+      FAKE_CALLS: join(dir, 'budget-calls.txt'),
+      STEP_LIMIT: '2',
+      BENCH_LIMIT: '5',
+      BUDGET: '27',
+    });
+    expect(r.status).toBe(1);
+    const summary = readFileSync(join(out, 'summary.txt'), 'utf8');
+    expect(summary).toMatch(/step check-seed2: skipped \(budget spent\)/);
+    expect(r.out).toMatch(/-- check-seed2 skipped: the 27s budget is spent/);
+    expect(tarList(join(out, 'gpu-check-logs.tar.gz'))).toContain('logs/steps.tsv');
   });
 });

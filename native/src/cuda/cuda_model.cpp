@@ -38,10 +38,30 @@ int64_t offset_of(const Model& m, const std::string& name) {
   throw std::logic_error("CudaModel: the model has no parameter " + name);
 }
 
+// Counts reallocations of the per-batch buffers: a recorded step graph holds their addresses and
+// is replayed only while this count is the one it was recorded at.
+long g_reallocations = 0;
+
 template <class T>
 void ensure(DeviceBuffer<T>& b, size_t n) {
-  if (b.size() < n) b = DeviceBuffer<T>(n);
+  if (b.size() >= n) return;
+  b = DeviceBuffer<T>(n);
+  ++g_reallocations;
 }
+
+// What a recorded training step depends on besides the buffers' contents.
+struct StepKey {
+  int B = 0, T = 0, mode = 0;
+  bool seg = false, pos = false, weights = false, backward = false;
+  float grad_scale = 0.0f;
+  int attention = 0;
+  long reallocations = -1;
+  bool operator==(const StepKey& o) const {
+    return B == o.B && T == o.T && mode == o.mode && seg == o.seg && pos == o.pos && weights == o.weights &&
+           backward == o.backward && grad_scale == o.grad_scale && attention == o.attention &&
+           reallocations == o.reallocations;
+  }
+};
 
 }  // namespace
 
@@ -66,7 +86,40 @@ struct CudaModel::Impl {
   DeviceBuffer<float> clip, ce_ws;
   // Every kernel and GEMM of this model runs here; the synchronous host copies are ordered with it.
   Stream stream = stream_create_ordered();
-  ~Impl() { stream_destroy(stream); }
+  // Step graphs (use_graphs): a key's first step runs eagerly (buffers, cuBLASLt plans), its
+  // second is recorded, later ones replay it.
+  bool graphs = false;
+  std::string graph_error;
+  StepKey graph_key;
+  StreamGraph graph;
+  ~Impl() {
+    graph.reset();
+    stream_destroy(stream);
+  }
+
+  template <class Body>
+  void run_step(StepKey key, Body&& body) {
+    key.reallocations = g_reallocations;
+    if (!graphs) return body();
+    if (!(key == graph_key)) {
+      graph.reset();
+      body();
+      key.reallocations = g_reallocations;  // the eager step may have grown buffers
+      graph_key = key;
+      return;
+    }
+    if (!graph.ready()) {
+      try {
+        graph.record(stream, body);
+      } catch (const std::exception& e) {
+        // A step that cannot be recorded runs eagerly from now on; graph_status() says why.
+        graphs = false;
+        graph_error = e.what();
+        return body();
+      }
+    }
+    graph.launch(stream);
+  }
 
   const float* W(int64_t off) const { return w.get() + off; }
   const bf16* Wb(int64_t off) const { return wb.get() + off; }
@@ -201,7 +254,6 @@ LossStats CudaModel::Impl::run(const Batch& b, double normalizer, bool backward,
   check_batch(b, true);
   upload_batch(b);
   const int N = b.B * b.T, D = cfg.hidden_size, V = cfg.vocab_size;
-  forward_trunk(b, backward);
 
   LossStats st;
   st.normalizer = normalizer > 0.0 ? normalizer : static_cast<double>(N);
@@ -219,22 +271,37 @@ LossStats CudaModel::Impl::run(const Batch& b, double normalizer, bool backward,
   ensure(ce_ws, static_cast<size_t>(rows));
   if (backward) ensure(dxn, static_cast<size_t>(N) * D);
   const float grad_scale = backward ? static_cast<float>(1.0 / st.normalizer) : 0.0f;
-  for (int c = 0; c < chunks; ++c) {
-    const int r0 = c * rows, R = std::min(rows, N - r0);
-    const bf16* xr = xn_f.get() + static_cast<long>(r0) * D;
-    linear(xr, R, D, lm_head_off, V, logits.get(), OutType::BF16, false);
-    cross_entropy(logits.get(), R, V, targets.get() + r0, b.weights ? weights.get() + r0 : nullptr,
-                  cfg.mask_token_id, grad_scale, ce.get() + r0, chunk_loss.get() + c,
-                  backward ? logits.get() : nullptr, ce_ws.get(), stream);
-    if (backward)
-      linear_backward(xr, R, D, lm_head_off, V, logits.get(), dxn.get() + static_cast<long>(r0) * D, OutType::F32);
-  }
+  // Everything between the batch upload and the loss download, all on `stream`.
+  auto step = [&] {
+    forward_trunk(b, backward);
+    for (int c = 0; c < chunks; ++c) {
+      const int r0 = c * rows, R = std::min(rows, N - r0);
+      const bf16* xr = xn_f.get() + static_cast<long>(r0) * D;
+      linear(xr, R, D, lm_head_off, V, logits.get(), OutType::BF16, false);
+      cross_entropy(logits.get(), R, V, targets.get() + r0, b.weights ? weights.get() + r0 : nullptr,
+                    cfg.mask_token_id, grad_scale, ce.get() + r0, chunk_loss.get() + c,
+                    backward ? logits.get() : nullptr, ce_ws.get(), stream);
+      if (backward)
+        linear_backward(xr, R, D, lm_head_off, V, logits.get(), dxn.get() + static_cast<long>(r0) * D, OutType::F32);
+    }
+    if (backward) backward_trunk(b);
+  };
+  StepKey key;
+  key.B = b.B;
+  key.T = b.T;
+  key.mode = static_cast<int>(b.mode);
+  key.seg = b.segment_ids != nullptr;
+  key.pos = b.position_ids != nullptr;
+  key.weights = b.weights != nullptr;
+  key.backward = backward;
+  key.grad_scale = grad_scale;
+  key.attention = static_cast<int>(attention_kernels());
+  run_step(key, step);
   std::vector<double> losses(static_cast<size_t>(chunks));
   copy_to_host(losses.data(), chunk_loss.get(), losses.size() * sizeof(double));
   for (double l : losses) st.weighted_ce_sum += l;
   if (token_ce) copy_to_host(token_ce, ce.get(), static_cast<size_t>(N) * sizeof(float));
   st.loss = st.weighted_ce_sum / st.normalizer;
-  if (backward) backward_trunk(b);
   return st;
 }
 
@@ -388,6 +455,19 @@ double CudaModel::optimizer_step(const train::AdamWConfig& cfg, double lr, doubl
 }
 
 int64_t CudaModel::optimizer_updates() const { return impl_->updates; }
+
+void CudaModel::use_graphs(bool on) {
+  impl_->graphs = on;
+  impl_->graph_error.clear();
+  impl_->graph.reset();
+  impl_->graph_key = StepKey{};
+}
+
+std::string CudaModel::graph_status() const {
+  if (!impl_->graph_error.empty()) return "off after a failed recording: " + impl_->graph_error;
+  if (!impl_->graphs) return "off";
+  return impl_->graph.ready() ? "on, a step is recorded" : "on, nothing recorded yet";
+}
 
 void CudaModel::forward_logits(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
                                float* logits_out, const int32_t* position_ids) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -68,6 +69,13 @@ class CudaModel {
   // parameter (decay per ParamView::decay). Returns the gradient norm before clipping.
   double optimizer_step(const train::AdamWConfig& cfg, double lr, double max_norm);
   int64_t optimizer_updates() const;
+
+  // CUDA graphs for forward_backward / forward_loss: with `on`, the second step of a given shape
+  // (batch size, length, mask, weights, normalizer) is recorded and later ones replay it (the
+  // batch upload and the loss download stay outside). A recording that fails turns graphs off;
+  // graph_status() says so and why. Off by default.
+  void use_graphs(bool on);
+  std::string graph_status() const;
 
  private:
   struct Impl;

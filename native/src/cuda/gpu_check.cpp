@@ -44,12 +44,13 @@ struct Options {
   double gemm_tflops = 0.0;  // ceilings measured by an earlier process (0: measure here if needed)
   double copy_gbs = 0.0;
   double peak_tflops = 0.0;  // the device's datasheet dense bf16 rate (0: not known)
+  bool graphs = false;       // train bench: record and replay the step as a CUDA graph
   int device = 0;
 };
 
 const char* const kGroups[] = {"embedding", "rmsnorm",  "rope",  "swiglu", "attention", "chunk",
                                "cross_entropy", "adamw", "sampler", "gemm", "nccl", "model",
-                               "decode", "train", "attention_tc"};
+                               "decode", "train", "attention_tc", "graphs"};
 const char* const kBenchParts[] = {"gemm", "copy", "attention", "attention_tc", "train", "decode"};
 
 void print_usage() {
@@ -66,7 +67,8 @@ void print_usage() {
       "                rmsnorm, rope, swiglu, attention, chunk, cross_entropy, adamw, sampler, gemm,\n"
       "                nccl, model (a training step against the CPU model, one row per parameter\n"
       "                tensor), decode (logits and cached decoding against the CPU model), train (200\n"
-      "                steps on the GPU, the loss must fall), attention_tc (the tensor-core kernels)\n"
+      "                steps on the GPU, the loss must fall), attention_tc (the tensor-core kernels),\n"
+      "                graphs (a recorded training step replayed against the eager one)\n"
       "  --bench LIST  run these comma-separated benchmarks instead of checks (\"all\": every one):\n"
       "                gemm (cuBLASLt bf16 8192^3 rate), copy (device copy bandwidth), attention /\n"
       "                attention_tc (forward and backward at the 125M training shape), train (one\n"
@@ -77,6 +79,7 @@ void print_usage() {
       "  --gemm-tflops X, --copy-gbs X  ceilings measured earlier (train and decode need them;\n"
       "                default: measured in this process)\n"
       "  --peak-tflops X  the device's datasheet dense bf16 rate, for MFU against peak (default: off)\n"
+      "  --graphs      train bench: replay the step as a CUDA graph (default: eager)\n"
       "  --checkpoint DIR  decode with this trained checkpoint (default: random weights, which never\n"
       "                reach the confidence threshold, so block decoding's speed-up is meaningless)\n"
       "  --device N    CUDA device (default 0)\n"
@@ -154,6 +157,8 @@ bool parse(int argc, char** argv, Options& o) {
       if (!(v = value("--copy-gbs")) || !parse_double("--copy-gbs", v, o.copy_gbs)) return false;
     } else if (a == "--peak-tflops") {
       if (!(v = value("--peak-tflops")) || !parse_double("--peak-tflops", v, o.peak_tflops)) return false;
+    } else if (a == "--graphs") {
+      o.graphs = true;
     } else if (a == "--device") {
       if (!(v = value("--device"))) return false;
       o.device = std::atoi(v);
@@ -397,7 +402,7 @@ void bench_decode(Random& rng, double copy_gbs, const std::string& checkpoint) {
 // phase, as model FLOP/s against the measured GEMM rate and the datasheet peak (MFU). Model
 // FLOPs: 6 per matrix parameter per token (lm_head included, the embedding lookup not) plus
 // attention's 12 * L * T * D per token (scores and values, forward and backward, full T).
-void bench_train(Random& rng, double gemm_tflops, double peak_tflops) {
+void bench_train(Random& rng, double gemm_tflops, double peak_tflops, bool graphs) {
   const ModelConfig c = config_125m();
   const int B = 8, T = 1024, N = B * T;
   Model cpu(c);
@@ -405,6 +410,7 @@ void bench_train(Random& rng, double gemm_tflops, double peak_tflops) {
   CublasLt lt;
   CudaModel gpu(cpu, lt);
   gpu.upload_params(cpu.param_data());
+  gpu.use_graphs(graphs);
   std::vector<int32_t> ids(N), targets(N);
   for (int n = 0; n < N; ++n) {
     ids[n] = rng.below(c.vocab_size);
@@ -430,8 +436,9 @@ void bench_train(Random& rng, double gemm_tflops, double peak_tflops) {
   const double matrix_params = static_cast<double>(cpu.num_params()) - embed;  // untied: lm_head stays
   const double flops = 6.0 * matrix_params * N + 12.0 * c.num_hidden_layers * static_cast<double>(T) * c.hidden_size * N;
   const double tflops = flops / (static_cast<double>(step) * 1e-3) / 1e12;
-  std::printf("train step (%s attention), %.1fM params, B=%d T=%d: %.2f ms, %.0f tokens/s, %.1f TFLOP/s model\n",
-              attention_kernels() == AttentionKernels::TensorCores ? "tensor-core" : "scalar",
+  std::printf("train step (%s attention, graphs %s), %.1fM params, B=%d T=%d: %.2f ms, %.0f tokens/s, %.1f TFLOP/s "
+              "model\n",
+              attention_kernels() == AttentionKernels::TensorCores ? "tensor-core" : "scalar", gpu.graph_status().c_str(),
               static_cast<double>(cpu.num_params()) / 1e6, B, T, step, N / (static_cast<double>(step) * 1e-3), tflops);
   std::printf("  phases (medians of 5, host copies included): forward %.2f ms, backward %.2f ms (forward+backward "
               "%.2f - forward), optimizer %.2f ms, zero_grad %.2f ms\n",
@@ -480,7 +487,7 @@ int run_benches(Random& rng, const Options& o) {
   part("copy", [&] { copy = bench_copy(); });
   part("attention", [&] { bench_attention(rng, false); });
   part("attention_tc", [&] { bench_attention(rng, true); });
-  part("train", [&] { bench_train(rng, gemm, o.peak_tflops); });
+  part("train", [&] { bench_train(rng, gemm, o.peak_tflops, o.graphs); });
   part("decode", [&] {
     if (copy <= 0.0) copy = bench_copy();
     bench_decode(rng, copy, o.checkpoint);
@@ -532,6 +539,7 @@ int cmd_gpu_check(int argc, char** argv) {
       {"gemm", check_gemm},                   {"nccl", check_nccl},
       {"model", check_model_step},            {"decode", check_decode},
       {"train", check_training_run},          {"attention_tc", check_attention_tc},
+      {"graphs", check_step_graphs},
   };
   for (const auto& [name, fn] : groups) {
     if (!o.only.empty() && !listed(o.only, name)) continue;

@@ -29,6 +29,8 @@ void check_model_step(Random& rng, Table& table);
 // The inference path: full-sequence logits and cached block-by-block decoding (CudaModel against
 // sdt::Model), and a greedy generation through the shared sampler on both backends.
 void check_decode(Random& rng, Table& table);
+// CudaModel's step graphs: a replayed step against the eager one.
+void check_step_graphs(Random& rng, Table& table);
 // 200 AdamW steps of a small model on the GPU over four fixed batches: the loss must fall.
 void check_training_run(Random& rng, Table& table);
 
