@@ -150,7 +150,13 @@ export function parseScontrolJobs(text: string): SlurmJob[] {
 /** The records of a job (every element of an array job); undefined when Slurm no longer knows it. */
 export async function showJob(jobId: string): Promise<SlurmJob[] | undefined> {
   const r = await runClient('scontrol', ['show', 'job', '-o', jobId]);
-  if (r.code !== 0) return undefined;
+  if (r.code !== 0) {
+    if (/invalid job id/i.test(r.stderr)) return undefined;
+    throw new SlurmError(
+      'slurm-unreachable',
+      `scontrol show job ${jobId} failed (${r.stderr.trim() || `exit ${r.code}`}); check SLURM_CONF and that slurmctld runs.`,
+    );
+  }
   const jobs = parseScontrolJobs(r.stdout);
   return jobs.length ? jobs : undefined;
 }

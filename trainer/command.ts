@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { bool, type CommandSpec, num, type OptionValues, optStr } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
 import { nativeBinary } from '../common/native.ts';
+import { launchTraining, TRAIN_LAUNCH_FLAGS, trainLaunchOptions } from '../jobs/train-launch.ts';
 import {
   applyFlags,
   configOptions,
@@ -83,12 +84,14 @@ Settings come from the defaults, then --config FILE, then flags.`,
     },
     quiet: { type: 'boolean', description: 'no progress output' },
     ...configOptions(),
+    ...TRAIN_LAUNCH_FLAGS,
   },
   examples: [
     'sdt train --config data/configs/demo.json',
     'sdt train --model tiny --steps 50 --out runs/tiny --dry-run',
     'sdt train --objective ar --out runs/ar-baseline',
     'sdt train --resume runs/demo',
+    'sdt train --config data/configs/demo.json --executor slurm --partition gpu --gpus-per-node 1 --time 12:00:00',
   ],
   async run(opts) {
     const { cfg, resume } = await resolveConfig(opts);
@@ -109,6 +112,8 @@ Settings come from the defaults, then --config FILE, then flags.`,
         `${cfg.out} already holds checkpoints; continue it with \`sdt train --resume ${cfg.out}\` or choose another --out.`,
       );
     }
+    const launch = trainLaunchOptions(opts);
+    if (launch) return launchTraining(cfg, resume, launch, (l) => process.stderr.write(`train: ${l}\n`));
     const summary = await runTraining({
       cfg,
       data,
