@@ -193,13 +193,14 @@ function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[]
       ],
     },
   ];
-  if (scale.postTraining) stages.push(...postTrainingStages(out, data, synth, sampler));
+  if (scale.postTraining)
+    stages.push(...postTrainingStages(out, data, synth, sampler), ...paretoStages(out, synth));
   stages.push({
     title: 'one held-out program decoded block by block (animated on a terminal)',
     argv: () => [
       'sample',
       '--ckpt',
-      checkpointOf(scale.postTraining ? join(out, 'onpolicy') : diffusion),
+      scale.postTraining ? onpolicyModel(join(out, 'onpolicy')) : checkpointOf(diffusion),
       '--prompt',
       firstTestPrompt(synth),
       ...sampler,
@@ -314,6 +315,72 @@ function postTrainingStages(out: string, data: string, synth: string, sampler: s
         ...sampler,
         '--out',
         onpolicy,
+      ],
+    },
+  ];
+}
+
+/** The model the last on-policy record measured: the final student. */
+function onpolicyModel(run: string): string {
+  const log = join(run, 'onpolicy.jsonl');
+  if (!existsSync(log)) throw new UserError(`no ${log}; rerun \`sdt demo --scale recipe\`.`);
+  const last = readFileSync(log, 'utf8').trim().split('\n').at(-1);
+  return (JSON.parse(last ?? '{}') as { ckpt: string }).ckpt;
+}
+
+/** pass@1 against tokens per forward pass: AR, the threshold rule, fixed steps, then the student beside them. */
+function paretoStages(out: string, synth: string): Stage[] {
+  const grid = [
+    '--suite',
+    'synth',
+    '--data',
+    synth,
+    '--blocks',
+    BLOCK,
+    '--thresholds',
+    '0.95,0.9,0.7,0.5,0.3',
+    '--max-new',
+    MAX_NEW,
+    '--limit',
+    '200',
+    '--x',
+    'parallelism',
+  ];
+  const start = join(out, 'pareto-start');
+  return [
+    {
+      title: 'speed against quality of the starting models: AR, threshold rule, fixed steps',
+      doneWhen: join(start, 'rows.jsonl'),
+      argv: () => [
+        'report',
+        'pareto',
+        '--ckpt',
+        checkpointOf(join(out, 'diffusion')),
+        '--ar-ckpt',
+        checkpointOf(join(out, 'ar')),
+        ...grid,
+        '--fixed',
+        '2,4',
+        '--label',
+        'diffusion ',
+        '--out',
+        start,
+      ],
+    },
+    {
+      title: 'the on-policy student on the same curve',
+      argv: () => [
+        'report',
+        'pareto',
+        '--ckpt',
+        onpolicyModel(join(out, 'onpolicy')),
+        ...grid,
+        '--label',
+        'on-policy ',
+        '--rows',
+        join(start, 'rows.jsonl'),
+        '--out',
+        join(out, 'pareto'),
       ],
     },
   ];

@@ -5,7 +5,7 @@ import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
 import { openSamplerClient } from '../generators/model.ts';
 import { DEFAULT_DATA_DIR, REPO_ROOT } from '../paths.ts';
-import { gridSettings, runGrid } from '../report/grid.ts';
+import { type GridSetting, gridSettings, runGrid } from '../report/grid.ts';
 import {
   accuracyUnderParallelism,
   chooseQuality,
@@ -93,7 +93,15 @@ export const command: CommandSpec = {
       description: 'commit thresholds',
       default: ['0.5', '0.7', '0.9'],
     },
-    ar: { type: 'boolean', description: 'add the autoregressive baseline' },
+    ar: {
+      type: 'boolean',
+      description: "add AR decoding of --ckpt (one token per pass, the checkpoint's own)",
+    },
+    'ar-ckpt': {
+      type: 'string',
+      arg: 'DIR',
+      description: 'add the AR baseline: this causal checkpoint, decoded token by token',
+    },
     'max-new': { type: 'number', arg: 'N', description: 'tokens to generate at most', default: 256 },
     limit: { type: 'number', arg: 'N', description: 'tasks per setting', default: 40 },
     'val-loss': {
@@ -121,42 +129,54 @@ export const command: CommandSpec = {
     const rows: ParetoRow[] = [];
     for (const path of list(o, 'rows')) rows.push(...(await readRows(path)));
     const ckpt = optStr(o, 'ckpt');
-    if (!ckpt && rows.length === 0)
-      throw new UserError('pass --ckpt DIR to run the grid, or --rows FILE to render earlier rows.');
-    if (ckpt) {
+    if (!ckpt && !optStr(o, 'ar-ckpt') && rows.length === 0)
+      throw new UserError(
+        'pass --ckpt DIR (or --ar-ckpt DIR) to run the grid, or --rows FILE to render earlier rows.',
+      );
+    const arCkpt = optStr(o, 'ar-ckpt');
+    if (ckpt || arCkpt) {
       const variant = optStr(o, 'variant') ?? (suite === 'synth' ? 'test' : undefined);
       const tasks = selectTasks(
         await SUITES[suite].load({ dataDir: str(o, 'data'), variant }),
         [],
         optNum(o, 'limit'),
       );
-      const client = await openSamplerClient(ckpt);
-      try {
-        const fresh = await runGrid({
-          client,
-          ckpt,
-          suite,
-          tasks,
-          settings: gridSettings(
-            numbers(list(o, 'blocks'), 'blocks'),
-            numbers(list(o, 'thresholds'), 'thresholds'),
-            Boolean(o.ar),
-            numbers(list(o, 'fixed'), 'fixed'),
-          ),
-          labelPrefix: str(o, 'label'),
-          base: { maxNew: num(o, 'max-new'), temperature: 0, topP: 1, seed: 0 },
-          concurrency: num(o, 'concurrency'),
-          valLoss: optNum(o, 'val-loss') ?? null,
-          outDir,
-        });
-        await atomicWriteFile(
-          join(outDir, 'rows.jsonl'),
-          fresh.map((r) => JSON.stringify(r)).join('\n') + '\n',
+      const grid = async (dir: string, settings: GridSetting[], labelPrefix: string) => {
+        const client = await openSamplerClient(dir);
+        try {
+          return await runGrid({
+            client,
+            ckpt: dir,
+            suite,
+            tasks,
+            settings,
+            labelPrefix,
+            base: { maxNew: num(o, 'max-new'), temperature: 0, topP: 1, seed: 0 },
+            concurrency: num(o, 'concurrency'),
+            valLoss: optNum(o, 'val-loss') ?? null,
+            outDir,
+          });
+        } finally {
+          await client.close();
+        }
+      };
+      const fresh: ParetoRow[] = [];
+      if (ckpt) {
+        const settings = gridSettings(
+          numbers(list(o, 'blocks'), 'blocks'),
+          numbers(list(o, 'thresholds'), 'thresholds'),
+          Boolean(o.ar),
+          numbers(list(o, 'fixed'), 'fixed'),
         );
-        rows.push(...fresh);
-      } finally {
-        await client.close();
+        fresh.push(...(await grid(ckpt, settings, str(o, 'label'))));
       }
+      // The AR baseline is its own causal checkpoint: AR decoding of a diffusion checkpoint is not it.
+      if (arCkpt) fresh.push(...(await grid(arCkpt, gridSettings([], [], true), '')));
+      await atomicWriteFile(
+        join(outDir, 'rows.jsonl'),
+        `${fresh.map((r) => JSON.stringify(r)).join('\n')}\n`,
+      );
+      rows.push(...fresh);
     }
     if (rows.length === 0) throw new UserError('no rows to report.');
     const quality = chooseQuality(rows, str(o, 'quality') as 'auto' | 'pass1' | 'syntax');
