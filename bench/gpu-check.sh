@@ -150,8 +150,12 @@ b() { step "bench-$1" "$bench_limit" "$bin" --seed "$seed" --bench "$1" "${@:2}"
 result() { grep -h "^RESULT $1 " "$logs"/bench-*.log 2>/dev/null | tail -1 | awk '{print $3}'; }
 
 say "parity: one process per group (seed $seed)"
-for group in embedding rmsnorm rope swiglu attention chunk cross_entropy adamw sampler gemm nccl model decode train; do
+for group in embedding rmsnorm rope swiglu attention chunk cross_entropy adamw sampler gemm nccl; do
   g "$group"
+done
+# The model on the CUDA-core attention kernels here, on the tensor-core ones further down.
+for group in model decode train; do
+  step "check-$group" "$step_limit" "$bin" --seed "$seed" --only "$group" --attention scalar
 done
 
 say "benchmarks: one process per part"
@@ -160,8 +164,9 @@ b copy
 ceil=(--gemm-tflops "$(result gemm_tflops)" --copy-gbs "$(result copy_gbs)" --peak-tflops "$peak")
 [ "$dry" = 1 ] && ceil=(--gemm-tflops G --copy-gbs C --peak-tflops "$peak")
 b attention
-step bench-train "$bench_limit" "$bin" --seed "$seed" --bench train "${ceil[@]}"
-step bench-decode "$bench_limit" "$bin" --seed "$seed" --bench decode "${ceil[@]}" ${CHECKPOINT:+--checkpoint "$CHECKPOINT"}
+step bench-train "$bench_limit" "$bin" --seed "$seed" --bench train --attention scalar "${ceil[@]}"
+step bench-decode "$bench_limit" "$bin" --seed "$seed" --bench decode --attention scalar "${ceil[@]}" \
+  ${CHECKPOINT:+--checkpoint "$CHECKPOINT"}
 
 say "compute-sanitizer"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
@@ -182,7 +187,7 @@ say "tensor-core attention (never run before this script)"
 g attention_tc
 b attention_tc
 if passed check-attention_tc || [ "$dry" = 1 ]; then
-  step check-model-tc "$step_limit" "$bin" --seed "$seed" --only model,decode --attention tc
+  step check-model-tc "$step_limit" "$bin" --seed "$seed" --only model,decode,train --attention tc
   step bench-train-tc "$bench_limit" "$bin" --seed "$seed" --bench train --attention tc "${ceil[@]}"
 else
   echo "attention_tc failed or did not finish: the model step and training bench on tensor cores are skipped"
@@ -194,7 +199,12 @@ fi
 
 say "CUDA graphs of the training step (never run before this script)"
 g graphs
-step bench-train-graphs "$bench_limit" "$bin" --seed "$seed" --bench train --graphs "${ceil[@]}"
+step bench-train-graphs "$bench_limit" "$bin" --seed "$seed" --bench train --graphs --attention scalar "${ceil[@]}"
+if passed check-attention_tc || [ "$dry" = 1 ]; then
+  step bench-train-tc-graphs "$bench_limit" "$bin" --seed "$seed" --bench train --graphs --attention tc "${ceil[@]}"
+  step bench-decode-tc "$bench_limit" "$bin" --seed "$seed" --bench decode --attention tc "${ceil[@]}" \
+    ${CHECKPOINT:+--checkpoint "$CHECKPOINT"}
+fi
 
 say "parity, second seed (all groups in one process)"
 step check-seed2 $((step_limit * 2)) "$bin" --seed $((seed + 1)) \
@@ -228,7 +238,7 @@ summary() {
     bc=$(result "attention_${k}_causal_bwd_ms")
     [ -n "$f$b" ] && echo "attention $k B8 T1024 h12 d64: bidirectional fwd ${f:-?} ms bwd ${b:-?} ms, causal fwd ${fc:-?} ms bwd ${bc:-?} ms"
   done
-  for f in bench-train bench-train-tc bench-train-graphs; do
+  for f in bench-train bench-train-tc bench-train-graphs bench-train-tc-graphs; do
     [ -f "$logs/$f.log" ] || continue
     local line
     line=$(awk 'function f(k) { return (k in v) ? v[k] : "?" }
@@ -239,12 +249,17 @@ summary() {
         f("train_forward_ms"), f("train_backward_ms"), f("train_optimizer_ms"), f("train_zero_grad_ms") }' "$logs/$f.log")
     [ -n "$line" ] && echo "${f#bench-} 125M B8 T1024: $line"
   done
-  local ar bound pct blk
-  ar=$(result decode_ar_tokens_per_s)
-  bound=$(result decode_bound_tokens_per_s)
-  pct=$(result decode_ar_pct_of_bound)
-  blk=$(result decode_block_tokens_per_s)
-  [ -n "$ar" ] && echo "decode batch 1: autoregressive $ar tok/s = ${pct:-?}% of the bandwidth bound ${bound:-?} tok/s; block decoding ${blk:-?} tok/s"
+  for f in bench-decode bench-decode-tc; do
+    [ -f "$logs/$f.log" ] || continue
+    local line
+    line=$(awk 'function f(k) { return (k in v) ? v[k] : "?" }
+      /^RESULT /{v[$2]=$3} END {
+      if (!("decode_ar_tokens_per_s" in v)) exit
+      printf "autoregressive %s tok/s = %s%% of the bandwidth bound %s tok/s; block decoding %s tok/s",
+        f("decode_ar_tokens_per_s"), f("decode_ar_pct_of_bound"), f("decode_bound_tokens_per_s"),
+        f("decode_block_tokens_per_s") }' "$logs/$f.log")
+    [ -n "$line" ] && echo "${f#bench-} batch 1: $line"
+  done
   echo "logs: $out/gpu-check-logs.tar.gz"
 }
 

@@ -316,9 +316,10 @@ SequenceVis sequence_vis(const AttentionMaskArgs& m, int T) {
   return SequenceVis{static_cast<int>(m.mode), m.block_size > 0 ? m.block_size : 1, m.segment, m.pos, T};
 }
 
+// Tensor cores unless SDT_ATTENTION=scalar: they passed gpu-check on an H200 (docs/gpu-notes.md).
 AttentionKernels initial_kernels() {
   const char* env = std::getenv("SDT_ATTENTION");
-  return env && std::strcmp(env, "tc") == 0 ? AttentionKernels::TensorCores : AttentionKernels::Scalar;
+  return env && std::strcmp(env, "scalar") == 0 ? AttentionKernels::Scalar : AttentionKernels::TensorCores;
 }
 
 AttentionKernels g_kernels = initial_kernels();

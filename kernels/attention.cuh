@@ -34,11 +34,11 @@ void attention_backward_tc(const bf16* qkv, int qkv_stride, const bf16* out, con
                            int B, int T, int nh, int nkv, int hd, const AttentionMaskArgs& mask, float* delta,
                            bf16* dqkv, Stream stream);
 
-// Which kernels attention_forward / attention_backward run. Scalar (CUDA cores) is the default
-// and the reference; TensorCores takes the *_tc kernels for shapes they support (else scalar).
-// The initial value comes from SDT_ATTENTION=tc|scalar in the environment. The tensor-core
-// kernels become the default only after `sdt-gpu-check` passed their rows on a GPU
-// (docs/gpu-notes.md).
+// Which kernels attention_forward / attention_backward run. TensorCores (the default since they
+// passed `sdt-gpu-check` on an H200, docs/gpu-notes.md) takes the *_tc kernels for the shapes
+// they support and the CUDA-core kernels otherwise; Scalar always takes the CUDA-core kernels,
+// which stay the reference of the parity checks. SDT_ATTENTION=scalar in the environment picks
+// Scalar at start.
 enum class AttentionKernels { Scalar, TensorCores };
 void set_attention_kernels(AttentionKernels k);
 AttentionKernels attention_kernels();

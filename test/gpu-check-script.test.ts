@@ -94,8 +94,10 @@ describe('bench/gpu-check.sh', () => {
     expect(summary).toMatch(/^train 125M B8 T1024: step 400 ms, 70 TFLOP\/s model, MFU 10% of GEMM/m);
     // attention_tc passed, so the training bench ran again on the tensor-core kernels.
     expect(summary).toMatch(/^train-tc 125M B8 T1024: step 100 ms/m);
-    expect(ran).toContain('only=model,decode bench= attention=tc');
-    expect(summary).toContain('autoregressive 150 tok/s = 0.9% of the bandwidth bound 16000 tok/s');
+    expect(ran).toContain('only=model,decode,train bench= attention=tc');
+    expect(summary).toContain(
+      'decode batch 1: autoregressive 150 tok/s = 0.9% of the bandwidth bound 16000 tok/s',
+    );
     // The summary is the console's last block; every log is in the archive.
     expect(r.out.trimEnd().endsWith(summary.trimEnd())).toBe(true);
     expect(r.err).toBe('');

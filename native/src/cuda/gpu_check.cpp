@@ -40,7 +40,7 @@ struct Options {
   std::string only;
   std::string bench;  // comma-separated bench parts; empty: none
   std::string checkpoint;
-  std::string attention = "scalar";
+  std::string attention;  // "scalar" | "tc"; empty: the library's default
   double gemm_tflops = 0.0;  // ceilings measured by an earlier process (0: measure here if needed)
   double copy_gbs = 0.0;
   double peak_tflops = 0.0;  // the device's datasheet dense bf16 rate (0: not known)
@@ -75,7 +75,7 @@ void print_usage() {
       "                step of a ~125M model at sequence 1024, per phase, MFU), decode\n"
       "                (autoregressive against block decoding, batch 1)\n"
       "  --attention K scalar | tc: the attention kernels of the model, train and decode runs\n"
-      "                (default scalar)\n"
+      "                (default: tc, or scalar when SDT_ATTENTION=scalar)\n"
       "  --gemm-tflops X, --copy-gbs X  ceilings measured earlier (train and decode need them;\n"
       "                default: measured in this process)\n"
       "  --peak-tflops X  the device's datasheet dense bf16 rate, for MFU against peak (default: off)\n"
@@ -526,7 +526,9 @@ int cmd_gpu_check(int argc, char** argv) {
     std::fprintf(stderr, "gpu-check: %s\n", e.what());
     return 2;
   }
-  set_attention_kernels(o.attention == "tc" ? AttentionKernels::TensorCores : AttentionKernels::Scalar);
+  if (!o.attention.empty())
+    set_attention_kernels(o.attention == "tc" ? AttentionKernels::TensorCores : AttentionKernels::Scalar);
+  std::printf("attention kernels: %s\n", attention_kernels() == AttentionKernels::TensorCores ? "tensor cores" : "scalar");
   Random rng(o.seed);
   if (!o.bench.empty()) return run_benches(rng, o) == 0 ? 0 : 1;
 
