@@ -135,13 +135,201 @@ async function readJson<T>(path: string, what: string): Promise<T> {
   }
 }
 
+/** CKPT/config.json of a complete checkpoint (the one way the TypeScript side reads it). */
 export async function readCheckpointConfig(dir: string): Promise<CheckpointConfig> {
+  if (!existsSync(join(dir, CHECKPOINT_FILES.config))) {
+    throw new UserError(
+      `${dir}: no config.json; point at a checkpoint written by sdt train (RUN/checkpoints/step-*).`,
+    );
+  }
   if (!existsSync(join(dir, CHECKPOINT_FILES.complete))) {
     throw new UserError(
       `${dir}: no COMPLETE marker (an interrupted write?); use latestCheckpoint(runDir) to pick one.`,
     );
   }
-  return readJson<CheckpointConfig>(join(dir, CHECKPOINT_FILES.config), 'config.json');
+  return readModelConfigFile(join(dir, CHECKPOINT_FILES.config));
+}
+
+/** A config.json outside a checkpoint (e.g. for --random-init). */
+export function readModelConfigFile(path: string): Promise<CheckpointConfig> {
+  return readJson<CheckpointConfig>(path, 'config.json');
+}
+
+/** The special ids a checkpoint names; absent ones take the tokenizer's (pad 0, bos 1, eos 2, del 4). */
+export function checkpointSpecials(c: CheckpointConfig): {
+  pad: number;
+  bos: number;
+  eos: number;
+  mask: number;
+  del: number;
+} {
+  return {
+    pad: c.pad_token_id ?? 0,
+    bos: c.bos_token_id ?? 1,
+    eos: c.eos_token_id ?? 2,
+    mask: c.mask_token_id,
+    del: c.del_token_id ?? 4,
+  };
+}
+
+// ---- TRAIN.json of `sdt-native train --config` (C++: native/src/train/train_config.cpp) ----
+
+export const TRAIN_CONFIG_FIELDS = [
+  'model',
+  'tokenizer',
+  'total_steps',
+  'micro_batches',
+  'optimizer',
+  'schedule',
+  'checkpoint_every',
+  'keep_checkpoints',
+  'seed',
+  'threads',
+  'max_nonfinite_steps',
+] as const;
+export const OPTIMIZER_FIELDS = ['beta1', 'beta2', 'eps', 'weight_decay', 'grad_clip'] as const;
+export const SCHEDULE_FIELDS = ['lr', 'min_lr', 'warmup_steps'] as const;
+const MODEL_REQUIRED = [
+  'vocab_size',
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'max_position_embeddings',
+  'mask_token_id',
+] as const;
+const MODEL_INTS = [
+  ...MODEL_REQUIRED,
+  'num_key_value_heads',
+  'block_size',
+  'pad_token_id',
+  'bos_token_id',
+  'eos_token_id',
+  'del_token_id',
+] as const;
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function unknownField(o: Record<string, unknown>, known: readonly string[], where: string): string | null {
+  for (const k of Object.keys(o)) if (!known.includes(k)) return `${where}: unknown field "${k}"`;
+  return null;
+}
+
+/** What is wrong with a model config (the checks of ModelConfig::validate), or null. */
+export function modelConfigProblem(m: unknown): string | null {
+  if (!isObject(m)) return 'model: must be a JSON object';
+  for (const k of MODEL_REQUIRED) if (m[k] === undefined || m[k] === null) return `model: missing "${k}"`;
+  for (const k of MODEL_INTS) {
+    const v = m[k];
+    if (v !== undefined && v !== null && !Number.isInteger(v)) return `model: "${k}" must be an integer`;
+  }
+  const n = (k: string, d: number) => (m[k] === undefined || m[k] === null ? d : (m[k] as number));
+  const heads = n('num_attention_heads', 0);
+  const kv = n('num_key_value_heads', heads);
+  const hidden = n('hidden_size', 0);
+  const vocab = n('vocab_size', 0);
+  for (const k of [
+    'vocab_size',
+    'hidden_size',
+    'intermediate_size',
+    'num_hidden_layers',
+    'max_position_embeddings',
+  ])
+    if (n(k, 0) <= 0) return `model: "${k}" must be > 0`;
+  if (heads <= 0 || kv <= 0) return 'model: head counts must be > 0';
+  if (hidden % heads !== 0) return 'model: hidden_size must be divisible by num_attention_heads';
+  if ((hidden / heads) % 2 !== 0) return 'model: head_dim must be even';
+  if (heads % kv !== 0) return 'model: num_attention_heads must be divisible by num_key_value_heads';
+  const mask = n('mask_token_id', -1);
+  if (mask < 0 || mask >= vocab) return 'model: mask_token_id must be in [0, vocab_size)';
+  for (const k of ['pad_token_id', 'bos_token_id', 'eos_token_id']) {
+    const v = n(k, -1);
+    if (v !== -1 && (v < 0 || v >= vocab)) return `model: ${k} must be -1 or in [0, vocab_size)`;
+  }
+  if (n('block_size', 32) <= 0) return 'model: block_size must be > 0';
+  for (const k of ['rms_norm_eps', 'rope_theta']) {
+    const v = m[k];
+    if (v !== undefined && v !== null && typeof v !== 'number') return `model: "${k}" must be a number`;
+    if (typeof v === 'number' && !(v > 0)) return `model: "${k}" must be > 0`;
+  }
+  const tie = m.tie_word_embeddings;
+  if (tie !== undefined && tie !== null && typeof tie !== 'boolean')
+    return 'model: tie_word_embeddings must be a boolean';
+  const mode = m.attention_mode;
+  if (mode !== undefined && mode !== null && !['bidirectional', 'causal', 'block'].includes(mode as string))
+    return 'model: attention_mode must be bidirectional, causal or block';
+  return null;
+}
+
+/** `doc` when sdt-native would accept it; otherwise a UserError naming the field at fault. */
+export function checkedTrainConfig(doc: NativeTrainConfig): NativeTrainConfig {
+  const problem = trainConfigProblem(doc);
+  if (problem) throw new UserError(`the native train config is invalid: ${problem}`);
+  return doc;
+}
+
+/**
+ * What is wrong with a TRAIN.json (the checks of train_config_from_json: field lists, required fields, types
+ * and ranges), or null. test/train-config-schema.test.ts shows that sdt-native accepts and rejects the same
+ * documents.
+ */
+export function trainConfigProblem(doc: unknown): string | null {
+  if (!isObject(doc)) return 'TRAIN.json must be a JSON object';
+  const unknown = unknownField(doc, TRAIN_CONFIG_FIELDS, 'TRAIN.json');
+  if (unknown) return unknown;
+  if (doc.model === undefined) return 'missing required field "model"';
+  const model = modelConfigProblem(doc.model);
+  if (model) return model;
+  if (doc.tokenizer !== undefined && doc.tokenizer !== null && typeof doc.tokenizer !== 'string')
+    return '"tokenizer" must be a path string';
+  if (doc.total_steps === undefined) return 'missing required field "total_steps"';
+  const ints: [string, number][] = [
+    ['total_steps', 1],
+    ['micro_batches', 1],
+    ['checkpoint_every', 0],
+    ['keep_checkpoints', 1],
+    ['seed', 0],
+    ['threads', 0],
+    ['max_nonfinite_steps', 1],
+  ];
+  for (const [k, lo] of ints) {
+    const v = doc[k];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v)) return `"${k}" must be an integer`;
+    if ((v as number) < lo) return `"${k}" must be >= ${lo}`;
+  }
+  if (doc.optimizer !== undefined) {
+    const o = doc.optimizer;
+    if (!isObject(o)) return 'optimizer must be a JSON object';
+    const u = unknownField(o, OPTIMIZER_FIELDS, 'optimizer');
+    if (u) return u;
+    for (const k of OPTIMIZER_FIELDS)
+      if (o[k] !== undefined && typeof o[k] !== 'number') return `optimizer.${k} must be a number`;
+    const num = (k: string, d: number) => (o[k] === undefined ? d : (o[k] as number));
+    if (!(num('beta1', 0.9) >= 0 && num('beta1', 0.9) < 1)) return 'optimizer: beta1 must be in [0, 1)';
+    if (!(num('beta2', 0.95) >= 0 && num('beta2', 0.95) < 1)) return 'optimizer: beta2 must be in [0, 1)';
+    if (!(num('eps', 1e-8) > 0)) return 'optimizer: eps must be > 0';
+    if (!(num('weight_decay', 0) >= 0)) return 'optimizer: weight_decay must be >= 0';
+  }
+  if (doc.schedule !== undefined) {
+    const s = doc.schedule;
+    if (!isObject(s)) return 'schedule must be a JSON object';
+    const u = unknownField(s, SCHEDULE_FIELDS, 'schedule');
+    if (u) return u;
+    for (const k of ['lr', 'min_lr'])
+      if (s[k] !== undefined && typeof s[k] !== 'number') return `schedule.${k} must be a number`;
+    if (
+      s.warmup_steps !== undefined &&
+      !(Number.isInteger(s.warmup_steps) && (s.warmup_steps as number) >= 0)
+    )
+      return 'schedule.warmup_steps must be an integer >= 0';
+    const lr = s.lr === undefined ? 3e-4 : (s.lr as number);
+    const minLr = s.min_lr === undefined ? 3e-5 : (s.min_lr as number);
+    if (!(lr > 0)) return 'schedule: lr must be > 0';
+    if (!(minLr >= 0 && minLr <= lr)) return 'schedule: min_lr must be in [0, lr]';
+  }
+  return null;
 }
 
 export async function readTrainerState(dir: string): Promise<TrainerState> {

@@ -3,6 +3,7 @@
  * the dataset's tokenizer. The model part is a Hugging Face Llama config.json plus the diffusion fields.
  */
 import type { CorruptSpecials } from '../pipelines/corrupt/types.ts';
+import { type CheckpointConfig, checkedTrainConfig, type NativeTrainConfig } from '../schemas/checkpoint.ts';
 import { type TrainConfig, totalSteps } from './config.ts';
 
 export interface NativeTokenizerInfo {
@@ -11,7 +12,10 @@ export interface NativeTokenizerInfo {
   tokenizerPath: string;
 }
 
-export function nativeModelConfig(cfg: TrainConfig, tok: NativeTokenizerInfo): Record<string, unknown> {
+export function nativeModelConfig(
+  cfg: TrainConfig,
+  tok: NativeTokenizerInfo,
+): Partial<CheckpointConfig> & NativeTrainConfig['model'] {
   const m = cfg.model;
   return {
     vocab_size: tok.vocabSize,
@@ -35,8 +39,9 @@ export function nativeModelConfig(cfg: TrainConfig, tok: NativeTokenizerInfo): R
   };
 }
 
-export function nativeTrainConfig(cfg: TrainConfig, tok: NativeTokenizerInfo): Record<string, unknown> {
-  return {
+/** The TRAIN.json, checked against the contract sdt-native applies (schemas/checkpoint.ts). */
+export function nativeTrainConfig(cfg: TrainConfig, tok: NativeTokenizerInfo): NativeTrainConfig {
+  return checkedTrainConfig({
     model: nativeModelConfig(cfg, tok),
     tokenizer: tok.tokenizerPath,
     total_steps: totalSteps(cfg),
@@ -52,5 +57,5 @@ export function nativeTrainConfig(cfg: TrainConfig, tok: NativeTokenizerInfo): R
     keep_checkpoints: cfg.checkpoint.keep,
     seed: cfg.seed,
     threads: cfg.threads,
-  };
+  });
 }

@@ -3,7 +3,6 @@
  * command "train --stage" so that `sdt train --stage NAME ...` reaches it (--stage must follow `train`).
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bool, type CommandSpec, num, type OptionValues, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
@@ -19,6 +18,7 @@ import { buildDistillSet, readDistillSet, writeDistillSet } from '../../pipeline
 import { datasetPrompts, readTrajectoryInput, suitePrompts } from '../../pipelines/trajectories/generate.ts';
 import { measuredOn, speedupPoints } from '../../pipelines/trajectories/report-speedup.ts';
 import { loadSuiteTasks } from '../../pipelines/trajectories/score.ts';
+import { readCheckpointConfig } from '../../schemas/checkpoint.ts';
 import { anchorWindows } from './anchor.ts';
 import { runDistillStage, specialsFromCheckpoint } from './distill.ts';
 import { runOnPolicy } from './onpolicy.ts';
@@ -28,10 +28,7 @@ const STAGES = ['distill', 'onpolicy'] as const;
 async function common(o: OptionValues) {
   const ckpt = str(o, 'ckpt');
   const specials = await specialsFromCheckpoint(ckpt);
-  const cfg = JSON.parse(await readFile(join(ckpt, 'config.json'), 'utf8')) as {
-    vocab_size: number;
-    max_position_embeddings: number;
-  };
+  const cfg = await readCheckpointConfig(ckpt);
   const tokPath = join(ckpt, 'tokenizer.json');
   const tokenizer = existsSync(tokPath) ? await loadTokenizer(tokPath) : undefined;
   const vocab = tokenizer ? vocabularyFromTokenizer(tokenizer) : plainVocabulary(cfg.vocab_size);

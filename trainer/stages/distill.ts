@@ -5,14 +5,21 @@
  * The batches are written to RUN/stream.bin first (schemas/stream.ts) so a run can be replayed exactly.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../common/errors.ts';
 import { maskCorrupt } from '../../pipelines/corrupt/mask.ts';
 import { Rng } from '../../pipelines/corrupt/rng.ts';
 import type { CorruptSpecials } from '../../pipelines/corrupt/types.ts';
 import type { DistillExample } from '../../pipelines/trajectories/distill.ts';
-import { latestCheckpoint } from '../../schemas/checkpoint.ts';
+import {
+  CHECKPOINT_FILES,
+  checkedTrainConfig,
+  checkpointSpecials,
+  latestCheckpoint,
+  type NativeTrainConfig,
+  readCheckpointConfig,
+} from '../../schemas/checkpoint.ts';
 import { StreamWriter } from '../../schemas/stream.ts';
 import { type NativeEvent, NativeProcess } from '../native-process.ts';
 
@@ -133,13 +140,10 @@ export async function writeDistillStream(
 }
 
 /** The TRAIN.json of the stage: the checkpoint's own model config, a constant-ish short schedule. */
-export async function distillTrainConfig(o: DistillStageOptions): Promise<Record<string, unknown>> {
-  const cfgPath = join(o.ckpt, 'config.json');
-  if (!existsSync(cfgPath))
-    throw new UserError(`${o.ckpt}: no config.json; --init-from needs a checkpoint written by sdt train.`);
-  const model = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
-  const tok = join(o.ckpt, 'tokenizer.json');
-  return {
+export async function distillTrainConfig(o: DistillStageOptions): Promise<NativeTrainConfig> {
+  const model = await readCheckpointConfig(o.ckpt);
+  const tok = join(o.ckpt, CHECKPOINT_FILES.tokenizer);
+  return checkedTrainConfig({
     model,
     ...(existsSync(tok) ? { tokenizer: tok } : {}),
     total_steps: o.steps,
@@ -149,7 +153,7 @@ export async function distillTrainConfig(o: DistillStageOptions): Promise<Record
     keep_checkpoints: 1,
     seed: o.seed,
     threads: o.threads ?? 0,
-  };
+  });
 }
 
 export async function runDistillStage(o: DistillStageOptions): Promise<DistillStageResult> {
@@ -191,16 +195,8 @@ export async function runDistillStage(o: DistillStageOptions): Promise<DistillSt
 
 /** The special ids a checkpoint's config.json names (<|del|> defaults to the tokenizer's id 4). */
 export async function specialsFromCheckpoint(ckpt: string): Promise<CorruptSpecials> {
-  const path = join(ckpt, 'config.json');
-  if (!existsSync(path)) throw new UserError(`${ckpt}: no config.json; not a checkpoint.`);
-  const c = JSON.parse(await readFile(path, 'utf8')) as Record<string, number | undefined>;
+  const c = await readCheckpointConfig(ckpt);
   if (typeof c.mask_token_id !== 'number')
-    throw new UserError(`${path}: no mask_token_id; not a diffusion checkpoint.`);
-  return {
-    pad: c.pad_token_id ?? 0,
-    bos: c.bos_token_id ?? 1,
-    eos: c.eos_token_id ?? 2,
-    mask: c.mask_token_id,
-    del: c.del_token_id ?? 4,
-  };
+    throw new UserError(`${ckpt}/config.json: no mask_token_id; not a diffusion checkpoint.`);
+  return checkpointSpecials(c);
 }
