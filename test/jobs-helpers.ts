@@ -1,0 +1,53 @@
+import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const SDT = join(import.meta.dirname, '..', 'bin', 'sdt.js');
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `sdt ARGS` in a child process (the sbatch scripts run the CLI the same way). */
+export function sdtSync(args: string[], env: NodeJS.ProcessEnv = process.env): Ran {
+  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [SDT, ...args], { env, encoding: 'utf8' });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function sdtAsync(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [SDT, ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+/** Every file under a directory, relative name -> bytes, for byte-identity checks. */
+export function snapshot(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (d: string, rel: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name), `${rel}${e.name}/`);
+      else out.set(`${rel}${e.name}`, readFileSync(join(d, e.name)));
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+export async function waitFor(check: () => boolean, what: string, timeoutMs = 120_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The executor machinery without a scheduler: a distributed data build run by the local executor equals
+ * the in-process build byte for byte, a rerun runs only the tasks without a completion marker, and a run
+ * directory made with other settings is refused. (test/jobs-slurm.test.ts runs the same on Slurm.)
+ */
+import { rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { arraySpec } from '../jobs/executor.ts';
+import { parseArrayIds, parseScontrolJobs } from '../jobs/slurm.ts';
+import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
+import { smallTokenizer, tempDir } from './data-helpers.ts';
+import { sdtSync, snapshot } from './jobs-helpers.ts';
+import { mulberry32 } from './prng.ts';
+
+let work = '';
+let base: string[] = [];
+
+beforeAll(async () => {
+  work = await tempDir('jobs-local');
+  const tok = await smallTokenizer(work);
+  base = ['data', 'build', '--tokenizer', tok, '--quiet', '--source', pythonStdlibDir()];
+  base.push(
+    '--include',
+    'json/*.py',
+    '--include',
+    'email/*.py',
+    '--shard-records',
+    '6',
+    '--validation-fraction',
+    '0.2',
+  );
+});
+
+describe('local executor', () => {
+  it('3 tasks and a merge equal the in-process build; a rerun runs only the tasks without a marker', async () => {
+    const local = join(work, 'inproc');
+    const dist = join(work, 'dist');
+    const run = join(work, 'dist-run');
+    expect(sdtSync([...base, '--out', local, '--workers', '1']).code).toBe(0);
+    const r = sdtSync([...base, '--out', dist, '--tasks', '3', '--max-parallel', '2', '--run-dir', run]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(snapshot(dist)).toEqual(snapshot(local));
+
+    // Task 1's marker and part gone, the merged output gone: only task 1 and the merge run again.
+    rmSync(join(run, 'completions', '00001'));
+    rmSync(join(run, 'parts', 'part-00001.bin'));
+    rmSync(dist, { recursive: true });
+    const again = sdtSync([...base, '--out', dist, '--tasks', '3', '--run-dir', run]);
+    expect(again.code, again.stderr).toBe(0);
+    const subs = (await readFile(join(run, 'submissions.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(subs.filter((s) => s.role === 'tasks').map((s) => s.ranks)).toEqual([[0, 1, 2], [1]]);
+    expect(snapshot(dist)).toEqual(snapshot(local));
+
+    const before = snapshot(run);
+    const other = sdtSync([
+      ...base,
+      '--out',
+      join(work, 'other'),
+      '--tasks',
+      '3',
+      '--run-dir',
+      run,
+      '--min-bytes',
+      '10',
+    ]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain(`run directory ${run} was made with other settings (differs in: limits, out)`);
+    expect(snapshot(run)).toEqual(before);
+  });
+});
+
+describe('Slurm array notation', () => {
+  it('arraySpec and parseArrayIds round-trip any set of ranks', () => {
+    const rand = mulberry32(7);
+    for (let t = 0; t < 200; t++) {
+      const ranks = [
+        ...new Set(Array.from({ length: 1 + Math.floor(rand() * 20) }, () => Math.floor(rand() * 40))),
+      ].sort((a, b) => a - b);
+      expect(parseArrayIds(`${arraySpec(ranks)}%4`)).toEqual(ranks);
+    }
+  });
+
+  it('reads array elements, pending ranges and exit codes from scontrol -o lines', () => {
+    const text = [
+      'JobId=12 ArrayJobId=11 ArrayTaskId=1 JobName=x JobState=CANCELLED Reason=None ExitCode=0:15 StdOut=/r/logs/task-1.job-11.log',
+      'JobId=11 ArrayJobId=11 ArrayTaskId=2-3%2 JobName=x JobState=PENDING Reason=JobArrayTaskLimit ExitCode=0:0 StdOut=/r/logs/task-%a.job-%A.log',
+    ].join('\n');
+    const jobs = parseScontrolJobs(text);
+    expect(jobs.map((j) => [j.jobId, j.ranks, j.state, j.exitCode])).toEqual([
+      ['12', [1], 'CANCELLED', '0:15'],
+      ['11', [2, 3], 'PENDING', '0:0'],
+    ]);
+    expect(jobs[0].log).toBe('/r/logs/task-1.job-11.log');
+  });
+});
