@@ -38,6 +38,16 @@ ModelConfig small_config(bool tied, int nkv) {
   return c;
 }
 
+// A CPU model with fresh weights and its copy on the GPU.
+struct Twins {
+  Model cpu;
+  CudaModel gpu;
+  Twins(const ModelConfig& cfg, uint64_t seed, CublasLt& lt) : cpu(cfg), gpu(cpu, lt) {
+    cpu.init(seed);
+    gpu.upload_params(cpu.param_data());
+  }
+};
+
 struct HostBatch {
   std::vector<int32_t> ids, targets, seg, pos;
   std::vector<float> weights;
@@ -110,10 +120,9 @@ void check_model_step(Random& rng, Table& table) {
   const int B = 2, T = 64;
   for (const Setup& s : setups) {
     const ModelConfig cfg = small_config(s.tied, s.nkv);
-    Model cpu(cfg);
-    cpu.init(rng.next());
-    CudaModel gpu(cpu, lt);
-    gpu.upload_params(cpu.param_data());
+    Twins twins(cfg, rng.next(), lt);
+    Model& cpu = twins.cpu;
+    CudaModel& gpu = twins.gpu;
     const HostBatch hb = random_batch(rng, cfg, B, T);
     const Batch batch = hb.view(s.mode, B, T, s.packed);
     cpu.zero_grad();
@@ -155,10 +164,9 @@ void check_model_step(Random& rng, Table& table) {
 void check_step_graphs(Random& rng, Table& table) {
   CublasLt lt;
   const ModelConfig cfg = small_config(false, 2);
-  Model cpu(cfg);
-  cpu.init(rng.next());
-  CudaModel gpu(cpu, lt);
-  gpu.upload_params(cpu.param_data());
+  Twins twins(cfg, rng.next(), lt);
+  Model& cpu = twins.cpu;
+  CudaModel& gpu = twins.gpu;
   const int B = 2, T = 64;
   const HostBatch hb = random_batch(rng, cfg, B, T);
   const size_t P = static_cast<size_t>(cpu.num_params());
@@ -206,10 +214,9 @@ void check_decode(Random& rng, Table& table) {
   CublasLt lt;
   const ModelConfig cfg = small_config(false, 2);
   const int V = cfg.vocab_size;
-  Model cpu(cfg);
-  cpu.init(rng.next());
-  CudaModel gpu(cpu, lt);
-  gpu.upload_params(cpu.param_data());
+  Twins twins(cfg, rng.next(), lt);
+  Model& cpu = twins.cpu;
+  CudaModel& gpu = twins.gpu;
 
   const int B = 2, T = 48;
   std::vector<int32_t> ids(static_cast<size_t>(B) * T);
@@ -294,10 +301,8 @@ void check_decode(Random& rng, Table& table) {
 void check_training_run(Random& rng, Table& table) {
   CublasLt lt;
   const ModelConfig cfg = small_config(false, 2);
-  Model cpu(cfg);
-  cpu.init(rng.next());
-  CudaModel gpu(cpu, lt);
-  gpu.upload_params(cpu.param_data());
+  Twins twins(cfg, rng.next(), lt);
+  CudaModel& gpu = twins.gpu;
   const int B = 4, T = 64, steps = 200;
   // Targets are a fixed function of the input token, so a working step learns them quickly.
   std::vector<HostBatch> batches;
