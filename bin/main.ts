@@ -20,12 +20,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(topHelp());
     return 0;
   }
+  // --stage is an option of `sdt train` that selects the post-training stages, wherever it stands.
+  const stageFlag = argv[0] === 'train' && argv.some((a) => a === '--stage' || a.startsWith('--stage='));
   // Longest match first: "data build" before "data".
   const sorted = [...commands].sort((a, b) => b.name.split(' ').length - a.name.split(' ').length);
-  const entry = sorted.find((c) => {
-    const words = c.name.split(' ');
-    return words.every((w, i) => argv[i] === w);
-  });
+  const entry = stageFlag
+    ? commands.find((c) => c.name === 'train --stage')
+    : sorted.find((c) => {
+        const words = c.name.split(' ');
+        return words.every((w, i) => argv[i] === w);
+      });
   if (!entry) {
     const group = commands.filter((c) => c.name.split(' ')[0] === argv[0]);
     if (group.length > 0) {
@@ -38,10 +42,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 2;
   }
-  const rest = argv.slice(entry.name.split(' ').length);
+  const rest = argv.slice(stageFlag ? 1 : entry.name.split(' ').length);
   let spec: CommandSpec | undefined;
   try {
     spec = (await entry.load()).command;
+    if (stageFlag && rest.some((a) => a === '--help' || a === '-h')) {
+      process.stdout.write(formatHelp(spec));
+      return 0;
+    }
     const { opts, positionals, help } = parseCommandArgs(spec, rest);
     if (help) {
       process.stdout.write(formatHelp(spec));

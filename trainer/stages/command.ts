@@ -1,6 +1,7 @@
 /**
- * `sdt train --stage distill|onpolicy`: the post-training stages (docs/distill.md). Registered as the
- * command "train --stage" so that `sdt train --stage NAME ...` reaches it (--stage must follow `train`).
+ * `sdt train --stage distill|onpolicy`: the post-training stages (docs/distill.md). --stage is an option of
+ * `sdt train` (anywhere among its flags, `--stage NAME` or `--stage=NAME`): bin/main.ts routes a train command
+ * that carries it here.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,8 +65,9 @@ onpolicy: --rounds rounds of: sample --k trajectories per prompt with the curren
 prompt the --keep-top verified ones with the fewest steps (--reward lev: Levenshtein surrogate; tau: steps),
 distil them for --steps steps. OUT/onpolicy.jsonl logs forward passes per token, steps per block, verifier
 pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. Reruns resume.`,
-  positionals: [{ name: 'STAGE', description: `${STAGES.join(' | ')}`, required: true }],
+
   options: {
+    stage: { type: 'string', description: 'post-training stage', required: true, choices: [...STAGES] },
     ckpt: { type: 'string', arg: 'DIR', description: 'starting checkpoint', required: true },
     out: { type: 'string', arg: 'DIR', description: 'run directory of the stage', required: true },
     steps: { type: 'number', arg: 'N', description: 'optimizer steps (onpolicy: per round)', default: 100 },
@@ -189,11 +191,8 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
     'sdt train --stage distill --ckpt runs/demo/checkpoints/step-000400 --trajectories kept.arrow --anchor-dataset data/py --out runs/distill',
     'sdt train --stage onpolicy --ckpt runs/distill/checkpoints/step-000100 --dataset data/py --rounds 4 --steps 50 --out runs/onpolicy',
   ],
-  async run(o, pos) {
-    const stage = pos[0];
-    if (!STAGES.includes(stage as (typeof STAGES)[number])) {
-      throw new UserError(`sdt train --stage: unknown stage "${stage}"; one of ${STAGES.join(', ')}.`);
-    }
+  async run(o) {
+    const stage = str(o, 'stage');
     const bin = nativeBinary();
     const c = await common(o);
     const augment = {
