@@ -3,11 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { niceTicks } from '../common/svg.ts';
 import { fitPrompt, type SamplerClientLike } from '../eval/generators/model.ts';
 import { meanPassAtK, passAtK } from '../eval/passk.ts';
 import { gridSettings, runGrid } from '../eval/report/grid.ts';
 import { chooseQuality, type ParetoRow, paretoFront, paretoMarkdown } from '../eval/report/pareto.ts';
-import { niceTicks, paretoSvg } from '../eval/report/svg.ts';
+import { paretoSvg } from '../eval/report/svg.ts';
 import { isSyntaxValid, syntaxValidRate } from '../eval/report/syntax.ts';
 import { HUMANEVAL_STOP, MBPP_STOP, truncateAtStop } from '../eval/suites/stop.ts';
 import type { EvalTask } from '../eval/suites/types.ts';
@@ -152,9 +153,9 @@ describe('Pareto front', () => {
   });
 
   it('chooses round axis ticks that cover the data', () => {
-    expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
-    expect(niceTicks(0, 137)).toEqual([0, 50, 100, 150]);
-    const t = niceTicks(0, 0.013);
+    expect(niceTicks(0, 1, 5, true)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    expect(niceTicks(0, 137, 5, true)).toEqual([0, 50, 100, 150]);
+    const t = niceTicks(0, 0.013, 5, true);
     expect(t[0]).toBe(0);
     expect(t[t.length - 1]).toBeGreaterThanOrEqual(0.013);
   });

@@ -244,7 +244,8 @@ describe('unigram baselines', () => {
 
 describe('loss plot', () => {
   it('ticks cover the range with 1-2-5 steps; the SVG has one path per series and the markers', async () => {
-    const { niceTicks, renderSvg, movingAverage } = await import('../trainer/plot.ts');
+    const { renderSvg, movingAverage } = await import('../trainer/plot.ts');
+    const { niceTicks } = await import('../common/svg.ts');
     for (const [lo, hi] of [
       [0, 1],
       [3.2, 12.9],

@@ -3,6 +3,8 @@
  * validation curves per group, the unigram-entropy baseline and the mask -> edit stage boundary. Losses are
  * drawn in bits per token so training and validation share one axis.
  */
+import { escapeXml, niceTicks } from '../common/svg.ts';
+
 export interface Series {
   label: string;
   color: string;
@@ -25,21 +27,8 @@ export interface PlotSpec {
   height?: number;
 }
 
-const esc = (s: string): string => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+const esc = escapeXml;
 
-/** "Nice" tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten. */
-export function niceTicks(lo: number, hi: number, target = 6): number[] {
-  if (!(hi > lo)) return [lo];
-  const raw = (hi - lo) / target;
-  const pow = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw) ?? 10 * pow;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
-    out.push(Number(v.toPrecision(12)));
-  return out;
-}
-
-/** Trailing moving average over `window` points. */
 export function movingAverage(points: [number, number][], window: number): [number, number][] {
   const out: [number, number][] = [];
   let sum = 0;

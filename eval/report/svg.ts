@@ -1,3 +1,4 @@
+import { escapeXml, niceTicks } from '../../common/svg.ts';
 import {
   type ParetoRow,
   paretoFront,
@@ -7,21 +8,7 @@ import {
   speedOf,
 } from './pareto.ts';
 
-/** Round tick positions covering [lo, hi]: steps of 1, 2 or 5 times a power of ten. */
-export function niceTicks(lo: number, hi: number, target = 5): number[] {
-  if (!(hi > lo)) hi = lo + 1;
-  const raw = (hi - lo) / target;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
-  const ticks: number[] = [];
-  for (let t = Math.floor(lo / step) * step; t <= hi + step * 1e-9; t += step)
-    ticks.push(Number(t.toPrecision(12)));
-  if (ticks[ticks.length - 1] < hi) ticks.push(Number((ticks[ticks.length - 1] + step).toPrecision(12)));
-  return ticks;
-}
-
-const esc = (s: string) =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const esc = escapeXml;
 
 /**
  * A scatter of quality (y) against tokens/s (x), one point per setting, the Pareto front drawn as a step
@@ -39,8 +26,8 @@ export function paretoSvg(
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const pts = rows.map((r) => ({ x: speedOf(r, axis), y: qualityOf(r, quality) }));
-  const xs = niceTicks(0, Math.max(1e-9, ...pts.map((p) => p.x)));
-  const ys = niceTicks(0, Math.max(1e-9, ...pts.map((p) => p.y)));
+  const xs = niceTicks(0, Math.max(1e-9, ...pts.map((p) => p.x)), 5, true);
+  const ys = niceTicks(0, Math.max(1e-9, ...pts.map((p) => p.y)), 5, true);
   const [x0, x1] = [xs[0], xs[xs.length - 1]];
   const [y0, y1] = [ys[0], ys[ys.length - 1]];
   const sx = (x: number) => m.left + ((x - x0) / (x1 - x0)) * pw;

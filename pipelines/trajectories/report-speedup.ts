@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { type CommandSpec, optStr } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
+import { escapeXml } from '../../common/svg.ts';
 import type { RoundRecord } from '../../trainer/stages/onpolicy.ts';
 
 export interface SpeedupPoint {
@@ -65,7 +66,7 @@ export function speedupPoints(rounds: RoundRecord[]): SpeedupPoint[] {
   });
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+const esc = escapeXml;
 
 /** A line chart: speedup (left axis) and verifier pass rate (right axis, 0..1) against training step. */
 export function speedupSvg(points: SpeedupPoint[], title: string): string {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { bool, type CommandSpec, num, optStr } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
+import { escapeXml } from '../../common/svg.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
 import { printable, renderFrame, sleep, TerminalPlayer, type TokenText } from '../sample/render.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
@@ -17,9 +18,6 @@ export function commitStepOf(row: TrajectoryRow): Int32Array {
   });
   return at;
 }
-
-const escapeXml = (s: string) =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Visible text of a token in a picture: whitespace drawn as glyphs so it takes room. */
 const visible = (t: string) => printable(t.replace(/\n/g, '⏎').replace(/\t/g, '⇥').replace(/ /g, '·'));
