@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { bool, type CommandSpec, optNum } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
 import { jobKind } from './kinds.ts';
@@ -22,6 +23,17 @@ has its completion marker, and writes the marker last. CPUs come from SDT_TASK_C
     const kind = await jobKind(record.kind);
     const cpus = Math.max(1, Number(process.env.SDT_TASK_CPUS) || 1);
     const started = new Date().toISOString();
+    // What the marker records besides the kind's summary: where and how long, CPU time, peak memory.
+    const usage = () => {
+      const u = process.resourceUsage();
+      return {
+        started,
+        ended: new Date().toISOString(),
+        host: process.env.SLURMD_NODENAME ?? hostname(),
+        cpuSeconds: (u.userCPUTime + u.systemCPUTime) / 1e6,
+        maxRssMB: Math.round(u.maxRSS / 1024),
+      };
+    };
     if (bool(opts, 'merge')) {
       const summaries: unknown[] = [];
       for (let r = 0; r < record.tasks; r++) {
@@ -31,12 +43,7 @@ has its completion marker, and writes the marker last. CPUs come from SDT_TASK_C
         summaries.push(s);
       }
       const summary = await kind.merge(record, run, summaries);
-      await run.markComplete(MERGE, {
-        started,
-        ended: new Date().toISOString(),
-        host: process.env.SLURMD_NODENAME,
-        summary,
-      });
+      await run.markComplete(MERGE, { ...usage(), summary });
       return 0;
     }
     const rank = optNum(opts, 'rank');
@@ -44,12 +51,7 @@ has its completion marker, and writes the marker last. CPUs come from SDT_TASK_C
       throw new UserError(`--rank must be a whole number in [0, ${record.tasks}); got ${rank}.`);
     }
     const summary = await kind.task(record, run, rank, cpus);
-    await run.markComplete(rank, {
-      started,
-      ended: new Date().toISOString(),
-      host: process.env.SLURMD_NODENAME,
-      ...(summary as object),
-    });
+    await run.markComplete(rank, { ...usage(), ...(summary as object) });
     return 0;
   },
 };

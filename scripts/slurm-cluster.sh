@@ -81,7 +81,7 @@ SwitchType=switch/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/builtin
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,default_queue_depth=1000
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=1,default_queue_depth=1000
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
@@ -101,6 +101,12 @@ EOF
   for _ in $(seq 100); do
     state=$(sinfo -h -N -o %T 2>/dev/null | head -1 || true)
     if [ "$state" = idle ]; then
+      # The controller starts its scheduler a few seconds after the node registers: one trivial job
+      # run to the end shows the whole path works before anyone relies on it.
+      if ! timeout 60 sbatch --wait --quiet --output=/dev/null --wrap=true; then
+        echo "slurm-cluster: a trivial job did not run; logs in $dir/log" >&2
+        exit 4
+      fi
       echo "SLURM_CONF=$SLURM_CONF"
       exit 0
     fi

@@ -1,4 +1,5 @@
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -31,13 +32,19 @@ export function sdtAsync(args: string[], env: NodeJS.ProcessEnv = process.env): 
   });
 }
 
-/** Every file under a directory, relative name -> bytes, for byte-identity checks. */
-export function snapshot(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
+/** Every file under a directory, relative name -> sha256 of its bytes, for byte-identity checks. */
+export function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
   const walk = (d: string, rel: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       if (e.isDirectory()) walk(join(d, e.name), `${rel}${e.name}/`);
-      else out.set(`${rel}${e.name}`, readFileSync(join(d, e.name)));
+      else
+        out.set(
+          `${rel}${e.name}`,
+          createHash('sha256')
+            .update(readFileSync(join(d, e.name)))
+            .digest('hex'),
+        );
     }
   };
   walk(dir, '');
