@@ -1,0 +1,156 @@
+/**
+ * The default corpus built locally and through Slurm (an array job of --tasks plus the afterok merge), side
+ * by side in one run, on a throwaway single-node cluster (scripts/slurm-cluster.sh) unless SLURM_CONF
+ * names one; then the scheduler's own cost per task (an array of empty tasks). Prints wall times, their
+ * ratio, the tasks' CPU rate per core, the merge's time and peak memory, and checks the two outputs are
+ * byte-identical. Run: npm run bench:scale-out [-- --tasks 4 --rounds 1 --tokenizer FILE]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
+import { saveTokenizer, trainBpe } from '../pipelines/tokenizer/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    tasks: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '1' },
+    'empty-tasks': { type: 'string', default: '16' },
+    tokenizer: { type: 'string' },
+  },
+});
+const tasks = Number(values.tasks);
+const rounds = Number(values.rounds);
+const emptyTasks = Number(values['empty-tasks']);
+const root = join(import.meta.dirname, '..');
+const SDT = join(root, 'bin', 'sdt.js');
+const CLUSTER = join(root, 'scripts', 'slurm-cluster.sh');
+const work = mkdtempSync(join(tmpdir(), 'sdt-bench-scale-'));
+const PATH = `${process.env.PATH}:/usr/sbin`;
+
+let tokenizer = values.tokenizer;
+if (!tokenizer) {
+  // As bench:data: a 4096-token BPE trained on the first 200 files of the corpus.
+  const files = (await listStdlibCorpus()).slice(0, 200);
+  tokenizer = join(work, 'tokenizer.json');
+  await saveTokenizer(
+    tokenizer,
+    await trainBpe(
+      files.map((f) => readFileSync(f.path, 'utf8')),
+      { vocabSize: 4096 },
+    ),
+  );
+}
+
+let cluster: string | undefined;
+let conf = process.env.SLURM_CONF;
+if (!conf) {
+  cluster = join(work, 'cluster');
+  const t0 = performance.now();
+  const r = spawnSync(CLUSTER, ['start', cluster], { encoding: 'utf8', env: { ...process.env, PATH } });
+  if (r.status !== 0) throw new Error(`slurm-cluster.sh start: ${r.stderr}`);
+  conf = join(cluster, 'slurm.conf');
+  process.stdout.write(`throwaway cluster up in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+const env = { ...process.env, PATH, SLURM_CONF: conf };
+
+const digests = (dir: string): string => {
+  const h = createHash('sha256');
+  const walk = (d: string, rel: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (e.isDirectory()) walk(join(d, e.name), `${rel}${e.name}/`);
+      else h.update(`${rel}${e.name}\0`).update(readFileSync(join(d, e.name)));
+    }
+  };
+  walk(dir, '');
+  return h.digest('hex');
+};
+
+function timed(args: string[]): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [SDT, ...args], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sdt ${args.join(' ')}: ${r.stderr}`);
+  return (performance.now() - t0) / 1000;
+}
+
+interface Marker {
+  started: string;
+  ended: string;
+  cpuSeconds: number;
+  maxRssMB: number;
+  inputBytes?: number;
+  records?: number;
+  bytes?: number;
+  summary?: { seconds: number };
+}
+
+const load0 = loadavg()[0];
+const rows: string[] = [];
+for (let round = 0; round < rounds; round++) {
+  const local = join(work, `local-${round}`);
+  const dist = join(work, `slurm-${round}`);
+  const base = ['data', 'build', '--tokenizer', tokenizer, '--quiet'];
+  const localS = timed([...base, '--out', local, '--workers', '1']);
+  const distS = timed([
+    ...base,
+    '--out',
+    dist,
+    '--executor',
+    'slurm',
+    '--tasks',
+    String(tasks),
+    '--poll-seconds',
+    '0.2',
+  ]);
+  const same = digests(local) === digests(dist);
+  const run = `${dist}.run`;
+  const markers = Array.from(
+    { length: tasks },
+    (_, r) =>
+      JSON.parse(readFileSync(join(run, 'completions', String(r).padStart(5, '0')), 'utf8')) as Marker,
+  );
+  const merge = JSON.parse(readFileSync(join(run, 'completions', 'merge'), 'utf8')) as Marker;
+  const submitted = Date.parse(
+    JSON.parse(readFileSync(join(run, 'submissions.jsonl'), 'utf8').split('\n')[0]).at as string,
+  );
+  const firstStart = Math.min(...markers.map((m) => Date.parse(m.started)));
+  const lastEnd = Math.max(...markers.map((m) => Date.parse(m.ended)));
+  const cpu = markers.reduce((n, m) => n + m.cpuSeconds, 0);
+  const input = markers.reduce((n, m) => n + (m.inputBytes ?? 0), 0);
+  const parts = markers.reduce((n, m) => n + (m.bytes ?? 0), 0);
+  rows.push(
+    [
+      `round ${round + 1}: local (1 worker) ${localS.toFixed(1)} s, Slurm (${tasks} tasks x 1 CPU + merge) ${distS.toFixed(1)} s, ratio ${(distS / localS).toFixed(2)}x; byte-identical: ${same}`,
+      `  submit -> first task start ${((firstStart - submitted) / 1000).toFixed(1)} s; tasks ran ${((lastEnd - firstStart) / 1000).toFixed(1)} s of wall`,
+      `  tasks: ${(input / 1e6).toFixed(1)} MB input in ${cpu.toFixed(1)} s CPU = ${(input / 1e6 / cpu).toFixed(2)} MB/s per core (incl. each task's start-up and listing); per task CPU ${markers.map((m) => m.cpuSeconds.toFixed(1)).join(', ')} s; peak RSS ${Math.max(...markers.map((m) => m.maxRssMB))} MB`,
+      `  parts ${(parts / 1e6).toFixed(1)} MB (${(parts / input).toFixed(2)}x input); merge ${merge.summary!.seconds.toFixed(1)} s (${merge.cpuSeconds.toFixed(1)} s CPU, ${(parts / 1e6 / merge.summary!.seconds).toFixed(1)} MB/s of parts), peak RSS ${merge.maxRssMB} MB`,
+    ].join('\n'),
+  );
+}
+
+// The scheduler alone: an array of empty tasks, submitted and waited for.
+const t0 = performance.now();
+execFileSync(
+  'sbatch',
+  ['--wait', '--quiet', `--array=0-${emptyTasks - 1}`, '--output=/dev/null', '--wrap=true'],
+  { env },
+);
+const arrayS = (performance.now() - t0) / 1000;
+const t1 = performance.now();
+execFileSync('sbatch', ['--wait', '--quiet', '--output=/dev/null', '--wrap=true'], { env });
+const oneS = (performance.now() - t1) / 1000;
+
+const cpu = cpus();
+process.stdout.write(
+  [
+    `hardware: ${cpu[0]?.model ?? '?'}, ${cpu.length} CPUs; load average ${load0.toFixed(1)} at start, ${loadavg()[0].toFixed(1)} at end`,
+    `corpus: the default (python3 stdlib), tokenizer ${tokenizer}`,
+    ...rows,
+    `scheduling: one empty job submitted and waited for ${oneS.toFixed(2)} s; an array of ${emptyTasks} empty tasks ${arrayS.toFixed(2)} s (${((arrayS / emptyTasks) * 1000).toFixed(0)} ms per task, ${cpu.length} at a time)`,
+    '',
+  ].join('\n'),
+);
+if (cluster) spawnSync(CLUSTER, ['stop', cluster], { env });
