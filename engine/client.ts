@@ -107,6 +107,23 @@ export function packRows(rows: PackRow[], pad: number, tag = ''): StreamBatch {
   return { B, T, tag, inputIds, targetIds, weights, segmentIds };
 }
 
+/** Options of a score, loss or logits request. */
+export interface BatchOptions {
+  /** Attention mode; default the checkpoint's. */
+  attention?: string;
+  /** OpenMP threads for this request (0: every processor); default as a one-shot `sdt-native` command runs. */
+  threads?: number;
+}
+
+/**
+ * The threads a one-shot `sdt-native score|forward` ran with ($OMP_NUM_THREADS, else every processor). Batch
+ * requests use them by default: the cross-entropy sums are reduced across threads, so this keeps the engine's
+ * numbers equal to those commands' (and to what this project wrote before the engine).
+ */
+function oneShotThreads(): number {
+  return Number(process.env.OMP_NUM_THREADS) || 0;
+}
+
 interface Pending {
   resolve: (r: WireResponse | BatchResponse, tensor?: Tensor) => void;
   reject: (e: Error) => void;
@@ -331,8 +348,10 @@ export class EngineClient {
     });
   }
 
-  private async batchOk(op: BatchOp, batch: StreamBatch, attention?: string) {
-    const { response, tensor } = await this.requestBatch(op, batch, attention ? { attention } : {});
+  private async batchOk(op: BatchOp, batch: StreamBatch, o: BatchOptions) {
+    const fields: Record<string, unknown> = { threads: o.threads ?? oneShotThreads() };
+    if (o.attention) fields.attention = o.attention;
+    const { response, tensor } = await this.requestBatch(op, batch, fields);
     if (!response.ok) throw new UserError(`engine ${op}: ${response.code}: ${response.error}`);
     return { response, tensor };
   }
@@ -340,9 +359,9 @@ export class EngineClient {
   /** Per row, the sum of log p(target | input) over positions with a target >= 0 (natural log). */
   async score(
     batch: StreamBatch,
-    attention?: string,
+    o: BatchOptions = {},
   ): Promise<{ logprob: Float32Array; targets: number; totalLogprob: number }> {
-    const { response, tensor } = await this.batchOk('score', batch, attention);
+    const { response, tensor } = await this.batchOk('score', batch, o);
     if (response.op !== 'score' || !tensor) throw new UserError('engine score: no result tensor');
     return { logprob: tensor.data, targets: response.targets, totalLogprob: response.total_logprob };
   }
@@ -350,16 +369,16 @@ export class EngineClient {
   /** Weighted cross-entropy of the batch: sum w*CE / sum w over positions with a target >= 0. */
   async loss(
     batch: StreamBatch,
-    attention?: string,
+    o: BatchOptions = {},
   ): Promise<{ loss: number; weightSum: number; targets: number }> {
-    const { response } = await this.batchOk('loss', batch, attention);
+    const { response } = await this.batchOk('loss', batch, o);
     if (response.op !== 'loss') throw new UserError('engine loss: unexpected response');
     return { loss: response.loss, weightSum: response.weight_sum, targets: response.targets };
   }
 
   /** Logits [B, T, vocab] (the <|mask|> column is -inf). */
-  async logits(batch: StreamBatch, attention?: string): Promise<Tensor> {
-    const { tensor } = await this.batchOk('logits', batch, attention);
+  async logits(batch: StreamBatch, o: BatchOptions = {}): Promise<Tensor> {
+    const { tensor } = await this.batchOk('logits', batch, o);
     if (!tensor) throw new UserError('engine logits: no result tensor');
     return tensor;
   }

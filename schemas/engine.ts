@@ -152,7 +152,7 @@ export const GENERATE_FIELDS = [
   ...Object.values(WIRE_NAMES),
 ] as const;
 /** Request fields of score, loss and logits (native/src/engine/engine.cpp batch_request_fields). */
-export const BATCH_FIELDS = ['id', 'op', 'attention', 'device'] as const;
+export const BATCH_FIELDS = ['id', 'op', 'attention', 'device', 'threads'] as const;
 
 /** The "code" of an error response. */
 export const ENGINE_ERROR_CODES = [
@@ -232,6 +232,9 @@ export function requestProblem(doc: unknown): string | null {
   if (op !== 'generate') {
     if (r.attention !== undefined && !ATTENTION.includes(r.attention as string))
       return 'field "attention" must be "bidirectional", "causal" or "block"';
+    const t = r.threads;
+    if (t !== undefined && !(Number.isInteger(t) && (t as number) >= 0 && (t as number) <= 4096))
+      return 'field "threads" must be an integer in [0, 4096]';
     return null;
   }
   if (r.stream !== undefined && typeof r.stream !== 'boolean') return 'field "stream" must be true or false';

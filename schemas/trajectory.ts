@@ -71,3 +71,25 @@ export const TRAJECTORY_COLUMNS = [
   'tau',
   'verifier',
 ] as const;
+
+/** What the verifier decided about one completion (docs/distill.md). */
+export interface Verdict {
+  syntaxOk: boolean;
+  /** null: the prompt carries no tests. */
+  testsPass: boolean | null;
+}
+
+/** The `verifier` column's value: 1 when everything that could be checked passed, else 0. */
+export const verdictValue = (v: Verdict): number => (v.syntaxOk && v.testsPass !== false ? 1 : 0);
+
+/**
+ * The verifier post-training receives as a parameter (eval/verify.ts makeVerifier builds one): the prompt text,
+ * the completion, the trajectory's prompt key (an eval task id when the prompts came from a suite) and whether
+ * generation stopped at its token limit.
+ */
+export type Verifier = (
+  prompt: string,
+  completion: string,
+  promptKey: string,
+  hitLimit: boolean,
+) => Promise<Verdict>;

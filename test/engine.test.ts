@@ -111,7 +111,7 @@ describe.skipIf(!bin)('engine', () => {
       true,
     );
     // Attention mode per request: causal logits of a row's first position see only that position.
-    const causal = await engine.logits(batch, 'causal');
+    const causal = await engine.logits(batch, { attention: 'causal' });
     expect(Buffer.from(causal.data.buffer).equals(Buffer.from(logits.data.buffer))).toBe(false);
   });
 
@@ -200,6 +200,9 @@ describe.skipIf(!bin)('engine', () => {
       { op: 'score', id: ['x'] },
       { op: 'score', prompt: [5] },
       { op: 'loss', max_new: 3 },
+      { op: 'score', threads: 1 },
+      { op: 'score', threads: -1 },
+      { op: 'loss', threads: 1.5 },
       { op: 7 },
       { op: 'forward' },
       { prompt: [5, 6], max_new: 2 },

@@ -9,13 +9,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EngineClient } from '../engine/client.ts';
 import { SandboxPool } from '../eval/sandbox/pool.ts';
 import type { EvalTask } from '../eval/suites/types.ts';
+import { functionBody, verify } from '../eval/verify.ts';
 import {
   functionPrompts,
   generateTrajectories,
   readTrajectoryInput,
 } from '../pipelines/trajectories/generate.ts';
 import { replayFinal } from '../pipelines/trajectories/record.ts';
-import { functionBody, verdictValue, verify } from '../pipelines/trajectories/verify.ts';
+import { verdictValue } from '../schemas/trajectory.ts';
 import { builtNative } from './native-build.ts';
 
 // Empty when sdt-native cannot be built here (no CMake): the native tests skip.

@@ -24,15 +24,14 @@ import { EngineClient } from '../../engine/client.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
-import type { EvalTask } from '../../eval/suites/types.ts';
-import type { TrajectoryRow } from '../../schemas/trajectory.ts';
+import { loadSuiteTasks, makeVerifier } from '../../eval/verify.ts';
+import { type TrajectoryRow, type Verifier, verdictValue } from '../../schemas/trajectory.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
 import { elboOfTrajectories } from './elbo.ts';
 import { readTrajectoryInput } from './generate.ts';
 import { levSurrogate } from './lev.ts';
 import { readTrajectories, trajectoriesToTable } from './record.ts';
-import { verdictValue, verify } from './verify.ts';
 
 /** Columns beyond the trajectory contract, null until scored. */
 export const SCORE_EXTRA_COLUMNS = ['lev_mean_jump', 'elbo_positions', 'syntax_ok', 'tests_pass'] as const;
@@ -109,9 +108,8 @@ export interface ScoreOptions {
   device?: 'cpu' | 'cuda';
   /** Decodes prompts (and completions when the rows have no text) for the verifier. */
   tokenizer?: Tokenizer;
-  /** Eval tasks by prompt key: their tests run in `pool`. */
-  tasks?: Map<string, EvalTask>;
-  pool?: SandboxPool;
+  /** Judges completions (eval/verify.ts makeVerifier); required unless noVerifier. */
+  verifier?: Verifier;
   /** <|mask|> id when no checkpoint is given (the surrogate counts it as a token). */
   maskId?: number;
   /** Skip the verifier (no tokenizer at hand, or only ELBO/surrogate wanted). */
@@ -150,7 +148,8 @@ export async function scoreTrajectories(rows: TrajectoryRow[], opts: ScoreOption
         throw new UserError('the verifier needs a tokenizer (--tokenizer FILE or CKPT/tokenizer.json).');
       const promptText = opts.tokenizer.decode(r.prompt);
       const completion = r.text || opts.tokenizer.decode(r.tokens);
-      verdict = await verify(promptText, completion, opts.tasks?.get(promptKey(r)), opts.pool, !r.eos);
+      if (!opts.verifier) throw new Error('scoreTrajectories: no verifier given (pass one, or noVerifier)');
+      verdict = await opts.verifier(promptText, completion, promptKey(r), !r.eos);
     }
     const e = elbo[i];
     out.push({
@@ -178,13 +177,6 @@ function maskFromRows(rows: TrajectoryRow[]): number {
     if (typeof s.mask_token_id === 'number') return s.mask_token_id;
   }
   throw new UserError('no mask token id: pass --ckpt (its config.json names <|mask|>).');
-}
-
-export async function loadSuiteTasks(suite: string, dataDir: string): Promise<Map<string, EvalTask>> {
-  const s = SUITES[suite];
-  if (!s) throw new UserError(`--suite ${suite}: unknown; one of ${Object.keys(SUITES).join(', ')}.`);
-  const tasks = await s.load({ dataDir });
-  return new Map(tasks.map((t) => [t.id, t]));
 }
 
 export const command: CommandSpec = {
@@ -252,8 +244,7 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
       ckpt,
       device: str(o, 'device') === 'cuda' ? 'cuda' : 'cpu',
       tokenizer: noVerifier ? undefined : await loadTokenizer(tokPath!),
-      tasks,
-      pool,
+      verifier: noVerifier ? undefined : makeVerifier(tasks, pool),
       noVerifier,
       onProgress: () => progress.tick(1),
     });

@@ -11,6 +11,7 @@ import { nativeBinary } from '../../common/native.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
+import { loadSuiteTasks, makeVerifier } from '../../eval/verify.ts';
 import { plainVocabulary, vocabularyFromTokenizer } from '../../pipelines/corrupt/vocab.ts';
 import { type PromptItem, promptsThatFit, readPromptFile } from '../../pipelines/sample/prompts.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/settings.ts';
@@ -18,7 +19,6 @@ import { loadTokenizer } from '../../pipelines/tokenizer/index.ts';
 import { buildDistillSet, readDistillSet, writeDistillSet } from '../../pipelines/trajectories/distill.ts';
 import { datasetPrompts, readTrajectoryInput, suitePrompts } from '../../pipelines/trajectories/generate.ts';
 import { measuredOn, speedupPoints } from '../../pipelines/trajectories/report-speedup.ts';
-import { loadSuiteTasks } from '../../pipelines/trajectories/score.ts';
 import { readCheckpointConfig } from '../../schemas/checkpoint.ts';
 import { anchorWindows } from './anchor.ts';
 import { runDistillStage, specialsFromCheckpoint } from './distill.ts';
@@ -301,8 +301,10 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       beta: num(o, 'beta'),
       requireVerified,
       tokenizer: c.tokenizer,
-      tasks: suite ? await loadSuiteTasks(suite, str(o, 'data-dir')) : undefined,
-      pool: suite ? new SandboxPool({ concurrency: 2, limits: DEFAULT_LIMITS }) : undefined,
+      verifier: makeVerifier(
+        suite ? await loadSuiteTasks(suite, str(o, 'data-dir')) : undefined,
+        suite ? new SandboxPool({ concurrency: 2, limits: DEFAULT_LIMITS }) : undefined,
+      ),
       ...augment,
       anchor: c.anchor,
       anchorShare: c.anchor.length ? num(o, 'anchor-share') : 0,

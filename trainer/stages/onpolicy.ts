@@ -11,8 +11,6 @@ import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Progress } from '../../common/progress.ts';
 import { EngineClient } from '../../engine/client.ts';
-import type { SandboxPool } from '../../eval/sandbox/pool.ts';
-import type { EvalTask } from '../../eval/suites/types.ts';
 import type { CorruptSpecials } from '../../pipelines/corrupt/types.ts';
 import type { EditVocabulary } from '../../pipelines/corrupt/vocab.ts';
 import type { PromptItem } from '../../pipelines/sample/prompts.ts';
@@ -32,6 +30,7 @@ import {
 } from '../../pipelines/trajectories/score.ts';
 import { latestCheckpoint } from '../../schemas/checkpoint.ts';
 import type { SampleSettings } from '../../schemas/engine.ts';
+import type { Verifier } from '../../schemas/trajectory.ts';
 import { maskedValidationLoss } from './anchor.ts';
 import { runDistillStage } from './distill.ts';
 
@@ -105,8 +104,8 @@ export interface OnPolicyOptions {
   /** Planted reward (tests, experiments): replaces `reward`; higher is better. */
   customReward?: (row: ScoredRow) => number;
   tokenizer?: Tokenizer;
-  tasks?: Map<string, EvalTask>;
-  pool?: SandboxPool;
+  /** Judges completions (eval/verify.ts makeVerifier: syntax, and a suite's tests in a sandbox). */
+  verifier?: Verifier;
   specials: CorruptSpecials;
   vocab: EditVocabulary;
   anchor: Int32Array[];
@@ -256,8 +255,7 @@ async function sampleAndScore(
   progress?.done();
   const scored = await scoreTrajectories(await readTrajectoryInput(join(dir, run.name)), {
     tokenizer: o.tokenizer,
-    tasks: o.tasks,
-    pool: o.pool,
+    verifier: o.verifier,
     noVerifier: !o.tokenizer,
     // The mask id for the surrogate comes from the checkpoint; the ELBO is not needed for the reward.
     ckpt: undefined,

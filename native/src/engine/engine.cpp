@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <omp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -150,6 +151,22 @@ struct BatchRequest {
   Json id;
   std::string op;
   AttentionMode mode;
+  int threads = -1;  // OpenMP threads for this request; 0: every processor; -1: the engine's own
+};
+
+// Sets the OpenMP team size for one request and restores it: the CE sums are reduced across threads, so a
+// batch op asked to run like the one-shot commands (every processor) gives their numbers exactly.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads) : saved_(omp_get_max_threads()) {
+    if (threads >= 0) omp_set_num_threads(threads == 0 ? omp_get_num_procs() : threads);
+  }
+  ~ThreadScope() { omp_set_num_threads(saved_); }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int saved_;
 };
 
 void check_device(const Json& v, Device running) {
@@ -183,6 +200,14 @@ BatchRequest parse_batch_request(const Json& j, const std::string& op, const Bac
         throw RequestError(kBadRequest, "field \"attention\" must be \"bidirectional\", \"causal\" or \"block\"");
     } else if (k == "device") {
       check_device(v, backend.device());
+    } else if (k == "threads") {
+      int64_t n = -1;
+      try {
+        n = v.as_int();
+      } catch (const io::JsonError&) {
+      }
+      if (n < 0 || n > 4096) throw RequestError(kBadRequest, "field \"threads\" must be an integer in [0, 4096]");
+      r.threads = static_cast<int>(n);
     } else {
       std::string known;
       for (const std::string& f : batch_request_fields()) known += (known.empty() ? "" : ", ") + f;
@@ -313,6 +338,7 @@ class Server {
   }
 
   void run_batch(const BatchRequest& r, const io::StreamBatch& b) {
+    const ThreadScope threads(r.threads);
     const int32_t* seg = b.segment_ids.empty() ? nullptr : b.segment_ids.data();
     Json out = Json::object();
     out.set("id", r.id).set("ok", true).set("op", r.op).set("rows", b.B).set("T", b.T);
@@ -364,7 +390,7 @@ class Server {
 }  // namespace
 
 const std::vector<std::string>& batch_request_fields() {
-  static const std::vector<std::string> fields = {"id", "op", "attention", "device"};
+  static const std::vector<std::string> fields = {"id", "op", "attention", "device", "threads"};
   return fields;
 }
 

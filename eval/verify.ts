@@ -5,19 +5,13 @@
  * on-policy training rewards few steps, and a body of repeated comment lines is both cheap to decode and
  * valid syntax (measured: a run that could keep such bodies collapsed to them).
  */
-import { functionWritesCode, isSyntaxValid } from '../../eval/report/syntax.ts';
-import { cutCompletion } from '../../eval/run.ts';
-import type { SandboxPool } from '../../eval/sandbox/pool.ts';
-import type { EvalTask } from '../../eval/suites/types.ts';
-
-export interface Verdict {
-  syntaxOk: boolean;
-  /** null: the prompt carries no tests. */
-  testsPass: boolean | null;
-}
-
-/** 1 when everything that could be checked passed, else 0. */
-export const verdictValue = (v: Verdict): number => (v.syntaxOk && v.testsPass !== false ? 1 : 0);
+import { UserError } from '../common/errors.ts';
+import type { Verdict, Verifier } from '../schemas/trajectory.ts';
+import { functionWritesCode, isSyntaxValid } from './report/syntax.ts';
+import { cutCompletion } from './run.ts';
+import type { SandboxPool } from './sandbox/pool.ts';
+import { SUITES } from './suites/index.ts';
+import type { EvalTask } from './suites/types.ts';
 
 /**
  * The body of a function prompt: the completion up to the first line that starts at column 0 (the model
@@ -50,4 +44,18 @@ export async function verify(
   if (!syntaxOk) return { syntaxOk, testsPass: false };
   const r = await pool.run(task.program(cut));
   return { syntaxOk, testsPass: r.passed };
+}
+
+/** The verifier post-training takes as a parameter: eval tasks by prompt key run their tests in `pool`. */
+export function makeVerifier(tasks?: Map<string, EvalTask>, pool?: SandboxPool): Verifier {
+  return (prompt, completion, promptKey, hitLimit) =>
+    verify(prompt, completion, tasks?.get(promptKey), pool, hitLimit);
+}
+
+/** A suite's tasks by id (the prompt keys of trajectories generated from that suite). */
+export async function loadSuiteTasks(suite: string, dataDir: string): Promise<Map<string, EvalTask>> {
+  const s = SUITES[suite];
+  if (!s) throw new UserError(`--suite ${suite}: unknown; one of ${Object.keys(SUITES).join(', ')}.`);
+  const tasks = await s.load({ dataDir });
+  return new Map(tasks.map((t) => [t.id, t]));
 }
