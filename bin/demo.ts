@@ -163,6 +163,7 @@ function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[]
           'block',
           '--block-size',
           BLOCK,
+          '--clean-prefix',
           '--init-from',
           checkpointOf(ar),
         ]),

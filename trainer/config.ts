@@ -51,6 +51,8 @@ export interface TrainConfig {
     structure: boolean;
     /** Mask-ratio warm-up: t ~ U(0, cap) with the cap growing linearly from 0.01 to 1 over this many steps. */
     mask_warmup_steps: number;
+    /** Block attention: blocks before a random block stay clean, as earlier blocks are in decoding. */
+    clean_prefix: boolean;
   };
   batch: {
     /** Sequences per optimizer step (all micro-batches together). */
@@ -270,6 +272,14 @@ export const FIELDS: FieldSpec[] = [
     flag: 'structure',
     type: 'boolean',
     description: 'structure-aware masking of whole tree-sitter spans',
+    default: false,
+  },
+  {
+    path: 'curriculum.clean_prefix',
+    flag: 'clean-prefix',
+    type: 'boolean',
+    description:
+      'block attention, mask stage: blocks before a random block stay clean (no loss), as earlier blocks are when a block is decoded',
     default: false,
   },
   {

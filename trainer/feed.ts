@@ -86,6 +86,7 @@ export function trainExample(ctx: FeedContext, order: EpochOrder, index: number,
         eps: cfg.curriculum.mask_eps,
         tCap: warmupCap(step, cfg.curriculum.mask_warmup_steps),
         ...blockMasking(cfg),
+        ...(cfg.curriculum.clean_prefix && cfg.model.attention_mode === 'block' ? { cleanPrefix: true } : {}),
       },
       w.segment,
     );

@@ -41,6 +41,12 @@ export interface MaskOptions {
   tCap?: number;
   /** Fixed t instead of a random draw (inspection, tests). Applies to every block in block mode. */
   t?: number;
+  /**
+   * Block mode: blocks before a uniformly drawn block k stay clean (nothing masked, no loss), as earlier
+   * blocks are when a block is decoded; blocks from k on are masked as usual. Without it every block is
+   * as noisy as its own draw, so the model learns to lean little on context it will see clean.
+   */
+  cleanPrefix?: boolean;
   eps?: number;
 }
 
@@ -170,7 +176,9 @@ export function maskCorrupt(
   const maskedSpans: Span[] = [];
   let tSum = 0;
   let regions = 0;
-  for (let a = 0; a < n; a += Math.max(1, blockSize)) {
+  const regionCount = Math.ceil(n / Math.max(1, blockSize));
+  const firstNoisy = mode === 'block' && opts.cleanPrefix ? rng.int(regionCount) : 0;
+  for (let a = firstNoisy * Math.max(1, blockSize); a < n; a += Math.max(1, blockSize)) {
     const b = Math.min(n, a + Math.max(1, blockSize));
     const t = opts.t ?? rng.float() * cap;
     let p = maskRate(t, eps);

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { maskCorrupt } from '../pipelines/corrupt/mask.ts';
+import { Rng } from '../pipelines/corrupt/rng.ts';
+import { SP } from './corrupt-helpers.ts';
+
+const B = 8;
+const row = (n: number, seed: number) => {
+  const rng = new Rng(seed);
+  return Int32Array.from({ length: n }, () => 10 + rng.int(100));
+};
+
+describe('block masking with a clean prefix', () => {
+  it('leaves every block before some block k untouched and masks every block from k on', () => {
+    const firsts = new Set<number>();
+    for (let s = 0; s < 300; s++) {
+      const x0 = row(64, s);
+      const r = maskCorrupt(x0, [], new Rng(s), {
+        specials: SP,
+        mode: 'block',
+        blockSize: B,
+        cleanPrefix: true,
+      });
+      const maskedIn = (b: number) => r.input.slice(b * B, (b + 1) * B).filter((t) => t === SP.mask).length;
+      const blocks = Array.from({ length: 64 / B }, (_, b) => maskedIn(b));
+      const k = blocks.findIndex((m) => m > 0);
+      expect(k).toBeGreaterThanOrEqual(0);
+      // Clean before k (no input change, no loss); block clipping forces a mask in every block from k on.
+      for (let b = 0; b < k; b++) {
+        expect(blocks[b]).toBe(0);
+        for (let i = b * B; i < (b + 1) * B; i++) expect(r.weight[i]).toBe(0);
+      }
+      for (let b = k; b < blocks.length; b++) expect(blocks[b]).toBeGreaterThan(0);
+      firsts.add(k);
+    }
+    // k is drawn over all blocks.
+    expect(firsts.size).toBe(64 / B);
+  });
+
+  it('changes nothing when off, and nothing outside block mode', () => {
+    for (let s = 0; s < 20; s++) {
+      const x0 = row(40, s);
+      const plain = maskCorrupt(x0, [], new Rng(s), { specials: SP, mode: 'block', blockSize: B });
+      const off = maskCorrupt(x0, [], new Rng(s), {
+        specials: SP,
+        mode: 'block',
+        blockSize: B,
+        cleanPrefix: false,
+      });
+      expect(off.input).toEqual(plain.input);
+      const seq = maskCorrupt(x0, [], new Rng(s), { specials: SP });
+      const seqClean = maskCorrupt(x0, [], new Rng(s), { specials: SP, cleanPrefix: true });
+      expect(seqClean.input).toEqual(seq.input);
+    }
+  });
+});
