@@ -179,6 +179,13 @@ export async function runDistributed(
   }
   const record = exists ? await run.load() : await run.create(spec);
   const kind = await jobKind(record.kind);
+  if (kind.prepare && (await run.completion('prepare')) === undefined) {
+    const t0 = performance.now();
+    const what = await kind.prepare(record, run);
+    const seconds = (performance.now() - t0) / 1000;
+    await run.markComplete('prepare', { what, seconds });
+    say(`prepared in ${seconds.toFixed(1)} s: ${what}`);
+  }
   if ((await run.completion(MERGE)) !== undefined && (await kind.outputDone(record))) {
     say(`${run.dir}: already complete`);
     return 'done';

@@ -7,6 +7,8 @@ export interface JobKind {
   task(record: RunRecord, run: RunDir, rank: number, cpus: number): Promise<unknown>;
   /** Runs once every task has a marker; `summaries` are the markers, by rank. */
   merge(record: RunRecord, run: RunDir, summaries: unknown[]): Promise<unknown>;
+  /** Runs once before the first submission (e.g. lists the input for the tasks); says what it did. */
+  prepare?(record: RunRecord, run: RunDir): Promise<string>;
   /** Whether the merged output is still there (a finished run whose output was removed merges again). */
   outputDone(record: RunRecord): Promise<boolean>;
 }

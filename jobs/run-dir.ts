@@ -9,7 +9,9 @@ import { atomicWriteJson } from '../common/fs.ts';
  *
  *   run.json               the job: kind, task count, the settings that decide the output
  *   completions/NNNNN      task NNNNN finished (JSON summary); written last, after its part
+ *   completions/prepare    the input was listed for the tasks (plan/)
  *   completions/merge      the merge finished
+ *   plan/                  the input records of each task (data build of files: plan-NNNNN.jsonl)
  *   parts/                 the tasks' outputs (data build: part-NNNNN.bin)
  *   slurm/*.sbatch         the scripts submitted (Slurm executor)
  *   logs/                  one log per task attempt and per merge attempt
@@ -44,6 +46,8 @@ export interface Submission {
 
 export const RUN_FILE = 'run.json';
 export const MERGE = 'merge';
+/** Steps of a run besides its tasks: the preparation before them and the merge after. */
+export type Step = typeof MERGE | 'prepare';
 
 export class RunDirError extends UserError {
   override name = 'RunDirError';
@@ -64,8 +68,8 @@ export class RunDir {
   get logsDir(): string {
     return this.path('logs');
   }
-  markerPath(rank: number | typeof MERGE): string {
-    return this.path('completions', rank === MERGE ? MERGE : String(rank).padStart(5, '0'));
+  markerPath(rank: number | Step): string {
+    return this.path('completions', typeof rank === 'string' ? rank : String(rank).padStart(5, '0'));
   }
 
   async record(): Promise<RunRecord | undefined> {
@@ -127,7 +131,7 @@ export class RunDir {
     return record;
   }
 
-  async completion<T>(rank: number | typeof MERGE): Promise<T | undefined> {
+  async completion<T>(rank: number | Step): Promise<T | undefined> {
     try {
       return JSON.parse(await readFile(this.markerPath(rank), 'utf8')) as T;
     } catch {
@@ -135,7 +139,7 @@ export class RunDir {
     }
   }
 
-  async markComplete(rank: number | typeof MERGE, summary: unknown): Promise<void> {
+  async markComplete(rank: number | Step, summary: unknown): Promise<void> {
     await atomicWriteJson(this.markerPath(rank), summary);
   }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { deserialize, serialize } from 'node:v8';
 import { UserError } from '../../common/errors.ts';
 import { AtomicWriteStream } from '../../common/fs.ts';
@@ -49,6 +50,40 @@ export interface PartSummary {
 export const partPath = (dir: string, rank: number): string =>
   join(dir, `part-${String(rank).padStart(5, '0')}.bin`);
 
+export const planPath = (dir: string, rank: number): string =>
+  join(dir, `plan-${String(rank).padStart(5, '0')}.jsonl`);
+
+/**
+ * For sources of files (a directory, the default corpus): lists the source once and writes, per task, the
+ * records of its chunks (paths and sizes, never contents) to `dir`, so a task reads its own list instead
+ * of listing the whole source again. Tabular sources hold their texts inline and get no plan: each task
+ * streams the source and keeps its chunks. Returns the number of records listed, or undefined.
+ */
+export async function writePlan(o: BuildOptions, tasks: number, dir: string): Promise<number | undefined> {
+  const source = resolvedSource(o);
+  if (source.kind !== 'dir' && source.kind !== 'stdlib') return undefined;
+  const outs = await Promise.all(
+    Array.from({ length: tasks }, (_, r) => AtomicWriteStream.open(planPath(dir, r))),
+  );
+  let n = 0;
+  try {
+    for await (const r of chunkedRecords(source, o)) {
+      await outs[r.chunk % tasks].write(`${JSON.stringify(r)}\n`);
+      n++;
+    }
+    for (const out of outs) await out.commit();
+  } catch (err) {
+    await Promise.allSettled(outs.map((out) => out.abort()));
+    throw err;
+  }
+  return n;
+}
+
+async function* plannedRecords(path: string): AsyncGenerator<ChunkedRecord> {
+  const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const line of lines) if (line) yield JSON.parse(line) as ChunkedRecord;
+}
+
 /** What a killed attempt of this rank was writing (AtomicWriteStream's temporary names). */
 async function removeTemporaryPart(path: string): Promise<void> {
   const prefix = `.${basename(path)}.tmp-`;
@@ -75,6 +110,8 @@ export async function buildPart(
   rank: number,
   tasks: number,
   path: string,
+  /** The task's records as writePlan listed them; without one the task lists the source itself. */
+  planFile?: string,
 ): Promise<PartSummary> {
   checkBuildOptions(o);
   const executor = startRecordExecutor(o);
@@ -84,9 +121,12 @@ export async function buildPart(
   const summary: PartSummary = { rank, tasks, records: 0, chunks: 0, bytes: 0, sha256: '', inputBytes: 0 };
   let lastChunk = -1;
   try {
-    const records = (async function* (): AsyncGenerator<ChunkedRecord> {
-      for await (const r of chunkedRecords(resolvedSource(o), o)) if (r.chunk % tasks === rank) yield r;
-    })();
+    const plan = planFile && existsSync(planFile) ? planFile : undefined;
+    const records = plan
+      ? plannedRecords(plan)
+      : (async function* (): AsyncGenerator<ChunkedRecord> {
+          for await (const r of chunkedRecords(resolvedSource(o), o)) if (r.chunk % tasks === rank) yield r;
+        })();
     for await (const items of processedBatches(await executor, records, o.workers, () => true)) {
       const body = serialize(items);
       const head = Buffer.alloc(4);
@@ -215,7 +255,14 @@ export function mergeParts(o: BuildOptions, dir: string, parts: PartSummary[]): 
 export const dataBuildJob: JobKind = {
   async task(record, run, rank, cpus) {
     const o = { ...(record.settings as unknown as BuildOptions), workers: cpus, quiet: true };
-    return buildPart(o, rank, record.tasks, partPath(run.partsDir, rank));
+    return buildPart(o, rank, record.tasks, partPath(run.partsDir, rank), planPath(run.path('plan'), rank));
+  },
+  async prepare(record, run) {
+    const o = { ...(record.settings as unknown as BuildOptions), workers: 0, quiet: true };
+    const n = await writePlan(o, record.tasks, run.path('plan'));
+    return n === undefined
+      ? 'no plan (a tabular source: each task streams it)'
+      : `${n} records listed into plan/`;
   },
   async merge(record, run, summaries) {
     const o = { ...(record.settings as unknown as BuildOptions), workers: 0, quiet: true };
