@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -69,11 +69,20 @@ const digests = (dir: string): string => {
   return h.digest('hex');
 };
 
-function timed(args: string[]): number {
+/** Wall seconds, and CPU seconds and peak RSS (MB) from GNU time when it is installed. */
+function timed(args: string[]): { wall: number; cpu?: number; rssMB?: number } {
+  const usage = join(work, 'time.txt');
+  const gnuTime = existsSync('/usr/bin/time');
+  const argv = gnuTime
+    ? ['/usr/bin/time', '-f', '%U %S %M', '-o', usage, process.execPath, SDT, ...args]
+    : [process.execPath, SDT, ...args];
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [SDT, ...args], { env, encoding: 'utf8' });
+  const r = spawnSync(argv[0], argv.slice(1), { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`sdt ${args.join(' ')}: ${r.stderr}`);
-  return (performance.now() - t0) / 1000;
+  const wall = (performance.now() - t0) / 1000;
+  if (!gnuTime) return { wall };
+  const [user, sys, rss] = readFileSync(usage, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
+  return { wall, cpu: user + sys, rssMB: Math.round(rss / 1024) };
 }
 
 interface Marker {
@@ -93,7 +102,8 @@ for (let round = 0; round < rounds; round++) {
   const local = join(work, `local-${round}`);
   const dist = join(work, `slurm-${round}`);
   const base = ['data', 'build', '--tokenizer', tokenizer, '--quiet'];
-  const localS = timed([...base, '--out', local, '--workers', '1']);
+  const loc = timed([...base, '--out', local, '--workers', '1']);
+  const localS = loc.wall;
   const distS = timed([
     ...base,
     '--out',
@@ -104,7 +114,7 @@ for (let round = 0; round < rounds; round++) {
     String(tasks),
     '--poll-seconds',
     '0.2',
-  ]);
+  ]).wall;
   const same = digests(local) === digests(dist);
   const run = `${dist}.run`;
   const markers = Array.from(
@@ -121,11 +131,20 @@ for (let round = 0; round < rounds; round++) {
   const cpu = markers.reduce((n, m) => n + m.cpuSeconds, 0);
   const input = markers.reduce((n, m) => n + (m.inputBytes ?? 0), 0);
   const parts = markers.reduce((n, m) => n + (m.bytes ?? 0), 0);
+  const prepare = JSON.parse(readFileSync(join(run, 'completions', 'prepare'), 'utf8')) as {
+    seconds: number;
+  };
+  const localCpu =
+    loc.cpu === undefined
+      ? 'no /usr/bin/time'
+      : `${loc.cpu.toFixed(1)} s CPU = ${(input / 1e6 / loc.cpu).toFixed(2)} MB/s per core, peak RSS ${loc.rssMB} MB; the tasks' CPU beyond it: ${((cpu - loc.cpu) / tasks).toFixed(2)} s per task`;
   rows.push(
     [
       `round ${round + 1}: local (1 worker) ${localS.toFixed(1)} s, Slurm (${tasks} tasks x 1 CPU + merge) ${distS.toFixed(1)} s, ratio ${(distS / localS).toFixed(2)}x; byte-identical: ${same}`,
+      `  local build: ${localCpu}`,
+      `  listing the source for the tasks (before submitting): ${prepare.seconds.toFixed(2)} s`,
       `  submit -> first task start ${((firstStart - submitted) / 1000).toFixed(1)} s; tasks ran ${((lastEnd - firstStart) / 1000).toFixed(1)} s of wall`,
-      `  tasks: ${(input / 1e6).toFixed(1)} MB input in ${cpu.toFixed(1)} s CPU = ${(input / 1e6 / cpu).toFixed(2)} MB/s per core (incl. each task's start-up and listing); per task CPU ${markers.map((m) => m.cpuSeconds.toFixed(1)).join(', ')} s; peak RSS ${Math.max(...markers.map((m) => m.maxRssMB))} MB`,
+      `  tasks: ${(input / 1e6).toFixed(1)} MB input in ${cpu.toFixed(1)} s CPU = ${(input / 1e6 / cpu).toFixed(2)} MB/s per core (incl. each task's start-up); per task CPU ${markers.map((m) => m.cpuSeconds.toFixed(1)).join(', ')} s; peak RSS ${Math.max(...markers.map((m) => m.maxRssMB))} MB`,
       `  parts ${(parts / 1e6).toFixed(1)} MB (${(parts / input).toFixed(2)}x input); merge ${merge.summary!.seconds.toFixed(1)} s (${merge.cpuSeconds.toFixed(1)} s CPU, ${(parts / 1e6 / merge.summary!.seconds).toFixed(1)} MB/s of parts), peak RSS ${merge.maxRssMB} MB`,
     ].join('\n'),
   );

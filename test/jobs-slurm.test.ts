@@ -76,6 +76,7 @@ describe.skipIf(missing.length > 0)('Slurm executor on a throwaway cluster', () 
       '00002',
       '00003',
       'merge',
+      'prepare',
     ]);
     const subs = submissions(run);
     expect(subs.map((x) => x.role)).toEqual(['tasks', 'merge']);
