@@ -21,7 +21,7 @@ import { SUITES } from '../eval/suites/index.ts';
 import { truncateAtStop } from '../eval/suites/stop.ts';
 import type { EvalTask } from '../eval/suites/types.ts';
 import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
-import { type StepRow, scoreStepRows } from '../pipelines/trajectories/elbo.ts';
+import { type StepRow, scoreStepRows } from '../posttrain/trajectories/elbo.ts';
 import type { SampleSettings } from '../schemas/engine.ts';
 
 export interface BenchRow {

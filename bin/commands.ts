@@ -94,37 +94,37 @@ export const commands: CommandEntry[] = [
   {
     name: 'sample',
     summary: 'complete prompts with a checkpoint (block diffusion or AR)',
-    load: () => import('../pipelines/sample/command.ts'),
+    load: () => import('../posttrain/sample/command.ts'),
   },
   {
     name: 'traj show',
     summary: 'replay a sampling trajectory; write it as SVG or HTML',
-    load: () => import('../pipelines/trajectories/show.ts'),
+    load: () => import('../posttrain/trajectories/show.ts'),
   },
   {
     name: 'traj generate',
     summary: 'K trajectories per prompt from a teacher checkpoint (resumable Arrow shards)',
-    load: () => import('../pipelines/trajectories/generate.ts'),
+    load: () => import('../posttrain/trajectories/generate.ts'),
   },
   {
     name: 'traj score',
     summary: 'score trajectories: ELBO, Levenshtein surrogate, |tau|, verifier',
-    load: () => import('../pipelines/trajectories/score.ts'),
+    load: () => import('../posttrain/trajectories/score.ts'),
   },
   {
     name: 'traj filter',
     summary: 'keep the top-k trajectories per prompt by a score, with thresholds',
-    load: () => import('../pipelines/trajectories/filter.ts'),
+    load: () => import('../posttrain/trajectories/filter.ts'),
   },
   {
     name: 'train --stage',
     summary: 'post-training stages: distill (constrained order), onpolicy (step reduction)',
-    load: () => import('../trainer/stages/command.ts'),
+    load: () => import('../posttrain/stages/command.ts'),
   },
   {
     name: 'report speedup',
     summary: 'speedup of an on-policy run over its starting model vs training step (SVG)',
-    load: () => import('../pipelines/trajectories/report-speedup.ts'),
+    load: () => import('../posttrain/trajectories/report-speedup.ts'),
   },
   {
     name: 'jobs status',

@@ -11,18 +11,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../bin/main.ts';
 import { EngineClient } from '../engine/client.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
-import { elboOfTrajectories } from '../pipelines/trajectories/elbo.ts';
-import { readRounds, speedupPoints } from '../pipelines/trajectories/report-speedup.ts';
-import type { ScoredRow } from '../pipelines/trajectories/score.ts';
-import { readScored } from '../pipelines/trajectories/score.ts';
-import { specialsFromCheckpoint } from '../trainer/stages/distill.ts';
+import { specialsFromCheckpoint } from '../posttrain/stages/distill.ts';
 import {
   advantageWeights,
   distinctBigramShare,
   rewardOf,
   runOnPolicy,
   selectForDistillation,
-} from '../trainer/stages/onpolicy.ts';
+} from '../posttrain/stages/onpolicy.ts';
+import { elboOfTrajectories } from '../posttrain/trajectories/elbo.ts';
+import { readRounds, speedupPoints } from '../posttrain/trajectories/report-speedup.ts';
+import type { ScoredRow } from '../posttrain/trajectories/score.ts';
+import { readScored } from '../posttrain/trajectories/score.ts';
 import { builtNative, tinyModelConfig } from './native-build.ts';
 
 // Empty when sdt-native cannot be built here (no CMake): the native tests skip.

@@ -145,7 +145,7 @@ describe.skipIf(bin === '')('parameter count', () => {
 describe('prompt boundaries', () => {
   it('a line break and the indentation after it are one pre-token, so prompts end before the break', async () => {
     const { pretokenize } = await import('../pipelines/tokenizer/index.ts');
-    const { functionPrompts } = await import('../pipelines/trajectories/generate.ts');
+    const { functionPrompts } = await import('../posttrain/trajectories/generate.ts');
     const src = 'def f(x):\n    """Twice."""\n    return 2 * x\n';
     // No token of any BPE over these pieces starts between "\n" and "    ": a prompt ending in "\n" would
     // leave the model a boundary the training data never had.

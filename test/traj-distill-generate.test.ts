@@ -14,8 +14,8 @@ import {
   functionPrompts,
   generateTrajectories,
   readTrajectoryInput,
-} from '../pipelines/trajectories/generate.ts';
-import { replayFinal } from '../pipelines/trajectories/record.ts';
+} from '../posttrain/trajectories/generate.ts';
+import { replayFinal } from '../posttrain/trajectories/record.ts';
 import { verdictValue } from '../schemas/trajectory.ts';
 import { builtNative } from './native-build.ts';
 

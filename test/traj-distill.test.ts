@@ -13,9 +13,9 @@ import {
   distillExamples,
   readDistillSet,
   writeDistillSet,
-} from '../pipelines/trajectories/distill.ts';
-import { filterTrajectories, parseThreshold } from '../pipelines/trajectories/filter.ts';
-import type { ScoredRow } from '../pipelines/trajectories/score.ts';
+} from '../posttrain/trajectories/distill.ts';
+import { filterTrajectories, parseThreshold } from '../posttrain/trajectories/filter.ts';
+import type { ScoredRow } from '../posttrain/trajectories/score.ts';
 import type { TrajectoryStep } from '../schemas/trajectory.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sdt-distill-'));

@@ -13,8 +13,8 @@ import {
   replayFinal,
   replayStates,
   writeTrajectories,
-} from '../pipelines/trajectories/record.ts';
-import { commitStepOf, trajectoryHtml, trajectorySvg } from '../pipelines/trajectories/show.ts';
+} from '../posttrain/trajectories/record.ts';
+import { commitStepOf, trajectoryHtml, trajectorySvg } from '../posttrain/trajectories/show.ts';
 import type { TrajectoryRow } from '../schemas/trajectory.ts';
 import { builtNative } from './native-build.ts';
 

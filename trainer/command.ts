@@ -66,7 +66,7 @@ Writes RUN/config.json, RUN/checkpoints/, RUN/log.jsonl, RUN/log.csv, RUN/loss.s
 Ctrl-C checkpoints and stops; \`sdt train --resume RUN\` continues exactly where it stopped.
 Settings come from the defaults, then --config FILE, then flags.`,
   options: {
-    // Routed by bin/main.ts to trainer/stages/command.ts, whose --help lists the stage's options.
+    // Routed by bin/main.ts to posttrain/stages/command.ts, whose --help lists the stage's options.
     stage: {
       type: 'string',
       arg: 'NAME',

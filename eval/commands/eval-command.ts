@@ -11,7 +11,7 @@ import {
   str,
 } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
-import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../pipelines/sample/settings.ts';
+import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
 import { ModelGenerator, openSamplerClient } from '../generators/model.ts';
 import { OracleGenerator } from '../generators/oracle.ts';
 import type { Generator } from '../generators/types.ts';
@@ -20,7 +20,7 @@ import { type EvalSummary, runEval } from '../run.ts';
 import { SUITES } from '../suites/index.ts';
 import type { EvalTask } from '../suites/types.ts';
 
-/** The sampler's own flags (pipelines/sample/settings.ts) plus eval's. */
+/** The sampler's own flags (engine/settings.ts) plus eval's. */
 export const EVAL_OPTIONS: Record<string, OptionSpec> = {
   ...SAMPLER_OPTIONS,
   data: { type: 'string', arg: 'DIR', description: 'benchmark data folder', default: DEFAULT_DATA_DIR },
