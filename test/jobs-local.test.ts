@@ -69,7 +69,9 @@ describe('local executor', () => {
       '10',
     ]);
     expect(other.code).toBe(2);
-    expect(other.stderr).toContain(`run directory ${run} was made with other settings (differs in: limits, out)`);
+    expect(other.stderr).toContain(
+      `run directory ${run} was made with other settings (differs in: limits, out)`,
+    );
     expect(snapshot(run)).toEqual(before);
   });
 });
