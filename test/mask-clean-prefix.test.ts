@@ -36,6 +36,41 @@ describe('block masking with a clean prefix', () => {
     expect(firsts.size).toBe(64 / B);
   });
 
+  it('draws the clean prefix per document (segment): each document is a decoding in progress', () => {
+    const segment = Int32Array.from({ length: 64 }, (_, i) => (i < 20 ? 0 : i < 60 ? 1 : -1));
+    const seen = [new Set<number>(), new Set<number>()];
+    for (let s = 0; s < 400; s++) {
+      const x0 = row(64, s);
+      const r = maskCorrupt(
+        x0,
+        [],
+        new Rng(s),
+        { specials: SP, mode: 'block', blockSize: B, cleanPrefix: true },
+        segment,
+      );
+      for (const [d, [lo, hi]] of [
+        [0, 20],
+        [1, 60],
+      ].entries() as IterableIterator<[number, [number, number]]>) {
+        const start = d === 0 ? 0 : 20;
+        let first = -1;
+        for (let i = start; i < hi && first < 0; i++) if (r.input[i] === SP.mask) first = i;
+        // Nothing of the document is masked before the block of its first mask.
+        const k = first < 0 ? Math.floor((hi - 1) / B) + 1 : Math.floor(first / B);
+        for (let i = start; i < Math.min(hi, k * B); i++) {
+          expect(r.input[i]).toBe(x0[i]);
+          expect(r.weight[i]).toBe(0);
+        }
+        seen[d].add(k);
+        expect(lo).toBeLessThan(hi);
+      }
+    }
+    // Document 0 covers blocks 0-2, document 1 blocks 2-7: every start block occurs (3 for document 0
+    // when its last block's forced mask landed on document 1's tokens).
+    for (const k of [0, 1, 2]) expect(seen[0].has(k)).toBe(true);
+    expect(seen[1].size).toBeGreaterThanOrEqual(5);
+  });
+
   it('changes nothing when off, and nothing outside block mode', () => {
     for (let s = 0; s < 20; s++) {
       const x0 = row(40, s);

@@ -42,9 +42,11 @@ export interface MaskOptions {
   /** Fixed t instead of a random draw (inspection, tests). Applies to every block in block mode. */
   t?: number;
   /**
-   * Block mode: blocks before a uniformly drawn block k stay clean (nothing masked, no loss), as earlier
-   * blocks are when a block is decoded; blocks from k on are masked as usual. Without it every block is
-   * as noisy as its own draw, so the model learns to lean little on context it will see clean.
+   * Block mode: each document (segment; the whole window without segments) draws a block k uniformly
+   * among the blocks it covers; its tokens in blocks before k stay clean (nothing masked, no loss), as
+   * earlier blocks are when a block is decoded, and its tokens from block k on are masked as usual.
+   * Without it every block is as noisy as its own draw, so the model learns to lean little on a context
+   * (the prompt) that decoding shows it clean.
    */
   cleanPrefix?: boolean;
   eps?: number;
@@ -146,6 +148,32 @@ function maskRegionStructured(
 }
 
 /**
+ * For each document (run of one segment id; the whole row without segments) draw a block k among the
+ * blocks it covers and make its tokens in earlier blocks unmaskable.
+ */
+function keepPrefixesClean(
+  maskable: Uint8Array,
+  segment: Int32Array | undefined,
+  blockSize: number,
+  rng: Rng,
+): void {
+  const n = maskable.length;
+  let start = 0;
+  while (start < n) {
+    let end = start + 1;
+    if (segment) while (end < n && segment[end] === segment[start]) end++;
+    else end = n;
+    if (!segment || segment[start] >= 0) {
+      const first = Math.floor(start / blockSize);
+      const last = Math.floor((end - 1) / blockSize);
+      const k = first + rng.int(last - first + 1);
+      for (let i = start; i < Math.min(end, k * blockSize); i++) maskable[i] = 0;
+    }
+    start = end;
+  }
+}
+
+/**
  * Mask one sequence. `tokens` is x0 (a window, padding included); `spans` are in the same coordinates.
  * Returns input (x0 with <|mask|>), target (x0), weight (1/p on masked positions) and bookkeeping.
  */
@@ -171,14 +199,13 @@ export function maskCorrupt(
 
   const maskable = new Uint8Array(n);
   for (let i = 0; i < n; i++) maskable[i] = isMaskable(tokens[i], sp) ? 1 : 0;
+  if (mode === 'block' && opts.cleanPrefix) keepPrefixesClean(maskable, segment, blockSize, rng);
   const isMasked = new Uint8Array(n);
   const rate = new Float32Array(n);
   const maskedSpans: Span[] = [];
   let tSum = 0;
   let regions = 0;
-  const regionCount = Math.ceil(n / Math.max(1, blockSize));
-  const firstNoisy = mode === 'block' && opts.cleanPrefix ? rng.int(regionCount) : 0;
-  for (let a = firstNoisy * Math.max(1, blockSize); a < n; a += Math.max(1, blockSize)) {
+  for (let a = 0; a < n; a += Math.max(1, blockSize)) {
     const b = Math.min(n, a + Math.max(1, blockSize));
     const t = opts.t ?? rng.float() * cap;
     let p = maskRate(t, eps);
