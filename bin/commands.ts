@@ -97,6 +97,11 @@ export const commands: CommandEntry[] = [
     load: () => import('../posttrain/sample/command.ts'),
   },
   {
+    name: 'serve',
+    summary: 'serve a checkpoint over HTTP: OpenAI completions API, metrics, a decoding playground',
+    load: () => import('../serve/command.ts'),
+  },
+  {
     name: 'traj show',
     summary: 'replay a sampling trajectory; write it as SVG or HTML',
     load: () => import('../posttrain/trajectories/show.ts'),

@@ -228,6 +228,32 @@ export class EngineClient {
     return client;
   }
 
+  /** Process id of the engine (tests kill it to check that a server restarts it). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** False once the engine process has exited (every pending request has been rejected by then). */
+  get alive(): boolean {
+    return this.exited === null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Ends the engine at once (SIGKILL): pending requests are rejected as for any exit. */
+  kill(): void {
+    if (this.alive) this.child.kill('SIGKILL');
+  }
+
+  /** Calls `f` once the engine has exited and its pending requests were rejected. */
+  onExit(f: (e: Error) => void): void {
+    if (this.exited) {
+      f(this.exited);
+      return;
+    }
+    this.child.once('exit', () =>
+      setImmediate(() => f(this.exited ?? new UserError('sdt-native serve exited'))),
+    );
+  }
+
   /** The first n buffered bytes as one Buffer (merging chunks only as far as needed). */
   private peek(n: number): Buffer {
     if (this.chunks[0].length < n) {
