@@ -16,6 +16,7 @@ export interface JobKind {
 /** Kinds by the command that writes them into run.json; loaded lazily, like the commands. */
 const KINDS: Record<string, () => Promise<JobKind>> = {
   'data build': async () => (await import('../pipelines/dataset/parts.ts')).dataBuildJob,
+  'traj generate': async () => (await import('../posttrain/trajectories/generate.ts')).trajGenerateJob,
 };
 
 export async function jobKind(name: string): Promise<JobKind> {

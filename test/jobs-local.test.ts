@@ -3,7 +3,8 @@
  * the in-process build byte for byte, a rerun runs only the tasks without a completion marker, and a run
  * directory made with other settings is refused. (test/jobs-slurm.test.ts runs the same on Slurm.)
  */
-import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { parseArrayIds, parseScontrolJobs } from '../jobs/slurm.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { smallTokenizer, tempDir } from './data-helpers.ts';
 import { sdtSync, snapshot } from './jobs-helpers.ts';
+import { builtNative, tinyModelConfig } from './native-build.ts';
 import { mulberry32 } from './prng.ts';
 
 let work = '';
@@ -73,6 +75,63 @@ describe('local executor', () => {
       `run directory ${run} was made with other settings (differs in: limits, out)`,
     );
     expect(snapshot(run)).toEqual(before);
+  });
+});
+
+const bin = builtNative();
+describe.skipIf(!bin)('traj generate on the local executor', () => {
+  it('2 tasks (shards r, r+2, ...) and the merge equal the in-process pool byte for byte', async () => {
+    const tok = join(work, 'tokenizer.json');
+    writeFileSync(
+      join(work, 'model.json'),
+      JSON.stringify(tinyModelConfig({ vocab_size: 600, attention_mode: 'block' })),
+    );
+    const ckpt = join(work, 'ckpt');
+    const init = spawnSync(bin!, [
+      'init',
+      '--config',
+      join(work, 'model.json'),
+      '--out',
+      ckpt,
+      '--tokenizer',
+      tok,
+    ]);
+    expect(init.status, String(init.stderr)).toBe(0);
+    const prompts = join(work, 'prompts.jsonl');
+    writeFileSync(
+      prompts,
+      ['def add(a, b):\n', 'import os\n', 'class A:\n', 'x = [', 'for i in range(3):\n']
+        .map((p) => `${JSON.stringify(p)}\n`)
+        .join(''),
+    );
+    const args = [
+      'traj',
+      'generate',
+      '--ckpt',
+      ckpt,
+      '--prompts',
+      prompts,
+      '--k',
+      '2',
+      '--shard-prompts',
+      '2',
+    ];
+    args.push('--batch', '2', '--max-new', '12', '--block', '4', '--temperature', '0.8');
+    const env = { ...process.env, SDT_NATIVE: bin };
+    const one = sdtSync([...args, '--out', join(work, 'pool-one')], env);
+    expect(one.code, one.stderr).toBe(0);
+    const two = sdtSync(
+      [...args, '--out', join(work, 'pool-two'), '--tasks', '2', '--max-parallel', '2'],
+      env,
+    );
+    expect(two.code, two.stderr).toBe(0);
+    expect(snapshot(join(work, 'pool-two'))).toEqual(snapshot(join(work, 'pool-one')));
+    expect([...snapshot(join(work, 'pool-one')).keys()].sort()).toEqual([
+      'manifest.json',
+      'shard-00000.arrow',
+      'shard-00001.arrow',
+      'shard-00002.arrow',
+    ]);
   });
 });
 

@@ -6,13 +6,16 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CommandSpec, num, optStr, str } from '../../common/cli.ts';
+import { type CommandSpec, num, type OptionValues, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteJson } from '../../common/fs.ts';
 import { Progress } from '../../common/progress.ts';
 import { EngineClient } from '../../engine/client.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
 import { SUITES } from '../../eval/suites/index.ts';
+import { runDistributed } from '../../jobs/executor.ts';
+import { EXECUTOR_FLAGS, executorOptions, isDistributed } from '../../jobs/flags.ts';
+import type { JobKind } from '../../jobs/kinds.ts';
 import { openDataset } from '../../pipelines/dataset/read.ts';
 import { type SampleSettings, settingsToWire } from '../../schemas/engine.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
@@ -79,6 +82,8 @@ export interface GenerateOptions {
   /** Prompts per sampler request. */
   batch: number;
   onProgress?: (trajectories: number) => void;
+  /** One task of a distributed run (jobs/): only shards s with s mod tasks = rank; the merge completes the manifest. */
+  part?: { rank: number; tasks: number };
 }
 
 const shardName = (i: number) => `shard-${String(i).padStart(5, '0')}.arrow`;
@@ -108,6 +113,7 @@ export async function generateTrajectories(opts: GenerateOptions): Promise<strin
   for (let s = 0; s * opts.shardPrompts < opts.prompts.length; s++) {
     const path = join(opts.outDir, shardName(s));
     paths.push(path);
+    if (opts.part && s % opts.part.tasks !== opts.part.rank) continue;
     const shard = opts.prompts.slice(s * opts.shardPrompts, (s + 1) * opts.shardPrompts);
     if (existsSync(path)) {
       opts.onProgress?.(shard.length * opts.k);
@@ -142,6 +148,7 @@ export async function generateTrajectories(opts: GenerateOptions): Promise<strin
     });
     await writeTrajectories(path, rows);
   }
+  if (opts.part) return paths;
   await atomicWriteJson(manifestPath, {
     identity,
     complete: true,
@@ -213,56 +220,97 @@ left-to-right; docs/sample.md). A rerun with the same settings skips finished sh
     batch: { type: 'number', arg: 'N', description: 'prompts per sampler request', default: 8 },
     ...SAMPLER_OPTIONS,
     tokenizer: { type: 'string', arg: 'FILE', description: 'tokenizer.json [default: CKPT/tokenizer.json]' },
+    ...EXECUTOR_FLAGS,
   },
   examples: [
     'sdt traj generate --ckpt runs/demo/checkpoints/step-000400 --dataset data/py --k 8 --temperature 0.8 --out runs/traj/pool',
     'sdt traj generate --ckpt CKPT --suite humaneval --k 4 --temperature 0.7 --block 16 --out runs/traj/he',
   ],
   async run(o) {
-    const sources = ['prompts', 'suite', 'dataset'].filter((s) => optStr(o, s) !== undefined);
-    if (sources.length !== 1)
-      throw new UserError('sdt traj generate: give exactly one of --prompts, --suite, --dataset.');
-    const limit = num(o, 'limit');
-    const k = num(o, 'k');
-    if (!Number.isInteger(k) || k < 1)
-      throw new UserError('sdt traj generate: --k must be a positive integer.');
-    for (const f of ['shard-prompts', 'batch']) {
-      if (!(num(o, f) >= 1)) throw new UserError(`sdt traj generate: --${f} must be >= 1.`);
+    const ex = executorOptions(o, `${str(o, 'out')}.run`);
+    if (isDistributed(ex, optStr(o, 'run-dir') !== undefined)) {
+      checkGenerateOptions(o);
+      const settings = Object.fromEntries(Object.entries(o).filter(([k]) => !(k in EXECUTOR_FLAGS)));
+      const say = (line: string) => process.stderr.write(`traj generate: ${line}\n`);
+      await runDistributed({ kind: 'traj generate', tasks: ex.tasks, settings }, ex, say);
+      return 0;
     }
-    let prompts: PromptItem[];
-    if (optStr(o, 'prompts')) prompts = (await readPromptFile(str(o, 'prompts'))).slice(0, limit);
-    else if (optStr(o, 'suite')) prompts = await suitePrompts(str(o, 'suite'), str(o, 'data-dir'), limit);
-    else prompts = await datasetPrompts(str(o, 'dataset'), limit);
-    const settings = settingsFromOptions(o);
-    const client = await EngineClient.start({
-      ckpt: str(o, 'ckpt'),
-      tokenizer: optStr(o, 'tokenizer'),
-      device: deviceFromOptions(o),
+    await generateFromOptions(o);
+    return 0;
+  },
+};
+
+function checkGenerateOptions(o: OptionValues): void {
+  const sources = ['prompts', 'suite', 'dataset'].filter((s) => optStr(o, s) !== undefined);
+  if (sources.length !== 1)
+    throw new UserError('sdt traj generate: give exactly one of --prompts, --suite, --dataset.');
+  const k = num(o, 'k');
+  if (!Number.isInteger(k) || k < 1)
+    throw new UserError('sdt traj generate: --k must be a positive integer.');
+  for (const f of ['shard-prompts', 'batch']) {
+    if (!(num(o, f) >= 1)) throw new UserError(`sdt traj generate: --${f} must be >= 1.`);
+  }
+}
+
+/** `sdt traj generate` with parsed options; `part` makes it one task of a distributed run. */
+export async function generateFromOptions(
+  o: OptionValues,
+  part?: { rank: number; tasks: number },
+): Promise<number> {
+  checkGenerateOptions(o);
+  const limit = num(o, 'limit');
+  const k = num(o, 'k');
+  let prompts: PromptItem[];
+  if (optStr(o, 'prompts')) prompts = (await readPromptFile(str(o, 'prompts'))).slice(0, limit);
+  else if (optStr(o, 'suite')) prompts = await suitePrompts(str(o, 'suite'), str(o, 'data-dir'), limit);
+  else prompts = await datasetPrompts(str(o, 'dataset'), limit);
+  const settings = settingsFromOptions(o);
+  const client = await EngineClient.start({
+    ckpt: str(o, 'ckpt'),
+    tokenizer: optStr(o, 'tokenizer'),
+    device: deviceFromOptions(o),
+  });
+  client.requireTokenizer();
+  const progress = new Progress({
+    label: 'traj generate',
+    total: prompts.length * k,
+    unit: 'trajectories',
+  });
+  try {
+    const shards = await generateTrajectories({
+      client,
+      prompts,
+      settings,
+      k,
+      outDir: str(o, 'out'),
+      shardPrompts: num(o, 'shard-prompts'),
+      batch: num(o, 'batch'),
+      onProgress: (n) => progress.tick(n),
+      part,
     });
-    client.requireTokenizer();
-    const progress = new Progress({
-      label: 'traj generate',
-      total: prompts.length * k,
-      unit: 'trajectories',
-    });
-    try {
-      const shards = await generateTrajectories({
-        client,
-        prompts,
-        settings,
-        k,
-        outDir: str(o, 'out'),
-        shardPrompts: num(o, 'shard-prompts'),
-        batch: num(o, 'batch'),
-        onProgress: (n) => progress.tick(n),
-      });
-      progress.done();
+    progress.done();
+    if (!part)
       process.stdout.write(
         `${prompts.length * k} trajectories (${prompts.length} prompts x ${k}) in ${shards.length} shards under ${str(o, 'out')}\n`,
       );
-    } finally {
-      await client.close();
-    }
-    return 0;
+  } finally {
+    await client.close();
+  }
+  return prompts.length * k;
+}
+
+/** The distributed `sdt traj generate` (jobs/kinds.ts): task r writes shards r, r+N, ...; the merge the manifest. */
+export const trajGenerateJob: JobKind = {
+  async task(record, _run, rank) {
+    return {
+      trajectories: await generateFromOptions(record.settings as OptionValues, { rank, tasks: record.tasks }),
+    };
+  },
+  async merge(record) {
+    return { trajectories: await generateFromOptions(record.settings as OptionValues) };
+  },
+  async outputDone(record) {
+    const path = join(String(record.settings.out), 'manifest.json');
+    return existsSync(path) && JSON.parse(await readFile(path, 'utf8')).complete === true;
   },
 };
