@@ -14,10 +14,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UserError } from '../common/errors.ts';
+import { sha256File } from '../common/integrity.ts';
 import { nativeBinary } from '../common/native.ts';
 import { loadTokenizer } from '../pipelines/tokenizer/index.ts';
 import type { Tokenizer } from '../pipelines/tokenizer/types.ts';
-import { CHECKPOINT_FILES } from '../schemas/checkpoint.ts';
+import { CHECKPOINT_FILES, checkTokenizerMatches, verifyCheckpoint } from '../schemas/checkpoint.ts';
 import {
   type BatchOp,
   type BatchResponse,
@@ -148,12 +149,15 @@ export class EngineClient {
 
   static async start(opts: EngineOptions): Promise<EngineClient> {
     const args = ['serve', '--device', opts.device ?? 'cpu'];
+    let marker: Awaited<ReturnType<typeof verifyCheckpoint>> | undefined;
     if (opts.ckpt) {
       if (!existsSync(join(opts.ckpt, CHECKPOINT_FILES.config))) {
         throw new UserError(
           `--ckpt ${opts.ckpt}: no config.json there; point it at a checkpoint written by \`sdt train\`.`,
         );
       }
+      // Checked here, once per process, so sample, eval and traj never decode a damaged or edited model.
+      marker = await verifyCheckpoint(opts.ckpt);
       args.push('--ckpt', opts.ckpt);
     } else if (opts.randomInit) {
       args.push('--random-init', String(opts.randomInit.seed), '--config', opts.randomInit.config);
@@ -163,6 +167,8 @@ export class EngineClient {
     const tokPath = opts.tokenizer ?? (opts.ckpt ? join(opts.ckpt, CHECKPOINT_FILES.tokenizer) : undefined);
     const tokenizer = tokPath && existsSync(tokPath) ? await loadTokenizer(tokPath) : null;
     if (opts.tokenizer && !tokenizer) throw new UserError(`tokenizer ${opts.tokenizer} not found.`);
+    if (opts.ckpt && marker && opts.tokenizer)
+      await checkTokenizerMatches(opts.ckpt, marker, opts.tokenizer, await sha256File(opts.tokenizer));
     const threads = opts.threads ?? Number(process.env.OMP_NUM_THREADS ?? 1);
     const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
     if (threads > 0) {
@@ -196,6 +202,11 @@ export class EngineClient {
         try {
           const j = JSON.parse(l) as ReadyInfo;
           if (j.event !== 'ready') throw new Error(`unexpected first line ${l}`);
+          if (tokenizer && tokenizer.vocabSize > j.vocab_size) {
+            throw new UserError(
+              `tokenizer ${tokPath} has ${tokenizer.vocabSize} tokens but the model has ${j.vocab_size}: it is not the model's tokenizer; pass the one it was trained with.`,
+            );
+          }
           if (j.engine_version !== ENGINE_VERSION) {
             throw new UserError(
               `${opts.binary ?? nativeBinary()} speaks engine version ${j.engine_version ?? 'none'}, this client ` +

@@ -3,9 +3,10 @@
  * the train config of `sdt-native train` (docs/native.md), for the TypeScript side.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../common/errors.ts';
+import { IntegrityError, type RecordedFile, sha256File, verifyFile } from '../common/integrity.ts';
 
 /** config.json: Hugging Face Llama fields plus the diffusion fields. */
 export interface CheckpointConfig {
@@ -135,18 +136,81 @@ async function readJson<T>(path: string, what: string): Promise<T> {
   }
 }
 
-/** CKPT/config.json of a complete checkpoint (the one way the TypeScript side reads it). */
+/** COMPLETE, written last by sdt-native; older checkpoints hold only step and time. */
+export interface CompleteMarker {
+  step: number;
+  written_at_unix: number;
+  /** Size and sha256 of every file of the checkpoint. */
+  files?: Record<string, RecordedFile>;
+  /** sha256 of tokenizer.json: the one tokenizer that belongs to the model. */
+  tokenizer_sha256?: string;
+}
+
+/**
+ * Check a checkpoint against its COMPLETE marker before anything reads it: every recorded file's size and
+ * sha256 (once per file per process, common/integrity.ts). Older checkpoints without recorded hashes get
+ * the check their safetensors header allows: the file must be as long as the header says.
+ */
+export async function verifyCheckpoint(dir: string): Promise<CompleteMarker> {
+  const markerPath = join(dir, CHECKPOINT_FILES.complete);
+  if (!existsSync(markerPath)) {
+    throw new UserError(
+      `${dir}: no COMPLETE marker (an interrupted write?); point at a complete checkpoint (RUN/checkpoints/step-* holding COMPLETE).`,
+    );
+  }
+  let marker: CompleteMarker;
+  try {
+    marker = JSON.parse(await readFile(markerPath, 'utf8')) as CompleteMarker;
+  } catch (err) {
+    throw new IntegrityError(
+      `${markerPath} is not JSON (${(err as Error).message}); pick another checkpoint.`,
+    );
+  }
+  const fix = `pick another checkpoint (the run's previous step-*) or retrain.`;
+  if (marker.files) {
+    for (const [name, f] of Object.entries(marker.files)) await verifyFile(join(dir, name), f, fix);
+    return marker;
+  }
+  const model = join(dir, CHECKPOINT_FILES.model);
+  if (existsSync(model)) {
+    const h = await readSafetensorsHeader(model);
+    const end = Math.max(0, ...Object.values(h.tensors).map((t) => t.data_offsets[1]));
+    const { size } = await stat(model);
+    if (size !== h.dataStart + end)
+      throw new IntegrityError(
+        `${model} has ${size} bytes where its header promises ${h.dataStart + end} (truncated or damaged); ${fix}`,
+      );
+  }
+  return marker;
+}
+
+/**
+ * Refuse a tokenizer that does not belong to a checkpoint: its sha256 must be the one COMPLETE records (or,
+ * for older checkpoints, that of CKPT/tokenizer.json when there is one).
+ */
+export async function checkTokenizerMatches(
+  ckpt: string,
+  marker: CompleteMarker,
+  tokenizerPath: string,
+  tokenizerSha256: string,
+): Promise<void> {
+  const own = join(ckpt, CHECKPOINT_FILES.tokenizer);
+  const recorded = marker.tokenizer_sha256 ?? (existsSync(own) ? await sha256File(own) : undefined);
+  if (recorded !== undefined && recorded !== tokenizerSha256) {
+    throw new UserError(
+      `tokenizer ${tokenizerPath} (sha256 ${tokenizerSha256.slice(0, 12)}) is not the one checkpoint ${ckpt} was trained with (${recorded.slice(0, 12)}); drop --tokenizer to use ${own}, or pass the tokenizer the model was trained with.`,
+    );
+  }
+}
+
+/** CKPT/config.json of a complete checkpoint (the one way the TypeScript side reads it), verified first. */
 export async function readCheckpointConfig(dir: string): Promise<CheckpointConfig> {
   if (!existsSync(join(dir, CHECKPOINT_FILES.config))) {
     throw new UserError(
       `${dir}: no config.json; point at a checkpoint written by sdt train (RUN/checkpoints/step-*).`,
     );
   }
-  if (!existsSync(join(dir, CHECKPOINT_FILES.complete))) {
-    throw new UserError(
-      `${dir}: no COMPLETE marker (an interrupted write?); use latestCheckpoint(runDir) to pick one.`,
-    );
-  }
+  await verifyCheckpoint(dir);
   return readModelConfigFile(join(dir, CHECKPOINT_FILES.config));
 }
 

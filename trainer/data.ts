@@ -10,7 +10,7 @@ import type { CorruptSpecials } from '../pipelines/corrupt/types.ts';
 import { type EditVocabulary, vocabularyFromTokenizer } from '../pipelines/corrupt/vocab.ts';
 import { WindowPacker } from '../pipelines/corrupt/windows.ts';
 import { openDataset } from '../pipelines/dataset/read.ts';
-import { loadTokenizer } from '../pipelines/tokenizer/index.ts';
+import { loadTokenizer, tokenizerFileHash } from '../pipelines/tokenizer/index.ts';
 import type { Split } from '../schemas/dataset.ts';
 import { buildWindowStore, type WindowStore } from './window-store.ts';
 
@@ -43,6 +43,13 @@ export async function loadTrainData(dataset: string, seqLen: number): Promise<Tr
   if (!existsSync(tokenizerPath)) {
     throw new UserError(
       `${dataset}/manifest.json names tokenizer ${ds.manifest.tokenizerPath}, which does not exist; rebuild the dataset or restore the tokenizer.`,
+    );
+  }
+  // The tokenizer file the manifest names must still be the one the dataset was tokenized with.
+  const tokHash = await tokenizerFileHash(tokenizerPath);
+  if (tokHash !== ds.manifest.tokenizerHash) {
+    throw new UserError(
+      `${tokenizerPath} (sha256 ${tokHash.slice(0, 12)}) is not the tokenizer ${dataset} was built with (${ds.manifest.tokenizerHash.slice(0, 12)}): it was replaced or edited; restore it or rebuild the dataset.`,
     );
   }
   const tok = await loadTokenizer(tokenizerPath);

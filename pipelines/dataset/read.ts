@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Data, type Table, tableFromIPC } from 'apache-arrow';
 import { UserError } from '../../common/errors.ts';
+import { verifyBuffer } from '../../common/integrity.ts';
 import {
   DATASET_COLUMNS,
   type DatasetManifest,
@@ -56,8 +57,11 @@ export async function openDataset(dir: string, opts: OpenDatasetOptions = {}): P
   };
 }
 
-/** Decode one shard file; a truncated or corrupt file is an error naming it and saying what to run. */
-export async function loadShardTable(path: string, expectedRows?: number): Promise<Table> {
+/**
+ * Decode one shard file; a truncated or corrupt file is an error naming it and saying what to run. With the
+ * manifest's sha256 the bytes are checked first (once per file per process; see common/integrity.ts).
+ */
+export async function loadShardTable(path: string, expectedRows?: number, sha256?: string): Promise<Table> {
   let buf: Buffer;
   try {
     buf = await readFile(path);
@@ -66,6 +70,13 @@ export async function loadShardTable(path: string, expectedRows?: number): Promi
       `shard ${path} is missing; rerun \`sdt data build\` with the same options to rebuild it.`,
     );
   }
+  if (sha256)
+    await verifyBuffer(
+      path,
+      buf,
+      { sha256 },
+      'delete it and rerun `sdt data build` with the same options to rebuild it.',
+    );
   let table: Table;
   try {
     table = tableFromIPC(buf);
@@ -125,5 +136,5 @@ export function* tableRows(table: Table): Generator<DatasetRow> {
 }
 
 export async function* readShard(dir: string, shard: ShardInfo): AsyncGenerator<DatasetRow> {
-  yield* tableRows(await loadShardTable(join(dir, shard.file), shard.rows));
+  yield* tableRows(await loadShardTable(join(dir, shard.file), shard.rows, shard.sha256));
 }

@@ -11,6 +11,7 @@
 
 #include "io/binary.h"
 #include "io/safetensors.h"
+#include "io/sha256.h"
 
 namespace sdt::train {
 
@@ -93,6 +94,20 @@ std::string write_checkpoint_dir(const std::string& final_dir, const CheckpointW
   // The marker goes last: a directory without it is an interrupted write and is never loaded.
   Json marker = Json::object();
   marker.set("step", Json(w.state != nullptr ? w.state->step : 0)).set("written_at_unix", Json(static_cast<int64_t>(std::time(nullptr))));
+  // Size and sha256 of every file: readers refuse a checkpoint damaged or edited after it was written, and a
+  // tokenizer that is not this model's (tokenizer_sha256, as a dataset manifest's tokenizerHash).
+  Json files = Json::object();
+  for (const char* name : {"config.json", "model.safetensors", "tokenizer.json", "optimizer.safetensors", "trainer_state.json"}) {
+    const fs::path file = tmp / name;
+    if (!fs::exists(file)) continue;
+    uint64_t bytes = 0;
+    const std::string hex = io::sha256_file_hex(file.string(), &bytes);
+    Json entry = Json::object();
+    entry.set("bytes", Json(bytes)).set("sha256", Json(hex));
+    files.set(name, entry);
+    if (std::string(name) == "tokenizer.json") marker.set("tokenizer_sha256", Json(hex));
+  }
+  marker.set("files", files);
   io::write_file_atomic((tmp / "COMPLETE").string(), marker.dump() + "\n");
 
   std::error_code ec;
