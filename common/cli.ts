@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from './errors.ts';
 
@@ -13,6 +15,16 @@ export interface OptionSpec {
   required?: boolean;
   /** Allowed values for string options. */
   choices?: readonly string[];
+  /** Range of a number option, inclusive; checked before the command runs, one message for every command. */
+  min?: number;
+  max?: number;
+  /** A number option that must be a whole number. */
+  integer?: boolean;
+  /**
+   * A path the command writes: 'file' or 'dir'. Checked before any work: a file output must not be a
+   * directory, no output may sit under a file, and none may be one of the command's inputs or another output.
+   */
+  output?: 'file' | 'dir';
 }
 
 export type OptionValues = Record<string, string | number | boolean | string[] | undefined>;
@@ -25,7 +37,9 @@ export interface CommandSpec {
   description?: string;
   options: Record<string, OptionSpec>;
   /** Names of positional arguments, shown in usage; e.g. ["FILE"]. */
-  positionals?: { name: string; description: string; required?: boolean }[];
+  positionals?: { name: string; description: string; required?: boolean; variadic?: boolean }[];
+  /** Flags that cannot be given together: [a, b, why]. Refused, never resolved silently. */
+  conflicts?: [string, string, string][];
   examples?: string[];
   run(opts: OptionValues, positionals: string[]): Promise<number | undefined>;
 }
@@ -45,6 +59,8 @@ export function formatHelp(spec: CommandSpec): string {
     const flag = `${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'boolean' ? '' : ` ${o.arg ?? o.type.toUpperCase()}`}`;
     let desc = o.description;
     if (o.choices) desc += ` (${o.choices.join('|')})`;
+    const range = rangeText(o);
+    if (range) desc += ` (${range})`;
     if (o.required) desc += ' [required]';
     else if (o.default !== undefined && o.type !== 'boolean')
       desc += ` [default: ${JSON.stringify(o.default)}]`;
@@ -55,6 +71,82 @@ export function formatHelp(spec: CommandSpec): string {
     for (const e of spec.examples) lines.push(`  ${e}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** "an integer >= 1", "a number in [0, 1]"; '' when the option declares no range. */
+function rangeText(o: OptionSpec): string {
+  if (o.type !== 'number') return '';
+  const what = o.integer ? 'an integer' : 'a number';
+  if (o.min !== undefined && o.max !== undefined) return `${what} in [${o.min}, ${o.max}]`;
+  if (o.min !== undefined) return `${what} >= ${o.min}`;
+  if (o.max !== undefined) return `${what} <= ${o.max}`;
+  return o.integer ? what : '';
+}
+
+/** Why `n` is outside the option's declared range, or null. */
+export function rangeProblem(name: string, o: OptionSpec, n: number): string | null {
+  const bad =
+    (o.integer && !Number.isInteger(n)) ||
+    (o.min !== undefined && n < o.min) ||
+    (o.max !== undefined && n > o.max);
+  return bad ? `--${name} must be ${rangeText(o)}; got ${n}` : null;
+}
+
+/**
+ * A value that starts with "-" after a flag that takes one ("--vocab-size -5") is the flag's value, not an
+ * unknown option: joined as "--vocab-size=-5" so the range check, not the parser, names what is wrong.
+ */
+function joinDashValues(spec: CommandSpec, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    const o = name !== undefined ? spec.options[name] : undefined;
+    if (o && o.type !== 'boolean' && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** Output paths: refused before any work when they cannot be written or would overwrite an input. */
+function checkOutputs(spec: CommandSpec, opts: OptionValues, positionals: string[]): void {
+  const fail = (msg: string) => {
+    throw new UserError(`sdt ${spec.name}: ${msg}`);
+  };
+  const kind = (p: string) => {
+    try {
+      return statSync(p).isDirectory() ? 'dir' : 'file';
+    } catch {
+      return undefined;
+    }
+  };
+  const inputs = new Map<string, string>();
+  const declared = spec.positionals ?? [];
+  for (const [i, p] of positionals.entries())
+    inputs.set(resolve(p), declared[Math.min(i, declared.length - 1)]?.name ?? p);
+  for (const [name, o] of Object.entries(spec.options))
+    if (!o.output && o.type === 'string' && typeof opts[name] === 'string' && opts[name] !== o.default)
+      inputs.set(resolve(opts[name] as string), `--${name}`);
+  const outputs = new Map<string, string>();
+  for (const [name, o] of Object.entries(spec.options)) {
+    const v = opts[name];
+    if (!o.output || typeof v !== 'string' || v === '' || v === '-') continue;
+    const abs = resolve(v);
+    const k = kind(abs);
+    if (o.output === 'file' && k === 'dir') fail(`--${name} ${v} is a directory; give a file path.`);
+    if (o.output === 'dir' && k === 'file') fail(`--${name} ${v} is a file; give a directory.`);
+    for (let up = dirname(abs); up !== dirname(up); up = dirname(up)) {
+      if (kind(up) === 'file') fail(`--${name} ${v}: ${up} is a file, so nothing can be written under it.`);
+    }
+    const input = inputs.get(abs);
+    if (input) fail(`--${name} ${v} is also the input ${input}; write to another path.`);
+    const other = outputs.get(abs);
+    if (other) fail(`--${name} and ${other} are the same path (${v}); give each its own.`);
+    outputs.set(abs, `--${name}`);
+  }
 }
 
 /** Parse argv for a command; errors name the flag at fault and point at --help. */
@@ -75,7 +167,7 @@ export function parseCommandArgs(
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: joinDashValues(spec, argv),
       options,
       allowPositionals: true,
       strict: true,
@@ -100,6 +192,8 @@ export function parseCommandArgs(
       if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) {
         throw new UserError(`sdt ${spec.name}: --${name} expects a number, got ${JSON.stringify(raw)}.`);
       }
+      const range = rangeProblem(name, o, n);
+      if (range) throw new UserError(`sdt ${spec.name}: ${range}.`);
       opts[name] = n;
     } else if (o.type === 'list') {
       // Lists accept repeated flags and comma-separated values.
@@ -118,6 +212,18 @@ export function parseCommandArgs(
     const missing = (spec.positionals ?? []).slice(parsed.positionals.length).map((p) => p.name);
     throw new UserError(`sdt ${spec.name}: missing ${missing.join(', ')}. Run \`sdt ${spec.name} --help\`.`);
   }
+  const declared = spec.positionals ?? [];
+  if (!declared.at(-1)?.variadic && parsed.positionals.length > declared.length) {
+    const extra = parsed.positionals.slice(declared.length).map((p) => JSON.stringify(p));
+    throw new UserError(
+      `sdt ${spec.name}: unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(' ')} (it takes ${declared.length ? declared.map((p) => p.name).join(' ') : 'no arguments'}; options start with --). Run \`sdt ${spec.name} --help\`.`,
+    );
+  }
+  for (const [a, b, why] of spec.conflicts ?? []) {
+    if (values[a] !== undefined && values[a] !== false && values[b] !== undefined && values[b] !== false)
+      throw new UserError(`sdt ${spec.name}: --${a} and --${b} cannot be used together: ${why}.`);
+  }
+  checkOutputs(spec, opts, parsed.positionals);
   return { opts, positionals: parsed.positionals, help: false };
 }
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { type CommandSpec, optStr, str } from '../../common/cli.ts';
+import { bool, type CommandSpec, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
+import { decodeText } from '../steps/decode.ts';
 import { loadTokenizer } from './index.ts';
 
 export const command: CommandSpec = {
@@ -10,10 +11,18 @@ export const command: CommandSpec = {
 Encodes TEXT (or the content of --file) without adding special tokens: a literal "<|mask|>" in the text is
 ordinary text here, so data can never inject control tokens. Token text is shown JSON-quoted so spaces,
 tabs and newlines are visible; a token holding part of a multi-byte character shows U+FFFD.`,
-  positionals: [{ name: 'TEXT', description: 'the text to encode (or use --file)' }],
+  positionals: [{ name: 'TEXT', description: 'the text to encode (or use --file)', variadic: true }],
   options: {
     tokenizer: { type: 'string', arg: 'PATH', description: 'tokenizer.json to use', required: true },
-    file: { type: 'string', arg: 'FILE', description: 'encode this file instead of TEXT' },
+    file: {
+      type: 'string',
+      arg: 'FILE',
+      description: 'encode this file instead of TEXT; refused, as data build refuses it, unless it is text',
+    },
+    lossy: {
+      type: 'boolean',
+      description: 'decode a --file that is not valid UTF-8 anyway, invalid bytes becoming U+FFFD',
+    },
     format: {
       type: 'string',
       description: 'table: one token per line; ids: the ids on one line; json: ids, offsets and tokens',
@@ -31,11 +40,20 @@ tabs and newlines are visible; a token holding part of a multi-byte character sh
       throw new UserError('sdt tokenizer encode: give TEXT or --file, not both.');
     let text: string;
     if (file) {
+      let body: Buffer;
       try {
-        text = await readFile(file, 'utf8');
+        body = await readFile(file);
       } catch (err) {
         throw new UserError(`cannot read --file ${file} (${(err as Error).message}).`);
       }
+      // The project's one decoding rule (pipelines/steps/decode.ts): what data build refuses is refused here.
+      const decoded = decodeText(body);
+      if (bool(opts, 'lossy') || body.length === 0) text = body.toString('utf8');
+      else if ('text' in decoded) text = decoded.text;
+      else
+        throw new UserError(
+          `--file ${file} is not text (${decoded.reason}: ${decoded.detail}); data build would drop it. Pass --lossy to encode it with invalid bytes as U+FFFD.`,
+        );
     } else if (positionals.length > 0) {
       text = positionals.join(' ');
     } else {
