@@ -186,7 +186,7 @@ export async function runDistributed(
     await run.markComplete('prepare', { what, seconds });
     say(`prepared in ${seconds.toFixed(1)} s: ${what}`);
   }
-  if ((await run.completion(MERGE)) !== undefined && (await kind.outputDone(record))) {
+  if ((await run.completion(MERGE)) !== undefined && (await kind.outputDone(record, run))) {
     say(`${run.dir}: already complete`);
     return 'done';
   }

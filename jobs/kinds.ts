@@ -10,13 +10,14 @@ export interface JobKind {
   /** Runs once before the first submission (e.g. lists the input for the tasks); says what it did. */
   prepare?(record: RunRecord, run: RunDir): Promise<string>;
   /** Whether the merged output is still there (a finished run whose output was removed merges again). */
-  outputDone(record: RunRecord): Promise<boolean>;
+  outputDone(record: RunRecord, run: RunDir): Promise<boolean>;
 }
 
 /** Kinds by the command that writes them into run.json; loaded lazily, like the commands. */
 const KINDS: Record<string, () => Promise<JobKind>> = {
   'data build': async () => (await import('../pipelines/dataset/parts.ts')).dataBuildJob,
   'traj generate': async () => (await import('../posttrain/trajectories/generate.ts')).trajGenerateJob,
+  'traj score': async () => (await import('../posttrain/trajectories/score.ts')).trajScoreJob,
 };
 
 export async function jobKind(name: string): Promise<JobKind> {
