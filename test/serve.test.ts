@@ -1,0 +1,338 @@
+/**
+ * `sdt serve` driven by the `openai` npm client and plain HTTP: completions (plain, streamed, FIM, n > 1,
+ * lists of prompts, stop sequences) equal what the engine decodes for the same request alone; concurrent
+ * requests share lockstep groups and still get their own answers; bad requests get OpenAI-style errors with
+ * their status while the server keeps serving; a full queue answers 429; a killed engine is restarted.
+ */
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cutAtStop } from '../serve/openai.ts';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { builtNative } from './native-build.ts';
+import { makeServeCheckpoint, metric, PROMPTS, postJson, Reference } from './serve-helpers.ts';
+
+const bin = builtNative() ?? '';
+if (!bin) console.warn('serve tests skipped: sdt-native is not built (npm run build:native)');
+
+describe.skipIf(!bin)('sdt serve', () => {
+  let server: RunningServer;
+  let ref: Reference;
+  let openai: OpenAI;
+  let cleanup: () => void = () => undefined;
+  const maxQueue = 6;
+
+  beforeAll(async () => {
+    const made = await makeServeCheckpoint(bin);
+    cleanup = made.cleanup;
+    server = await startServer({
+      engine: { ckpt: made.ckpt, binary: bin },
+      port: 0,
+      maxQueue,
+      maxBodyBytes: 65536,
+    });
+    ref = await Reference.start(made.ckpt, bin);
+    openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await ref?.close();
+    cleanup();
+  });
+
+  it('lists its model and reports health', async () => {
+    const models = await openai.models.list();
+    expect(models.data.map((m) => m.id)).toEqual([server.modelName]);
+    const health = await fetch(`${server.url}/health`);
+    expect(health.status).toBe(200);
+    expect(((await health.json()) as { status: string }).status).toBe('ok');
+  });
+
+  it('answers a completion as the engine decodes it alone, with usage and forward passes', async () => {
+    const want = await ref.text(PROMPTS[0], { maxNew: 20 });
+    const r = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[0],
+      max_tokens: 20,
+    });
+    expect(r.object).toBe('text_completion');
+    expect(r.choices).toHaveLength(1);
+    expect(r.choices[0].text).toBe(want.text);
+    expect(r.choices[0].finish_reason).toBe(want.eos ? 'stop' : 'length');
+    const tok = ref.engine.requireTokenizer();
+    expect(r.usage?.prompt_tokens).toBe(tok.encode(PROMPTS[0]).length);
+    expect(r.usage?.completion_tokens).toBe(want.tokens);
+    expect((r.usage as unknown as { forward_passes: number }).forward_passes).toBe(want.passes);
+  });
+
+  it('streams the same text as server-sent events, ending with usage', async () => {
+    const settings = { max_tokens: 24, threshold: 0.5 };
+    const plain = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[3],
+      ...settings,
+    });
+    const stream = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[3],
+      ...settings,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let finish: string | null = null;
+    let chunks = 0;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const c of stream) {
+      chunks++;
+      for (const ch of c.choices) {
+        text += ch.text;
+        finish = ch.finish_reason ?? finish;
+      }
+      if (c.usage) usage = c.usage;
+    }
+    expect(text).toBe(plain.choices[0].text);
+    expect(finish).toBe(plain.choices[0].finish_reason);
+    expect(usage?.completion_tokens).toBe(plain.usage?.completion_tokens);
+    // The text arrived as it decoded, not in one piece at the end.
+    expect(chunks).toBeGreaterThan(2);
+  });
+
+  it('fills in the middle with the FIM special tokens', async () => {
+    const tok = ref.engine.requireTokenizer();
+    const prefix = 'def add(a, b):\n    return ';
+    const suffix = '\n\nprint(add(1, 2))\n';
+    const { fimPrefix, fimSuffix, fimMiddle } = tok.special;
+    const ids = [fimPrefix, ...tok.encode(prefix), fimSuffix, ...tok.encode(suffix), fimMiddle];
+    const [want] = await ref.tokens(ids, { maxNew: 12 });
+    const r = await openai.completions.create({
+      model: server.modelName,
+      prompt: prefix,
+      suffix,
+      max_tokens: 12,
+    });
+    expect(r.choices[0].text).toBe(tok.decode(want));
+    expect(r.usage?.prompt_tokens).toBe(ids.length);
+  });
+
+  it('returns n completions per prompt of a list, in OpenAI order, greedy and seeded', async () => {
+    const tok = ref.engine.requireTokenizer();
+    const greedy = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS.slice(0, 3),
+      n: 2,
+      max_tokens: 10,
+    });
+    expect(greedy.choices.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (let p = 0; p < 3; p++) {
+      const want = (await ref.text(PROMPTS[p], { maxNew: 10 })).text;
+      expect(greedy.choices[2 * p].text).toBe(want);
+      expect(greedy.choices[2 * p + 1].text).toBe(want);
+    }
+    // Sampled rows: row i draws from the seed's stream i, exactly as the engine decodes n copies.
+    const sampled = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[1],
+      n: 3,
+      max_tokens: 10,
+      temperature: 1,
+      seed: 11,
+    });
+    const want = await ref.tokens(tok.encode(PROMPTS[1]), { maxNew: 10, temperature: 1, seed: 11 }, 3);
+    expect(sampled.choices.map((c) => c.text)).toEqual(want.map((t) => tok.decode(t)));
+    expect(new Set(want.map((t) => t.join(','))).size).toBeGreaterThan(1);
+  });
+
+  it('cuts completions at stop sequences, streamed or not', async () => {
+    const full = (await ref.text(PROMPTS[2], { maxNew: 24 })).text;
+    expect(full.length).toBeGreaterThan(6);
+    const stop = full.slice(3, 5);
+    const want = cutAtStop(full, [stop]).text;
+    expect(want.length).toBeLessThan(full.length);
+    const r = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[2],
+      max_tokens: 24,
+      stop: [stop, '\u2603'],
+    });
+    expect(r.choices[0].text).toBe(want);
+    expect(r.choices[0].finish_reason).toBe('stop');
+    const stream = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[2],
+      max_tokens: 24,
+      stop,
+      stream: true,
+    });
+    let text = '';
+    for await (const c of stream) for (const ch of c.choices) text += ch.text;
+    expect(text).toBe(want);
+  });
+
+  /** Holds the engine (SIGSTOP) until `until` holds, so a test decides what is queued behind what. */
+  async function whilePaused(until: () => boolean): Promise<void> {
+    const pid = server.scheduler.enginePid as number;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (let i = 0; i < 400 && !until(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(until()).toBe(true);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  }
+
+  it('batches requests that arrive while a group decodes into the next group, each with its own answer', async () => {
+    const groupsBefore = server.scheduler.stats().groups;
+    const jobs = Array.from({ length: 6 }, (_, i) => PROMPTS[i % PROMPTS.length]);
+    const replies = jobs.map((p) =>
+      openai.completions.create({
+        model: server.modelName,
+        prompt: p,
+        max_tokens: 16,
+      }),
+    );
+    await whilePaused(() => server.scheduler.stats().queued === jobs.length - 1);
+    const answers = await Promise.all(replies);
+    for (let i = 0; i < jobs.length; i++) {
+      expect(answers[i].choices[0].text).toBe((await ref.text(jobs[i], { maxNew: 16 })).text);
+    }
+    // One group for the request that found the engine idle, one for the five that waited.
+    expect(server.scheduler.stats().groups - groupsBefore).toBe(2);
+  });
+
+  it('answers bad requests with OpenAI-style errors and the right status, and keeps serving', async () => {
+    const url = `${server.url}/v1/completions`;
+    const cases: [unknown, number, RegExp][] = [
+      ['{"prompt": "x", ', 400, /not valid JSON/],
+      [{ prompt: 'x', colour: 'red' }, 400, /unknown field "colour"/],
+      [{ prompt: 'x', temperature: 3 }, 400, /"temperature" must be a number in \[0, 2\]/],
+      [{ prompt: 'x', n: 17 }, 400, /"n" must be an integer in \[1, 16\]/],
+      [{ prompt: 'x', max_tokens: 500 }, 400, /"max_tokens" must be an integer in \[1, 95\]/],
+      [{ prompt: 'x', rule: 'sometimes' }, 400, /"rule" must be one of/],
+      [{ prompt: 'x', logprobs: 5 }, 400, /"logprobs" is not supported/],
+      [{ prompt: 'x '.repeat(200), max_tokens: 4 }, 400, /over the model's context of 96 tokens/],
+      [{ prompt: Array.from({ length: 9 }, () => 'x'), n: 8 }, 400, /at most 64 per request/],
+      [{ prompt: 'x', model: 'gpt-4' }, 404, /model "gpt-4" is not served here/],
+      [{ prompt: 'x'.repeat(70_000) }, 413, /over 65536 bytes|65536 \(--max-body\)/],
+      [{ max_tokens: 3 }, 400, /missing field "prompt"/],
+    ];
+    for (const [body, status, message] of cases) {
+      const r = await postJson(url, body);
+      expect(r.status, JSON.stringify(body).slice(0, 80)).toBe(status);
+      expect(r.json.error?.message).toMatch(message);
+      expect(typeof r.json.error?.type).toBe('string');
+    }
+    const chat = await postJson(`${server.url}/v1/chat/completions`, {
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(chat.status).toBe(400);
+    expect(chat.json.error?.code).toBe('no_chat_template');
+    await expect(
+      openai.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+    ).rejects.toThrow(/no chat template/);
+    expect((await fetch(`${server.url}/v1/nothing`)).status).toBe(404);
+    expect((await fetch(`${server.url}/v1/completions`)).status).toBe(405);
+    const after = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[0],
+      max_tokens: 8,
+    });
+    expect(after.choices[0].text).toBe((await ref.text(PROMPTS[0], { maxNew: 8 })).text);
+  });
+
+  it('refuses requests over the queue bound with 429 and answers the others correctly', async () => {
+    // Different thresholds give each request a group of its own, so they queue one behind the other.
+    const body = (i: number) => ({ prompt: PROMPTS[4], max_tokens: 40, threshold: 0.5 + i * 0.02 });
+    let refused = 0;
+    const replies = Array.from({ length: 20 }, (_, i) =>
+      postJson(`${server.url}/v1/completions`, body(i)).then((r) => {
+        if (r.status === 429) refused++;
+        return r;
+      }),
+    );
+    // One decoding, maxQueue waiting, the rest refused at once.
+    await whilePaused(() => refused === 20 - 1 - maxQueue);
+    const done = await Promise.all(replies);
+    expect(done.filter((r) => r.status === 200)).toHaveLength(1 + maxQueue);
+    for (const [i, r] of done.entries()) {
+      if (r.status === 429) {
+        expect(r.json.error?.code).toBe('queue_full');
+        continue;
+      }
+      expect(r.status).toBe(200);
+      expect(r.json.choices?.[0].text).toBe(
+        (await ref.text(PROMPTS[4], { maxNew: 40, threshold: body(i).threshold })).text,
+      );
+    }
+  });
+
+  it('restarts a killed engine, answering 503 until it is back', async () => {
+    const pid = server.scheduler.enginePid;
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid as number, 'SIGSTOP');
+    const inFlight = postJson(`${server.url}/v1/completions`, { prompt: PROMPTS[1], max_tokens: 60 });
+    for (let i = 0; i < 400 && server.scheduler.stats().runningRows === 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    process.kill(pid as number, 'SIGKILL');
+    const r = await inFlight;
+    expect(r.status).toBe(503);
+    expect(r.json.error?.code).toBe('engine_unavailable');
+    let health = 503;
+    for (let i = 0; i < 200 && health !== 200; i++) {
+      health = (await fetch(`${server.url}/health`)).status;
+      if (health !== 200) await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(health).toBe(200);
+    expect(server.scheduler.enginePid).not.toBe(pid);
+    const after = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[1],
+      max_tokens: 12,
+    });
+    expect(after.choices[0].text).toBe((await ref.text(PROMPTS[1], { maxNew: 12 })).text);
+    const m = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metric(m, 'sdt_engine_restarts_total')).toBe(1);
+  });
+
+  it('frees a cancelled stream and serves on', async () => {
+    const ctrl = new AbortController();
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        prompt: PROMPTS[3],
+        max_tokens: 48,
+        stream: true,
+        return_steps: true,
+        threshold: 1,
+      }),
+      signal: ctrl.signal,
+    });
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toMatch(/^data: .*"sdt_step"/);
+    ctrl.abort();
+    let idle = false;
+    for (let i = 0; i < 200 && !idle; i++) {
+      const s = server.scheduler.stats();
+      idle = s.runningRows === 0 && s.queued === 0 && s.engineUp;
+      if (!idle) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(idle).toBe(true);
+    const after = await openai.completions.create({
+      model: server.modelName,
+      prompt: PROMPTS[5],
+      max_tokens: 12,
+    });
+    expect(after.choices[0].text).toBe((await ref.text(PROMPTS[5], { maxNew: 12 })).text);
+  });
+
+  it('exposes Prometheus metrics', async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/# TYPE sdt_request_latency_seconds histogram/);
+    expect(text).toMatch(/sdt_requests_total\{endpoint="\/v1\/completions",status="400"\} \d+/);
+    expect(metric(text, 'sdt_completion_tokens_total')).toBeGreaterThan(0);
+    expect(metric(text, 'sdt_forward_passes_total')).toBeGreaterThan(0);
+    expect(metric(text, 'sdt_queue_depth')).toBe(0);
+    expect(metric(text, 'sdt_request_latency_seconds_count')).toBeGreaterThan(10);
+  });
+});
