@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CommandSpec, num, str } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
@@ -231,7 +231,7 @@ function postTrainingStages(out: string, data: string, synth: string, sampler: s
         checkpointOf(diffusion),
         ...suite,
         '--limit',
-        '512',
+        '256',
         '--k',
         '4',
         '--temperature',
@@ -296,9 +296,9 @@ function postTrainingStages(out: string, data: string, synth: string, sampler: s
         checkpointOf(distill),
         ...suite,
         '--limit',
-        '256',
+        '128',
         '--heldout-prompts',
-        join(synth, 'validation.jsonl'),
+        heldoutPrompts(out, synth, 100),
         '--rounds',
         '3',
         '--k',
@@ -385,6 +385,17 @@ function paretoStages(out: string, synth: string): Stage[] {
       ],
     },
   ];
+}
+
+/** The first `count` validation tasks as a prompt file: every on-policy round decodes them greedily. */
+function heldoutPrompts(out: string, synth: string, count: number): string {
+  const path = join(out, 'onpolicy-heldout.jsonl');
+  const lines = readFileSync(join(synth, 'validation.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .slice(0, count);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
 }
 
 function firstTestPrompt(synth: string): string {
@@ -492,9 +503,27 @@ The diffusion model is adapted from the AR model, so it has seen the AR model's 
       default: 'data/configs/demo.json',
       arg: 'FILE',
     },
-    steps: { type: 'number', description: "optimizer steps per model (0: the config's)", default: 0 },
-    'vocab-size': { type: 'number', description: 'stdlib: tokenizer vocabulary size', default: 4096 },
-    prompts: { type: 'number', description: 'stdlib: held-out function headers completed', default: 16 },
+    steps: {
+      type: 'number',
+      min: 0,
+      integer: true,
+      description: "optimizer steps per model (0: the config's)",
+      default: 0,
+    },
+    'vocab-size': {
+      type: 'number',
+      min: 1,
+      integer: true,
+      description: 'stdlib: tokenizer vocabulary size',
+      default: 4096,
+    },
+    prompts: {
+      type: 'number',
+      min: 1,
+      integer: true,
+      description: 'stdlib: held-out function headers completed',
+      default: 16,
+    },
   },
   async run(opts) {
     const out = str(opts, 'out');
