@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { deserialize, serialize } from 'node:v8';
@@ -31,8 +31,9 @@ import { readManifest } from './manifest.ts';
  * and hands them to the same dedup/split/write code as a local build, so its output is the local build's
  * byte for byte. Dedup is the one step that needs every earlier record, which is why it waits for the merge.
  *
- * A part file is a sequence of frames: a little-endian u32 length, then a batch of processed records
- * serialized with v8.serialize (the structured clone a worker thread already sends them as). It is written
+ * A part file is a sequence of frames: a little-endian u32 body length and u32 chunk index, then the
+ * body, processed records of that chunk serialized with v8.serialize (the structured clone a worker
+ * thread already sends them as). It is written
  * under a temporary name and renamed when complete, so a task killed mid-write leaves no part behind.
  */
 
@@ -128,14 +129,16 @@ export async function buildPart(
           for await (const r of chunkedRecords(resolvedSource(o), o)) if (r.chunk % tasks === rank) yield r;
         })();
     for await (const items of processedBatches(await executor, records, o.workers, () => true)) {
-      const body = serialize(items);
-      const head = Buffer.alloc(4);
-      head.writeUInt32LE(body.length);
-      for (const b of [head, body]) {
-        hash.update(b);
-        await out.write(b);
+      // One frame per chunk of the batch: the merge reads a frame's chunk from its header alone.
+      for (let i = 0; i < items.length; ) {
+        let j = i;
+        while (j < items.length && items[j].chunk === items[i].chunk) j++;
+        const frame = encodeFrame(items[i].chunk, items.slice(i, j));
+        hash.update(frame);
+        await out.write(frame);
+        summary.bytes += frame.length;
+        i = j;
       }
-      summary.bytes += 4 + body.length;
       summary.records += items.length;
       for (const w of items) {
         summary.inputBytes += w.nBytes;
@@ -155,92 +158,93 @@ export async function buildPart(
   return summary;
 }
 
-/** The record batches of one part file, checking its length and digest against the task's summary. */
-async function* partBatches(path: string, expected: PartSummary): AsyncGenerator<WorkItem[]> {
-  const size = (await stat(path).catch(() => undefined))?.size;
-  if (size !== expected.bytes) {
-    throw new UserError(
-      `${path} has ${size ?? 'no'} bytes, its completion marker says ${expected.bytes}; delete the marker and rerun to rebuild the part.`,
-    );
-  }
-  const hash = createHash('sha256');
-  let pending: Buffer = Buffer.alloc(0);
-  for await (const piece of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    hash.update(piece);
-    pending = pending.length ? Buffer.concat([pending, piece]) : piece;
-    while (pending.length >= 4) {
-      const n = pending.readUInt32LE(0);
-      if (pending.length < 4 + n) break;
-      yield deserialize(pending.subarray(4, 4 + n)) as WorkItem[];
-      pending = pending.subarray(4 + n);
-    }
-  }
-  if (pending.length)
-    throw new UserError(`${path} ends inside a frame; delete its completion marker and rerun.`);
-  if (hash.digest('hex') !== expected.sha256) {
-    throw new UserError(
-      `${path} does not match the digest in its completion marker; delete the marker and rerun to rebuild the part.`,
-    );
-  }
+const FRAME_HEAD = 8;
+
+function encodeFrame(chunk: number, items: WorkItem[]): Buffer {
+  const body = serialize(items);
+  const head = Buffer.alloc(FRAME_HEAD);
+  head.writeUInt32LE(body.length, 0);
+  head.writeUInt32LE(chunk, 4);
+  return Buffer.concat([head, body]);
 }
 
-/** Reads a part's records one at a time, with a look at the next. */
-class PartCursor {
-  private batch: WorkItem[] = [];
-  private at = 0;
-  private done = false;
-  constructor(private readonly batches: AsyncGenerator<WorkItem[]>) {}
-  async peek(): Promise<WorkItem | undefined> {
-    while (this.at >= this.batch.length && !this.done) {
-      const next = await this.batches.next();
-      if (next.done) this.done = true;
-      else {
-        this.batch = next.value;
-        this.at = 0;
+/**
+ * Reads one part file frame by frame with positioned reads, opening it only for each read: the merge
+ * keeps thousands of parts in step without holding a file handle or a buffer for any of them. Checks
+ * the length and digest against the task's completion marker.
+ */
+class PartReader {
+  private offset = 0;
+  private readonly hash = createHash('sha256');
+  private size: number | undefined;
+  constructor(
+    readonly path: string,
+    private readonly expected: PartSummary,
+  ) {}
+
+  private async read(at: number, n: number): Promise<Buffer> {
+    const fh = await open(this.path, 'r');
+    try {
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await fh.read(buf, 0, n, at);
+      if (bytesRead !== n)
+        throw new UserError(`${this.path} ends inside a frame; delete its completion marker and rerun.`);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The chunk of the next frame, or undefined at the end of the part. */
+  async nextChunk(): Promise<number | undefined> {
+    if (this.size === undefined) {
+      this.size = (await stat(this.path).catch(() => undefined))?.size;
+      if (this.size !== this.expected.bytes) {
+        throw new UserError(
+          `${this.path} has ${this.size ?? 'no'} bytes, its completion marker says ${this.expected.bytes}; delete the marker and rerun to rebuild the part.`,
+        );
       }
     }
-    return this.done ? undefined : this.batch[this.at];
+    if (this.offset >= this.size) return undefined;
+    return (await this.read(this.offset, FRAME_HEAD)).readUInt32LE(4);
   }
-  take(): WorkItem {
-    return this.batch[this.at++];
-  }
-  async close(): Promise<void> {
-    await this.batches.return(undefined);
+
+  async nextFrame(): Promise<WorkItem[]> {
+    const n = (await this.read(this.offset, FRAME_HEAD)).readUInt32LE(0);
+    const frame = await this.read(this.offset, FRAME_HEAD + n);
+    this.hash.update(frame);
+    this.offset += frame.length;
+    if (this.offset === this.size && this.hash.digest('hex') !== this.expected.sha256) {
+      throw new UserError(
+        `${this.path} does not match the digest in its completion marker; delete the marker and rerun to rebuild the part.`,
+      );
+    }
+    return deserialize(frame.subarray(FRAME_HEAD)) as WorkItem[];
   }
 }
 
 /** The parts' records in input order: chunk k comes from part k mod tasks. */
 export function partsFeed(dir: string, parts: PartSummary[]): RecordFeed {
   return async function* (_source, reusable) {
-    const cursors = parts.map((p) => new PartCursor(partBatches(partPath(dir, p.rank), p)));
-    try {
-      for (let k = 0; ; k++) {
-        const cursor = cursors[k % cursors.length];
-        const first = await cursor.peek();
-        if (!first || first.chunk !== k) {
-          // Chunks are numbered without gaps, so the input ends where a chunk is missing.
-          for (const [r, c] of cursors.entries()) {
-            const left = await c.peek();
-            if (left)
-              throw new Error(
-                `${partPath(dir, r)}: chunk ${left.chunk} found after the input ended at chunk ${k}`,
-              );
-          }
-          return;
+    const readers = parts.map((p) => new PartReader(partPath(dir, p.rank), p));
+    for (let k = 0; ; k++) {
+      const reader = readers[k % readers.length];
+      if ((await reader.nextChunk()) !== k) {
+        // Chunks are numbered without gaps, so the input ends where a chunk is missing.
+        for (const r of readers) {
+          const left = await r.nextChunk();
+          if (left !== undefined)
+            throw new Error(`${r.path}: chunk ${left} found after the input ended at chunk ${k}`);
         }
-        keepReusable(reusable, k, first.id, true);
-        let batch: WorkItem[] = [];
-        while ((await cursor.peek())?.chunk === k) {
-          batch.push(cursor.take());
-          if (batch.length >= 64) {
-            yield batch;
-            batch = [];
-          }
-        }
-        if (batch.length) yield batch;
+        return;
       }
-    } finally {
-      await Promise.allSettled(cursors.map((c) => c.close()));
+      let first = true;
+      while ((await reader.nextChunk()) === k) {
+        const items = await reader.nextFrame();
+        if (first && items.length) keepReusable(reusable, k, items[0].id, true);
+        first = false;
+        yield items;
+      }
     }
   };
 }
