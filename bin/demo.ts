@@ -486,6 +486,7 @@ The diffusion model is adapted from the AR model, so it has seen the AR model's 
   options: {
     out: {
       type: 'string',
+      output: 'dir',
       description: 'directory for everything the demo writes',
       default: 'runs/demo',
       arg: 'DIR',

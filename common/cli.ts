@@ -18,6 +18,8 @@ export interface OptionSpec {
   /** Range of a number option, inclusive; checked before the command runs, one message for every command. */
   min?: number;
   max?: number;
+  /** The value must be above min, not equal to it. */
+  minExclusive?: boolean;
   /** A number option that must be a whole number. */
   integer?: boolean;
   /**
@@ -77,8 +79,9 @@ export function formatHelp(spec: CommandSpec): string {
 function rangeText(o: OptionSpec): string {
   if (o.type !== 'number') return '';
   const what = o.integer ? 'an integer' : 'a number';
-  if (o.min !== undefined && o.max !== undefined) return `${what} in [${o.min}, ${o.max}]`;
-  if (o.min !== undefined) return `${what} >= ${o.min}`;
+  const open = o.minExclusive ? '(' : '[';
+  if (o.min !== undefined && o.max !== undefined) return `${what} in ${open}${o.min}, ${o.max}]`;
+  if (o.min !== undefined) return `${what} ${o.minExclusive ? '>' : '>='} ${o.min}`;
   if (o.max !== undefined) return `${what} <= ${o.max}`;
   return o.integer ? what : '';
 }
@@ -87,7 +90,7 @@ function rangeText(o: OptionSpec): string {
 export function rangeProblem(name: string, o: OptionSpec, n: number): string | null {
   const bad =
     (o.integer && !Number.isInteger(n)) ||
-    (o.min !== undefined && n < o.min) ||
+    (o.min !== undefined && (n < o.min || (o.minExclusive && n === o.min))) ||
     (o.max !== undefined && n > o.max);
   return bad ? `--${name} must be ${rangeText(o)}; got ${n}` : null;
 }

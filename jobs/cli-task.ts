@@ -11,7 +11,13 @@ export const command: CommandSpec = {
 Runs task --rank of the run in RUN_DIR (Slurm passes SLURM_ARRAY_TASK_ID), or the merge once every task
 has its completion marker, and writes the marker last. CPUs come from SDT_TASK_CPUS (the executors set it).`,
   options: {
-    rank: { type: 'number', arg: 'R', description: 'the task to run (0 <= R < tasks)' },
+    rank: {
+      type: 'number',
+      min: 0,
+      integer: true,
+      arg: 'R',
+      description: 'the task to run (0 <= R < tasks)',
+    },
     merge: { type: 'boolean', description: 'run the merge instead' },
   },
   positionals: [{ name: 'RUN_DIR', description: 'the run directory', required: true }],

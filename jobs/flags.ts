@@ -28,12 +28,15 @@ export const EXECUTOR_FLAGS: Record<string, OptionSpec> = {
   },
   tasks: {
     type: 'number',
+    min: 1,
+    integer: true,
     arg: 'N',
     description: 'parts the input is cut into, one task each (local with 1: a single in-process run)',
     default: 1,
   },
   'run-dir': {
     type: 'string',
+    output: 'dir',
     arg: 'DIR',
     description: 'where tasks record completions, parts, logs and submissions [default: OUT.run]',
   },
@@ -41,6 +44,8 @@ export const EXECUTOR_FLAGS: Record<string, OptionSpec> = {
   time: { type: 'string', arg: 'D-HH:MM:SS', description: 'Slurm time limit per task' },
   'cpus-per-task': {
     type: 'number',
+    min: 1,
+    integer: true,
     arg: 'N',
     description: 'CPUs per task (the task runs this many worker threads)',
     default: 1,
@@ -48,6 +53,8 @@ export const EXECUTOR_FLAGS: Record<string, OptionSpec> = {
   mem: { type: 'string', arg: 'SIZE', description: 'Slurm memory per task, e.g. 4G' },
   'max-parallel': {
     type: 'number',
+    min: 1,
+    integer: true,
     arg: 'N',
     description: 'tasks running at once at most [default: no limit on Slurm, 1 locally]',
   },
@@ -58,6 +65,8 @@ export const EXECUTOR_FLAGS: Record<string, OptionSpec> = {
   },
   retries: {
     type: 'number',
+    min: 0,
+    integer: true,
     arg: 'N',
     description: 'resubmit a failed or cancelled task up to N times',
     default: 0,
@@ -65,6 +74,8 @@ export const EXECUTOR_FLAGS: Record<string, OptionSpec> = {
   detach: { type: 'boolean', description: 'submit and return; follow with `sdt jobs status RUN_DIR`' },
   'poll-seconds': {
     type: 'number',
+    min: 0,
+    minExclusive: true,
     arg: 'S',
     description: 'how often the queue is read while waiting',
     default: 2,

@@ -27,9 +27,11 @@ export const TRAIN_LAUNCH_FLAGS: Record<string, OptionSpec> = {
     choices: ['local', 'slurm'],
     default: 'local',
   },
-  nodes: { type: 'number', arg: 'N', description: 'Slurm: nodes', default: 1 },
+  nodes: { type: 'number', min: 1, integer: true, arg: 'N', description: 'Slurm: nodes', default: 1 },
   'gpus-per-node': {
     type: 'number',
+    min: 0,
+    integer: true,
     arg: 'G',
     description: 'Slurm: GPUs per node, one rank each (0: one CPU rank per node)',
     default: 0,

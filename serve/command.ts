@@ -17,7 +17,14 @@ settings share the engine's lockstep groups of up to 16 rows. See docs/serve.md.
       arg: 'DIR',
     },
     host: { type: 'string', description: 'address to listen on', default: '127.0.0.1' },
-    port: { type: 'number', description: 'port to listen on (0: any free port)', default: 8000 },
+    port: {
+      type: 'number',
+      min: 0,
+      max: 65535,
+      integer: true,
+      description: 'port to listen on (0: any free port)',
+      default: 8000,
+    },
     device: {
       type: 'string',
       description: 'where the engine runs the model; cuda needs a CUDA build and a GPU',
@@ -26,18 +33,24 @@ settings share the engine's lockstep groups of up to 16 rows. See docs/serve.md.
     },
     'max-queue': {
       type: 'number',
+      min: 0,
+      integer: true,
       description: 'requests that may wait for the engine; more get 429',
       default: 256,
       arg: 'N',
     },
     timeout: {
       type: 'number',
+      min: 0,
+      minExclusive: true,
       description: 'seconds a request may take before it gets 504',
       default: 120,
       arg: 'S',
     },
     'max-body': {
       type: 'number',
+      min: 1,
+      integer: true,
       description: 'largest request body in bytes (more gets 413)',
       default: 1048576,
       arg: 'BYTES',
@@ -49,6 +62,8 @@ settings share the engine's lockstep groups of up to 16 rows. See docs/serve.md.
     },
     threads: {
       type: 'number',
+      min: 0,
+      integer: true,
       description: 'native threads of the engine (0 = OMP_NUM_THREADS if set, else 1)',
       default: 0,
       arg: 'N',
@@ -56,6 +71,8 @@ settings share the engine's lockstep groups of up to 16 rows. See docs/serve.md.
     tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
     'random-init': {
       type: 'number',
+      min: 0,
+      integer: true,
       description: 'testing: a random model of --config instead of --ckpt',
       arg: 'SEED',
     },

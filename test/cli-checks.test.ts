@@ -47,6 +47,17 @@ describe('numeric ranges', () => {
     expect(parseCommandArgs(spec, ['IN', '--vocab-size', '3']).opts['vocab-size']).toBe(3);
   });
 
+  it('every numeric flag of every command declares its range', async () => {
+    const unchecked: string[] = [];
+    for (const entry of commands) {
+      const { command } = await entry.load();
+      for (const [name, o] of Object.entries(command.options))
+        if (o.type === 'number' && o.min === undefined && o.max === undefined)
+          unchecked.push(`sdt ${command.name} --${name}`);
+    }
+    expect(unchecked).toEqual([]);
+  }, 60_000);
+
   it('every command of the registry has defaults inside its own ranges', async () => {
     for (const entry of commands) {
       const { command } = await entry.load();

@@ -85,6 +85,8 @@ Settings come from the defaults, then --config FILE, then flags.`,
     },
     'stop-after': {
       type: 'number',
+      min: 0,
+      integer: true,
       arg: 'N',
       description: 'checkpoint and stop after N steps of this invocation (0: run to the end)',
       default: 0,

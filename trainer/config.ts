@@ -501,6 +501,11 @@ export function configOptions(): Record<string, OptionSpec> {
               : 'NAME',
       description: `${f.description} [default: ${shown}; config: ${f.path}]`,
       ...(f.choices ? { choices: f.choices } : {}),
+      // The field's range, so help shows it and the flag is refused before the config is assembled.
+      ...(f.flag === 'out' ? { output: 'dir' as const } : {}),
+      ...(f.type === 'int' ? { integer: true } : {}),
+      ...(f.min !== undefined ? { min: f.min, ...(f.minExclusive ? { minExclusive: true } : {}) } : {}),
+      ...(f.max !== undefined ? { max: f.max } : {}),
     };
   }
   return out;

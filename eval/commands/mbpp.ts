@@ -9,7 +9,15 @@ export const command = makeEvalCommand({
     'and here is your task: ... Your code should pass these tests: ... [BEGIN]") after --shots solved examples ' +
     '(tasks 2, 3, 4), cuts completions at [DONE], and runs completion + test_setup_code + test_list.',
   extra: {
-    shots: { type: 'number', arg: 'N', description: 'few-shot examples in the prompt (0-3)', default: 3 },
+    shots: {
+      type: 'number',
+      min: 0,
+      max: 3,
+      integer: true,
+      arg: 'N',
+      description: 'few-shot examples in the prompt (0-3)',
+      default: 3,
+    },
   },
   examples: ['sdt eval mbpp --oracle', 'sdt eval mbpp --ckpt runs/ckpt --shots 0 --limit 50'],
 });

@@ -17,7 +17,7 @@ export const command: CommandSpec = {
       choices: ['parquet', 'jsonl'],
       default: 'parquet',
     },
-    out: { type: 'string', arg: 'FILE', description: 'output file', required: true },
+    out: { type: 'string', output: 'file', arg: 'FILE', description: 'output file', required: true },
     split: {
       type: 'string',
       description: 'which rows',

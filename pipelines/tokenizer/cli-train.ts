@@ -29,15 +29,25 @@ Ids 0-7 are <|pad|> <|bos|> <|eos|> <|mask|> <|del|> <|fim_prefix|> <|fim_middle
 256 byte tokens, then merges in the order learned. The same corpus and flags give the same file, byte for
 byte; its sha256 is the tokenizer hash that datasets record.`,
   options: {
-    out: { type: 'string', arg: 'PATH', description: 'where to write tokenizer.json', required: true },
+    out: {
+      type: 'string',
+      output: 'file',
+      arg: 'PATH',
+      description: 'where to write tokenizer.json',
+      required: true,
+    },
     'vocab-size': {
       type: 'number',
+      min: 1,
+      integer: true,
       arg: 'N',
       description: 'vocabulary size, special and byte tokens included',
       default: DEFAULT_VOCAB_SIZE,
     },
     'min-frequency': {
       type: 'number',
+      min: 1,
+      integer: true,
       arg: 'N',
       description: 'never merge a pair seen fewer times; training stops early when no pair is left',
       default: DEFAULT_MIN_FREQUENCY,

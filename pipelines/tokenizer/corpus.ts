@@ -45,6 +45,8 @@ export function corpusOptions(defaultSplit: 'train' | 'validation'): Record<stri
     },
     'max-bytes': {
       type: 'number',
+      min: 0,
+      integer: true,
       arg: 'N',
       description: 'stop after reading this many bytes of text (0: no limit)',
       default: 0,

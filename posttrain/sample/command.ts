@@ -31,9 +31,18 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
     },
     tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
     ...SAMPLER_OPTIONS,
-    batch: { type: 'number', description: 'prompts sent per request', default: 8, arg: 'N' },
+    batch: {
+      type: 'number',
+      min: 1,
+      integer: true,
+      description: 'prompts sent per request',
+      default: 8,
+      arg: 'N',
+    },
     threads: {
       type: 'number',
+      min: 0,
+      integer: true,
       description:
         'threads of sdt-native (0 = OMP_NUM_THREADS if set, else 1: small-batch decoding is latency-bound)',
       default: 0,
@@ -41,6 +50,7 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
     },
     'record-trajectory': {
       type: 'string',
+      output: 'file',
       description: "write every generation's steps as Arrow rows here",
       arg: 'OUT',
     },
@@ -48,12 +58,15 @@ shown filling in, step by step. --ar decodes token by token (causal checkpoints)
     'no-animate': { type: 'boolean', description: 'do not animate the steps on a terminal' },
     'step-delay': {
       type: 'number',
+      min: 0,
       description: 'terminal animation: milliseconds per step',
       default: 40,
       arg: 'MS',
     },
     'random-init': {
       type: 'number',
+      min: 0,
+      integer: true,
       description: 'testing: a random model of --config instead of --ckpt',
       arg: 'SEED',
     },

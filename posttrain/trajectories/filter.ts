@@ -134,21 +134,39 @@ keeps the first --top-k; ties break on the trajectory id. Prints one line per pr
 same as JSON.`,
   positionals: [{ name: 'IN', description: 'scored trajectory file (sdt traj score)', required: true }],
   options: {
-    out: { type: 'string', arg: 'OUT', description: 'Arrow file of the kept trajectories', required: true },
+    out: {
+      type: 'string',
+      output: 'file',
+      arg: 'OUT',
+      description: 'Arrow file of the kept trajectories',
+      required: true,
+    },
     by: {
       type: 'string',
       description: 'score to rank by',
       default: 'elbo',
       choices: Object.keys(SCORE_KEYS),
     },
-    'top-k': { type: 'number', arg: 'K', description: 'trajectories kept per prompt', default: 1 },
+    'top-k': {
+      type: 'number',
+      min: 1,
+      integer: true,
+      arg: 'K',
+      description: 'trajectories kept per prompt',
+      default: 1,
+    },
     require: {
       type: 'list',
       arg: 'KEY>=X',
       description: 'thresholds, e.g. verifier>=1 (repeatable)',
       default: [],
     },
-    report: { type: 'string', arg: 'FILE', description: 'write the per-prompt report as JSON here' },
+    report: {
+      type: 'string',
+      output: 'file',
+      arg: 'FILE',
+      description: 'write the per-prompt report as JSON here',
+    },
   },
   examples: ['sdt traj filter scored.arrow --by elbo --top-k 2 --require verifier>=1 --out kept.arrow'],
   async run(o, pos) {

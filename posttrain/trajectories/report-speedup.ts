@@ -124,7 +124,12 @@ export const command: CommandSpec = {
     { name: 'RUN_DIR', description: 'run directory of sdt train --stage onpolicy', required: true },
   ],
   options: {
-    out: { type: 'string', arg: 'FILE', description: 'SVG to write [default: RUN_DIR/speedup.svg]' },
+    out: {
+      type: 'string',
+      output: 'file',
+      arg: 'FILE',
+      description: 'SVG to write [default: RUN_DIR/speedup.svg]',
+    },
   },
   examples: ['sdt report speedup runs/onpolicy'],
   async run(o, pos) {

@@ -198,7 +198,13 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
     },
   ],
   options: {
-    out: { type: 'string', arg: 'OUT', description: 'scored Arrow file to write', required: true },
+    out: {
+      type: 'string',
+      output: 'file',
+      arg: 'OUT',
+      description: 'scored Arrow file to write',
+      required: true,
+    },
     ckpt: { type: 'string', arg: 'DIR', description: 'checkpoint that scores the ELBO (omit: no ELBO)' },
     tokenizer: { type: 'string', arg: 'FILE', description: 'tokenizer.json [default: CKPT/tokenizer.json]' },
     suite: {
@@ -213,7 +219,14 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
       description: 'evaluation data for --suite',
       default: '/work/shared/data',
     },
-    concurrency: { type: 'number', arg: 'N', description: 'sandbox runs in parallel', default: 2 },
+    concurrency: {
+      type: 'number',
+      min: 1,
+      integer: true,
+      arg: 'N',
+      description: 'sandbox runs in parallel',
+      default: 2,
+    },
     'skip-verifier': { type: 'boolean', description: 'skip syntax and tests' },
     device: {
       type: 'string',
