@@ -11,10 +11,10 @@
  * decodes is dropped from the answer; a queued one never reaches the engine, and a group whose jobs are
  * all cancelled is cut short by restarting the engine.
  */
-import { UserError } from '../common/errors.ts';
-import type { EngineClient, EngineOptions } from '../engine/client.ts';
-import { EngineClient as Engine } from '../engine/client.ts';
+import { EngineClient, type EngineOptions } from '../engine/client.ts';
+import type { Tokenizer } from '../pipelines/tokenizer/types.ts';
 import {
+  type ReadyInfo,
   type SampleSettings,
   settingsToWire,
   type WireResult,
@@ -70,9 +70,13 @@ export interface SchedulerOptions {
 
 export class Scheduler {
   private engine: EngineClient | null = null;
+  // The first engine: its ready line and tokenizer describe every later one.
+  private ready!: EngineClient;
   private readonly queue: Entry[] = [];
   private running: Entry[] = [];
   private restarting: Promise<void> | null = null;
+  /** An engine this scheduler killed, which must get no more work. */
+  private killed: EngineClient | null = null;
   private closed = false;
   private restarts = 0;
   private groups = 0;
@@ -81,17 +85,17 @@ export class Scheduler {
 
   static async start(opts: SchedulerOptions): Promise<Scheduler> {
     const s = new Scheduler(opts);
-    s.attach(await Engine.start(opts.engine));
+    s.attach(await EngineClient.start(opts.engine));
     return s;
   }
 
-  get info() {
-    if (!this.engine) throw new UserError('engine not started');
-    return this.engine.info;
+  /** The checkpoint's engine info (kept while the engine restarts: the new one loads the same checkpoint). */
+  get info(): ReadyInfo {
+    return this.ready.info;
   }
 
-  get tokenizer() {
-    return this.engine?.tokenizer ?? null;
+  get tokenizer(): Tokenizer | null {
+    return this.ready.tokenizer;
   }
 
   /** The engine's process id (undefined while it restarts). */
@@ -110,7 +114,9 @@ export class Scheduler {
   }
 
   private attach(engine: EngineClient): void {
+    this.ready ??= engine;
     this.engine = engine;
+    this.killed = null;
     engine.onExit(() => {
       if (this.engine !== engine) return;
       this.engine = null;
@@ -125,7 +131,7 @@ export class Scheduler {
     this.restarting = (async () => {
       for (let attempt = 0; !this.closed; attempt++) {
         try {
-          const e = await Engine.start(this.opts.engine);
+          const e = await EngineClient.start(this.opts.engine);
           if (this.closed) {
             await e.close();
             return;
@@ -148,7 +154,8 @@ export class Scheduler {
    */
   submit(job: Job, signal?: AbortSignal): Promise<WireResult[]> {
     if (this.closed) return Promise.reject(new JobError(503, 'unavailable', 'the server is shutting down'));
-    if (!this.engine?.alive) {
+    // While an engine this scheduler killed is replaced, jobs wait for the new one; after a crash they get 503.
+    if (!this.engine?.alive && !this.killed) {
       return Promise.reject(
         new JobError(
           503,
@@ -198,8 +205,12 @@ export class Scheduler {
     const i = this.queue.indexOf(entry);
     if (i >= 0) this.queue.splice(i, 1);
     entry.reject(asJobError(reason));
-    // Nobody waits for the group any more: restart the engine rather than decode rows nobody reads.
-    if (this.running.length > 0 && this.running.every((e) => e.cancelled)) this.engine?.kill();
+    // Nobody waits for the group any more: restart the engine rather than decode rows nobody reads. Until
+    // the new engine is up nothing is sent to this one (it may answer the group before the signal lands).
+    if (this.engine && this.running.length > 0 && this.running.every((e) => e.cancelled)) {
+      this.killed = this.engine;
+      this.engine.kill();
+    }
   }
 
   /** The head of the queue and every later job of the same settings that fits beside it. */
@@ -221,7 +232,7 @@ export class Scheduler {
   }
 
   private pump(): void {
-    if (this.running.length > 0 || this.closed || !this.engine?.alive) return;
+    if (this.running.length > 0 || this.closed || !this.engine?.alive || this.engine === this.killed) return;
     const group = this.takeGroup();
     if (group.length === 0) return;
     this.running = group;
@@ -241,7 +252,12 @@ export class Scheduler {
     const onStep = streaming
       ? (ev: WireStepEvent) => {
           const [e, i] = owner[ev.sequence];
-          if (!e.cancelled) e.job.onStep?.(i, ev);
+          if (e.cancelled) return;
+          try {
+            e.job.onStep?.(i, ev);
+          } catch {
+            // A listener that failed (its client is gone) must not stop the other rows' events.
+          }
         }
       : undefined;
     try {
