@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""The engine on the GPU against the engine on the CPU (schemas/engine.md), for a machine without Node.
+"""The engine and the trainer on the GPU against the CPU (schemas/engine.md), for a machine without Node.
 
 Starts `sdt-native serve --device cpu` and `--device cuda` on one checkpoint, sends both the same score,
 loss, logits and generate requests (batches as binary messages, as engine/client.ts sends them) and prints
 how far the CUDA results are from the CPU reference (the CUDA model computes in bf16). Also checks that a
-bad frame gets a named error from the CUDA engine and that it keeps serving.
+bad frame gets a named error from the CUDA engine and that it keeps serving, and runs `sdt-native train`
+for a few steps on one stream with --device cpu and --device cuda, comparing the step losses.
 
     python3 bench/engine-cuda-check.py SDT_NATIVE CKPT [DEVICE]   (DEVICE cuda; cpu tests the script itself)
 """
@@ -13,7 +14,7 @@ import json, random, struct, subprocess, sys, zlib
 MAGIC = b"SDTSTRM\0"
 
 
-def batch_message(rows, T, pad=0):
+def batch_payload(rows, T, pad=0):
     ids, tgt, wt, seg = [], [], [], []
     for inp, targets in rows:
         n = len(inp)
@@ -25,9 +26,48 @@ def batch_message(rows, T, pad=0):
     payload = struct.pack("<4I", B, T, 1, 0)
     payload += struct.pack(f"<{B*T}i", *ids) + struct.pack(f"<{B*T}i", *tgt)
     payload += struct.pack(f"<{B*T}f", *wt) + struct.pack(f"<{B*T}i", *seg)
-    head = struct.pack("<II", 5, len(payload))
-    crc = zlib.crc32(payload, zlib.crc32(head))
-    return MAGIC + struct.pack("<IIQ", 1, 0, 0) + head + struct.pack("<I", crc) + payload
+    return payload
+
+
+def frame(kind, payload):
+    head = struct.pack("<II", kind, len(payload))
+    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
+def batch_message(rows, T, pad=0):
+    return MAGIC + struct.pack("<IIQ", 1, 0, 0) + frame(5, batch_payload(rows, T, pad))
+
+
+def train_check(binary, ckpt, rows, T, device, steps=8):
+    """Losses of `steps` training steps on one stream, --device cpu against --device cuda."""
+    import os, tempfile
+    d = tempfile.mkdtemp()
+    with open(os.path.join(ckpt, "config.json")) as f:
+        model = json.load(f)
+    cfg = {"model": model, "total_steps": steps, "schedule": {"lr": 1e-3, "min_lr": 1e-4}, "seed": 1}
+    with open(os.path.join(d, "train.json"), "w") as f:
+        json.dump(cfg, f)
+    stream = MAGIC + struct.pack("<IIQ", 1, 0, 0)
+    for i in range(steps):
+        stream += frame(1, batch_payload(rows[i % len(rows):] + rows[: i % len(rows)], T))
+    stream += frame(4, b"")
+    with open(os.path.join(d, "stream.bin"), "wb") as f:
+        f.write(stream)
+    losses = {}
+    for key, dev in [("cpu", "cpu"), ("cuda", device)]:
+        r = subprocess.run([binary, "train", "--stream", os.path.join(d, "stream.bin"), "--config",
+                            os.path.join(d, "train.json"), "--out", os.path.join(d, key), "--device", dev],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"train --device {dev}: exit {r.returncode}: {r.stderr.strip()[-400:]}")
+            return False
+        losses[key] = [e["loss"] for e in map(json.loads, r.stdout.split("\n")[:-1]) if e.get("event") == "step"]
+    worst = max(abs(a - b) / abs(a) for a, b in zip(losses["cpu"], losses["cuda"]))
+    print("train losses cpu ", " ".join(f"{x:.4f}" for x in losses["cpu"]))
+    print("train losses cuda", " ".join(f"{x:.4f}" for x in losses["cuda"]))
+    print(f"train: {len(losses['cuda'])} steps, worst relative loss difference {worst:.2e}; "
+          f"falling on cuda: {losses['cuda'][-1] < losses['cuda'][0]}")
+    return len(losses["cuda"]) == steps and worst < 5e-2 and losses["cuda"][-1] < losses["cuda"][0]
 
 
 class Engine:
@@ -66,7 +106,8 @@ class Engine:
 
 def main():
     binary, ckpt = sys.argv[1], sys.argv[2]
-    cpu, gpu = Engine(binary, ckpt, "cpu"), Engine(binary, ckpt, sys.argv[3] if len(sys.argv) > 3 else "cuda")
+    device = sys.argv[3] if len(sys.argv) > 3 else "cuda"
+    cpu, gpu = Engine(binary, ckpt, "cpu"), Engine(binary, ckpt, device)
     V = cpu.ready["vocab_size"]
     mask = cpu.ready["mask_token_id"]
     rnd = random.Random(3)
@@ -113,6 +154,8 @@ def main():
     print(f"bad frame on cuda: code {rb.get('code')}; next request ok: {ra.get('ok')}")
     ok &= rb.get("code") == "bad_frame" and ra.get("ok") is True
     print(f"exit codes: cpu {cpu.close()} cuda {gpu.close()}")
+    train_rows = [(r[0][:T], [t if t >= 0 else -1 for t in r[1]]) for r in rows]
+    ok &= train_check(binary, ckpt, train_rows, T, device)
     print("RESULT", "pass" if ok else "FAIL")
     return 0 if ok else 1
 

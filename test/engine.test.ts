@@ -173,6 +173,24 @@ describe.skipIf(!bin)('engine', () => {
       await expect(EngineClient.start({ ckpt, binary: bin, device: 'cuda' })).rejects.toThrow(
         /--device cuda/,
       );
+      // The trainer takes the same device choice and refuses it the same way, before reading anything.
+      const train = spawnSync(
+        bin,
+        [
+          'train',
+          '--device',
+          'cuda',
+          '--stream',
+          '-',
+          '--config',
+          join(dir, 'none.json'),
+          '--out',
+          join(dir, 'run'),
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(train.status).toBe(2);
+      expect(train.stderr).toMatch(/--device cuda: (this sdt-native was built without CUDA|no CUDA device)/);
     }
   });
 

@@ -1,7 +1,7 @@
 /** `sdt train`: train a diffusion (or AR baseline) model with sdt-native, fed by corrupted batches. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { bool, type CommandSpec, num, type OptionValues, optStr } from '../common/cli.ts';
+import { bool, type CommandSpec, num, type OptionValues, optStr, str } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
 import { nativeBinary } from '../common/native.ts';
 import { launchTraining, TRAIN_LAUNCH_FLAGS, trainLaunchOptions } from '../jobs/train-launch.ts';
@@ -74,6 +74,12 @@ Settings come from the defaults, then --config FILE, then flags.`,
         'post-training stage instead of pretraining: distill | onpolicy (sdt train --stage NAME --help)',
     },
     config: { type: 'string', arg: 'FILE', description: 'train config JSON (see data/configs/demo.json)' },
+    device: {
+      type: 'string',
+      description: 'where sdt-native train runs the steps; cuda needs a CUDA build and a GPU',
+      default: 'cpu',
+      choices: ['cpu', 'cuda'],
+    },
     resume: {
       type: 'string',
       arg: 'RUN_DIR',
@@ -131,6 +137,7 @@ Settings come from the defaults, then --config FILE, then flags.`,
       resume,
       stopAfterSteps: num(opts, 'stop-after'),
       quiet,
+      device: str(opts, 'device') === 'cuda' ? 'cuda' : 'cpu',
     });
     const val = Object.entries(summary.final_validation)
       .map(([g, v]) => `${g} ${v.toFixed(3)}`)

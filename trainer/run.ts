@@ -34,6 +34,8 @@ export interface RunOptions {
   quiet?: boolean;
   /** Extra stderr sink for the native human log (the run also keeps RUN/native.log). */
   onNativeLog?: (line: string) => void;
+  /** Where sdt-native train runs forward, backward and the update; default cpu. */
+  device?: 'cpu' | 'cuda';
 }
 
 export interface RunSummary {
@@ -199,6 +201,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   };
 
   const args = ['train', '--stream', '-', '--config', nativeCfgPath, '--out', runDir];
+  if (opts.device && opts.device !== 'cpu') args.push('--device', opts.device);
   if (resumePoint) args.push('--resume');
   else if (cfg.init_from) args.push('--init-from', cfg.init_from);
   if (opts.stopAfterSteps && opts.stopAfterSteps > 0)

@@ -454,6 +454,15 @@ double CudaModel::optimizer_step(const train::AdamWConfig& cfg, double lr, doubl
   return norm;
 }
 
+double CudaModel::grad_norm() {
+  Impl& m = *impl_;
+  global_grad_norm(m.g.get(), static_cast<size_t>(m.P), 0.0, m.norm_ws.get(), m.norm_out.get(), m.clip.get(),
+                   m.stream);
+  double norm = 0.0;
+  m.norm_out.download(&norm);
+  return norm;
+}
+
 int64_t CudaModel::optimizer_updates() const { return impl_->updates; }
 
 void CudaModel::use_graphs(bool on) {

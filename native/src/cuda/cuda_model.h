@@ -68,6 +68,9 @@ class CudaModel {
   // Clips by global norm (max_norm <= 0: off) and applies one AdamW update at `lr` to every
   // parameter (decay per ParamView::decay). Returns the gradient norm before clipping.
   double optimizer_step(const train::AdamWConfig& cfg, double lr, double max_norm);
+  // The gradients' global L2 norm (the reduction optimizer_step clips by), without updating anything:
+  // the trainer skips the update of a step whose norm is not finite.
+  double grad_norm();
   int64_t optimizer_updates() const;
 
   // CUDA graphs for forward_backward / forward_loss: with `on`, the second step of a given shape

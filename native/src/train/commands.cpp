@@ -96,11 +96,18 @@ int cmd_train(int argc, char** argv) {
           {"resume", "", "", "continue from the latest complete checkpoint in RUN_DIR", false},
           {"init-from", "CKPT", "", "start from these weights (fresh optimizer, step 0)", false},
           {"stop-after-steps", "N", "0", "checkpoint and stop after N steps in this invocation (0: off)", false},
+          {"device", "cpu|cuda", "cpu", "where forward, backward and the update run", false},
       },
       {}};
   return guarded(cmd, argc, argv, [&](const ParsedFlags& f) {
+    // The device first: a wrong --device fails before the config or the stream is read.
+    const Device device = parse_device(f.str("device"));
+    if (const std::string problem = device_problem(device); !problem.empty()) {
+      throw FlagError("sdt-native train: " + problem);
+    }
     TrainConfig cfg = read_train_config(f.str("config"));
     TrainOptions opt;
+    opt.device = device;
     opt.stream_path = f.str("stream");
     opt.run_dir = f.str("out");
     opt.resume = f.flag("resume");

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "backend/train_backend.h"
 #include "io/stream.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -88,8 +89,9 @@ class Run {
   const EventFn& emit_;
   const LogFn& log_;
   const std::atomic<bool>* stop_;
-  Model model_;
+  Model model_;    // the host record of the weights: initialised, restored and checkpointed here
   AdamW adamw_;
+  std::unique_ptr<TrainBackend> backend_;  // where the steps run (--device)
   TrainerState state_;
   int64_t last_checkpoint_step_ = -1;
   int64_t start_step_ = 0;
@@ -172,7 +174,7 @@ void Run::eval_frame(const io::StreamBatch& b, uint64_t frame) {
   const double norm = weight_sum(b);
   LossStats st;
   try {
-    st = model_.forward_loss(to_model_batch(b, cfg_.model.attention_mode), norm > 0 ? norm : 1.0);
+    st = backend_->forward_loss(to_model_batch(b, cfg_.model.attention_mode), norm > 0 ? norm : 1.0);
   } catch (const std::invalid_argument& e) {
     throw BadBatch("eval frame " + std::to_string(frame) + ": " + e.what());
   }
@@ -213,29 +215,27 @@ void Run::train_step(const std::vector<io::StreamBatch>& micro, double seconds_r
   }
   // No target anywhere gives a zero loss and zero gradient rather than a division by zero.
   const double used_norm = normalizer == 0.0 ? 1.0 : normalizer;
-  model_.zero_grad();
+  backend_->zero_grad();
   double ce_sum = 0.0;
   for (size_t i = 0; i < micro.size(); ++i) {
     try {
-      ce_sum += model_.forward_backward(to_model_batch(micro[i], cfg_.model.attention_mode), used_norm).weighted_ce_sum;
+      ce_sum += backend_->forward_backward(to_model_batch(micro[i], cfg_.model.attention_mode), used_norm).weighted_ce_sum;
     } catch (const std::invalid_argument& e) {
       throw BadBatch("train frame " + std::to_string(state_.stream_position + static_cast<int64_t>(i)) + ": " + e.what());
     }
   }
   const double loss = ce_sum / used_norm;
-  const double grad_norm = global_grad_norm(model_.params());
+  const double grad_norm = backend_->grad_norm();
   const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
   const double lr = cfg_.schedule.lr_at(state_.step);
   if (finite) {
-    const float clip = clip_factor(grad_norm, cfg_.grad_clip);
-    if (clip < 1.0f) scale_grads(model_.params(), clip);
-    adamw_.step(model_.params(), lr);
+    backend_->apply_update(lr, cfg_.grad_clip, grad_norm);
     state_.nonfinite_in_a_row = 0;
     state_.last_loss = loss;
   } else {
     ++state_.nonfinite_in_a_row;
   }
-  state_.updates = adamw_.updates();
+  state_.updates = backend_->updates();
   state_.step += 1;
   state_.stream_position += static_cast<int64_t>(micro.size());
   state_.tokens_seen += step_tokens;
@@ -270,6 +270,7 @@ void Run::train_step(const std::vector<io::StreamBatch>& micro, double seconds_r
 std::string Run::checkpoint() {
   const std::string path = (std::string(opt_.run_dir) + "/checkpoints/" + checkpoint_dir_name(state_.step));
   if (last_checkpoint_step_ != state_.step) {
+    backend_->sync_to_host();
     CheckpointWrite w;
     w.model = &model_;
     w.optimizer = &adamw_;
@@ -289,6 +290,7 @@ std::string Run::checkpoint() {
 
 int Run::execute() {
   restore();
+  backend_ = make_train_backend(opt_.device, model_, adamw_);
   io::StreamReader reader(opt_.stream_path);
   reader.set_stop_flag(stop_);
   skip_consumed(reader);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "backend/backend.h"
 #include "io/json.h"
 #include "train/train_config.h"
 
@@ -28,6 +29,7 @@ struct TrainOptions {
   bool resume = false;          // continue from RUN/checkpoints' latest complete checkpoint
   std::string init_from;        // start from these weights (fresh optimizer and step 0)
   int64_t stop_after_steps = 0;  // > 0: checkpoint and stop after this many steps in this invocation
+  Device device = Device::Cpu;   // where forward, backward and the update run (backend/train_backend.h)
 };
 
 using EventFn = std::function<void(const io::Json&)>;
