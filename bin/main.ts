@@ -43,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const rest = argv.slice(stageFlag ? 1 : entry.name.split(' ').length);
+  const stop = watchInterrupts();
   let spec: CommandSpec | undefined;
   try {
     spec = (await entry.load()).command;
@@ -55,8 +56,14 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(formatHelp(spec));
       return 0;
     }
-    return (await spec.run(opts, positionals)) ?? 0;
+    const code = (await spec.run(opts, positionals)) ?? 0;
+    // A command that handles Ctrl-C itself (train checkpoints first) still exits as interrupted.
+    return stop.signal ? SIGNAL_EXIT[stop.signal] : code;
   } catch (err) {
+    if (stop.signal) {
+      process.stderr.write(`sdt ${entry.name}: interrupted (${stop.signal}).\n`);
+      return SIGNAL_EXIT[stop.signal];
+    }
     if (err instanceof UserError) {
       process.stderr.write(`error: ${err.message}\n`);
       return 2;
@@ -65,5 +72,35 @@ export async function main(argv: string[]): Promise<number> {
       `sdt ${entry.name}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
     );
     return 1;
+  } finally {
+    stop.dispose();
   }
+}
+
+/** The shell's convention: 128 + the signal number. */
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
+type StopSignal = keyof typeof SIGNAL_EXIT;
+
+/**
+ * Ctrl-C (or SIGTERM) exits 130 (143) from every command. A command with its own handler (train asks
+ * sdt-native to checkpoint first) finishes that work and main returns the code; any other exits at once.
+ */
+function watchInterrupts(): { signal: StopSignal | undefined; dispose(): void } {
+  const state: { signal: StopSignal | undefined; dispose(): void } = {
+    signal: undefined,
+    dispose: () => {
+      for (const s of Object.keys(SIGNAL_EXIT) as StopSignal[]) process.off(s, handlers[s]);
+    },
+  };
+  const handlers = Object.fromEntries(
+    (Object.keys(SIGNAL_EXIT) as StopSignal[]).map((s) => [
+      s,
+      () => {
+        state.signal = s;
+        if (process.listenerCount(s) === 1) process.exit(SIGNAL_EXIT[s]);
+      },
+    ]),
+  ) as Record<StopSignal, () => void>;
+  for (const s of Object.keys(SIGNAL_EXIT) as StopSignal[]) process.on(s, handlers[s]);
+  return state;
 }

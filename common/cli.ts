@@ -40,7 +40,10 @@ export interface CommandSpec {
   options: Record<string, OptionSpec>;
   /** Names of positional arguments, shown in usage; e.g. ["FILE"]. */
   positionals?: { name: string; description: string; required?: boolean; variadic?: boolean }[];
-  /** Flags that cannot be given together: [a, b, why]. Refused, never resolved silently. */
+  /**
+   * Flags that cannot be given together: [a, b, why], refused rather than resolved silently. A side
+   * "name=value" matches when the option has that value (given or by default), e.g. ['kind=edit', 't', ...].
+   */
   conflicts?: [string, string, string][];
   examples?: string[];
   run(opts: OptionValues, positionals: string[]): Promise<number | undefined>;
@@ -222,9 +225,16 @@ export function parseCommandArgs(
       `sdt ${spec.name}: unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(' ')} (it takes ${declared.length ? declared.map((p) => p.name).join(' ') : 'no arguments'}; options start with --). Run \`sdt ${spec.name} --help\`.`,
     );
   }
+  // "--kind=edit" matches the option's value, given or default; "--t" matches a flag that was given.
+  const given = (side: string) => {
+    const [name, value] = side.split('=');
+    if (value !== undefined) return String(opts[name]) === value;
+    return values[name] !== undefined && values[name] !== false;
+  };
+  const shown = (side: string) => `--${side.includes('=') ? side.replace('=', ' ') : side}`;
   for (const [a, b, why] of spec.conflicts ?? []) {
-    if (values[a] !== undefined && values[a] !== false && values[b] !== undefined && values[b] !== false)
-      throw new UserError(`sdt ${spec.name}: --${a} and --${b} cannot be used together: ${why}.`);
+    if (given(a) && given(b))
+      throw new UserError(`sdt ${spec.name}: ${shown(a)} and ${shown(b)} cannot be used together: ${why}.`);
   }
   checkOutputs(spec, opts, parsed.positionals);
   return { opts, positionals: parsed.positionals, help: false };

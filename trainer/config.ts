@@ -593,6 +593,11 @@ export function applyFlags(base: TrainConfig, opts: OptionValues, explicit: Set<
     if (f.flag === 'model' || !explicit.has(f.flag)) continue;
     setPath(cfg, f.path, opts[f.flag]);
   }
+  // Refused rather than resolved: an AR run would train causally and the checkpoint would not say block.
+  if (explicit.has('attention') && getPath(cfg, 'objective') === 'ar')
+    throw new UserError(
+      `--attention ${opts.attention} and --objective ar cannot be used together: the AR objective is always causal; drop --attention, or train a diffusion model.`,
+    );
   // --heads alone means plain multi-head attention, not the preset's grouping.
   if (explicit.has('heads') && !explicit.has('kv-heads'))
     setPath(cfg, 'model.num_key_value_heads', opts.heads);

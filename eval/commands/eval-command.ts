@@ -161,6 +161,13 @@ export function makeEvalCommand(cfg: SuiteCommandConfig): CommandSpec {
         if (!Number.isInteger(v) || v < 1) throw new UserError(`--k expects positive integers; got ${k}.`);
         return v;
       });
+      // The default list is trimmed to what --n-samples allows; a k the user asked for is never dropped.
+      const askedK = JSON.stringify(list(o, 'k')) !== JSON.stringify(EVAL_OPTIONS.k.default);
+      const tooLarge = ks.filter((k) => k > nSamples);
+      if (askedK && tooLarge.length > 0)
+        throw new UserError(
+          `--k ${tooLarge.join(',')} needs at least that many samples per task, but --n-samples is ${nSamples}; raise --n-samples or lower --k.`,
+        );
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const outDir =
         optStr(o, 'out') ??

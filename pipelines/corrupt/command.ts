@@ -42,6 +42,18 @@ example: index, kind, t, rows, input, target, weight, segment, masked, edit_dist
 edited_length, missing_before, missing_tokens (see docs/corruptions.md). Edits that grow a full window
 past the canvas (default --seq-len) lose their tail, as in training; a larger --canvas keeps it.`,
   positionals: [{ name: 'DATASET_DIR', description: 'a dataset built by `sdt data build`', required: true }],
+  conflicts: [
+    ...(['t', 't-cap', 't-mode', 'block-size'] as const).map((f): [string, string, string] => [
+      'kind=edit',
+      f,
+      `--${f} is a mask-corruption setting`,
+    ]),
+    ...(['alpha', 'alpha-max', 'targets', 'canvas'] as const).map((f): [string, string, string] => [
+      'kind=mask',
+      f,
+      `--${f} is an edit-corruption setting; add --kind edit`,
+    ]),
+  ],
   options: {
     kind: { type: 'string', description: 'corruption process', choices: ['mask', 'edit'], default: 'mask' },
     out: {
