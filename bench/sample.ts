@@ -22,6 +22,7 @@ import { truncateAtStop } from '../eval/suites/stop.ts';
 import type { EvalTask } from '../eval/suites/types.ts';
 import { listStdlibCorpus } from '../pipelines/sources/pystdlib.ts';
 import { type StepRow, scoreStepRows } from '../posttrain/trajectories/elbo.ts';
+import { CHECKPOINT_FILES, readCheckpointConfig, readModelConfigFile } from '../schemas/checkpoint.ts';
 import type { SampleSettings } from '../schemas/engine.ts';
 
 export interface BenchRow {
@@ -157,9 +158,9 @@ export function paramCount(c: Record<string, unknown>): number {
   return V * H + L * layer + H + (c.tie_word_embeddings ? 0 : V * H);
 }
 
-function modelInfo(opts: EngineOptions, attention: string): ModelInfo {
-  const configPath = opts.ckpt ? join(opts.ckpt, 'config.json') : opts.randomInit!.config;
-  const config = JSON.parse(readFileSync(configPath, 'utf8'));
+async function modelInfo(opts: EngineOptions, attention: string): Promise<ModelInfo> {
+  const configPath = opts.ckpt ? join(opts.ckpt, CHECKPOINT_FILES.config) : opts.randomInit!.config;
+  const config = opts.ckpt ? await readCheckpointConfig(opts.ckpt) : await readModelConfigFile(configPath);
   let tokensSeen: number | null = null;
   let dataset: string | null = null;
   if (opts.ckpt && existsSync(join(opts.ckpt, 'trainer_state.json'))) {
@@ -171,7 +172,7 @@ function modelInfo(opts: EngineOptions, attention: string): ModelInfo {
   return {
     source: opts.ckpt ?? `random-init ${opts.randomInit!.seed} (${configPath})`,
     attention,
-    params: paramCount(config),
+    params: paramCount(config as unknown as Record<string, unknown>),
     tokensSeen,
     dataset,
   };
@@ -520,7 +521,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const samples = new Map<BenchRow, Kept[]>();
     const total = batches.length * (1 + blocks.length * thresholds.length);
     const diffusion = await EngineClient.start(dOpts);
-    const dInfo = modelInfo(dOpts, diffusion.info.attention_mode);
+    const dInfo = await modelInfo(dOpts, diffusion.info.attention_mode);
     let prompts: string[] = [];
     let promptTokens = 0;
     let tasks: EvalTask[] | undefined;
@@ -568,7 +569,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     }
     const ar = await EngineClient.start(aOpts);
     let encode: ((text: string) => ArrayLike<number>) | undefined;
-    const aInfo = modelInfo(aOpts, ar.info.attention_mode);
+    const aInfo = await modelInfo(aOpts, ar.info.attention_mode);
     try {
       if (ar.info.attention_mode !== 'causal') {
         process.stderr.write(`warning: --ar-ckpt is a ${ar.info.attention_mode} checkpoint, not causal\n`);
