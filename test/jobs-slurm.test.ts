@@ -24,6 +24,8 @@ if (missing.length) {
   );
 }
 
+// Jobs queue behind each other on a shared 2-core machine (CI runs other test files at the same time).
+const SLURM_TEST_MS = 600_000;
 let work = '';
 let cluster = '';
 let tok = '';
@@ -57,190 +59,206 @@ describe.skipIf(missing.length > 0)('Slurm executor on a throwaway cluster', () 
     if (cluster) spawnSync(CLUSTER, ['stop', cluster], { env: { ...process.env, PATH: searchPath } });
   });
 
-  it('the default corpus through 4 array tasks and a merge equals the local build byte for byte', async () => {
-    const local = join(work, 'default-local');
-    const dist = join(work, 'default-slurm');
-    const base = ['data', 'build', '--tokenizer', tok, '--quiet'];
-    const l = sdtSync([...base, '--out', local, '--workers', '1'], env);
-    expect(l.code, l.stderr).toBe(0);
-    const s = await sdtAsync(
-      [...base, '--out', dist, '--executor', 'slurm', '--tasks', '4', '--poll-seconds', '0.3'],
-      env,
-    );
-    expect(s.code, s.stderr).toBe(0);
-    expectSame(local, dist);
-    const run = `${dist}.run`;
-    expect(readdirSync(join(run, 'completions')).sort()).toEqual([
-      '00000',
-      '00001',
-      '00002',
-      '00003',
-      'merge',
-      'prepare',
-    ]);
-    const subs = submissions(run);
-    expect(subs.map((x) => x.role)).toEqual(['tasks', 'merge']);
-    const script = readFileSync(join(run, 'slurm', 'merge.sbatch'), 'utf8');
-    expect(script).toContain('jobs task');
-    // The merge waited on the array job: it was submitted with afterok on it.
-    expect(readFileSync(join(run, 'submissions.jsonl'), 'utf8')).toContain(
-      `"dependency":"afterok:${subs[0].jobId}"`,
-    );
+  it(
+    'the default corpus through 4 array tasks and a merge equals the local build byte for byte',
+    async () => {
+      const local = join(work, 'default-local');
+      const dist = join(work, 'default-slurm');
+      const base = ['data', 'build', '--tokenizer', tok, '--quiet'];
+      const l = sdtSync([...base, '--out', local, '--workers', '1'], env);
+      expect(l.code, l.stderr).toBe(0);
+      const s = await sdtAsync(
+        [...base, '--out', dist, '--executor', 'slurm', '--tasks', '4', '--poll-seconds', '0.3'],
+        env,
+      );
+      expect(s.code, s.stderr).toBe(0);
+      expectSame(local, dist);
+      const run = `${dist}.run`;
+      expect(readdirSync(join(run, 'completions')).sort()).toEqual([
+        '00000',
+        '00001',
+        '00002',
+        '00003',
+        'merge',
+        'prepare',
+      ]);
+      const subs = submissions(run);
+      expect(subs.map((x) => x.role)).toEqual(['tasks', 'merge']);
+      const script = readFileSync(join(run, 'slurm', 'merge.sbatch'), 'utf8');
+      expect(script).toContain('jobs task');
+      // The merge waited on the array job: it was submitted with afterok on it.
+      expect(readFileSync(join(run, 'submissions.jsonl'), 'utf8')).toContain(
+        `"dependency":"afterok:${subs[0].jobId}"`,
+      );
 
-    // A rerun of a finished run submits nothing.
-    const again = sdtSync([...base, '--out', dist, '--executor', 'slurm', '--tasks', '4'], env);
-    expect(again.code, again.stderr).toBe(0);
-    expect(again.stderr).toContain('already complete');
-    expect(submissions(run)).toHaveLength(2);
+      // A rerun of a finished run submits nothing.
+      const again = sdtSync([...base, '--out', dist, '--executor', 'slurm', '--tasks', '4'], env);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain('already complete');
+      expect(submissions(run)).toHaveLength(2);
 
-    // A run directory made with other settings is refused before anything is submitted or deleted.
-    const before = snapshot(run);
-    const other = sdtSync([...base, '--out', dist, '--executor', 'slurm', '--tasks', '3'], env);
-    expect(other.code).toBe(2);
-    expect(other.stderr).toMatch(/made with other settings \(differs in: --tasks/);
-    const other2 = sdtSync(
-      [...base, '--out', dist, '--executor', 'slurm', '--tasks', '4', '--near-dup-threshold', '0.9'],
-      env,
-    );
-    expect(other2.code).toBe(2);
-    expect(snapshot(run)).toEqual(before);
-    expectSame(local, dist);
-  });
+      // A run directory made with other settings is refused before anything is submitted or deleted.
+      const before = snapshot(run);
+      const other = sdtSync([...base, '--out', dist, '--executor', 'slurm', '--tasks', '3'], env);
+      expect(other.code).toBe(2);
+      expect(other.stderr).toMatch(/made with other settings \(differs in: --tasks/);
+      const other2 = sdtSync(
+        [...base, '--out', dist, '--executor', 'slurm', '--tasks', '4', '--near-dup-threshold', '0.9'],
+        env,
+      );
+      expect(other2.code).toBe(2);
+      expect(snapshot(run)).toEqual(before);
+      expectSame(local, dist);
+    },
+    SLURM_TEST_MS,
+  );
 
-  it('an array element cancelled mid-write is listed, resubmitted (--retries) and the build ends with the same bytes', async () => {
-    const root = pythonStdlibDir();
-    const src = [
-      '--source',
-      root,
-      '--include',
-      'json/*.py',
-      '--include',
-      'email/*.py',
-      '--shard-records',
-      '8',
-    ];
-    const base = ['data', 'build', '--tokenizer', tok, '--quiet', ...src];
-    const local = join(work, 'subset-local');
-    const dist = join(work, 'subset-slurm');
-    const run = `${dist}.run`;
-    const l = sdtSync([...base, '--out', local, '--workers', '1'], env);
-    expect(l.code, l.stderr).toBe(0);
-    const stall = join(work, 'stalled');
-    const building = sdtAsync(
-      [
-        ...base,
-        '--out',
-        dist,
-        '--executor',
-        'slurm',
-        '--tasks',
-        '3',
-        '--retries',
-        '1',
-        '--poll-seconds',
-        '0.3',
-      ],
-      { ...env, SDT_PART_STALL: `1:${stall}` },
-    );
-    // Task 1 has written part of its part file and waits: cancel that array element.
-    await waitFor(() => existsSync(stall), 'task 1 to start writing');
-    const jobId = submissions(run)[0].jobId;
-    const partial = readdirSync(join(run, 'parts')).filter((n) => n.includes('part-00001'));
-    expect(partial.every((n) => n.startsWith('.part-00001.bin.tmp-'))).toBe(true);
-    expect(spawnSync('scancel', [`${jobId}_1`], { env }).status).toBe(0);
-    const s = await building;
-    expect(s.code, s.stderr).toBe(0);
-    expect(s.stderr).toMatch(
-      new RegExp(
-        `task 1 \\(job ${jobId}_1\\): CANCELLED, exit code \\d+:\\d+, log ${run}/logs/task-1\\.job-${jobId}\\.log; resubmitting`,
-      ),
-    );
-    expectSame(local, dist);
-    const subs = submissions(run);
-    expect(subs.filter((x) => x.role === 'tasks').map((x) => x.ranks)).toEqual([[0, 1, 2], [1]]);
-    // No partial part: the cancelled attempt's temporary file is gone, every part is whole.
-    expect(readdirSync(join(run, 'parts')).sort()).toEqual([
-      'part-00000.bin',
-      'part-00001.bin',
-      'part-00002.bin',
-    ]);
-    const status = sdtSync(['jobs', 'status', run], env);
-    expect(status.code).toBe(0);
-    expect(status.stdout).toContain('done 3, running 0, pending 0, failed 0');
-    expect(status.stdout).toContain('task 1: done (2 submissions)');
-  });
+  it(
+    'an array element cancelled mid-write is listed, resubmitted (--retries) and the build ends with the same bytes',
+    async () => {
+      const root = pythonStdlibDir();
+      const src = [
+        '--source',
+        root,
+        '--include',
+        'json/*.py',
+        '--include',
+        'email/*.py',
+        '--shard-records',
+        '8',
+      ];
+      const base = ['data', 'build', '--tokenizer', tok, '--quiet', ...src];
+      const local = join(work, 'subset-local');
+      const dist = join(work, 'subset-slurm');
+      const run = `${dist}.run`;
+      const l = sdtSync([...base, '--out', local, '--workers', '1'], env);
+      expect(l.code, l.stderr).toBe(0);
+      const stall = join(work, 'stalled');
+      const building = sdtAsync(
+        [
+          ...base,
+          '--out',
+          dist,
+          '--executor',
+          'slurm',
+          '--tasks',
+          '3',
+          '--retries',
+          '1',
+          '--poll-seconds',
+          '0.3',
+        ],
+        { ...env, SDT_PART_STALL: `1:${stall}` },
+      );
+      // Task 1 has written part of its part file and waits: cancel that array element.
+      await waitFor(() => existsSync(stall), 'task 1 to start writing');
+      const jobId = submissions(run)[0].jobId;
+      const partial = readdirSync(join(run, 'parts')).filter((n) => n.includes('part-00001'));
+      expect(partial.every((n) => n.startsWith('.part-00001.bin.tmp-'))).toBe(true);
+      expect(spawnSync('scancel', [`${jobId}_1`], { env }).status).toBe(0);
+      const s = await building;
+      expect(s.code, s.stderr).toBe(0);
+      expect(s.stderr).toMatch(
+        new RegExp(
+          `task 1 \\(job ${jobId}_1\\): CANCELLED, exit code \\d+:\\d+, log ${run}/logs/task-1\\.job-${jobId}\\.log; resubmitting`,
+        ),
+      );
+      expectSame(local, dist);
+      const subs = submissions(run);
+      expect(subs.filter((x) => x.role === 'tasks').map((x) => x.ranks)).toEqual([[0, 1, 2], [1]]);
+      // No partial part: the cancelled attempt's temporary file is gone, every part is whole.
+      expect(readdirSync(join(run, 'parts')).sort()).toEqual([
+        'part-00000.bin',
+        'part-00001.bin',
+        'part-00002.bin',
+      ]);
+      const status = sdtSync(['jobs', 'status', run], env);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toContain('done 3, running 0, pending 0, failed 0');
+      expect(status.stdout).toContain('task 1: done (2 submissions)');
+    },
+    SLURM_TEST_MS,
+  );
 
-  it('a failed task with no retries left fails the build naming it; a rerun resubmits only that task', async () => {
-    const root = pythonStdlibDir();
-    const base = [
-      'data',
-      'build',
-      '--tokenizer',
-      tok,
-      '--quiet',
-      '--source',
-      root,
-      '--include',
-      'json/*.py',
-      '--shard-records',
-      '4',
-    ];
-    const dist = join(work, 'fail-slurm');
-    const run = `${dist}.run`;
-    const stall = join(work, 'stalled-2');
-    const building = sdtAsync(
-      [...base, '--out', dist, '--executor', 'slurm', '--tasks', '2', '--poll-seconds', '0.3'],
-      {
-        ...env,
-        SDT_PART_STALL: `0:${stall}`,
-      },
-    );
-    await waitFor(() => existsSync(stall), 'task 0 to start writing');
-    const cancel = sdtSync(['jobs', 'cancel', run], env);
-    expect(cancel.code).toBe(0);
-    expect(cancel.stdout).toMatch(/cancelled slurm job/);
-    const s = await building;
-    expect(s.code).toBe(2);
-    expect(s.stderr).toMatch(/task 0 \(job \d+_0\): CANCELLED/);
-    expect(s.stderr).toMatch(/rerun the same command/);
-    const done = readdirSync(join(run, 'completions'));
-    const rerun = sdtSync(
-      [...base, '--out', dist, '--executor', 'slurm', '--tasks', '2', '--poll-seconds', '0.3'],
-      env,
-    );
-    expect(rerun.code, rerun.stderr).toBe(0);
-    const tasks = submissions(run).filter((x) => x.role === 'tasks');
-    expect(tasks.at(-1)!.ranks).toEqual([0, 1].filter((r) => !done.includes(String(r).padStart(5, '0'))));
-    const local = join(work, 'fail-local');
-    expect(sdtSync([...base, '--out', local, '--workers', '1'], env).code).toBe(0);
-    expectSame(local, dist);
-  });
+  it(
+    'a failed task with no retries left fails the build naming it; a rerun resubmits only that task',
+    async () => {
+      const root = pythonStdlibDir();
+      const base = [
+        'data',
+        'build',
+        '--tokenizer',
+        tok,
+        '--quiet',
+        '--source',
+        root,
+        '--include',
+        'json/*.py',
+        '--shard-records',
+        '4',
+      ];
+      const dist = join(work, 'fail-slurm');
+      const run = `${dist}.run`;
+      const stall = join(work, 'stalled-2');
+      const building = sdtAsync(
+        [...base, '--out', dist, '--executor', 'slurm', '--tasks', '2', '--poll-seconds', '0.3'],
+        {
+          ...env,
+          SDT_PART_STALL: `0:${stall}`,
+        },
+      );
+      await waitFor(() => existsSync(stall), 'task 0 to start writing');
+      const cancel = sdtSync(['jobs', 'cancel', run], env);
+      expect(cancel.code).toBe(0);
+      expect(cancel.stdout).toMatch(/cancelled slurm job/);
+      const s = await building;
+      expect(s.code).toBe(2);
+      expect(s.stderr).toMatch(/task 0 \(job \d+_0\): CANCELLED/);
+      expect(s.stderr).toMatch(/rerun the same command/);
+      const done = readdirSync(join(run, 'completions'));
+      const rerun = sdtSync(
+        [...base, '--out', dist, '--executor', 'slurm', '--tasks', '2', '--poll-seconds', '0.3'],
+        env,
+      );
+      expect(rerun.code, rerun.stderr).toBe(0);
+      const tasks = submissions(run).filter((x) => x.role === 'tasks');
+      expect(tasks.at(-1)!.ranks).toEqual([0, 1].filter((r) => !done.includes(String(r).padStart(5, '0'))));
+      const local = join(work, 'fail-local');
+      expect(sdtSync([...base, '--out', local, '--workers', '1'], env).code).toBe(0);
+      expectSame(local, dist);
+    },
+    SLURM_TEST_MS,
+  );
 
-  it('no Slurm on PATH, an unreachable controller, a missing partition: named errors, nothing written', () => {
-    const base = ['data', 'build', '--tokenizer', tok, '--quiet', '--executor', 'slurm', '--tasks', '2'];
-    const out = join(work, 'never');
-    const noSlurm = sdtSync([...base, '--out', out], { ...env, PATH: '/nonexistent' });
-    expect(noSlurm.code).toBe(2);
-    expect(noSlurm.stderr).toMatch(
-      /slurm-not-found: sbatch, squeue, scontrol, scancel, sinfo not found on PATH/,
-    );
-    const conf = join(work, 'closed.conf');
-    const port = 1 + Math.floor(Math.random() * 1000);
-    writeFileSync(
-      conf,
-      readFileSync(env.SLURM_CONF!, 'utf8').replace(/^SlurmctldPort=\d+/m, `SlurmctldPort=${port}`),
-    );
-    const down = sdtSync([...base, '--out', out], { ...env, SLURM_CONF: conf });
-    expect(down.code).toBe(2);
-    expect(down.stderr).toMatch(/slurm-unreachable: the Slurm controller does not answer/);
-    const part = sdtSync([...base, '--out', out, '--partition', 'nosuch'], env);
-    expect(part.code).toBe(2);
-    expect(part.stderr).toMatch(
-      /slurm-partition: --partition nosuch does not exist on this cluster; its partitions: debug/,
-    );
-    expect(existsSync(out)).toBe(false);
-    expect(existsSync(`${out}.run`)).toBe(false);
-  });
+  it(
+    'no Slurm on PATH, an unreachable controller, a missing partition: named errors, nothing written',
+    () => {
+      const base = ['data', 'build', '--tokenizer', tok, '--quiet', '--executor', 'slurm', '--tasks', '2'];
+      const out = join(work, 'never');
+      const noSlurm = sdtSync([...base, '--out', out], { ...env, PATH: '/nonexistent' });
+      expect(noSlurm.code).toBe(2);
+      expect(noSlurm.stderr).toMatch(
+        /slurm-not-found: sbatch, squeue, scontrol, scancel, sinfo not found on PATH/,
+      );
+      const conf = join(work, 'closed.conf');
+      const port = 1 + Math.floor(Math.random() * 1000);
+      writeFileSync(
+        conf,
+        readFileSync(env.SLURM_CONF!, 'utf8').replace(/^SlurmctldPort=\d+/m, `SlurmctldPort=${port}`),
+      );
+      const down = sdtSync([...base, '--out', out], { ...env, SLURM_CONF: conf });
+      expect(down.code).toBe(2);
+      expect(down.stderr).toMatch(/slurm-unreachable: the Slurm controller does not answer/);
+      const part = sdtSync([...base, '--out', out, '--partition', 'nosuch'], env);
+      expect(part.code).toBe(2);
+      expect(part.stderr).toMatch(
+        /slurm-partition: --partition nosuch does not exist on this cluster; its partitions: debug/,
+      );
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(`${out}.run`)).toBe(false);
+    },
+    SLURM_TEST_MS,
+  );
 
   const bin = nativeOrBuild();
   it.skipIf(!bin)(
@@ -312,6 +330,6 @@ describe.skipIf(missing.length > 0)('Slurm executor on a throwaway cluster', () 
       const last = 'checkpoints/step-000300/model.safetensors';
       expect(readFileSync(join(run, last)).equals(readFileSync(join(plain, last)))).toBe(true);
     },
-    300_000,
+    SLURM_TEST_MS,
   );
 });
