@@ -290,7 +290,16 @@ export class EngineClient {
     for (;;) {
       if (this.frameFor) {
         if (this.have < MESSAGE_HEADER_BYTES) return;
-        const len = MESSAGE_HEADER_BYTES + messagePayloadLength(this.peek(MESSAGE_HEADER_BYTES));
+        let len: number;
+        try {
+          len = MESSAGE_HEADER_BYTES + messagePayloadLength(this.peek(MESSAGE_HEADER_BYTES));
+        } catch (e) {
+          // Output out of step with the protocol cannot be resynchronised: fail what waits and stop the engine.
+          this.frameFor.pending.reject(e as Error);
+          this.frameFor = null;
+          this.child.kill('SIGTERM');
+          return;
+        }
         if (this.have < len) return;
         const { pending, response } = this.frameFor;
         this.frameFor = null;
@@ -448,15 +457,27 @@ export class EngineClient {
     }));
   }
 
-  /** Tokenizes text prompts with the checkpoint's tokenizer, decodes them, detokenizes the results. */
+  /**
+   * Tokenizes text prompts with the checkpoint's tokenizer, after <|bos|> as every training document
+   * starts (measured: a block model of the synthetic world passed 16/100 held-out tasks without it, 28/100
+   * with it), decodes them, detokenizes the results.
+   */
   async generate(
     prompts: string[],
     settings: SampleSettings = {},
     onStep?: (e: WireStepEvent) => void,
   ): Promise<Completion[]> {
     const tok = this.requireTokenizer();
+    const bos = this.info.bos_token_id;
     return this.generateTokens(
-      prompts.map((p) => tok.encode(p)),
+      prompts.map((p) => {
+        const ids = tok.encode(p);
+        if (bos < 0) return ids;
+        const out = new Int32Array(ids.length + 1);
+        out[0] = bos;
+        out.set(ids, 1);
+        return out;
+      }),
       settings,
       onStep,
     );
