@@ -69,6 +69,17 @@ settings share the engine's lockstep groups of up to 16 rows. See docs/serve.md.
       arg: 'N',
     },
     tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
+    'ar-ckpt': {
+      type: 'string',
+      description:
+        'an autoregressive checkpoint served beside --ckpt (mode "ar" requests and the playground\'s AR panel)',
+      arg: 'DIR',
+    },
+    'ar-model-name': {
+      type: 'string',
+      description: 'model id of --ar-ckpt [default: its folder name]',
+      arg: 'NAME',
+    },
     'random-init': {
       type: 'number',
       min: 0,
@@ -91,11 +102,13 @@ settings share the engine's lockstep groups of up to 16 rows. See docs/serve.md.
     if (seed !== undefined && !config)
       throw new UserError('--random-init needs --config FILE (a model config.json).');
     const threads = num(o, 'threads');
+    const arCkpt = optStr(o, 'ar-ckpt');
+    const device = str(o, 'device') === 'cuda' ? 'cuda' : 'cpu';
     const s = await startServer({
       engine: {
         ...(ckpt ? { ckpt } : { randomInit: { seed: Number(seed), config: config ?? '' } }),
         tokenizer: optStr(o, 'tokenizer'),
-        device: str(o, 'device') === 'cuda' ? 'cuda' : 'cpu',
+        device,
         ...(threads > 0 ? { threads } : {}),
       },
       host: str(o, 'host'),
@@ -104,6 +117,12 @@ settings share the engine's lockstep groups of up to 16 rows. See docs/serve.md.
       timeoutMs: num(o, 'timeout') * 1000,
       maxBodyBytes: num(o, 'max-body'),
       modelName: optStr(o, 'model-name'),
+      ...(arCkpt
+        ? {
+            arEngine: { ckpt: arCkpt, device, ...(threads > 0 ? { threads } : {}) },
+            arModelName: optStr(o, 'ar-model-name'),
+          }
+        : {}),
     });
     console.log(`sdt serve: ${s.modelName} on ${s.url} (playground ${s.url}/, API ${s.url}/v1)`);
     await new Promise<void>((resolve) => {

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { UserError } from '../common/errors.ts';
 import type { EngineOptions } from '../engine/client.ts';
 import type { Tokenizer } from '../pipelines/tokenizer/types.ts';
 import { readTrajectories } from '../posttrain/trajectories/record.ts';
@@ -38,6 +39,23 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** Name in /v1/models and the "model" field; default the checkpoint directory's name. */
   modelName?: string;
+  /**
+   * A second, autoregressive checkpoint served beside the first (the playground's AR panel): requests that
+   * name it, or ask for mode "ar", go to its own engine.
+   */
+  arEngine?: EngineOptions;
+  arModelName?: string;
+}
+
+/** One served checkpoint: its name and the scheduler in front of its engine. */
+interface Served {
+  name: string;
+  scheduler: Scheduler;
+}
+
+function nameOf(e: EngineOptions, given?: string): string {
+  if (given) return given;
+  return e.ckpt ? basename(e.ckpt.replace(/\/+$/, '')) : `random-init-${e.randomInit?.seed ?? 0}`;
 }
 
 const PLAYGROUND_DIR = join(import.meta.dirname, 'playground');
@@ -140,36 +158,75 @@ function asApiError(e: unknown): ApiError {
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const metrics = new Metrics();
-  const scheduler = await Scheduler.start({
-    engine: o.engine,
-    maxQueue: o.maxQueue ?? 256,
-    onGroup: (rows) => {
-      metrics.groups++;
-      metrics.groupRows += rows;
-    },
-  });
-  const modelName =
-    o.modelName ??
-    (o.engine.ckpt
-      ? basename(o.engine.ckpt.replace(/\/+$/, ''))
-      : `random-init-${o.engine.randomInit?.seed ?? 0}`);
+  const start = (engine: EngineOptions) =>
+    Scheduler.start({
+      engine,
+      maxQueue: o.maxQueue ?? 256,
+      onGroup: (rows) => {
+        metrics.groups++;
+        metrics.groupRows += rows;
+      },
+    });
+  const scheduler = await start(o.engine);
+  const modelName = nameOf(o.engine, o.modelName);
+  const main: Served = { name: modelName, scheduler };
+  const served = [main];
+  if (o.arEngine) {
+    const name = nameOf(o.arEngine, o.arModelName);
+    if (name === modelName) {
+      for (const m of served) await m.scheduler.close();
+      throw new UserError(`both checkpoints are named "${name}": give one --ar-model-name`);
+    }
+    served.push({ name, scheduler: await start(o.arEngine) });
+  }
+  const arModel = served[1];
   const created = Math.floor(Date.now() / 1000);
   const timeoutMs = o.timeoutMs ?? 120_000;
   const maxBody = o.maxBodyBytes ?? 1 << 20;
-  const tok = (): Tokenizer => {
-    const t = scheduler.tokenizer;
+  const tokOf = (m: Served): Tokenizer => {
+    const t = m.scheduler.tokenizer;
     if (!t)
       throw new ApiError(
         503,
-        'no tokenizer is loaded (the checkpoint has no tokenizer.json)',
+        `no tokenizer is loaded for ${m.name} (its checkpoint has no tokenizer.json)`,
         'server_error',
       );
     return t;
   };
 
+  /** The checkpoint a body asks for: by "model", else the AR one for mode "ar" when there is one. */
+  function target(body: unknown): Served {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    if (b.model !== undefined) {
+      const m = served.find((x) => x.name === b.model);
+      if (!m) {
+        throw new ApiError(
+          404,
+          `model "${String(b.model)}" is not served here; GET /v1/models lists ${served.map((x) => `"${x.name}"`).join(', ')}`,
+          'invalid_request_error',
+          'model',
+          'model_not_found',
+        );
+      }
+      return m;
+    }
+    return b.mode === 'ar' && arModel ? arModel : main;
+  }
+
+  function totals() {
+    const all = served.map((m) => m.scheduler.stats());
+    return {
+      queued: all.reduce((n, x) => n + x.queued, 0),
+      runningRows: all.reduce((n, x) => n + x.runningRows, 0),
+      engineUp: all.every((x) => x.engineUp),
+      engineRestarts: all.reduce((n, x) => n + x.engineRestarts, 0),
+    };
+  }
+
   async function completions(req: IncomingMessage, res: ServerResponse): Promise<number> {
     const body = parseJson(await readBody(req, maxBody));
-    const cr = parseCompletionRequest(body, scheduler.info, tok(), modelName);
+    const m = target(body);
+    const cr = parseCompletionRequest(body, m.scheduler.info, tokOf(m), m.name);
     // Cancelled when the client goes away before its answer is complete, or after the timeout.
     const ctrl = new AbortController();
     const timer = setTimeout(
@@ -182,8 +239,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     });
     try {
       return cr.stream
-        ? await streamCompletion(cr, res, ctrl.signal)
-        : await plainCompletion(cr, res, ctrl.signal);
+        ? await streamCompletion(m, cr, res, ctrl.signal)
+        : await plainCompletion(m, cr, res, ctrl.signal);
     } finally {
       clearTimeout(timer);
     }
@@ -205,17 +262,18 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   }
 
   async function plainCompletion(
+    m: Served,
     cr: CompletionRequest,
     res: ServerResponse,
     signal: AbortSignal,
   ): Promise<number> {
-    const results = await scheduler.submit({ rows: rowsOf(cr), settings: cr.settings }, signal);
-    const rows = results.map((r) => finishRow(r, tok(), cr.stop));
+    const results = await m.scheduler.submit({ rows: rowsOf(cr), settings: cr.settings }, signal);
+    const rows = results.map((r) => finishRow(r, tokOf(m), cr.stop));
     sendJson(res, 200, {
       id: completionId(),
       object: 'text_completion',
       created: Math.floor(Date.now() / 1000),
-      model: modelName,
+      model: m.name,
       choices: rows.map((r, i) => ({
         text: r.text,
         index: i,
@@ -229,17 +287,18 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   }
 
   async function streamCompletion(
+    m: Served,
     cr: CompletionRequest,
     res: ServerResponse,
     signal: AbortSignal,
   ): Promise<number> {
-    const t = tok();
+    const t = tokOf(m);
     const id = completionId();
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({
       id,
       object: 'text_completion',
       created: Math.floor(Date.now() / 1000),
-      model: modelName,
+      model: m.name,
       choices,
       ...extra,
     });
@@ -248,7 +307,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     };
     const live = cr.settings.rule !== 'remask' && !(cr.settings.revisePasses ?? 0);
     const texts = rowsOf(cr).map(
-      () => new RowText(t, cr.settings.maxNew, scheduler.info.eos_token_id, cr.stop, live),
+      () => new RowText(t, cr.settings.maxNew, m.scheduler.info.eos_token_id, cr.stop, live),
     );
     const onStep = (row: number, e: WireStepEvent) => {
       if (!res.headersSent) openStream();
@@ -278,7 +337,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       });
     let results: WireResult[];
     try {
-      results = await scheduler.submit({ rows: rowsOf(cr), settings: cr.settings, onStep }, signal);
+      results = await m.scheduler.submit({ rows: rowsOf(cr), settings: cr.settings, onStep }, signal);
     } catch (e) {
       if (!res.headersSent) throw e;
       // The stream is open: the error goes as an event, as OpenAI's servers send it.
@@ -360,10 +419,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     }
     if (path === '/v1/chat/completions') {
       only('POST');
-      parseJson(await readBody(req, maxBody));
+      const m = target(parseJson(await readBody(req, maxBody)));
       throw new ApiError(
         400,
-        `model "${modelName}" has no chat template (sdt checkpoints are code-completion models); use POST /v1/completions`,
+        `model "${m.name}" has no chat template (sdt checkpoints are code-completion models); use POST /v1/completions`,
         'invalid_request_error',
         'messages',
         'no_chat_template',
@@ -373,16 +432,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       only('GET');
       sendJson(res, 200, {
         object: 'list',
-        data: [{ id: modelName, object: 'model', created, owned_by: 'sdt' }],
+        data: served.map((m) => ({ id: m.name, object: 'model', created, owned_by: 'sdt' })),
       });
       return 200;
     }
     if (path === '/health') {
-      const s = scheduler.stats();
+      const s = totals();
       const status = s.engineUp ? 200 : 503;
       sendJson(res, status, {
         status: s.engineUp ? 'ok' : 'engine_restarting',
-        model: modelName,
+        models: served.map((m) => m.name),
         device: scheduler.info.device,
         queued: s.queued,
         running_rows: s.runningRows,
@@ -391,14 +450,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       return status;
     }
     if (path === '/metrics') {
-      const text = metrics.render(scheduler.stats());
+      const text = metrics.render(totals());
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       res.end(text);
       return 200;
     }
     if (path === '/sdt/info') {
-      const i = scheduler.info;
-      sendJson(res, 200, { model: modelName, ...i });
+      sendJson(res, 200, {
+        models: served.map((m) => ({ model: m.name, ...m.scheduler.info })),
+      });
       return 200;
     }
     if (path === '/sdt/trajectory') {

@@ -5,33 +5,61 @@
 const $ = (id) => document.getElementById(id);
 let info = null;
 
-/** A panel's grid: cells grouped by block; `commit` marks positions as the steps arrive. */
+/**
+ * A panel's grid: one box per block (the engine's block index of each step; AR rows of 16), a cell per
+ * generated position in position order; `apply` marks positions as the steps arrive. A new block is laid
+ * out with empty cells for the block size from the first position not yet committed; a cell a later block
+ * claims moves there (a block checkpoint's first block only completes the prompt's last partial block).
+ */
 class Canvas {
-  constructor(panel, blockSize) {
+  constructor(panel, blockSize, byPosition) {
     this.panel = panel;
     this.grid = panel.querySelector('.grid');
     this.grid.textContent = '';
     this.blockSize = Math.max(1, blockSize);
-    this.cells = [];
+    this.byPosition = byPosition;
+    this.blocks = [];
+    this.cells = new Map();
+    this.committedMax = -1;
     this.steps = 0;
     this.last = [];
   }
 
-  cell(p) {
-    while (this.cells.length <= p) {
-      const i = this.cells.length;
-      if (i % this.blockSize === 0) {
-        const b = document.createElement('div');
-        b.className = 'block';
-        this.grid.appendChild(b);
+  newCell(p) {
+    const c = document.createElement('div');
+    c.className = 'cell';
+    c.dataset.position = String(p);
+    c.innerHTML = '<span class="piece"> </span><span class="meta"></span>';
+    this.cells.set(p, c);
+    return c;
+  }
+
+  place(c, b) {
+    const box = this.blocks[b];
+    if (c.parentNode === box) return;
+    const p = Number(c.dataset.position);
+    const after = [...box.children].find((x) => Number(x.dataset.position) > p);
+    box.insertBefore(c, after ?? null);
+  }
+
+  block(b) {
+    while (this.blocks.length <= b) {
+      const box = document.createElement('div');
+      box.className = 'block';
+      this.grid.appendChild(box);
+      this.blocks.push(box);
+      const start = this.committedMax + 1;
+      for (let p = start; p < start + this.blockSize; p++) {
+        if (!this.cells.has(p)) this.place(this.newCell(p), this.blocks.length - 1);
       }
-      const c = document.createElement('div');
-      c.className = 'cell';
-      c.innerHTML = '<span class="piece">·</span><span class="meta"></span>';
-      this.grid.lastChild.appendChild(c);
-      this.cells.push(c);
     }
-    return this.cells[p];
+    return b;
+  }
+
+  cell(p, b) {
+    const c = this.cells.get(p) ?? this.newCell(p);
+    this.place(c, this.block(b));
+    return c;
   }
 
   /** One step: positions, their pieces and confidences; kind "remask" empties positions again. */
@@ -40,11 +68,12 @@ class Canvas {
     for (const c of this.last) c.classList.remove('last');
     this.last = [];
     step.positions.forEach((p, k) => {
-      const c = this.cell(p);
+      const c = this.cell(p, this.byPosition ? Math.floor(p / this.blockSize) : step.block);
+      if (step.kind !== 'remask') this.committedMax = Math.max(this.committedMax, p);
       const conf = step.confidences[k] ?? 0;
       if (step.kind === 'remask') {
         c.classList.remove('done');
-        c.querySelector('.piece').textContent = '·';
+        c.querySelector('.piece').textContent = ' ';
         c.querySelector('.meta').textContent = '';
         c.style.background = '';
         return;
@@ -52,7 +81,8 @@ class Canvas {
       c.classList.add('done', 'last');
       c.dataset.step = String(this.steps);
       c.dataset.confidence = conf.toFixed(3);
-      c.querySelector('.piece').textContent = step.pieces[k];
+      // Whitespace made visible: a line break as a return sign, spaces as middle dots.
+      c.querySelector('.piece').textContent = step.pieces[k].replace(/\n/g, '\u21b5').replace(/ /g, '\u00b7');
       c.querySelector('.meta').textContent = `#${this.steps} ${conf.toFixed(2)}`;
       c.title = `block ${step.block}, step ${step.step} of the block, ${step.kind}, confidence ${conf.toFixed(3)}`;
       c.style.background = `rgba(255, 170, 0, ${0.15 + 0.6 * conf})`;
@@ -104,7 +134,7 @@ async function readEvents(res, onEvent) {
 
 async function decode(mode, panel) {
   const body = settingsBody(mode);
-  const canvas = new Canvas(panel, mode === 'ar' ? 16 : body.block);
+  const canvas = new Canvas(panel, mode === 'ar' ? 16 : body.block, mode === 'ar');
   const text = panel.querySelector('.text');
   const stats = panel.querySelector('.stats');
   text.textContent = '';
@@ -164,7 +194,11 @@ function showTrajectory() {
   const k = Number($('traj_step').value);
   const panel = $('panel-traj');
   const settings = JSON.parse(row.settings || '{}');
-  const canvas = new Canvas(panel, settings.mode === 'ar' ? 16 : (settings.block ?? 32));
+  const canvas = new Canvas(
+    panel,
+    settings.mode === 'ar' ? 16 : (settings.block ?? 32),
+    settings.mode === 'ar',
+  );
   for (const s of row.steps.slice(0, k)) canvas.apply(s);
   $('traj_step_label').textContent = `${k} / ${row.steps.length}`;
   panel.querySelector('.text').textContent = row.prompt + row.text;
@@ -193,7 +227,9 @@ function selectRow() {
 
 async function init() {
   const res = await fetch('/sdt/info');
-  info = await res.json();
+  const all = (await res.json()).models;
+  info = all[0];
+  if (all[1]) $('panel-ar').querySelector('h2').firstChild.textContent = `AR (${all[1].model}) `;
   $('model').textContent =
     `${info.model}: ${info.attention_mode} attention, block ${info.block_size}, context ${info.max_position_embeddings}, ${info.device}`;
   if (info.attention_mode === 'block') $('block').value = String(info.block_size);
