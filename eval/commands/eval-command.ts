@@ -196,6 +196,11 @@ export function makeEvalCommand(cfg: SuiteCommandConfig): CommandSpec {
         await generator.close();
       }
       printSummary(summary);
+      const runs = summary.tasks * summary.samples_per_task;
+      if (runs > 0 && (summary.error_kinds.timeout ?? 0) === runs)
+        throw new UserError(
+          `every one of the ${runs} samples timed out (--timeout ${num(o, 'timeout')} s): pass@k measures the limit, not the model; raise --timeout (results kept in ${outDir}).`,
+        );
       // HumanEvalFix's oracle also runs the buggy solutions: each must fail its tests.
       if (cfg.suite === 'fix' && bool(o, 'oracle')) {
         const buggy = await runEval({ ...common, generator: await makeGenerator(o, true), prefix: 'buggy-' });

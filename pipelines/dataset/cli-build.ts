@@ -1,6 +1,6 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { bool, type CommandSpec, list, num, type OptionValues, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { runDistributed } from '../../jobs/executor.ts';
@@ -222,6 +222,10 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
       description: 'also write every dropped record with its reason (JSONL)',
     },
     overwrite: { type: 'boolean', description: 'replace a dataset in --out built with other settings' },
+    'allow-empty': {
+      type: 'boolean',
+      description: 'succeed when no row is kept (otherwise that is an error quoting the first reject)',
+    },
     quiet: { type: 'boolean', description: 'no progress output' },
     ...EXECUTOR_FLAGS,
   },
@@ -280,7 +284,7 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
       const manifest = await readManifest(out);
       if (!manifest) throw new UserError(`the merge finished but ${out}/manifest.json is missing.`);
       printSummary(out, manifest, `${ex.tasks} tasks (${ex.executor})`, started);
-      return 0;
+      return refuseEmpty(out, manifest, bool(opts, 'allow-empty'));
     }
     const result = await buildDataset({ ...o, onChunkWritten: crashHook() });
     printSummary(
@@ -289,7 +293,7 @@ the same command skips complete chunks (a killed build resumes) and gives byte-i
       `${result.writtenChunks} chunks written, ${result.skippedChunks} already complete`,
       started,
     );
-    return 0;
+    return refuseEmpty(out, result.manifest, bool(opts, 'allow-empty'));
   },
 };
 
@@ -307,9 +311,25 @@ function printSummary(out: string, m: DatasetManifest, how: string, started: num
       '',
     ].join('\n'),
   );
-  if (m.counts.train.rows + m.counts.validation.rows === 0) {
-    process.stderr.write(
-      'warning: no rows were kept; see the rejects above (--rejects-out FILE lists them).\n',
-    );
+}
+
+/**
+ * A build that kept no rows is an error unless --allow-empty: nothing downstream can use it. The message
+ * quotes the first reject (for a tabular source without the text field it lists the fields there are).
+ */
+async function refuseEmpty(out: string, m: DatasetManifest, allowEmpty: boolean): Promise<number> {
+  if (m.counts.train.rows + m.counts.validation.rows > 0 || allowEmpty) return 0;
+  let first = '';
+  for (const file of m.chunks.flatMap((c) => c.files).filter((f) => f.endsWith('.jsonl'))) {
+    const line = (await readFile(join(out, file), 'utf8').catch(() => '')).split('\n')[0];
+    if (line) {
+      const r = JSON.parse(line) as { origin?: string; reason?: string; detail?: string };
+      first = ` The first: ${r.origin ?? ''} ${r.reason}: ${r.detail}.`;
+      break;
+    }
   }
+  const rejects = Object.entries(m.rejects).map(([k, v]) => `${k} ${v}`);
+  throw new UserError(
+    `data build kept no rows (rejected: ${rejects.length ? rejects.join(', ') : 'none; the source is empty'}).${first} Fix the source or its flags; pass --allow-empty to accept an empty dataset.`,
+  );
 }

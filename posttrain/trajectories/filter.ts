@@ -3,7 +3,7 @@
  * thresholds on others (e.g. highest ELBO among verifier-accepted). Deterministic: ties break on the
  * trajectory id, then on the input order.
  */
-import { type CommandSpec, list, num, optStr, str } from '../../common/cli.ts';
+import { bool, type CommandSpec, list, num, type OptionValues, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteJson } from '../../common/fs.ts';
 import { promptKey, readScored, type ScoredRow, writeScored } from './score.ts';
@@ -161,6 +161,10 @@ same as JSON.`,
       description: 'thresholds, e.g. verifier>=1 (repeatable)',
       default: [],
     },
+    'allow-empty': {
+      type: 'boolean',
+      description: 'write an empty file when nothing passes (otherwise an error)',
+    },
     report: {
       type: 'string',
       output: 'file',
@@ -179,6 +183,7 @@ same as JSON.`,
       topK,
       require: list(o, 'require').map(parseThreshold),
     });
+    if (kept.length === 0 && !bool(o, 'allow-empty')) throw new UserError(emptyFilterReason(pos[0], rows, o));
     await writeScored(str(o, 'out'), kept);
     for (const p of report) {
       const why = Object.entries(p.rejected)
@@ -196,3 +201,12 @@ same as JSON.`,
     return 0;
   },
 };
+
+/** Why a filter kept nothing, said before anything is written: unscored input, or thresholds no row meets. */
+function emptyFilterReason(input: string, rows: ScoredRow[], o: OptionValues): string {
+  const by = str(o, 'by') as ScoreKey;
+  if (rows.length === 0) return `${input} holds no trajectories; nothing to filter.`;
+  if (rows.every((r) => SCORE_KEYS[by].get(r) === null))
+    return `no trajectory of ${input} has a ${by} score: it is unscored for --by ${by}; run \`sdt traj score ${input} --out SCORED\` (with what ${by} needs) and filter that.`;
+  return `no trajectory of ${input} passes ${list(o, 'require').join(', ') || `--by ${by}`}; loosen --require, or pass --allow-empty to write an empty file.`;
+}

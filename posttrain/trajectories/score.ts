@@ -264,6 +264,10 @@ export async function scoreFromOptions(
   part?: { rank: number; tasks: number; out: string },
 ): Promise<number> {
   const all = await readTrajectoryInput(input);
+  if (all.length === 0 && !part)
+    throw new UserError(
+      `${input} holds no trajectories; nothing to score (generate some with \`sdt traj generate\`).`,
+    );
   // One task of a distributed run scores a contiguous slice of the rows into its part file.
   const rows = part
     ? all.slice(
