@@ -244,6 +244,11 @@ export function checkBuildOptions(o: BuildOptions): void {
   if (o.nearDupThreshold < 0 || o.nearDupThreshold > 1) {
     throw new UserError(`--near-dup-threshold must be in [0, 1] (0 disables); got ${o.nearDupThreshold}.`);
   }
+  if (o.limits.minBytes > o.limits.maxBytes) {
+    throw new UserError(
+      `--min-bytes ${o.limits.minBytes} is above --max-bytes ${o.limits.maxBytes}: every file would be dropped.`,
+    );
+  }
   if (o.validationFraction < 0 || o.validationFraction > 1) {
     throw new UserError(`--validation-fraction must be in [0, 1]; got ${o.validationFraction}.`);
   }
