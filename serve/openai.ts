@@ -129,14 +129,25 @@ function oneOf<T extends string>(
   return v as T;
 }
 
-function promptList(v: unknown, tok: Tokenizer, vocab: number): Int32Array[] {
+/**
+ * The prompts as token ids: a text prompt after <|bos|>, as every training document starts (and as
+ * EngineClient.generate sends text); token-id prompts as given.
+ */
+function promptList(v: unknown, tok: Tokenizer, info: ReadyInfo, fim: boolean): Int32Array[] {
+  const vocab = info.vocab_size;
+  const text = (p: string) => {
+    const ids = tok.encode(p);
+    // Inside FIM markers the prefix is plain text, as eval's infilling prompts are.
+    if (fim || info.bos_token_id < 0) return ids;
+    return Int32Array.from([info.bos_token_id, ...ids]);
+  };
   const isIds = (x: unknown): x is number[] =>
     Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t) && t >= 0 && t < vocab);
-  if (typeof v === 'string') return [tok.encode(v)];
+  if (typeof v === 'string') return [text(v)];
   if (isIds(v)) return [Int32Array.from(v)];
   if (Array.isArray(v) && v.length > 0) {
     return v.map((p, i) => {
-      if (typeof p === 'string') return tok.encode(p);
+      if (typeof p === 'string') return text(p);
       if (isIds(p)) return Int32Array.from(p);
       throw bad(`"prompt[${i}]" must be a string or an array of token ids below ${vocab}`, 'prompt');
     });
@@ -180,8 +191,9 @@ export function parseCompletionRequest(
     );
   }
   if (b.prompt === undefined) throw bad('missing field "prompt"', 'prompt');
-  let prompts = promptList(b.prompt, tok, info.vocab_size);
-  if (b.suffix !== undefined && b.suffix !== null) {
+  const fim = b.suffix !== undefined && b.suffix !== null;
+  let prompts = promptList(b.prompt, tok, info, fim);
+  if (fim) {
     if (typeof b.suffix !== 'string') throw bad('"suffix" must be a string', 'suffix');
     // Fill in the middle as the model was trained: <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>,
     // with the special ids (tokenizing the marker text would give ordinary bytes).

@@ -378,7 +378,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       sendJson(res, 200, {
         rows: rows.map((r) => ({
           id: r.id,
-          prompt: t ? t.decode(r.prompt) : '',
+          prompt: t
+            ? t.decode(r.prompt[0] === scheduler.info.bos_token_id ? r.prompt.subarray(1) : r.prompt)
+            : '',
           text: r.text,
           eos: r.eos,
           tokens: r.tokens.length,

@@ -75,7 +75,8 @@ export class Reference {
     s: SampleSettings,
   ): Promise<{ text: string; tokens: number; passes: number; eos: boolean }> {
     const tok = this.engine.requireTokenizer();
-    const [c] = await this.engine.generateTokens([tok.encode(prompt)], {
+    // EngineClient.generate puts <|bos|> before a text prompt, as sdt serve does.
+    const [c] = await this.engine.generate([prompt], {
       block: SERVE_CONFIG.block_size as number,
       ...s,
     });

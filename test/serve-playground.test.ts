@@ -51,7 +51,7 @@ async function runChromium(args: string[]): Promise<string> {
   return stdout;
 }
 
-const unescape = (s: string) =>
+const unescapeHtml = (s: string) =>
   s
     .replace(/&lt;/g, '<')
     .replace(/&gt;/g, '>')
@@ -84,7 +84,7 @@ describe.skipIf(skip !== '')('sdt serve playground in Chromium', () => {
     const dom = await runChromium(['--dump-dom', page]);
     const panel = dom.slice(dom.indexOf('id="panel-diffusion"'), dom.indexOf('id="panel-ar"'));
     const text = /<pre class="text">([\s\S]*?)<\/pre>/.exec(panel)?.[1] ?? '';
-    expect(unescape(text)).toBe(want.text);
+    expect(unescapeHtml(text)).toBe(want.text);
     expect(panel).toMatch(new RegExp(`${want.tokens} tokens, \\d+ steps, ${want.passes} passes`));
     // Every generated position is a committed cell; their step numbers run 1..steps in commit order.
     const steps = [

@@ -21,7 +21,7 @@ const BAD_BODIES: unknown[] = [
   { prompt: 'x', max_tokens: 10_000 },
   { prompt: 'x', block: 'eight' },
   { prompt: 'x', model: 'other' },
-  { prompt: '', max_tokens: 4 },
+  { prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] },
   { prompt: [[]] },
 ];
 

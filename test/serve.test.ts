@@ -4,8 +4,12 @@
  * requests share lockstep groups and still get their own answers; bad requests get OpenAI-style errors with
  * their status while the server keeps serving; a full queue answers 429; a killed engine is restarted.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completionToRow, writeTrajectories } from '../posttrain/trajectories/record.ts';
 import { cutAtStop } from '../serve/openai.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { builtNative } from './native-build.ts';
@@ -20,6 +24,7 @@ describe.skipIf(!bin)('sdt serve', () => {
   let openai: OpenAI;
   let cleanup: () => void = () => undefined;
   const maxQueue = 6;
+  const tmp = mkdtempSync(join(tmpdir(), 'sdt-serve-traj-'));
 
   beforeAll(async () => {
     const made = await makeServeCheckpoint(bin);
@@ -37,6 +42,7 @@ describe.skipIf(!bin)('sdt serve', () => {
     await server?.close();
     await ref?.close();
     cleanup();
+    rmSync(tmp, { recursive: true, force: true });
   });
 
   it('lists its model and reports health', async () => {
@@ -59,7 +65,7 @@ describe.skipIf(!bin)('sdt serve', () => {
     expect(r.choices[0].text).toBe(want.text);
     expect(r.choices[0].finish_reason).toBe(want.eos ? 'stop' : 'length');
     const tok = ref.engine.requireTokenizer();
-    expect(r.usage?.prompt_tokens).toBe(tok.encode(PROMPTS[0]).length);
+    expect(r.usage?.prompt_tokens).toBe(tok.encode(PROMPTS[0]).length + 1);
     expect(r.usage?.completion_tokens).toBe(want.tokens);
     expect((r.usage as unknown as { forward_passes: number }).forward_passes).toBe(want.passes);
   });
@@ -137,7 +143,12 @@ describe.skipIf(!bin)('sdt serve', () => {
       temperature: 1,
       seed: 11,
     });
-    const want = await ref.tokens(tok.encode(PROMPTS[1]), { maxNew: 10, temperature: 1, seed: 11 }, 3);
+    const bos = ref.engine.info.bos_token_id;
+    const want = await ref.tokens(
+      [bos, ...tok.encode(PROMPTS[1])],
+      { maxNew: 10, temperature: 1, seed: 11 },
+      3,
+    );
     expect(sampled.choices.map((c) => c.text)).toEqual(want.map((t) => tok.decode(t)));
     expect(new Set(want.map((t) => t.join(','))).size).toBeGreaterThan(1);
   });
@@ -227,7 +238,10 @@ describe.skipIf(!bin)('sdt serve', () => {
     expect(chat.status).toBe(400);
     expect(chat.json.error?.code).toBe('no_chat_template');
     await expect(
-      openai.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+      openai.chat.completions.create({
+        model: server.modelName,
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
     ).rejects.toThrow(/no chat template/);
     expect((await fetch(`${server.url}/v1/nothing`)).status).toBe(404);
     expect((await fetch(`${server.url}/v1/completions`)).status).toBe(405);
@@ -324,6 +338,36 @@ describe.skipIf(!bin)('sdt serve', () => {
       max_tokens: 12,
     });
     expect(after.choices[0].text).toBe((await ref.text(PROMPTS[5], { maxNew: 12 })).text);
+  });
+
+  it('reads a recorded trajectory file for the playground viewer', async () => {
+    const settings = { maxNew: 16, block: 8, trajectory: true };
+    const [c] = await ref.engine.generate([PROMPTS[0]], settings);
+    const path = join(tmp, 'traj.arrow');
+    await writeTrajectories(path, [completionToRow('t0', 'ckpt', c, settings)]);
+    const res = await fetch(`${server.url}/sdt/trajectory`, { method: 'POST', body: readFileSync(path) });
+    expect(res.status).toBe(200);
+    const { rows } = (await res.json()) as {
+      rows: {
+        text: string;
+        prompt: string;
+        steps: { positions: number[]; tokens: number[]; pieces: string[] }[];
+      }[];
+    };
+    expect(rows).toHaveLength(1);
+    expect(rows[0].text).toBe(c.text);
+    expect(rows[0].prompt).toBe(PROMPTS[0]);
+    expect(rows[0].steps.map((x) => x.positions)).toEqual(c.trajectory?.map((x) => Array.from(x.positions)));
+    // Replaying the steps' pieces in position order gives the text back.
+    const canvas: string[] = [];
+    for (const st of rows[0].steps) {
+      st.positions.forEach((p, k) => {
+        canvas[p] = st.pieces[k];
+      });
+    }
+    expect(canvas.slice(0, c.tokens.length).join('')).toBe(c.text);
+    const bad = await fetch(`${server.url}/sdt/trajectory`, { method: 'POST', body: 'not arrow' });
+    expect(bad.status).toBe(400);
   });
 
   it('exposes Prometheus metrics', async () => {
