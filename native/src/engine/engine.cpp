@@ -46,15 +46,21 @@ class Input {
     return true;
   }
 
-  // Up to the next newline (consumed, not returned) or the end of input.
-  std::string line() {
+  // Up to the next newline (consumed, not returned) or the end of input. A line longer than max_bytes is
+  // consumed but not kept (*too_long is set), so one oversized request cannot grow the process unboundedly.
+  std::string line(size_t max_bytes, bool* too_long) {
     std::string s;
+    *too_long = false;
     for (;;) {
       if (pos_ == buf_.size() && !fill()) return s;
       const auto* start = buf_.data() + pos_;
       const auto* nl = static_cast<const uint8_t*>(std::memchr(start, '\n', buf_.size() - pos_));
       const size_t n = nl ? static_cast<size_t>(nl - start) : buf_.size() - pos_;
-      s.append(reinterpret_cast<const char*>(start), n);
+      if (!*too_long && s.size() + n > max_bytes) {
+        *too_long = true;
+        std::string().swap(s);
+      }
+      if (!*too_long) s.append(reinterpret_cast<const char*>(start), n);
       pos_ += n;
       if (nl) {
         ++pos_;
@@ -243,7 +249,15 @@ class Server {
                   "; send {\"op\":\"score\"|\"loss\"|\"logits\",...} first");
         continue;
       }
-      handle(in_.line());
+      bool too_long = false;
+      std::string line = in_.line(kMaxRequestLineBytes, &too_long);
+      if (too_long) {
+        error(Json(), kBadRequest,
+              "request line longer than " + std::to_string(kMaxRequestLineBytes >> 20) +
+                  " MiB (the engine's limit); split the batch, or send score/loss/logits rows as a binary frame");
+        continue;
+      }
+      handle(line);
     }
   }
 

@@ -13,6 +13,9 @@
 
 namespace sdt::engine {
 
+// The longest request line the engine reads; a longer one is answered with bad_request and skipped.
+constexpr size_t kMaxRequestLineBytes = size_t(4) << 20;
+
 // The error codes a response's "code" field takes (schemas/engine.md).
 constexpr const char* kBadJson = "bad_json";          // the line is not JSON
 constexpr const char* kBadRequest = "bad_request";    // unknown field, bad value, unknown op

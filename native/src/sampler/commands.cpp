@@ -1,5 +1,6 @@
 #include "sampler/commands.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -70,6 +71,11 @@ bool parse_args(int argc, char** argv, const char* cmd, Args& a) {
       a.help = true;
       continue;
     }
+    static const char* const kFlags[] = {"--ckpt", "--config", "--requests", "--out", "--device", "--random-init"};
+    if (std::find(std::begin(kFlags), std::end(kFlags), f) == std::end(kFlags)) {
+      std::fprintf(stderr, "sdt-native %s: unknown flag %s; see --help\n", cmd, f.c_str());
+      return false;
+    }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "sdt-native %s: %s needs a value; see --help\n", cmd, f.c_str());
       return false;
@@ -87,10 +93,12 @@ bool parse_args(int argc, char** argv, const char* cmd, Args& a) {
         std::fprintf(stderr, "sdt-native %s: --random-init expects a non-negative integer, got \"%s\"\n", cmd, v.c_str());
         return false;
       }
-    } else {
-      std::fprintf(stderr, "sdt-native %s: unknown flag %s; see --help\n", cmd, f.c_str());
-      return false;
     }
+  }
+  // Refused rather than resolved: which model would run is not the user's to guess.
+  if (!a.ckpt.empty() && a.random_init >= 0) {
+    std::fprintf(stderr, "sdt-native %s: --ckpt and --random-init cannot be used together; give one model source\n", cmd);
+    return false;
   }
   return true;
 }
