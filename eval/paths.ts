@@ -13,7 +13,7 @@ export function dataFile(dataDir: string, ...parts: string[]): string {
   const path = join(dataDir, ...parts);
   if (!existsSync(path)) {
     throw new UserError(
-      `benchmark file not found: ${path}. Point --data at the folder that holds ${parts[0]}/ ` +
+      `benchmark file not found: ${path}. Point the data flag (--data for eval and report, --data-dir for traj and bench) at the folder that holds ${parts[0]}/ ` +
         `(default ${DEFAULT_DATA_DIR}).`,
     );
   }

@@ -179,7 +179,9 @@ function maskFromRows(rows: TrajectoryRow[]): number {
     const s = JSON.parse(r.settings || '{}') as { mask_token_id?: number };
     if (typeof s.mask_token_id === 'number') return s.mask_token_id;
   }
-  throw new UserError('no mask token id: pass --ckpt (its config.json names <|mask|>).');
+  throw new UserError(
+    'no mask token id: --ckpt may be omitted only when the trajectories record theirs (settings.mask_token_id), and these do not; pass --ckpt DIR (its config.json names <|mask|>).',
+  );
 }
 
 export const command: CommandSpec = {
@@ -205,7 +207,12 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
       description: 'scored Arrow file to write',
       required: true,
     },
-    ckpt: { type: 'string', arg: 'DIR', description: 'checkpoint that scores the ELBO (omit: no ELBO)' },
+    ckpt: {
+      type: 'string',
+      arg: 'DIR',
+      description:
+        "checkpoint that scores the ELBO and names <|mask|> (omit: no ELBO, and the mask id comes from the rows' settings)",
+    },
     tokenizer: { type: 'string', arg: 'FILE', description: 'tokenizer.json [default: CKPT/tokenizer.json]' },
     suite: {
       type: 'string',

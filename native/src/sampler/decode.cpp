@@ -80,7 +80,7 @@ std::string validate_settings(const SamplerSettings& s, const ModelConfig& confi
   if (s.mode == DecodeMode::Diffusion) {
     if (config.mask_token_id < 0) return "the checkpoint has no mask_token_id: diffusion decoding needs one";
     if (config.attention_mode == AttentionMode::Causal)
-      return "the checkpoint is causal: decode it with mode \"ar\" (--ar), not diffusion";
+      return "the checkpoint is causal: decode it with mode \"ar\" (sdt sample/eval --ar; bench sample and report pareto take it as --ar-ckpt), not diffusion";
   }
   return "";
 }
