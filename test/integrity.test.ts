@@ -13,6 +13,7 @@ import { repoRoot } from '../common/native.ts';
 import { readManifest } from '../pipelines/dataset/manifest.ts';
 import { buildDataset } from '../pipelines/run.ts';
 import { DEFAULT_SIZE_LIMITS } from '../pipelines/steps/filters.ts';
+import { readScored, writeScored } from '../posttrain/trajectories/score.ts';
 import { readCheckpointConfig } from '../schemas/checkpoint.ts';
 import { smallTokenizer, stdlibSubset, tempDir } from './data-helpers.ts';
 import { nativeOrBuild } from './train-helpers.ts';
@@ -167,5 +168,48 @@ describe.skipIf(!bin)('a checkpoint', () => {
     expect(damaged.stderr).toMatch(/model\.safetensors does not match its recorded sha256/);
     expect(damaged.stdout).toBe('');
     await expect(readCheckpointConfig(ckpt)).rejects.toThrow(/IntegrityError|recorded sha256/);
+  }, 60_000);
+});
+
+describe('a trajectory file damaged in place', () => {
+  it('is refused by traj show, score and filter; its digest does not change what an intact file reads as', async () => {
+    const path = join(work, 'scored.arrow');
+    const row = {
+      id: 'r1',
+      checkpoint: 'ckpt/x',
+      prompt: Int32Array.from([5, 6]),
+      tokens: Int32Array.from(Array.from({ length: 3000 }, (_, i) => 10 + (i % 50))),
+      text: 'y'.repeat(3000),
+      eos: true,
+      steps: [
+        { block: 0, step: 0, kind: 'commit' as const, positions: [0], tokens: [10], confidences: [0.5] },
+      ],
+      forwardPasses: 1,
+      settings: '{}',
+      elbo: -3,
+      levSurrogate: 0.5,
+      tau: 1,
+      verifier: 1,
+      extras: { levMeanJump: 0.5, elboPositions: 1, syntaxOk: true, testsPass: null },
+    };
+    await writeScored(path, [row]);
+    const [back] = await readScored(path);
+    expect(back.id).toBe('r1');
+    expect(Array.from(back.tokens)).toEqual(Array.from(row.tokens));
+    await damageInPlace(path);
+    const damaged = readFileSync(path);
+    const runs = {
+      show: sdt(['traj', 'show', path]),
+      score: sdt(['traj', 'score', path, '--out', join(work, 'rescored.arrow'), '--skip-verifier']),
+      filter: sdt(['traj', 'filter', path, '--out', join(work, 'kept.arrow')]),
+    };
+    for (const [name, r] of Object.entries(runs)) {
+      expect(r.status, `${name}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, name).toMatch(
+        /scored\.arrow does not match the sha256 its writer recorded/,
+      );
+    }
+    expect(existsSync(join(work, 'kept.arrow'))).toBe(false);
+    expect(readFileSync(path).equals(damaged)).toBe(true);
   }, 60_000);
 });

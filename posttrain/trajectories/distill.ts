@@ -20,6 +20,7 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
+import { checkDigest, withDigest } from '../../common/arrow-digest.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
 import { editTokens } from '../../pipelines/corrupt/edit.ts';
@@ -174,7 +175,7 @@ export async function writeDistillSet(path: string, examples: DistillExample[]):
       listOf(new Float32()),
     ),
   });
-  await atomicWriteFile(path, tableToIPC(table, 'file'));
+  await atomicWriteFile(path, tableToIPC(withDigest(table), 'file'));
 }
 
 export async function readDistillSet(path: string): Promise<DistillExample[]> {
@@ -186,6 +187,7 @@ export async function readDistillSet(path: string): Promise<DistillExample[]> {
       `${path}: not a distillation set (${(err as Error).message}); build one with sdt train --stage distill.`,
     );
   }
+  checkDigest(path, table, 'rebuild it with sdt train --stage distill --write-set.');
   for (const c of ['schema_version', 'source', 'step', 't', 'edited', 'input', 'target', 'weight']) {
     if (!table.getChild(c)) throw new UserError(`${path}: column "${c}" missing; not a distillation set.`);
   }

@@ -16,6 +16,7 @@ import {
   type Vector,
   vectorFromArray,
 } from 'apache-arrow';
+import { checkDigest, withDigest } from '../../common/arrow-digest.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
 import type { Completion } from '../../engine/client.ts';
@@ -132,7 +133,7 @@ export function trajectoriesToTable(rows: TrajectoryRow[]): Table {
 
 /** Writes rows as one Arrow IPC file, atomically. */
 export async function writeTrajectories(path: string, rows: TrajectoryRow[]): Promise<void> {
-  await atomicWriteFile(path, tableToIPC(trajectoriesToTable(rows), 'file'));
+  await atomicWriteFile(path, tableToIPC(withDigest(trajectoriesToTable(rows)), 'file'));
 }
 
 function numbers(v: unknown): number[] {
@@ -160,6 +161,11 @@ export async function readTrajectories(path: string): Promise<TrajectoryRow[]> {
       `${path} is not an Arrow IPC file (${(err as Error).message}); write one with \`sdt sample --record-trajectory ${path}\`.`,
     );
   }
+  checkDigest(
+    path,
+    table,
+    'regenerate it (sdt traj generate / sdt sample --record-trajectory / sdt traj score) or restore a copy.',
+  );
   for (const c of TRAJECTORY_COLUMNS) {
     if (!table.getChild(c)) {
       throw new UserError(

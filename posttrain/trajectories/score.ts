@@ -16,6 +16,7 @@ import {
   type Vector,
   vectorFromArray,
 } from 'apache-arrow';
+import { withDigest } from '../../common/arrow-digest.ts';
 import { bool, type CommandSpec, num, type OptionValues, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
@@ -81,7 +82,7 @@ export function scoredToTable(rows: ScoredRow[]): Table {
 }
 
 export async function writeScored(path: string, rows: ScoredRow[]): Promise<void> {
-  await atomicWriteFile(path, tableToIPC(scoredToTable(rows), 'file'));
+  await atomicWriteFile(path, tableToIPC(withDigest(scoredToTable(rows)), 'file'));
 }
 
 /** Reads a trajectory file, scored or not (the extra columns are null where absent). */
