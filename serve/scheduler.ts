@@ -176,7 +176,7 @@ export class Scheduler {
     const { seed, ...rest } = job.settings;
     const solo = (job.settings.temperature ?? 0) > 0;
     // Greedy rows ignore the seed, so it does not split groups.
-    const key = JSON.stringify(settingsToWire(solo ? job.settings : rest));
+    const key = JSON.stringify([settingsToWire(solo ? job.settings : rest), this.lengthClasses(job)]);
     return new Promise((resolve, reject) => {
       const entry: Entry = { job, key, solo, cancelled: false, resolve, reject };
       const abort = () => this.cancel(entry, signal?.reason);
@@ -211,6 +211,20 @@ export class Scheduler {
       this.killed = this.engine;
       this.engine.kill();
     }
+  }
+
+  /**
+   * A block checkpoint with aligned blocks decodes only prompts of equal length modulo its block size in
+   * one lockstep group (docs/sample.md, Batching); the engine runs a request's other lengths as further
+   * groups one after another. Jobs of other length classes therefore wait for a group of their own, so
+   * each engine request is one group and its rows are answered when that group is done.
+   */
+  private lengthClasses(job: Job): number[] {
+    const info = this.ready.info;
+    if (info.attention_mode !== 'block' || job.settings.alignBlocks === false || job.settings.mode === 'ar')
+      return [];
+    const b = job.settings.block ?? info.block_size;
+    return [...new Set(job.rows.map((r) => r.length % b))].sort((x, y) => x - y);
   }
 
   /** The head of the queue and every later job of the same settings that fits beside it. */

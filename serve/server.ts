@@ -302,8 +302,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       choices,
       ...extra,
     });
+    // Events are gathered and written once per turn of the event loop: the engine's step lines arrive
+    // in bursts, and one write per step cost a system call and a wake-up of the client each.
+    let pending = '';
+    const flush = () => {
+      if (pending && !res.writableEnded) res.write(pending);
+      pending = '';
+    };
     const send = (obj: unknown) => {
-      if (!res.writableEnded) res.write(`data: ${JSON.stringify(obj)}\n\n`);
+      if (!pending) setImmediate(flush);
+      pending += `data: ${JSON.stringify(obj)}\n\n`;
     };
     const live = cr.settings.rule !== 'remask' && !(cr.settings.revisePasses ?? 0);
     const texts = rowsOf(cr).map(
@@ -343,6 +351,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       // The stream is open: the error goes as an event, as OpenAI's servers send it.
       const err = asApiError(e);
       send(err.body());
+      flush();
       res.end();
       return err.status;
     }
@@ -357,7 +366,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     });
     const usage = account(rows, cr);
     if (cr.includeUsage) send(chunk([], { usage }));
-    res.end('data: [DONE]\n\n');
+    pending += 'data: [DONE]\n\n';
+    flush();
+    res.end();
     return 200;
   }
 
