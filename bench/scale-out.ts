@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -173,3 +173,4 @@ process.stdout.write(
   ].join('\n'),
 );
 if (cluster) spawnSync(CLUSTER, ['stop', cluster], { env });
+rmSync(work, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arraySpec } from '../jobs/executor.ts';
 import { parseArrayIds, parseScontrolJobs } from '../jobs/slurm.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
@@ -37,6 +37,8 @@ beforeAll(async () => {
     '0.2',
   );
 });
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('local executor', () => {
   it(

@@ -4,7 +4,7 @@
  * directory). Skipped, with the reason printed, where the packages are not installed.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOnPath } from '../jobs/slurm.ts';
@@ -57,6 +57,7 @@ describe.skipIf(missing.length > 0)('Slurm executor on a throwaway cluster', () 
 
   afterAll(() => {
     if (cluster) spawnSync(CLUSTER, ['stop', cluster], { env: { ...process.env, PATH: searchPath } });
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it(
