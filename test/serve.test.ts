@@ -23,12 +23,14 @@ describe.skipIf(!bin)('sdt serve', () => {
   let ref: Reference;
   let openai: OpenAI;
   let cleanup: () => void = () => undefined;
+  let ckpt = '';
   const maxQueue = 6;
   const tmp = mkdtempSync(join(tmpdir(), 'sdt-serve-traj-'));
 
   beforeAll(async () => {
     const made = await makeServeCheckpoint(bin);
     cleanup = made.cleanup;
+    ckpt = made.ckpt;
     server = await startServer({
       engine: { ckpt: made.ckpt, binary: bin },
       port: 0,
@@ -375,6 +377,24 @@ describe.skipIf(!bin)('sdt serve', () => {
     expect(canvas.slice(0, c.tokens.length).join('')).toBe(c.text);
     const bad = await fetch(`${server.url}/sdt/trajectory`, { method: 'POST', body: 'not arrow' });
     expect(bad.status).toBe(400);
+  });
+
+  it('answers 504 when a request outlives --timeout, and serves on', async () => {
+    const slow = await startServer({ engine: { ckpt, binary: bin }, port: 0, timeoutMs: 300 });
+    try {
+      const pid = slow.scheduler.enginePid as number;
+      process.kill(pid, 'SIGSTOP');
+      const r = await postJson(`${slow.url}/v1/completions`, { prompt: PROMPTS[0], max_tokens: 8 });
+      expect(r.status).toBe(504);
+      expect(r.json.error?.code).toBe('timeout');
+      // Its group had no other rows: the held engine is replaced, and the next request is answered.
+      process.kill(pid, 'SIGCONT');
+      const after = await postJson(`${slow.url}/v1/completions`, { prompt: PROMPTS[0], max_tokens: 8 });
+      expect(after.status).toBe(200);
+      expect(after.json.choices?.[0].text).toBe((await ref.text(PROMPTS[0], { maxNew: 8 })).text);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('exposes Prometheus metrics', async () => {
