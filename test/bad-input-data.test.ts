@@ -142,6 +142,23 @@ const cases = (): BadInputCase[] => [
     message: /--kind mask and --alpha cannot be used together.*add --kind edit/,
   },
   {
+    name: 'data corrupt --canvas below --seq-len',
+    argv: [
+      'data',
+      'corrupt',
+      data,
+      '--kind',
+      'edit',
+      '--seq-len',
+      '64',
+      '--canvas',
+      '8',
+      '--out',
+      w('c.arrow'),
+    ],
+    message: /--canvas 8 is below --seq-len 64/,
+  },
+  {
     name: 'data synth --validation-fraction 1.5',
     argv: ['data', 'synth', '--validation-fraction', '1.5', '--out', w('synth')],
     message: /--validation-fraction must be a number in \[0, 1\]; got 1\.5/,

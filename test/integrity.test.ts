@@ -15,6 +15,7 @@ import { buildDataset } from '../pipelines/run.ts';
 import { DEFAULT_SIZE_LIMITS } from '../pipelines/steps/filters.ts';
 import { readScored, writeScored } from '../posttrain/trajectories/score.ts';
 import { readCheckpointConfig } from '../schemas/checkpoint.ts';
+import { resumePoint } from '../trainer/resume.ts';
 import { smallTokenizer, stdlibSubset, tempDir } from './data-helpers.ts';
 import { nativeOrBuild } from './train-helpers.ts';
 
@@ -154,6 +155,28 @@ describe.skipIf(!bin)('a checkpoint', () => {
     expect(r.stdout).toBe('');
   }, 60_000);
 
+  it('train --resume on a damaged latest checkpoint names the newest intact one instead of itself', async () => {
+    const run = join(work, 'run-resume');
+    for (const step of ['step-000001', 'step-000002']) {
+      const r = spawnSync(
+        bin!,
+        ['init', '--config', join(work, 'config.json'), '--out', join(run, 'checkpoints', step)],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(r.status, r.stderr).toBe(0);
+    }
+    await damageInPlace(join(run, 'checkpoints', 'step-000002', 'model.safetensors'));
+    const err = await resumePoint(run).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.name).toBe('IntegrityError');
+    expect(err?.message).toMatch(/step-000002.*cannot resume from .*step-000002\. Move it aside/);
+    expect(err?.message).toMatch(/continue from .*step-000001, the newest intact checkpoint/);
+  }, 60_000);
+
   it('refuses a checkpoint whose tokenizer.json was replaced, then one whose weights were damaged', async () => {
     const copy = join(work, 'ckpt-tok');
     spawnSync('cp', ['-r', ckpt, copy]);
@@ -205,9 +228,7 @@ describe('a trajectory file damaged in place', () => {
     };
     for (const [name, r] of Object.entries(runs)) {
       expect(r.status, `${name}: ${r.stderr}`).toBe(2);
-      expect(r.stderr, name).toMatch(
-        /scored\.arrow does not match the sha256 its writer recorded/,
-      );
+      expect(r.stderr, name).toMatch(/scored\.arrow does not match the sha256 its writer recorded/);
     }
     expect(existsSync(join(work, 'kept.arrow'))).toBe(false);
     expect(readFileSync(path).equals(damaged)).toBe(true);

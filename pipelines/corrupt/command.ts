@@ -168,6 +168,11 @@ past the canvas (default --seq-len) lose their tail, as in training; a larger --
     if (alpha !== undefined) checkRange('alpha', alpha, 0, 1);
     const canvas = optNum(opts, 'canvas');
     if (canvas !== undefined) checkRange('canvas', canvas, 1, 1 << 20, true);
+    // A canvas shorter than the window would be silently widened to it: refuse what cannot take effect.
+    if (canvas !== undefined && canvas < num(opts, 'seq-len'))
+      throw new UserError(
+        `--canvas ${canvas} is below --seq-len ${num(opts, 'seq-len')}: the canvas holds the whole window; give --canvas >= --seq-len.`,
+      );
 
     const ds = await openDataset(dir);
     const tokPath = optStr(opts, 'tokenizer') ?? resolveTokenizerPath(dir, ds.manifest.tokenizerPath);
