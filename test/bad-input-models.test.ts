@@ -87,6 +87,11 @@ const cases = (): BadInputCase[] => [
     message: /--concurrency must be an integer >= 1; got 0/,
   },
   {
+    name: 'eval humaneval --k 10 with --n-samples 1',
+    argv: ['eval', 'humaneval', '--oracle', '--k', '10', '--n-samples', '1'],
+    message: /--k 10 needs at least that many samples per task, but --n-samples is 1/,
+  },
+  {
     name: 'eval humaneval --timeout 0',
     argv: ['eval', 'humaneval', '--oracle', '--timeout', '0'],
     message: /--timeout must be a number >= 0\.001; got 0/,

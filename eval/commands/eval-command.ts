@@ -153,8 +153,6 @@ export function makeEvalCommand(cfg: SuiteCommandConfig): CommandSpec {
     async run(o) {
       const suite = SUITES[cfg.suite];
       const variant = optStr(o, 'variant');
-      const all = await suite.load({ dataDir: str(o, 'data'), variant, shots: optNum(o, 'shots') });
-      const tasks = selectTasks(all, list(o, 'task-ids'), optNum(o, 'limit'));
       const nSamples = positiveInt(o, 'n-samples');
       const ks = list(o, 'k').map((k) => {
         const v = Number(k);
@@ -168,6 +166,8 @@ export function makeEvalCommand(cfg: SuiteCommandConfig): CommandSpec {
         throw new UserError(
           `--k ${tooLarge.join(',')} needs at least that many samples per task, but --n-samples is ${nSamples}; raise --n-samples or lower --k.`,
         );
+      const all = await suite.load({ dataDir: str(o, 'data'), variant, shots: optNum(o, 'shots') });
+      const tasks = selectTasks(all, list(o, 'task-ids'), optNum(o, 'limit'));
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const outDir =
         optStr(o, 'out') ??
