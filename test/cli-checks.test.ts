@@ -3,11 +3,13 @@
  * paths, conflicting flags, extra arguments; and, over the whole registry, that every command's defaults
  * pass its own declared ranges.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { commands } from '../bin/commands.ts';
 import { type CommandSpec, parseCommandArgs, rangeProblem } from '../common/cli.ts';
+import { repoRoot } from '../common/native.ts';
 import { tempDir } from './data-helpers.ts';
 
 const spec: CommandSpec = {
@@ -96,4 +98,18 @@ describe('output paths, before any work', () => {
     expect(parse([input, '--dir', input])).toThrow(/is a file; give a directory/);
     expect(parse([input, '--out', join(work, 'new', 'o.json')])).not.toThrow();
   });
+});
+
+describe('interrupts', () => {
+  it('Ctrl-C exits 130 from a command without its own handler', async () => {
+    const out = join(work, 'tok.json');
+    const child = spawn('node', [join(repoRoot, 'bin', 'sdt.js'), 'tokenizer', 'train', '--out', out], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Its first progress line says the work has started.
+    await new Promise<void>((res) => child.stderr.once('data', () => res()));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    expect(code).toBe(130);
+  }, 60_000);
 });
