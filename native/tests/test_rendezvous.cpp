@@ -1,4 +1,4 @@
-// The multi-process contract of native/src/dist/rendezvous.h on CPU: the environment variables,
+// The multi-process contract of native/src/ranks/rendezvous.h on CPU: the environment variables,
 // a world of 1 (no network), and real processes exchanging rank 0's bytes over TCP.
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/rendezvous.h"
+#include "ranks/rendezvous.h"
 #include "test_framework.h"
 
 namespace {

@@ -2,7 +2,7 @@
 // time). Two ways to build the communicators: every GPU of one process together
 // (ncclCommInitAll; the caller issues all_reduce_sum for every rank inside one group), or one
 // rank per process (ncclGetUniqueId on rank 0, the id handed over by dist::share_from_rank0,
-// ncclCommInitRank everywhere), the ranks named by the environment (dist/rendezvous.h).
+// ncclCommInitRank everywhere), the ranks named by the environment (ranks/rendezvous.h).
 #pragma once
 
 #include <cstddef>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/rendezvous.h"
+#include "ranks/rendezvous.h"
 #include "types.cuh"
 
 namespace sdt::cuda {

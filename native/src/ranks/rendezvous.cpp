@@ -1,4 +1,4 @@
-#include "dist/rendezvous.h"
+#include "ranks/rendezvous.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
