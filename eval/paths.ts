@@ -5,8 +5,11 @@ import { UserError } from '../common/errors.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Where the benchmark data lives unless --data says otherwise: <repo>/../shared/data (never copied in). */
-export const DEFAULT_DATA_DIR = resolve(REPO_ROOT, '..', 'shared', 'data');
+/**
+ * Where the benchmark data lives unless --data says otherwise: $SDT_EVAL_DATA, else <repo>/runs/eval-data.
+ * The files are the upstream releases, downloaded by the user (docs/eval.md lists them); never committed.
+ */
+export const DEFAULT_DATA_DIR = process.env.SDT_EVAL_DATA ?? resolve(REPO_ROOT, 'runs', 'eval-data');
 
 /** The path of one data file, with an error that says which flag to fix when it is missing. */
 export function dataFile(dataDir: string, ...parts: string[]): string {
@@ -14,7 +17,7 @@ export function dataFile(dataDir: string, ...parts: string[]): string {
   if (!existsSync(path)) {
     throw new UserError(
       `benchmark file not found: ${path}. Point the data flag (--data for eval and report, --data-dir for traj and bench) at the folder that holds ${parts[0]}/ ` +
-        `(default ${DEFAULT_DATA_DIR}).`,
+        `(default ${DEFAULT_DATA_DIR}, or $SDT_EVAL_DATA); docs/eval.md says where each suite's files come from.`,
     );
   }
   return path;

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { selectTasks } from '../eval/commands/eval-command.ts';
 import {
@@ -12,7 +12,7 @@ import {
 } from '../eval/generators/model.ts';
 import { OracleGenerator } from '../eval/generators/oracle.ts';
 import type { GenerationStats, Generator, TaskGeneration } from '../eval/generators/types.ts';
-import { DEFAULT_DATA_DIR, REPO_ROOT } from '../eval/paths.ts';
+import { REPO_ROOT } from '../eval/paths.ts';
 import { runEval } from '../eval/run.ts';
 import { fix } from '../eval/suites/fix.ts';
 import { humaneval } from '../eval/suites/humaneval.ts';
@@ -20,7 +20,8 @@ import { infill } from '../eval/suites/infill.ts';
 import { mbpp } from '../eval/suites/mbpp.ts';
 import type { EvalTask } from '../eval/suites/types.ts';
 
-const dataDir = process.env.SDT_EVAL_DATA ?? DEFAULT_DATA_DIR;
+// CI machines of this project keep the upstream files beside the checkout; elsewhere set SDT_EVAL_DATA.
+const dataDir = process.env.SDT_EVAL_DATA ?? resolve(REPO_ROOT, '..', 'shared', 'data');
 const haveData = existsSync(join(dataDir, 'humaneval', 'HumanEval.jsonl.gz'));
 if (!haveData) {
   console.warn(

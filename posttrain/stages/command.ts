@@ -9,6 +9,7 @@ import { bool, type CommandSpec, num, type OptionValues, optStr, str } from '../
 import { UserError } from '../../common/errors.ts';
 import { nativeBinary } from '../../common/native.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
+import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
@@ -197,7 +198,7 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       type: 'string',
       arg: 'DIR',
       description: 'evaluation data for --suite',
-      default: '/work/shared/data',
+      default: DEFAULT_DATA_DIR,
     },
     dataset: {
       type: 'string',

@@ -12,6 +12,7 @@ import { atomicWriteJson } from '../../common/fs.ts';
 import { Progress } from '../../common/progress.ts';
 import { EngineClient } from '../../engine/client.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
+import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
 import { SUITES } from '../../eval/suites/index.ts';
 import { runDistributed } from '../../jobs/executor.ts';
 import { EXECUTOR_FLAGS, executorOptions, isDistributed } from '../../jobs/flags.ts';
@@ -208,7 +209,7 @@ left-to-right; docs/sample.md). A rerun with the same settings skips finished sh
       type: 'string',
       arg: 'DIR',
       description: 'evaluation data for --suite',
-      default: '/work/shared/data',
+      default: DEFAULT_DATA_DIR,
     },
     dataset: {
       type: 'string',

@@ -22,6 +22,7 @@ import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
 import { Progress } from '../../common/progress.ts';
 import { EngineClient } from '../../engine/client.ts';
+import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
@@ -225,7 +226,7 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
       type: 'string',
       arg: 'DIR',
       description: 'evaluation data for --suite',
-      default: '/work/shared/data',
+      default: DEFAULT_DATA_DIR,
     },
     concurrency: {
       type: 'number',
