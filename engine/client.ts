@@ -116,6 +116,16 @@ export interface BatchOptions {
   threads?: number;
 }
 
+/** A text prompt's ids after <|bos|> (when the checkpoint has one), as every training document starts. */
+export function promptIds(tok: Tokenizer, text: string, bos: number): Int32Array {
+  const ids = tok.encode(text);
+  if (bos < 0) return ids;
+  const out = new Int32Array(ids.length + 1);
+  out[0] = bos;
+  out.set(ids, 1);
+  return out;
+}
+
 /**
  * The threads a one-shot `sdt-native score|forward` ran with ($OMP_NUM_THREADS, else every processor). Batch
  * requests use them by default: the cross-entropy sums are reduced across threads, so this keeps the engine's
@@ -468,16 +478,8 @@ export class EngineClient {
     onStep?: (e: WireStepEvent) => void,
   ): Promise<Completion[]> {
     const tok = this.requireTokenizer();
-    const bos = this.info.bos_token_id;
     return this.generateTokens(
-      prompts.map((p) => {
-        const ids = tok.encode(p);
-        if (bos < 0) return ids;
-        const out = new Int32Array(ids.length + 1);
-        out[0] = bos;
-        out.set(ids, 1);
-        return out;
-      }),
+      prompts.map((p) => promptIds(tok, p, this.info.bos_token_id)),
       settings,
       onStep,
     );

@@ -4,6 +4,7 @@
  * it decodes (diffusion commits positions out of order; a stream may only append, so it carries the
  * committed prefix). Errors are `ApiError`s with the HTTP status and OpenAI's error shape.
  */
+import { promptIds } from '../engine/client.ts';
 import type { Tokenizer } from '../pipelines/tokenizer/types.ts';
 import {
   COMMIT_ORDERS,
@@ -135,12 +136,8 @@ function oneOf<T extends string>(
  */
 function promptList(v: unknown, tok: Tokenizer, info: ReadyInfo, fim: boolean): Int32Array[] {
   const vocab = info.vocab_size;
-  const text = (p: string) => {
-    const ids = tok.encode(p);
-    // Inside FIM markers the prefix is plain text, as eval's infilling prompts are.
-    if (fim || info.bos_token_id < 0) return ids;
-    return Int32Array.from([info.bos_token_id, ...ids]);
-  };
+  // Inside FIM markers the prefix is plain text, as eval's infilling prompts are.
+  const text = (p: string) => (fim ? tok.encode(p) : promptIds(tok, p, info.bos_token_id));
   const isIds = (x: unknown): x is number[] =>
     Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t) && t >= 0 && t < vocab);
   if (typeof v === 'string') return [text(v)];
