@@ -297,14 +297,15 @@ function pickCases(
   const distinct = new Set(all.map((c) => c.expected));
   const yesNo = [...distinct].every((e) => BOOLEAN_OUTPUTS.has(e));
   if (distinct.size < (yesNo ? BOOLEAN_OUTPUTS.size : MIN_DISTINCT)) return undefined;
-  const firstOf = new Map<string, number>();
+  // The first case of each distinct output, then the others, in input order within each group.
+  const seen = new Set<string>();
+  const firsts: number[] = [];
+  const rest: number[] = [];
   all.forEach((c, i) => {
-    if (!firstOf.has(c.expected)) firstOf.set(c.expected, i);
+    (seen.has(c.expected) ? rest : firsts).push(i);
+    seen.add(c.expected);
   });
-  const order = [
-    ...firstOf.values(),
-    ...all.map((_, i) => i).filter((i) => ![...firstOf.values()].includes(i)),
-  ];
+  const order = [...firsts, ...rest];
   return order
     .slice(0, TEST_CASES)
     .sort((a, b) => a - b)
