@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { OptionSpec } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -10,6 +11,14 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
  * The files are the upstream releases, downloaded by the user (docs/eval.md lists them); never committed.
  */
 export const DEFAULT_DATA_DIR = process.env.SDT_EVAL_DATA ?? resolve(REPO_ROOT, 'runs', 'eval-data');
+
+/** `--data-dir`: where commands that take a `--suite` find its data. */
+export const SUITE_DATA_DIR_OPTION: OptionSpec = {
+  type: 'string',
+  arg: 'DIR',
+  description: 'evaluation data for --suite',
+  default: DEFAULT_DATA_DIR,
+};
 
 /** The path of one data file, with an error that says which flag to fix when it is missing. */
 export function dataFile(dataDir: string, ...parts: string[]): string {

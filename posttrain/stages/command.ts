@@ -9,7 +9,7 @@ import { bool, type CommandSpec, num, type OptionValues, optStr, str } from '../
 import { UserError } from '../../common/errors.ts';
 import { nativeBinary } from '../../common/native.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
-import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
+import { SUITE_DATA_DIR_OPTION } from '../../eval/paths.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
@@ -194,12 +194,7 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       description: 'onpolicy: eval suite prompts (tests verify)',
       choices: Object.keys(SUITES),
     },
-    'data-dir': {
-      type: 'string',
-      arg: 'DIR',
-      description: 'evaluation data for --suite',
-      default: DEFAULT_DATA_DIR,
-    },
+    'data-dir': SUITE_DATA_DIR_OPTION,
     dataset: {
       type: 'string',
       arg: 'DIR',

@@ -12,7 +12,7 @@ import { atomicWriteJson } from '../../common/fs.ts';
 import { Progress } from '../../common/progress.ts';
 import { EngineClient } from '../../engine/client.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
-import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
+import { SUITE_DATA_DIR_OPTION } from '../../eval/paths.ts';
 import { SUITES } from '../../eval/suites/index.ts';
 import { runDistributed } from '../../jobs/executor.ts';
 import { EXECUTOR_FLAGS, executorOptions, isDistributed } from '../../jobs/flags.ts';
@@ -205,12 +205,7 @@ left-to-right; docs/sample.md). A rerun with the same settings skips finished sh
       description: 'eval suite as prompt set',
       choices: Object.keys(SUITES),
     },
-    'data-dir': {
-      type: 'string',
-      arg: 'DIR',
-      description: 'evaluation data for --suite',
-      default: DEFAULT_DATA_DIR,
-    },
+    'data-dir': SUITE_DATA_DIR_OPTION,
     dataset: {
       type: 'string',
       arg: 'DIR',

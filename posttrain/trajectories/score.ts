@@ -22,7 +22,7 @@ import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
 import { Progress } from '../../common/progress.ts';
 import { EngineClient } from '../../engine/client.ts';
-import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
+import { SUITE_DATA_DIR_OPTION } from '../../eval/paths.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import { SUITES } from '../../eval/suites/index.ts';
@@ -222,12 +222,7 @@ no ERROR/MISSING node in prompt + completion and, with --suite, the task's tests
       description: 'eval suite whose tests verify completions (ids match prompts)',
       choices: Object.keys(SUITES),
     },
-    'data-dir': {
-      type: 'string',
-      arg: 'DIR',
-      description: 'evaluation data for --suite',
-      default: DEFAULT_DATA_DIR,
-    },
+    'data-dir': SUITE_DATA_DIR_OPTION,
     concurrency: {
       type: 'number',
       min: 1,
