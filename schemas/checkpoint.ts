@@ -65,6 +65,8 @@ export interface NativeTrainConfig {
   /** OpenMP threads; 0: default. */
   threads?: number;
   max_nonfinite_steps?: number;
+  /** "two-stream": rows are [noisy | clean] under AttentionMode::BlockTwoStream (block models). Default "single". */
+  layout?: 'single' | 'two-stream';
 }
 
 /** trainer_state.json. */
@@ -250,6 +252,7 @@ export const TRAIN_CONFIG_FIELDS = [
   'seed',
   'threads',
   'max_nonfinite_steps',
+  'layout',
 ] as const;
 export const OPTIMIZER_FIELDS = ['beta1', 'beta2', 'eps', 'weight_decay', 'grad_clip'] as const;
 export const SCHEDULE_FIELDS = ['lr', 'min_lr', 'warmup_steps'] as const;
@@ -348,6 +351,10 @@ export function trainConfigProblem(doc: unknown): string | null {
   if (doc.tokenizer !== undefined && doc.tokenizer !== null && typeof doc.tokenizer !== 'string')
     return '"tokenizer" must be a path string';
   if (doc.total_steps === undefined) return 'missing required field "total_steps"';
+  if (doc.layout !== undefined && doc.layout !== 'single' && doc.layout !== 'two-stream')
+    return '"layout" must be "single" or "two-stream"';
+  if (doc.layout === 'two-stream' && isObject(doc.model) && doc.model.attention_mode !== 'block')
+    return 'layout "two-stream" trains block models: model.attention_mode must be "block"';
   const ints: [string, number][] = [
     ['total_steps', 1],
     ['micro_batches', 1],

@@ -52,6 +52,37 @@ const tinyRun = (out: string, extra: string[] = []): string[] => [
   ...extra,
 ];
 
+/** -log softmax(row)[target] in nats; -inf entries (the mask column) take no mass. */
+function crossEntropy(row: Float32Array, target: number): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const x of row) if (x > max) max = x;
+  let sum = 0;
+  for (const x of row) if (Number.isFinite(x)) sum += Math.exp(x - max);
+  return max + Math.log(sum) - row[target];
+}
+
+/** `sdt-native forward` logits of token rows (files under the test's temp dir, named by `tag`). */
+function nativeLogits(ckpt: string, tokens: Int32Array, segments: Int32Array, shape: number[], tag: string) {
+  const p = (name: string) => join(dir, `${tag}-${name}.npy`);
+  writeNpy(p('tokens'), tokens, shape);
+  writeNpy(p('segments'), segments, shape);
+  const args = [
+    'forward',
+    '--ckpt',
+    ckpt,
+    '--tokens',
+    p('tokens'),
+    '--segments',
+    p('segments'),
+    '--out',
+    p('logits'),
+  ];
+  const r = spawnSync(bin!, args);
+  expect(r.status, String(r.stderr)).toBe(0);
+  const { data: logits, shape: out } = readNpyFloat32(p('logits'));
+  return { logits, V: out[2] };
+}
+
 const stepLosses = (run: string) =>
   readLog(run)
     .filter((r) => r.type === 'step' || r.type === 'eval')
@@ -146,37 +177,65 @@ describe.skipIf(!bin)('sdt train end to end', () => {
     let denominator = 0;
     frames.forEach((f, k) => {
       const { B, T, input, target, weight, segment } = f.batch;
-      const p = (name: string) => join(dir, `elbo-${k}-${name}.npy`);
-      writeNpy(p('tokens'), input, [B, T]);
-      writeNpy(p('segments'), segment, [B, T]);
       const ckpt = join(run, 'checkpoints', 'step-000004');
-      const r = spawnSync(bin!, [
-        'forward',
-        '--ckpt',
-        ckpt,
-        '--tokens',
-        p('tokens'),
-        '--segments',
-        p('segments'),
-        '--out',
-        p('logits'),
-      ]);
-      expect(r.status, String(r.stderr)).toBe(0);
-      const { data: logits, shape } = readNpyFloat32(p('logits'));
-      const V = shape[2];
+      const { logits, V } = nativeLogits(ckpt, input, segment, [B, T], `elbo-${k}`);
       for (let i = 0; i < B * T; i++) {
         if (weight[i] === 0) continue;
-        const row = logits.subarray(i * V, (i + 1) * V);
-        let max = Number.NEGATIVE_INFINITY;
-        for (const x of row) if (x > max) max = x;
-        let sum = 0;
-        for (const x of row) if (Number.isFinite(x)) sum += Math.exp(x - max);
-        ceSum += weight[i] * (max + Math.log(sum) - row[target[i]]);
+        ceSum += weight[i] * crossEntropy(logits.subarray(i * V, (i + 1) * V), target[i]);
       }
       denominator += f.denominator;
     });
     const expected = ceSum / denominator / Math.LN2;
     const logged = readLog(run).find((r) => r.type === 'eval' && r.step === 4 && r.group === 'elbo');
+    expect(logged).toBeDefined();
+    expect((logged as { bits_per_token: number }).bits_per_token).toBeCloseTo(expected, 4);
+  });
+
+  it('two-stream layout: the logged ELBO equals block-mode forwards of each noisy block after its clean prefix', async () => {
+    const run = join(dir, 'two-stream');
+    const extra = ['--attention', 'block', '--block-size', '8', '--two-stream', '--mask-fraction', '1'];
+    expect(await main(tinyRun(run, extra))).toBe(0);
+    expect(JSON.parse(readFileSync(join(run, 'native-train.json'), 'utf8')).layout).toBe('two-stream');
+    const ckpt = join(run, 'checkpoints', 'step-000004');
+    // The checkpoint is a plain block model: the layout belongs to training only.
+    expect(JSON.parse(readFileSync(join(ckpt, 'config.json'), 'utf8')).attention_mode).toBe('block');
+    const cfg = await loadConfigFile(join(run, 'config.json'));
+    const data = await loadTrainData(dataset, cfg.data.seq_len);
+    const ctx = { cfg, specials: data.specials, editVocab: data.editVocab, train: data.train };
+    const frames = buildValidationFrames(ctx, data.validation, 'elbo');
+    const L = cfg.data.seq_len;
+    const bs = cfg.model.block_size;
+    let ceSum = 0;
+    let denominator = 0;
+    let n = 0;
+    for (const f of frames) {
+      expect(f.batch.T).toBe(2 * L);
+      for (let r = 0; r < f.batch.B; r++) {
+        const at = (a: Int32Array | Float32Array, from: number, to: number) =>
+          Array.from(a.subarray(r * 2 * L + from, r * 2 * L + to));
+        for (let k = 0; k * bs < L; k++) {
+          const end = Math.min(L, (k + 1) * bs);
+          // What decoding block k sees: the clean blocks before it, then the noisy block.
+          const seq = [...at(f.batch.input, L, L + k * bs), ...at(f.batch.input, k * bs, end)];
+          const seg = [...at(f.batch.segment, L, L + k * bs), ...at(f.batch.segment, k * bs, end)];
+          const { logits, V } = nativeLogits(
+            ckpt,
+            Int32Array.from(seq),
+            Int32Array.from(seg),
+            [1, end],
+            `ts-${n++}`,
+          );
+          for (let t = k * bs; t < end; t++) {
+            const i = r * 2 * L + t;
+            if (f.batch.weight[i] === 0) continue;
+            ceSum += f.batch.weight[i] * crossEntropy(logits.subarray(t * V, (t + 1) * V), f.batch.target[i]);
+          }
+        }
+      }
+      denominator += f.denominator;
+    }
+    const expected = ceSum / denominator / Math.LN2;
+    const logged = readLog(run).find((x) => x.type === 'eval' && x.step === 4 && x.group === 'elbo');
     expect(logged).toBeDefined();
     expect((logged as { bits_per_token: number }).bits_per_token).toBeCloseTo(expected, 4);
   });

@@ -3,11 +3,11 @@ import { isMaskable } from '../pipelines/corrupt/mask.ts';
 import { Rng } from '../pipelines/corrupt/rng.ts';
 import { plainVocabulary } from '../pipelines/corrupt/vocab.ts';
 import { arExample } from '../trainer/ar.ts';
-import { defaultConfig, type TrainConfig } from '../trainer/config.ts';
+import { configProblems, defaultConfig, type TrainConfig } from '../trainer/config.ts';
 import { editStageStart, stageAt } from '../trainer/curriculum.ts';
 import { EpochOrder, type FeedContext, trainFrame } from '../trainer/feed.ts';
 import { buildValidationFrames, stratifiedTimes } from '../trainer/validation.ts';
-import { buildWindowStore, type WindowLike } from '../trainer/window-store.ts';
+import { buildWindowStore, type WindowLike, windowAt } from '../trainer/window-store.ts';
 
 const SP = { pad: 0, bos: 1, eos: 2, mask: 3, del: 4 };
 const L = 48;
@@ -161,6 +161,61 @@ describe('feed', () => {
     expect(emptyBlocks('block')).toBe(0);
     // One rate per sequence leaves some blocks unmasked when t is small: the check above can fail.
     expect(emptyBlocks('bidirectional')).toBeGreaterThan(0);
+  });
+
+  it('two-stream: rows are [noisy | clean], loss on the noisy half only, documents kept per stream', () => {
+    const base = defaultConfig();
+    const ctx = context({
+      steps: 20,
+      batch: { batch_size: 4, micro_batches: 1 },
+      model: { ...base.model, attention_mode: 'block', block_size: 8 },
+      curriculum: { ...base.curriculum, mask_fraction: 0.5, two_stream: true },
+    });
+    const single = context({
+      steps: 20,
+      batch: { batch_size: 4, micro_batches: 1 },
+      model: { ...base.model, attention_mode: 'block', block_size: 8 },
+      curriculum: { ...base.curriculum, mask_fraction: 0.5 },
+    });
+    const order = new EpochOrder(ctx.cfg.seed, ctx.train.count);
+    let edits = 0;
+    for (let f = 0; f < 20; f++) {
+      const two = trainFrame(ctx, order, f);
+      const one = trainFrame(single, order, f);
+      expect(two.batch.T).toBe(2 * L);
+      edits += two.kinds.edit;
+      for (let r = 0; r < two.batch.B; r++) {
+        const row = (a: Int32Array | Float32Array, from: number, to: number) =>
+          Array.from(a.subarray(r * 2 * L + from, r * 2 * L + to));
+        const oneRow = (a: Int32Array | Float32Array) => Array.from(a.subarray(r * L, (r + 1) * L));
+        // The noisy half is exactly the single-layout example; the clean half is its window.
+        expect(row(two.batch.input, 0, L)).toEqual(oneRow(one.batch.input));
+        expect(row(two.batch.weight, 0, L)).toEqual(oneRow(one.batch.weight));
+        const w = windowAt(ctx.train, order.windowOf(f * two.batch.B + r));
+        expect(row(two.batch.input, L, 2 * L)).toEqual(Array.from(w.tokens));
+        expect(row(two.batch.target, L, 2 * L).every((t) => t === -1)).toBe(true);
+        expect(row(two.batch.weight, L, 2 * L).every((x) => x === 0)).toBe(true);
+        expect(row(two.batch.segment, L, 2 * L)).toEqual(Array.from(w.segment, (s) => (s === 0 ? -1 : s)));
+      }
+    }
+    expect(edits).toBeGreaterThan(0);
+    const frame = buildValidationFrames(ctx, ctx.train, 'elbo')[0];
+    expect(frame.batch.T).toBe(2 * L);
+  });
+
+  it('two-stream: refused for AR, for bidirectional attention and beside --clean-prefix', () => {
+    const base = defaultConfig();
+    const cfg = (over: Partial<TrainConfig>) => ({ ...base, ...over });
+    const two = { ...base.curriculum, two_stream: true };
+    const block = { ...base.model, attention_mode: 'block' as const };
+    expect(configProblems(cfg({ model: block, curriculum: two }), 'x')).toEqual([]);
+    expect(configProblems(cfg({ curriculum: two }), 'x').join()).toMatch(/two_stream.*--attention block/);
+    expect(configProblems(cfg({ model: block, curriculum: two, objective: 'ar' }), 'x').join()).toMatch(
+      /objective ar/,
+    );
+    expect(
+      configProblems(cfg({ model: block, curriculum: { ...two, clean_prefix: true } }), 'x').join(),
+    ).toMatch(/drop --clean-prefix/);
   });
 
   it('ar: targets are the inputs shifted by one, within a document', () => {

@@ -41,3 +41,32 @@ export function stackExamples(examples: SequenceExample[], T: number): MicroBatc
   });
   return { B, T, input, target, weight, segment };
 }
+
+/**
+ * The two-stream row of a corrupted example: [noisy | clean], the loss on the noisy half only, the document
+ * ids repeated so each stream stays within its documents (native AttentionMode::BlockTwoStream).
+ */
+export function twoStreamExample(
+  noisy: SequenceExample,
+  clean: Int32Array,
+  cleanSegment?: Int32Array,
+): SequenceExample {
+  const L = noisy.input.length;
+  if (clean.length !== L)
+    throw new Error(`two-stream: the clean sequence has ${clean.length} tokens, the noisy one ${L}`);
+  const input = new Int32Array(2 * L);
+  input.set(noisy.input);
+  input.set(clean, L);
+  const target = new Int32Array(2 * L).fill(-1);
+  target.set(noisy.target);
+  const weight = new Float32Array(2 * L);
+  weight.set(noisy.weight);
+  const out: SequenceExample = { input, target, weight };
+  if (noisy.segment || cleanSegment) {
+    const segment = new Int32Array(2 * L).fill(1);
+    if (noisy.segment) segment.set(noisy.segment);
+    if (cleanSegment) segment.set(cleanSegment, L);
+    out.segment = segment;
+  }
+  return out;
+}

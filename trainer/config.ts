@@ -53,6 +53,13 @@ export interface TrainConfig {
     mask_warmup_steps: number;
     /** Block attention: blocks before a random block stay clean, as earlier blocks are in decoding. */
     clean_prefix: boolean;
+    /**
+     * Block attention: each row holds the noisy sequence then the clean one, and every noisy block attends to
+     * the clean blocks before it (AttentionMode::BlockTwoStream), so every block trains as it is decoded.
+     */
+    two_stream: boolean;
+    /** Block attention: documents start at block boundaries and their last block is filled with <|eos|>. */
+    align_blocks: boolean;
   };
   batch: {
     /** Sequences per optimizer step (all micro-batches together). */
@@ -280,6 +287,22 @@ export const FIELDS: FieldSpec[] = [
     type: 'boolean',
     description:
       'block attention, mask stage: blocks before a random block stay clean (no loss), as earlier blocks are when a block is decoded',
+    default: false,
+  },
+  {
+    path: 'curriculum.two_stream',
+    flag: 'two-stream',
+    type: 'boolean',
+    description:
+      'block attention: rows of the noisy then the clean sequence, each noisy block attending to the clean blocks before it, so every block trains on the clean prefix it is decoded with (2x tokens per forward)',
+    default: false,
+  },
+  {
+    path: 'curriculum.align_blocks',
+    flag: 'align-blocks',
+    type: 'boolean',
+    description:
+      'block attention: each packed document starts at a block boundary and its last block is filled with <|eos|> targets, as the sampler meets a document (documents that no longer fit the window are left out)',
     default: false,
   },
   {
@@ -634,6 +657,18 @@ export function configProblems(cfg: TrainConfig, source: string): string[] {
     problems.push(
       `${source}: schedule.min_lr must be <= schedule.lr (got ${cfg.schedule.min_lr} > ${cfg.schedule.lr})`,
     );
+  if (cfg.curriculum.two_stream && (cfg.objective !== 'diffusion' || m.attention_mode !== 'block'))
+    problems.push(
+      `${source}: curriculum.two_stream trains block diffusion models; set --attention block (got objective ${cfg.objective}, attention ${m.attention_mode})`,
+    );
+  if (cfg.curriculum.align_blocks && (cfg.objective !== 'diffusion' || m.attention_mode !== 'block'))
+    problems.push(
+      `${source}: curriculum.align_blocks aligns documents to the blocks of block diffusion; set --attention block (got objective ${cfg.objective}, attention ${m.attention_mode})`,
+    );
+  if (cfg.curriculum.two_stream && cfg.curriculum.clean_prefix)
+    problems.push(
+      `${source}: curriculum.clean_prefix and curriculum.two_stream exclude each other: under two_stream every noisy block already sees a clean prefix; drop --clean-prefix`,
+    );
   if (cfg.steps === 0 && cfg.tokens === 0)
     problems.push(`${source}: steps and tokens are both 0; set one of them (e.g. --steps 300)`);
   return problems;
@@ -674,6 +709,9 @@ export function totalSteps(cfg: TrainConfig): number {
   if (cfg.steps > 0) return cfg.steps;
   return Math.ceil(cfg.tokens / (cfg.batch.batch_size * cfg.data.seq_len));
 }
+
+/** Positions of one stream row: seq_len, or twice it when the row holds the noisy then the clean sequence. */
+export const rowLength = (cfg: TrainConfig): number => cfg.data.seq_len * (cfg.curriculum.two_stream ? 2 : 1);
 
 /** Tokens the run will see (positions fed to the model, padding included). */
 export const totalTokens = (cfg: TrainConfig): number =>

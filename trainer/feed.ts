@@ -9,8 +9,9 @@ import { maskCorrupt, warmupCap } from '../pipelines/corrupt/mask.ts';
 import { exampleRng, Rng } from '../pipelines/corrupt/rng.ts';
 import type { CorruptSpecials } from '../pipelines/corrupt/types.ts';
 import { arExample } from './ar.ts';
-import { type MicroBatch, type SequenceExample, stackExamples } from './batch.ts';
-import { microBatchSize, type TrainConfig } from './config.ts';
+import { type MicroBatch, type SequenceExample, stackExamples, twoStreamExample } from './batch.ts';
+import { alignToBlocks, type PackedWindow } from './block-align.ts';
+import { microBatchSize, rowLength, type TrainConfig } from './config.ts';
 import { type ExampleKind, exampleKind, RNG_STREAM } from './curriculum.ts';
 import { type EditContext, editExample } from './edit-example.ts';
 import { type WindowStore, windowAt } from './window-store.ts';
@@ -60,6 +61,12 @@ export interface FeedExample extends SequenceExample {
   window: number;
 }
 
+/** The window a diffusion example corrupts: block-aligned with <|eos|> fill under curriculum.align_blocks. */
+export function diffusionWindow(ctx: FeedContext, w: PackedWindow): PackedWindow {
+  const { cfg, specials } = ctx;
+  return cfg.curriculum.align_blocks ? alignToBlocks(w, cfg.model.block_size, specials.eos, specials.pad) : w;
+}
+
 /** Block models draw one mask rate per block, aligned with the blocks their attention sees. */
 export function blockMasking(cfg: TrainConfig): { mode?: 'block'; blockSize?: number } {
   return cfg.model.attention_mode === 'block' ? { mode: 'block', blockSize: cfg.model.block_size } : {};
@@ -69,8 +76,9 @@ export function blockMasking(cfg: TrainConfig): { mode?: 'block'; blockSize?: nu
 export function trainExample(ctx: FeedContext, order: EpochOrder, index: number, step: number): FeedExample {
   const { cfg, specials } = ctx;
   const window = order.windowOf(index);
-  const w = windowAt(ctx.train, window);
   const kind = exampleKind(cfg, step, index);
+  const stored = windowAt(ctx.train, window);
+  const w = kind === 'ar' ? stored : diffusionWindow(ctx, stored);
   const rng = exampleRng(cfg.seed, index, RNG_STREAM.corrupt);
   let ex: SequenceExample;
   if (kind === 'ar') {
@@ -93,6 +101,7 @@ export function trainExample(ctx: FeedContext, order: EpochOrder, index: number,
   } else {
     ex = editExample(w, rng, ctx);
   }
+  if (cfg.curriculum.two_stream && kind !== 'ar') ex = twoStreamExample(ex, w.tokens, w.segment);
   return { ...ex, kind, window };
 }
 
@@ -115,5 +124,5 @@ export function trainFrame(ctx: FeedContext, order: EpochOrder, frame: number): 
     kinds[ex.kind]++;
     examples.push(ex);
   }
-  return { frame, step, batch: stackExamples(examples, ctx.cfg.data.seq_len), kinds };
+  return { frame, step, batch: stackExamples(examples, rowLength(ctx.cfg)), kinds };
 }

@@ -57,5 +57,6 @@ export function nativeTrainConfig(cfg: TrainConfig, tok: NativeTokenizerInfo): N
     keep_checkpoints: cfg.checkpoint.keep,
     seed: cfg.seed,
     threads: cfg.threads,
+    ...(cfg.curriculum.two_stream ? { layout: 'two-stream' as const } : {}),
   });
 }

@@ -13,11 +13,11 @@
 import { isMaskable, maskCorrupt } from '../pipelines/corrupt/mask.ts';
 import { exampleRng, Rng } from '../pipelines/corrupt/rng.ts';
 import { arExample } from './ar.ts';
-import { type MicroBatch, type SequenceExample, stackExamples } from './batch.ts';
-import { microBatchSize } from './config.ts';
+import { type MicroBatch, type SequenceExample, stackExamples, twoStreamExample } from './batch.ts';
+import { microBatchSize, rowLength } from './config.ts';
 import { RNG_STREAM } from './curriculum.ts';
 import { editExample } from './edit-example.ts';
-import { blockMasking, type FeedContext } from './feed.ts';
+import { blockMasking, diffusionWindow, type FeedContext } from './feed.ts';
 import { type WindowStore, windowAt } from './window-store.ts';
 
 export type EvalGroup = 'elbo' | 'edit' | 'nll';
@@ -64,7 +64,8 @@ export function buildValidationFrames(
     let denominator = 0;
     for (let r = 0; r < B; r++) {
       const j = f * B + r;
-      const w = windowAt(valStore, validationWindow(j, n, valStore.count));
+      const stored = windowAt(valStore, validationWindow(j, n, valStore.count));
+      const w = group === 'nll' ? stored : diffusionWindow(ctx, stored);
       const rng = exampleRng(cfg.seed, j, RNG_STREAM.validation);
       let ex: SequenceExample;
       if (group === 'nll') {
@@ -82,9 +83,11 @@ export function buildValidationFrames(
         ex = editExample(w, rng, ctx);
       }
       if (group !== 'elbo') for (const x of ex.weight) if (x > 0) denominator++;
-      examples.push(ex);
+      examples.push(
+        group !== 'nll' && cfg.curriculum.two_stream ? twoStreamExample(ex, w.tokens, w.segment) : ex,
+      );
     }
-    frames.push({ group, batch: stackExamples(examples, cfg.data.seq_len), denominator });
+    frames.push({ group, batch: stackExamples(examples, rowLength(cfg)), denominator });
   }
   return frames;
 }

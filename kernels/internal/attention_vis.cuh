@@ -13,7 +13,10 @@ struct SequenceVis {
   const int32_t* pos;
   int T;
 
-  __device__ int position(int b, int t) const { return pos ? pos[static_cast<long>(b) * T + t] : t; }
+  __device__ int position(int b, int t) const {
+    if (pos) return pos[static_cast<long>(b) * T + t];
+    return mode == static_cast<int>(AttentionMode::BlockTwoStream) && t >= T / 2 ? t - T / 2 : t;
+  }
   __device__ bool visible(int b, int i, int j) const {
     if (seg) {
       const int si = seg[static_cast<long>(b) * T + i];
@@ -23,6 +26,12 @@ struct SequenceVis {
     if (mode == static_cast<int>(AttentionMode::Causal)) return position(b, j) <= position(b, i);
     if (mode == static_cast<int>(AttentionMode::Block))
       return position(b, j) / block_size <= position(b, i) / block_size;
+    if (mode == static_cast<int>(AttentionMode::BlockTwoStream)) {
+      const bool clean_i = i >= T / 2, clean_j = j >= T / 2;
+      const int bi = position(b, i) / block_size, bj = position(b, j) / block_size;
+      if (clean_i) return clean_j && bj <= bi;
+      return clean_j ? bj < bi : bj == bi;
+    }
     return true;
   }
   // Keys at or beyond this index are invisible to query i (a bound).
@@ -36,7 +45,7 @@ struct SequenceVis {
   // True when every query in [i0, i1) sees every key in [j0, j1) (a sufficient test: the tensor-core
   // kernels skip the per-element mask on such tiles).
   __device__ bool tile_all_visible(int i0, int i1, int j0, int j1) const {
-    if (seg || pos) return false;
+    if (seg || pos || mode == static_cast<int>(AttentionMode::BlockTwoStream)) return false;
     if (mode == static_cast<int>(AttentionMode::Causal)) return j1 - 1 <= i0;
     if (mode == static_cast<int>(AttentionMode::Block)) return (j1 - 1) / block_size <= i0 / block_size;
     (void)i1;

@@ -29,6 +29,13 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
+// Bigger weights: attention patterns far from uniform, so a wrong mask shows in the logits.
+void sharpen(sdt::Model& m) {
+  for (auto& p : m.params())
+    if (p.shape.size() == 2)
+      for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 10.0f;
+}
+
 // Runs forward_chunk over [0, T) in chunks of `chunk` and gathers the logits row-major [B*T, V].
 std::vector<float> chunked_logits(sdt::Model& m, const std::vector<int32_t>& ids, int B, int T, int chunk,
                                   AttentionMode mode, bool probe_without_append) {
@@ -62,9 +69,7 @@ void check_cache(AttentionMode mode, int kv, bool tied, int chunk, bool probe, u
   cfg.block_size = 4;
   sdt::Model m(cfg);
   m.init(seed);
-  for (auto& p : m.params())  // bigger weights: attention patterns far from uniform
-    if (p.shape.size() == 2)
-      for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 10.0f;
+  sharpen(m);
   const int B = 3, T = 14, V = cfg.vocab_size;
   const auto ids = random_ids(cfg, B * T, rng);
   std::vector<float> full(static_cast<size_t>(B) * T * V);
@@ -142,9 +147,7 @@ TEST(model_kvcache_probe_over_committed_positions_leaves_cache_intact) {
   cfg.block_size = 4;
   sdt::Model m(cfg);
   m.init(49);
-  for (auto& p : m.params())
-    if (p.shape.size() == 2)
-      for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 10.0f;
+  sharpen(m);
   const int B = 2, V = cfg.vocab_size;
   const auto ids = random_ids(cfg, B * 12, rng);  // three blocks per row
   auto chunk = [&](int s) {
@@ -222,4 +225,56 @@ TEST(model_kvcache_own_block_equals_write_then_step) {
     m.forward_chunk(leak, next.data(), N, P + N, mode, c.data(), false);
     CHECK(max_diff(a, c) > 1e-3);
   }
+}
+
+// The training layout against the decoding contract: in a two-stream row [noisy | clean], the logits
+// of noisy block k equal a plain block-mode forward of clean blocks 0..k-1 followed by noisy block k
+// (what the sampler sees when it denoises block k), and the clean stream equals a block-mode forward
+// of the clean sequence alone.
+TEST(model_two_stream_noisy_block_sees_a_clean_prefix) {
+  TestRng rng(61);
+  auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
+  cfg.block_size = 4;
+  sdt::Model m(cfg);
+  m.init(61);
+  sharpen(m);
+  const int L = 14, V = cfg.vocab_size, bs = cfg.block_size;
+  const auto clean = random_ids(cfg, L, rng);
+  auto noisy = clean;
+  for (auto& id : noisy)
+    if (rng.below(2) == 0) id = cfg.mask_token_id;
+  std::vector<int32_t> row(noisy);
+  row.insert(row.end(), clean.begin(), clean.end());
+  std::vector<float> two(static_cast<size_t>(2 * L) * V);
+  m.forward_logits(row.data(), 1, 2 * L, AttentionMode::BlockTwoStream, nullptr, two.data());
+
+  std::vector<float> clean_only(static_cast<size_t>(L) * V);
+  m.forward_logits(clean.data(), 1, L, AttentionMode::Block, nullptr, clean_only.data());
+  CHECK_NEAR(max_diff(std::vector<float>(two.begin() + static_cast<long>(L) * V, two.end()), clean_only), 0.0, 1e-4);
+
+  for (int k = 0; k * bs < L; ++k) {
+    const int end = std::min(L, (k + 1) * bs);
+    std::vector<int32_t> seq(clean.begin(), clean.begin() + k * bs);
+    seq.insert(seq.end(), noisy.begin() + k * bs, noisy.begin() + end);
+    std::vector<float> ref(static_cast<size_t>(end) * V);
+    m.forward_logits(seq.data(), 1, end, AttentionMode::Block, nullptr, ref.data());
+    const std::vector<float> got(two.begin() + static_cast<long>(k) * bs * V, two.begin() + static_cast<long>(end) * V);
+    const std::vector<float> want(ref.begin() + static_cast<long>(k) * bs * V, ref.end());
+    CHECK_NEAR(max_diff(got, want), 0.0, 1e-4);
+  }
+}
+
+TEST(model_two_stream_needs_an_even_row) {
+  auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
+  sdt::Model m(cfg);
+  m.init(1);
+  std::vector<int32_t> ids(5, 0);
+  std::vector<float> out(static_cast<size_t>(5) * cfg.vocab_size);
+  bool threw = false;
+  try {
+    m.forward_logits(ids.data(), 1, 5, AttentionMode::BlockTwoStream, nullptr, out.data());
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  CHECK(threw);
 }

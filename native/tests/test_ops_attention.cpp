@@ -18,6 +18,15 @@ bool reference_visible(const sdt::AttentionMask& m, int T, int b, int i, int j) 
   const int32_t* pos = m.pos ? m.pos + b * T : nullptr;
   if (seg && (seg[i] < 0 || seg[j] < 0)) return i == j;
   if (seg && seg[i] != seg[j]) return false;
+  if (m.mode == AttentionMode::BlockTwoStream) {
+    // Rows are [noisy 0..H-1 | clean 0..H-1]; spelled out per stream pair.
+    const int H = T / 2;
+    const int bi = (pos ? pos[i] : i % H) / m.block_size, bj = (pos ? pos[j] : j % H) / m.block_size;
+    if (i < H && j < H) return bi == bj;   // noisy -> noisy: its own block only
+    if (i < H && j >= H) return bj < bi;   // noisy -> clean: earlier blocks only
+    if (i >= H && j < H) return false;     // clean never sees noise
+    return bj <= bi;                       // clean -> clean: block-causal
+  }
   const int pi = pos ? pos[i] : i, pj = pos ? pos[j] : j;
   if (m.mode == AttentionMode::Causal) return pj <= pi;
   if (m.mode == AttentionMode::Block) return pj / m.block_size <= pi / m.block_size;
@@ -58,10 +67,16 @@ std::vector<double> reference_attention(const std::vector<float>& qkv, int S, in
 
 void check_attention(AttentionMode mode, int nkv, bool segments, bool positions, uint64_t seed) {
   TestRng rng(seed);
-  const int B = 2, T = 7, nh = 4, hd = 4, S = (nh + 2 * nkv) * hd;
-  const std::vector<int32_t> seg = {0, 0, 0, 1, 1, 1, -1, 5, 5, 5, 5, 2, 2, -1};
-  const std::vector<int32_t> pos = {0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 3, 0, 1, 4};
-  sdt::AttentionMask m{mode, 3, segments ? seg.data() : nullptr, positions ? pos.data() : nullptr};
+  const bool two = mode == AttentionMode::BlockTwoStream;
+  // Two-stream rows: 7 noisy then the same 7 positions clean, segments repeated per stream.
+  const int B = 2, T = two ? 14 : 7, nh = 4, hd = 4, S = (nh + 2 * nkv) * hd;
+  const std::vector<int32_t> seg = two ? std::vector<int32_t>{0, 0, 0, 1, 1, 1, -1, 0, 0, 0, 1, 1, 1, -1,
+                                                              5, 5, 5, 5, 2, 2, -1, 5, 5, 5, 5, 2, 2, -1}
+                                       : std::vector<int32_t>{0, 0, 0, 1, 1, 1, -1, 5, 5, 5, 5, 2, 2, -1};
+  const std::vector<int32_t> pos = two ? std::vector<int32_t>{0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 0, 1, 2, 0,
+                                                              0, 1, 2, 3, 0, 1, 4, 0, 1, 2, 3, 0, 1, 4}
+                                       : std::vector<int32_t>{0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 3, 0, 1, 4};
+  sdt::AttentionMask m{mode, two ? 2 : 3, segments ? seg.data() : nullptr, positions ? pos.data() : nullptr};
   auto qkv = random_vector(static_cast<size_t>(B) * T * S, rng, 1.5f);
   std::vector<float> out(static_cast<size_t>(B) * T * nh * hd), lse(static_cast<size_t>(B) * nh * T);
   sdt::attention_forward(qkv.data(), S, B, T, nh, nkv, hd, m, out.data(), lse.data());
@@ -102,4 +117,11 @@ TEST(ops_attention_block) {
   check_attention(AttentionMode::Block, 2, false, false, 28);
   check_attention(AttentionMode::Block, 1, true, true, 29);
   check_attention(AttentionMode::Block, 4, false, true, 30);
+}
+
+TEST(ops_attention_block_two_stream) {
+  check_attention(AttentionMode::BlockTwoStream, 4, false, false, 31);
+  check_attention(AttentionMode::BlockTwoStream, 2, true, false, 32);
+  check_attention(AttentionMode::BlockTwoStream, 1, true, true, 33);
+  check_attention(AttentionMode::BlockTwoStream, 4, false, true, 34);
 }

@@ -9,6 +9,12 @@ namespace sdt {
 //   Causal:        keys whose position <= the query's position.
 //   Block:         keys whose block (position / block_size) <= the query's block, i.e. causal
 //                  between blocks and bidirectional inside a block.
-enum class AttentionMode { Bidirectional = 0, Causal = 1, Block = 2 };
+//   BlockTwoStream: the training layout of a block model (never a checkpoint's mode). A row of
+//                  T = 2L holds the noisy sequence in [0, L) and the clean one in [L, 2L), both at
+//                  positions 0..L-1 (derived as t mod L when no position ids are given). A noisy
+//                  query sees the noisy keys of its own block and the clean keys of earlier blocks;
+//                  a clean query sees clean keys of its block and earlier ones. So every noisy
+//                  block is predicted from a clean prefix, as when it is decoded, in one forward.
+enum class AttentionMode { Bidirectional = 0, Causal = 1, Block = 2, BlockTwoStream = 3 };
 
 }  // namespace sdt

@@ -202,7 +202,7 @@ void CudaModel::Impl::forward_trunk(const Batch& b, bool keep) {
   mask.mode = b.mode;
   mask.block_size = cfg.block_size;
   mask.segment = b.segment_ids ? seg.get() : nullptr;
-  mask.pos = b.position_ids ? pos.get() : nullptr;
+  mask.pos = b.position_ids && b.mode != AttentionMode::BlockTwoStream ? pos.get() : nullptr;
   const int32_t* dpos = b.position_ids ? pos.get() : nullptr;
 
   const size_t slots = keep ? static_cast<size_t>(L) : 1;
@@ -250,7 +250,9 @@ void CudaModel::Impl::forward_trunk(const Batch& b, bool keep) {
   rmsnorm_forward(x_final.get(), W(norm_off), N, D, cfg.rms_norm_eps, xn_f.get(), inv_f.get(), stream);
 }
 
-LossStats CudaModel::Impl::run(const Batch& b, double normalizer, bool backward, float* token_ce) {
+LossStats CudaModel::Impl::run(const Batch& in, double normalizer, bool backward, float* token_ce) {
+  std::vector<int32_t> layout_positions;
+  const Batch b = with_layout_positions(in, layout_positions);
   check_batch(b, true);
   upload_batch(b);
   const int N = b.B * b.T, D = cfg.hidden_size, V = cfg.vocab_size;
@@ -314,7 +316,7 @@ void CudaModel::Impl::backward_trunk(const Batch& b) {
   mask.mode = b.mode;
   mask.block_size = cfg.block_size;
   mask.segment = b.segment_ids ? seg.get() : nullptr;
-  mask.pos = b.position_ids ? pos.get() : nullptr;
+  mask.pos = b.position_ids && b.mode != AttentionMode::BlockTwoStream ? pos.get() : nullptr;
   const int32_t* dpos = b.position_ids ? pos.get() : nullptr;
 
   ensure(dx, n * D);
@@ -481,13 +483,8 @@ std::string CudaModel::graph_status() const {
 void CudaModel::forward_logits(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
                                float* logits_out, const int32_t* position_ids) {
   Impl& m = *impl_;
-  Batch b;
-  b.B = B;
-  b.T = T;
-  b.input_ids = ids;
-  b.segment_ids = segment_ids;
-  b.position_ids = position_ids;
-  b.mode = mode;
+  std::vector<int32_t> layout_positions;
+  const Batch b = with_layout_positions(logits_batch(ids, B, T, mode, segment_ids, position_ids), layout_positions);
   m.check_batch(b, false);
   m.upload_batch(b);
   m.forward_trunk(b, false);

@@ -12,6 +12,8 @@ const char* attention_mode_name(AttentionMode mode) {
       return "causal";
     case AttentionMode::Block:
       return "block";
+    case AttentionMode::BlockTwoStream:
+      return "block-two-stream";
   }
   return "unknown";
 }
@@ -23,6 +25,8 @@ bool parse_attention_mode(const std::string& name, AttentionMode* out) {
     *out = AttentionMode::Causal;
   } else if (name == "block") {
     *out = AttentionMode::Block;
+  } else if (name == "block-two-stream") {
+    *out = AttentionMode::BlockTwoStream;
   } else {
     return false;
   }
@@ -63,6 +67,8 @@ std::string ModelConfig::validate() const {
     os << "rms_norm_eps (" << rms_norm_eps << ") must be > 0";
   } else if (!(rope_theta > 0.0f)) {
     os << "rope_theta (" << rope_theta << ") must be > 0";
+  } else if (attention_mode == AttentionMode::BlockTwoStream) {
+    os << "attention_mode \"block-two-stream\" is a training layout, not a model's mode: the model is \"block\"";
   }
   return os.str();
 }

@@ -46,6 +46,32 @@ struct Rng {
 
 }  // namespace
 
+Batch with_layout_positions(const Batch& b, std::vector<int32_t>& storage) {
+  if (b.mode != AttentionMode::BlockTwoStream) return b;
+  if (b.T % 2 != 0)
+    throw std::invalid_argument("a block-two-stream row holds the noisy then the clean sequence, so its length T = " +
+                                std::to_string(b.T) + " must be even");
+  const int H = b.T / 2;
+  storage.resize(static_cast<size_t>(b.B) * b.T);
+  for (int r = 0; r < b.B; ++r)
+    for (int t = 0; t < b.T; ++t) storage[static_cast<size_t>(r) * b.T + t] = t % H;
+  Batch out = b;
+  out.position_ids = storage.data();
+  return out;
+}
+
+Batch logits_batch(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
+                   const int32_t* position_ids) {
+  Batch b;
+  b.B = B;
+  b.T = T;
+  b.input_ids = ids;
+  b.segment_ids = segment_ids;
+  b.position_ids = position_ids;
+  b.mode = mode;
+  return b;
+}
+
 void check_own_block(int own_block, int C, AttentionMode mode) {
   if (own_block < 0 || own_block >= C)
     throw std::invalid_argument("forward_chunk: own_block " + std::to_string(own_block) + " must be in [0, " +
@@ -198,7 +224,9 @@ void Model::forward_trunk(const int32_t* ids, int B, int T, AttentionMode mode, 
   const int nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, hd = cfg_.head_dim();
   const int S = (nh + 2 * nkv) * hd, A = nh * hd, L = cfg_.num_hidden_layers;
   const size_t n = static_cast<size_t>(N);
-  const AttentionMask mask{mode, cfg_.block_size, segment_ids, position_ids};
+  // The two-stream mask derives its positions from t (tight key bounds); RoPE still reads them.
+  const AttentionMask mask{mode, cfg_.block_size, segment_ids,
+                           mode == AttentionMode::BlockTwoStream ? nullptr : position_ids};
 
   // Never shrink: an evaluation between training steps must not free the training activations.
   const size_t slots = keep_for_backward ? static_cast<size_t>(L) : 1;
@@ -241,7 +269,9 @@ void Model::forward_trunk(const int32_t* ids, int B, int T, AttentionMode mode, 
   rmsnorm_forward(xf, data_.data() + norm_off_, N, D, cfg_.rms_norm_eps, grow(ws_.xn_f, n * D), grow(ws_.inv_f, n));
 }
 
-LossStats Model::run(const Batch& batch, double normalizer, bool backward, float* token_ce) {
+LossStats Model::run(const Batch& in, double normalizer, bool backward, float* token_ce) {
+  std::vector<int32_t> layout_positions;
+  const Batch batch = with_layout_positions(in, layout_positions);
   check_batch(batch, true);
   const int B = batch.B, T = batch.T, N = B * T, D = cfg_.hidden_size, V = cfg_.vocab_size;
   forward_trunk(batch.input_ids, B, T, batch.mode, batch.segment_ids, batch.position_ids, backward);
@@ -279,7 +309,8 @@ void Model::backward_trunk(const Batch& batch) {
   const int nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, hd = cfg_.head_dim();
   const int S = (nh + 2 * nkv) * hd, A = nh * hd, L = cfg_.num_hidden_layers;
   const size_t n = static_cast<size_t>(N);
-  const AttentionMask mask{batch.mode, cfg_.block_size, batch.segment_ids, batch.position_ids};
+  const AttentionMask mask{batch.mode, cfg_.block_size, batch.segment_ids,
+                           batch.mode == AttentionMode::BlockTwoStream ? nullptr : batch.position_ids};
   float* g = grad_.data();
   const float* w = data_.data();
 
@@ -320,13 +351,10 @@ LossStats Model::forward_loss(const Batch& batch, double normalizer, float* toke
 
 void Model::forward_logits(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
                            float* logits_out, const int32_t* position_ids) {
-  Batch b;
-  b.B = B;
-  b.T = T;
-  b.input_ids = ids;
-  b.position_ids = position_ids;
+  std::vector<int32_t> layout_positions;
+  const Batch b = with_layout_positions(logits_batch(ids, B, T, mode, segment_ids, position_ids), layout_positions);
   check_batch(b, false);
-  forward_trunk(ids, B, T, mode, segment_ids, position_ids, false);
+  forward_trunk(ids, B, T, mode, segment_ids, b.position_ids, false);
   const int N = B * T, V = cfg_.vocab_size;
   linear(ws_.xn_f.data(), N, cfg_.hidden_size, lm_head(), V, logits_out, false);
   const float neg_inf = -std::numeric_limits<float>::infinity();

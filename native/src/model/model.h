@@ -80,6 +80,13 @@ struct KVCache {
 void check_chunk_args(const int32_t* ids, int batch, int C, int start_pos, int length, int max_len, int vocab_size);
 // 0 <= own_block < C, and 0 under Causal (whose chunk is already causal); throws std::invalid_argument.
 void check_own_block(int own_block, int C, AttentionMode mode);
+// The batch a backend runs: under BlockTwoStream the layout's own positions (t mod T/2 in every row,
+// replacing any given) are written to `storage` and used. Throws std::invalid_argument when a
+// two-stream row length is odd.
+Batch with_layout_positions(const Batch& b, std::vector<int32_t>& storage);
+// The target-less batch of a logits call.
+Batch logits_batch(const int32_t* ids, int B, int T, AttentionMode mode, const int32_t* segment_ids,
+                   const int32_t* position_ids);
 // row_start is empty or has one entry per row, each in [0, max_len); throws std::invalid_argument.
 void check_row_starts(const std::vector<int>& row_start, int batch, int max_len);
 

@@ -29,13 +29,22 @@ struct RowMask {
   const int32_t* pos;  // this row's positions or nullptr
   int T;
 
-  int position(int t) const { return pos ? pos[t] : t; }
+  int position(int t) const {
+    if (pos) return pos[t];
+    return mode == AttentionMode::BlockTwoStream && t >= T / 2 ? t - T / 2 : t;
+  }
   bool visible(int i, int j) const {
     if (seg) {
       if (seg[i] < 0) return i == j;
       if (seg[j] != seg[i]) return false;
     }
     switch (mode) {
+      case AttentionMode::BlockTwoStream: {
+        const bool clean_i = i >= T / 2, clean_j = j >= T / 2;
+        const int bi = position(i) / block_size, bj = position(j) / block_size;
+        if (clean_i) return clean_j && bj <= bi;
+        return clean_j ? bj < bi : bj == bi;
+      }
       case AttentionMode::Bidirectional:
         return true;
       case AttentionMode::Causal:
@@ -53,6 +62,11 @@ struct RowMask {
         return i + 1;
       case AttentionMode::Block:
         return std::min(T, (i / block_size + 1) * block_size);
+      case AttentionMode::BlockTwoStream: {
+        const int H = T / 2, bi = position(i) / block_size;
+        if (i >= H) return H + std::min(H, (bi + 1) * block_size);
+        return std::max(std::min(H, (bi + 1) * block_size), H + bi * block_size);
+      }
       default:
         return T;
     }

@@ -176,7 +176,7 @@ int cmd_forward(int argc, char** argv) {
           {"ckpt", "DIR", "", "checkpoint directory (config.json, model.safetensors)", true},
           {"tokens", "IN.npy", "", "input token ids", true},
           {"out", "LOGITS.npy", "", "where to write the logits (omit with --targets to only print the loss)", false},
-          {"mode", "MODE", "checkpoint's", "attention mode: bidirectional|causal|block", false},
+          {"mode", "MODE", "checkpoint's", "attention mode: bidirectional|causal|block|block-two-stream (rows [noisy | clean])", false},
           {"targets", "T.npy", "", "target ids like --tokens (negative: no loss)", false},
           {"weights", "W.npy", "", "float32 per-token loss weights (default: 1)", false},
           {"segments", "S.npy", "", "segment ids for packed rows (int32/int64)", false},
@@ -187,7 +187,7 @@ int cmd_forward(int argc, char** argv) {
     std::unique_ptr<Backend> model = load_checkpoint("forward", f);
     AttentionMode mode = model->config().attention_mode;
     if (f.str("mode") != "checkpoint's" && !parse_attention_mode(f.str("mode"), &mode)) {
-      throw FlagError("sdt-native forward: --mode must be bidirectional, causal or block; got \"" + f.str("mode") + "\"");
+      throw FlagError("sdt-native forward: --mode must be bidirectional, causal, block or block-two-stream; got \"" + f.str("mode") + "\"");
     }
     const io::NpyArray tok = io::read_npy(f.str("tokens"));
     if (tok.shape.empty() || tok.shape.size() > 2) throw FlagError(f.str("tokens") + ": expected shape [B, T] or [T]");
@@ -257,7 +257,7 @@ int cmd_score(int argc, char** argv) {
           {"targets", "T.npy", "", "target ids [B, T]; negative: not scored", true},
           {"out", "LP.npy", "", "where to write the float32 [B] log-probabilities", true},
           {"segments", "G.npy", "", "segment ids [B, T]; negative marks padding", false},
-          {"mode", "MODE", "checkpoint's", "attention mode: bidirectional|causal|block", false},
+          {"mode", "MODE", "checkpoint's", "attention mode: bidirectional|causal|block|block-two-stream (rows [noisy | clean])", false},
           {"device", "cpu|cuda", "cpu", "where the model runs", false},
       },
       {}};
@@ -265,7 +265,7 @@ int cmd_score(int argc, char** argv) {
     std::unique_ptr<Backend> model = load_checkpoint("score", f);
     AttentionMode mode = model->config().attention_mode;
     if (f.str("mode") != "checkpoint's" && !parse_attention_mode(f.str("mode"), &mode)) {
-      throw FlagError("sdt-native score: --mode must be bidirectional, causal or block; got \"" + f.str("mode") + "\"");
+      throw FlagError("sdt-native score: --mode must be bidirectional, causal, block or block-two-stream; got \"" + f.str("mode") + "\"");
     }
     const io::NpyArray st = io::read_npy(f.str("states"));
     if (st.shape.size() != 2) throw FlagError(f.str("states") + ": expected shape [B, T]");

@@ -45,7 +45,7 @@ int64_t integer(const Json& j, const std::string& where, const char* key, int64_
 TrainConfig train_config_from_json(const Json& j, const std::string& where) {
   check_keys(j, where,
              {"model", "tokenizer", "total_steps", "micro_batches", "optimizer", "schedule", "checkpoint_every",
-              "keep_checkpoints", "seed", "threads", "max_nonfinite_steps"});
+              "keep_checkpoints", "seed", "threads", "max_nonfinite_steps", "layout"});
   TrainConfig c;
   const Json* model = j.get("model");
   if (model == nullptr) throw std::runtime_error(where + ": missing required field \"model\" (a config.json object)");
@@ -62,6 +62,14 @@ TrainConfig train_config_from_json(const Json& j, const std::string& where) {
   c.seed = static_cast<uint64_t>(integer(j, where, "seed", 0, 0));
   c.threads = static_cast<int>(integer(j, where, "threads", 0, 0));
   c.max_nonfinite_steps = static_cast<int>(integer(j, where, "max_nonfinite_steps", 5, 1));
+  if (const Json* l = j.get("layout"); l != nullptr && !l->is_null()) {
+    if (!l->is_string() || (l->as_string() != "single" && l->as_string() != "two-stream"))
+      throw std::runtime_error(where + ": field \"layout\" must be \"single\" or \"two-stream\"");
+    c.two_stream = l->as_string() == "two-stream";
+    if (c.two_stream && c.model.attention_mode != AttentionMode::Block)
+      throw std::runtime_error(where + ": layout \"two-stream\" trains block models; model.attention_mode is \"" +
+                               attention_mode_name(c.model.attention_mode) + "\" (set it to \"block\")");
+  }
 
   if (const Json* o = j.get("optimizer")) {
     const std::string w = where + ": optimizer";
@@ -113,7 +121,8 @@ Json TrainConfig::to_json() const {
       .set("keep_checkpoints", Json(keep_checkpoints))
       .set("seed", Json(seed))
       .set("threads", Json(threads))
-      .set("max_nonfinite_steps", Json(max_nonfinite_steps));
+      .set("max_nonfinite_steps", Json(max_nonfinite_steps))
+      .set("layout", Json(two_stream ? "two-stream" : "single"));
   return j;
 }
 

@@ -26,6 +26,12 @@ struct TrainConfig {
   uint64_t seed = 0;
   int threads = 0;  // 0: OpenMP's default
   int max_nonfinite_steps = 5;
+  // "two-stream" (block models only): every frame row holds the noisy then the clean sequence and
+  // runs under AttentionMode::BlockTwoStream; "single": rows run under the model's own mode.
+  bool two_stream = false;
+
+  // The attention mode frames run under.
+  AttentionMode frame_mode() const { return two_stream ? AttentionMode::BlockTwoStream : model.attention_mode; }
 
   // The config as JSON (stored in trainer_state.json so a run is self-describing).
   io::Json to_json() const;

@@ -163,8 +163,14 @@ void Run::skip_consumed(io::StreamReader& reader) {
 }
 
 void Run::check_batch(const io::StreamBatch& b, uint64_t frame) const {
-  if (b.T > cfg_.model.max_position_embeddings) {
-    throw BadBatch("frame " + std::to_string(frame) + ": T=" + std::to_string(b.T) + " exceeds max_position_embeddings=" +
+  if (cfg_.two_stream && b.T % 2 != 0) {
+    throw BadBatch("frame " + std::to_string(frame) + ": T=" + std::to_string(b.T) +
+                   " is odd, but a two-stream row holds the noisy then the clean sequence (2 x seq_len)");
+  }
+  const int positions = cfg_.two_stream ? b.T / 2 : b.T;
+  if (positions > cfg_.model.max_position_embeddings) {
+    throw BadBatch("frame " + std::to_string(frame) + ": " + std::to_string(positions) +
+                   " positions per row exceed max_position_embeddings=" +
                    std::to_string(cfg_.model.max_position_embeddings));
   }
 }
@@ -174,7 +180,7 @@ void Run::eval_frame(const io::StreamBatch& b, uint64_t frame) {
   const double norm = weight_sum(b);
   LossStats st;
   try {
-    st = backend_->forward_loss(to_model_batch(b, cfg_.model.attention_mode), norm > 0 ? norm : 1.0);
+    st = backend_->forward_loss(to_model_batch(b, cfg_.frame_mode()), norm > 0 ? norm : 1.0);
   } catch (const std::invalid_argument& e) {
     throw BadBatch("eval frame " + std::to_string(frame) + ": " + e.what());
   }
@@ -219,7 +225,7 @@ void Run::train_step(const std::vector<io::StreamBatch>& micro, double seconds_r
   double ce_sum = 0.0;
   for (size_t i = 0; i < micro.size(); ++i) {
     try {
-      ce_sum += backend_->forward_backward(to_model_batch(micro[i], cfg_.model.attention_mode), used_norm).weighted_ce_sum;
+      ce_sum += backend_->forward_backward(to_model_batch(micro[i], cfg_.frame_mode()), used_norm).weighted_ce_sum;
     } catch (const std::invalid_argument& e) {
       throw BadBatch("train frame " + std::to_string(state_.stream_position + static_cast<int64_t>(i)) + ": " + e.what());
     }
