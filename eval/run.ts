@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { AtomicWriteStream, atomicWriteFile, atomicWriteJson } from '../common/fs.ts';
 import { Progress } from '../common/progress.ts';
-import type { Generator } from './generators/types.ts';
+import type { GenerationStats, Generator } from './generators/types.ts';
 import { meanPassAtK } from './passk.ts';
 import { describeCapabilities } from './sandbox/capabilities.ts';
 import { SandboxPool } from './sandbox/pool.ts';
@@ -112,19 +112,40 @@ export async function runEval(
   progress.done();
   const order = new Map(opts.tasks.map((t, i) => [t.id, i]));
   results.sort((a, b) => order.get(a.task_id)! - order.get(b.task_id)! || a.sample - b.sample);
-  const summary = summarize(opts, results, limits, pool.capabilities, (performance.now() - started) / 1000);
+  const summary = summarize(
+    { ...opts, taskIds: opts.tasks.map((t) => t.id) },
+    results,
+    opts.generator.stats(),
+    { mode: describeCapabilities(pool.capabilities), limits },
+    (performance.now() - started) / 1000,
+  );
   if (opts.outDir) await writeOutputs(opts.outDir, opts.prefix ?? '', summary, results);
   return { summary, results };
 }
 
-function summarize(
-  opts: EvalRunOptions,
+/** What a summary is about besides its results: the run's settings and the tasks, in order. */
+export interface SummaryScope {
+  suite: string;
+  variant?: string;
+  generator: { name: string; settings: Record<string, unknown> };
+  taskIds: string[];
+  nSamples: number;
+  ks: number[];
+  concurrency: number;
+}
+
+/**
+ * The summary of `results` (in task order). A distributed eval (eval/distributed.ts) calls this with the
+ * parts' results concatenated and their generation stats summed, so its summary is the local one's.
+ */
+export function summarize(
+  opts: SummaryScope,
   results: SampleResult[],
-  limits: SandboxLimits,
-  caps: Parameters<typeof describeCapabilities>[0],
+  stats: GenerationStats,
+  sandbox: { mode: string; limits: SandboxLimits },
   seconds: number,
 ): EvalSummary {
-  const perTask = new Map<string, { n: number; c: number }>(opts.tasks.map((t) => [t.id, { n: 0, c: 0 }]));
+  const perTask = new Map<string, { n: number; c: number }>(opts.taskIds.map((id) => [id, { n: 0, c: 0 }]));
   const kinds: Record<string, number> = {};
   for (const r of results) {
     const t = perTask.get(r.task_id)!;
@@ -132,13 +153,12 @@ function summarize(
     if (r.status === 'passed') t.c++;
     else kinds[r.error_kind ?? 'unknown'] = (kinds[r.error_kind ?? 'unknown'] ?? 0) + 1;
   }
-  const stats = opts.generator.stats();
   return {
     suite: opts.suite,
     ...(opts.variant ? { variant: opts.variant } : {}),
     generator: opts.generator.name,
     settings: opts.generator.settings,
-    tasks: opts.tasks.length,
+    tasks: opts.taskIds.length,
     samples_per_task: opts.nSamples,
     pass_at_k: meanPassAtK([...perTask.values()], opts.ks),
     tasks_passed: [...perTask.values()].filter((t) => t.c > 0).length,
@@ -152,7 +172,7 @@ function summarize(
     tokens_per_second: stats.seconds > 0 && stats.tokens > 0 ? stats.tokens / stats.seconds : null,
     forward_passes_per_token: stats.tokens > 0 ? stats.forwardPasses / stats.tokens : null,
     execution_seconds: seconds,
-    sandbox: { mode: describeCapabilities(caps), limits, concurrency: opts.concurrency },
+    sandbox: { mode: sandbox.mode, limits: sandbox.limits, concurrency: opts.concurrency },
   };
 }
 
@@ -196,7 +216,7 @@ export function summaryMarkdown(s: EvalSummary): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function writeOutputs(
+export async function writeOutputs(
   dir: string,
   prefix: string,
   s: EvalSummary,

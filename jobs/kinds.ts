@@ -16,8 +16,14 @@ export interface JobKind {
 /** Kinds by the command that writes them into run.json; loaded lazily, like the commands. */
 const KINDS: Record<string, () => Promise<JobKind>> = {
   'data build': async () => (await import('../pipelines/dataset/parts.ts')).dataBuildJob,
-  'traj generate': async () => (await import('../posttrain/trajectories/generate.ts')).trajGenerateJob,
-  'traj score': async () => (await import('../posttrain/trajectories/score.ts')).trajScoreJob,
+  'traj generate': async () => (await import('../posttrain/commands/traj-generate.ts')).trajGenerateJob,
+  'traj score': async () => (await import('../posttrain/commands/traj-score.ts')).trajScoreJob,
+  ...Object.fromEntries(
+    ['synth', 'humaneval', 'mbpp', 'infill', 'fix'].map((suite) => [
+      `eval ${suite}`,
+      async () => (await import('../eval/distributed.ts')).evalJob(suite),
+    ]),
+  ),
 };
 
 export async function jobKind(name: string): Promise<JobKind> {

@@ -12,11 +12,12 @@ import {
 } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
+import { EXECUTOR_FLAGS, executorOptions, isDistributed } from '../../jobs/flags.ts';
 import { ModelGenerator, openSamplerClient } from '../generators/model.ts';
 import { OracleGenerator } from '../generators/oracle.ts';
 import type { Generator } from '../generators/types.ts';
 import { DEFAULT_DATA_DIR, REPO_ROOT } from '../paths.ts';
-import { type EvalSummary, runEval } from '../run.ts';
+import { type EvalRunOptions, type EvalSummary, runEval } from '../run.ts';
 import { SUITES } from '../suites/index.ts';
 import type { EvalTask } from '../suites/types.ts';
 
@@ -78,6 +79,20 @@ export const EVAL_OPTIONS: Record<string, OptionSpec> = {
   quiet: { type: 'boolean', description: 'no progress output' },
 };
 
+/** The executors' flags (jobs/flags.ts); --tasks cuts the suite into parts of whole sampler batches. */
+export const EVAL_EXECUTOR_FLAGS: Record<string, OptionSpec> = {
+  ...EXECUTOR_FLAGS,
+  tasks: {
+    ...EXECUTOR_FLAGS.tasks,
+    description:
+      'parts the suite is cut into (whole batches of 8 prompts), one job task each (local with 1: in process)',
+  },
+  'run-dir': {
+    ...EXECUTOR_FLAGS['run-dir'],
+    description: 'where parts, markers and logs go [default: OUT.run]',
+  },
+};
+
 function positiveInt(o: OptionValues, k: string): number {
   const v = num(o, k);
   if (!Number.isInteger(v) || v < 1) throw new UserError(`--${k} must be a positive integer; got ${v}.`);
@@ -106,7 +121,7 @@ export function selectTasks(tasks: EvalTask[], ids: string[], limit: number | un
   return out;
 }
 
-async function makeGenerator(o: OptionValues, buggy = false): Promise<Generator> {
+export async function makeGenerator(o: OptionValues, buggy = false): Promise<Generator> {
   if (bool(o, 'oracle')) return new OracleGenerator(buggy ? 'buggy' : 'reference');
   const ckpt = optStr(o, 'ckpt');
   if (!ckpt)
@@ -143,57 +158,74 @@ export interface SuiteCommandConfig {
   examples: string[];
 }
 
+/** An eval as its options describe it: the selected tasks and what runEval takes besides a generator. */
+export type EvalPlan = Omit<EvalRunOptions, 'generator' | 'outDir'> & { outDir: string };
+
+/** Reads and checks an eval's options and loads the suite's selected tasks; starts no model. */
+export async function evalPlan(suiteName: string, o: OptionValues): Promise<EvalPlan> {
+  const suite = SUITES[suiteName];
+  const variant = optStr(o, 'variant');
+  const nSamples = positiveInt(o, 'n-samples');
+  const ks = list(o, 'k').map((k) => {
+    const v = Number(k);
+    if (!Number.isInteger(v) || v < 1) throw new UserError(`--k expects positive integers; got ${k}.`);
+    return v;
+  });
+  // The default list is trimmed to what --n-samples allows; a k the user asked for is never dropped.
+  const askedK = JSON.stringify(list(o, 'k')) !== JSON.stringify(EVAL_OPTIONS.k.default);
+  const tooLarge = ks.filter((k) => k > nSamples);
+  if (askedK && tooLarge.length > 0)
+    throw new UserError(
+      `--k ${tooLarge.join(',')} needs at least that many samples per task, but --n-samples is ${nSamples}; raise --n-samples or lower --k.`,
+    );
+  const all = await suite.load({ dataDir: str(o, 'data'), variant, shots: optNum(o, 'shots') });
+  const tasks = selectTasks(all, list(o, 'task-ids'), optNum(o, 'limit'));
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const outDir =
+    optStr(o, 'out') ??
+    join(REPO_ROOT, 'runs', 'eval', `${suiteName}${variant ? `-${variant}` : ''}-${stamp}`);
+  return {
+    suite: suiteName,
+    variant,
+    tasks,
+    nSamples,
+    ks,
+    concurrency: positiveInt(o, 'concurrency'),
+    limits: {
+      timeoutMs: Math.round(num(o, 'timeout') * 1000),
+      cpuSeconds: Math.max(1, Math.ceil(num(o, 'timeout'))),
+      memoryBytes: Math.round(num(o, 'memory-mb') * 1024 * 1024),
+    },
+    python: str(o, 'python'),
+    outDir,
+    quiet: bool(o, 'quiet'),
+  };
+}
+
 export function makeEvalCommand(cfg: SuiteCommandConfig): CommandSpec {
   return {
     name: `eval ${cfg.suite}`,
     summary: cfg.summary,
     description: cfg.description,
-    options: { ...EVAL_OPTIONS, ...cfg.extra },
+    options: { ...EVAL_OPTIONS, ...EVAL_EXECUTOR_FLAGS, ...cfg.extra },
     examples: cfg.examples,
     async run(o) {
-      const suite = SUITES[cfg.suite];
-      const variant = optStr(o, 'variant');
-      const nSamples = positiveInt(o, 'n-samples');
-      const ks = list(o, 'k').map((k) => {
-        const v = Number(k);
-        if (!Number.isInteger(v) || v < 1) throw new UserError(`--k expects positive integers; got ${k}.`);
-        return v;
-      });
-      // The default list is trimmed to what --n-samples allows; a k the user asked for is never dropped.
-      const askedK = JSON.stringify(list(o, 'k')) !== JSON.stringify(EVAL_OPTIONS.k.default);
-      const tooLarge = ks.filter((k) => k > nSamples);
-      if (askedK && tooLarge.length > 0)
-        throw new UserError(
-          `--k ${tooLarge.join(',')} needs at least that many samples per task, but --n-samples is ${nSamples}; raise --n-samples or lower --k.`,
-        );
-      const all = await suite.load({ dataDir: str(o, 'data'), variant, shots: optNum(o, 'shots') });
-      const tasks = selectTasks(all, list(o, 'task-ids'), optNum(o, 'limit'));
-      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-      const outDir =
-        optStr(o, 'out') ??
-        join(REPO_ROOT, 'runs', 'eval', `${cfg.suite}${variant ? `-${variant}` : ''}-${stamp}`);
-      const common = {
-        suite: cfg.suite,
-        variant,
-        tasks,
-        nSamples,
-        ks,
-        concurrency: positiveInt(o, 'concurrency'),
-        limits: {
-          timeoutMs: Math.round(num(o, 'timeout') * 1000),
-          cpuSeconds: Math.max(1, Math.ceil(num(o, 'timeout'))),
-          memoryBytes: Math.round(num(o, 'memory-mb') * 1024 * 1024),
-        },
-        python: str(o, 'python'),
-        outDir,
-        quiet: bool(o, 'quiet'),
-      };
-      const generator = await makeGenerator(o);
+      const common = await evalPlan(cfg.suite, o);
+      const { outDir } = common;
       let summary: EvalSummary;
-      try {
-        summary = (await runEval({ ...common, generator })).summary;
-      } finally {
-        await generator.close();
+      const ex = executorOptions(o, `${outDir}.run`);
+      if (isDistributed(ex, optStr(o, 'run-dir') !== undefined)) {
+        const { runEvalDistributed } = await import('../distributed.ts');
+        const merged = await runEvalDistributed(cfg.suite, o, common, ex);
+        if (!merged) return 0;
+        summary = merged;
+      } else {
+        const generator = await makeGenerator(o);
+        try {
+          summary = (await runEval({ ...common, generator })).summary;
+        } finally {
+          await generator.close();
+        }
       }
       printSummary(summary);
       const runs = summary.tasks * summary.samples_per_task;

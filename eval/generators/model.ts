@@ -44,6 +44,12 @@ export function promptFor(task: EvalTask): SamplerPrompt {
 }
 
 /**
+ * Prompts per sampler request. A sequence's seed mixes the request seed with its index in the batch, so a
+ * distributed eval cuts the suite at multiples of this (eval/distributed.ts) to keep every batch whole.
+ */
+export const PROMPTS_PER_BATCH = 8;
+
+/**
  * Completions from a checkpoint through the sampler. Tasks go in batches of `batch` prompts; sample i of
  * a task uses seed + i so that n samples differ when the temperature is above zero.
  */
@@ -56,7 +62,7 @@ export class ModelGenerator implements Generator {
     private readonly client: SamplerClientLike,
     private readonly flags: SamplerFlags,
     ckpt: string,
-    private readonly batch = 8,
+    private readonly batch = PROMPTS_PER_BATCH,
   ) {
     this.settings = { ckpt, ...flags };
   }
