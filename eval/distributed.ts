@@ -14,7 +14,7 @@ import { runDistributed } from '../jobs/executor.ts';
 import type { ExecutorOptions } from '../jobs/flags.ts';
 import type { JobKind } from '../jobs/kinds.ts';
 import type { RunDir } from '../jobs/run-dir.ts';
-import { EVAL_EXECUTOR_FLAGS, type EvalPlan, evalPlan, makeGenerator } from './commands/eval-command.ts';
+import { EVAL_EXECUTOR_FLAGS, type EvalPlan, evalPlan, makeGenerator } from './commands/eval.ts';
 import { PROMPTS_PER_BATCH } from './generators/model.ts';
 import { type EvalSummary, runEval, type SampleResult, summarize, writeOutputs } from './run.ts';
 import { DEFAULT_LIMITS } from './sandbox/types.ts';

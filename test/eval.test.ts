@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { selectTasks } from '../eval/commands/eval-command.ts';
+import { selectTasks } from '../eval/commands/eval.ts';
 import {
   ModelGenerator,
   type SamplerClientLike,

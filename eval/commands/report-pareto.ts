@@ -18,7 +18,7 @@ import {
 } from '../report/pareto.ts';
 import { paretoSvg } from '../report/svg.ts';
 import { SUITES } from '../suites/index.ts';
-import { selectTasks } from './eval-command.ts';
+import { selectTasks } from './eval.ts';
 
 const numbers = (xs: string[], flag: string) =>
   xs.map((x) => {

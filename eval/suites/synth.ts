@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { UserError } from '../../common/errors.ts';
-import { verifySynthDir } from '../../pipelines/synth/cli.ts';
+import { verifySynthDir } from '../../pipelines/synth/manifest.ts';
 import { humanEvalTask } from './humaneval.ts';
 import { readJsonl, requireStrings } from './jsonl.ts';
 import type { EvalTask, LoadOptions, Suite } from './types.ts';

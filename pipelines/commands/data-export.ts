@@ -1,8 +1,8 @@
 import { type CommandSpec, str } from '../../common/cli.ts';
 import { Progress } from '../../common/progress.ts';
 import type { Split } from '../../schemas/dataset.ts';
-import { exportDataset } from './export.ts';
-import { openDataset } from './read.ts';
+import { exportDataset } from '../dataset/export.ts';
+import { openDataset } from '../dataset/read.ts';
 
 export const command: CommandSpec = {
   name: 'data export',

@@ -18,12 +18,12 @@ import { plainVocabulary, vocabularyFromTokenizer } from '../../pipelines/corrup
 import { loadTokenizer } from '../../pipelines/tokenizer/index.ts';
 import { readCheckpointConfig } from '../../schemas/checkpoint.ts';
 import { type PromptItem, promptsThatFit, readPromptFile } from '../sample/prompts.ts';
+import { anchorWindows } from '../stages/anchor.ts';
+import { runDistillStage, specialsFromCheckpoint } from '../stages/distill.ts';
+import { runOnPolicy } from '../stages/onpolicy.ts';
 import { buildDistillSet, readDistillSet, writeDistillSet } from '../trajectories/distill.ts';
 import { datasetPrompts, readTrajectoryInput, suitePrompts } from '../trajectories/generate.ts';
 import { measuredOn, speedupPoints } from '../trajectories/report-speedup.ts';
-import { anchorWindows } from './anchor.ts';
-import { runDistillStage, specialsFromCheckpoint } from './distill.ts';
-import { runOnPolicy } from './onpolicy.ts';
 
 const STAGES = ['distill', 'onpolicy'] as const;
 

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
-import { bool, type CommandSpec, optNum } from '../common/cli.ts';
-import { UserError } from '../common/errors.ts';
-import { jobKind } from './kinds.ts';
-import { MERGE, RunDir } from './run-dir.ts';
+import { bool, type CommandSpec, optNum } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { jobKind } from '../kinds.ts';
+import { MERGE, RunDir } from '../run-dir.ts';
 
 export const command: CommandSpec = {
   name: 'jobs task',

@@ -2,10 +2,10 @@ import { join } from 'node:path';
 import { type CommandSpec, list, num, optNum, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { SPAN_KINDS, type SpanKind, type Split } from '../../schemas/dataset.ts';
+import { formatRow } from '../dataset/inspect.ts';
+import { openDataset } from '../dataset/read.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
-import { formatRow } from './inspect.ts';
-import { openDataset } from './read.ts';
 
 export const command: CommandSpec = {
   name: 'data inspect',

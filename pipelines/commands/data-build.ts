@@ -6,11 +6,11 @@ import { UserError } from '../../common/errors.ts';
 import { runDistributed } from '../../jobs/executor.ts';
 import { EXECUTOR_FLAGS, executorOptions, isDistributed } from '../../jobs/flags.ts';
 import type { DatasetManifest } from '../../schemas/dataset.ts';
+import { readManifest } from '../dataset/manifest.ts';
 import { type BuildOptions, buildDataset, checkBuildOptions, checkOutputDir } from '../run.ts';
 import { sourceKindOfPath } from '../sources/index.ts';
 import type { SourceSpec } from '../sources/types.ts';
 import { DEFAULT_SIZE_LIMITS } from '../steps/filters.ts';
-import { readManifest } from './manifest.ts';
 
 /** --shard "i/N" -> { index, count }. */
 export function parseShardFlag(value: string | undefined): { index: number; count: number } | undefined {

@@ -1,6 +1,6 @@
-import type { CommandSpec } from '../common/cli.ts';
-import { describeFailure, runStatus, type TaskState } from './executor.ts';
-import { MERGE, RunDir } from './run-dir.ts';
+import type { CommandSpec } from '../../common/cli.ts';
+import { describeFailure, runStatus, type TaskState } from '../executor.ts';
+import { MERGE, RunDir } from '../run-dir.ts';
 
 function describe(label: string, s: TaskState, attempts: number): string {
   const tries = attempts > 1 ? ` (${attempts} submissions)` : '';

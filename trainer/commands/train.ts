@@ -1,10 +1,10 @@
 /** `sdt train`: train a diffusion (or AR baseline) model with sdt-native, fed by corrupted batches. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { bool, type CommandSpec, num, type OptionValues, optStr, str } from '../common/cli.ts';
-import { UserError } from '../common/errors.ts';
-import { nativeBinary } from '../common/native.ts';
-import { launchTraining, TRAIN_LAUNCH_FLAGS, trainLaunchOptions } from '../jobs/train-launch.ts';
+import { bool, type CommandSpec, num, type OptionValues, optStr, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { nativeBinary } from '../../common/native.ts';
+import { launchTraining, TRAIN_LAUNCH_FLAGS, trainLaunchOptions } from '../../jobs/train-launch.ts';
 import {
   applyFlags,
   configOptions,
@@ -13,11 +13,11 @@ import {
   loadConfigFile,
   type TrainConfig,
   validateConfig,
-} from './config.ts';
-import { loadTrainData } from './data.ts';
-import { dryRun, formatDryRun } from './dry-run.ts';
-import { hasCheckpoints } from './resume.ts';
-import { runTraining } from './run.ts';
+} from '../config.ts';
+import { loadTrainData } from '../data.ts';
+import { dryRun, formatDryRun } from '../dry-run.ts';
+import { hasCheckpoints } from '../resume.ts';
+import { runTraining } from '../run.ts';
 
 /** Flags that may change when a run is resumed: they do not change what is computed. */
 const RESUMABLE_FLAGS = new Set(['threads', 'workers']);
@@ -66,7 +66,7 @@ Writes RUN/config.json, RUN/checkpoints/, RUN/log.jsonl, RUN/log.csv, RUN/loss.s
 Ctrl-C checkpoints and stops; \`sdt train --resume RUN\` continues exactly where it stopped.
 Settings come from the defaults, then --config FILE, then flags.`,
   options: {
-    // Routed by bin/main.ts to posttrain/stages/command.ts, whose --help lists the stage's options.
+    // Routed by bin/main.ts to posttrain/commands/train-stage.ts, whose --help lists the stage's options.
     stage: {
       type: 'string',
       arg: 'NAME',

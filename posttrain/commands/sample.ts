@@ -6,9 +6,9 @@ import { type Completion, EngineClient } from '../../engine/client.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
 import type { WireStepEvent } from '../../schemas/engine.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
+import { type PromptItem, readPromptFile } from '../sample/prompts.ts';
+import { renderFrame, TerminalPlayer } from '../sample/render.ts';
 import { completionToRow, writeTrajectories } from '../trajectories/record.ts';
-import { type PromptItem, readPromptFile } from './prompts.ts';
-import { renderFrame, TerminalPlayer } from './render.ts';
 
 export const command: CommandSpec = {
   name: 'sample',

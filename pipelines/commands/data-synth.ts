@@ -6,16 +6,16 @@ import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile, atomicWriteJson } from '../../common/fs.ts';
 import { Progress } from '../../common/progress.ts';
 import { sha256Hex } from '../steps/hash.ts';
-import { allCompositions } from './families.ts';
+import { allCompositions } from '../synth/families.ts';
 import {
   compositionSplits,
   generateTasks,
   leakageReport,
   type SynthSplit,
   type SynthTask,
-} from './generate.ts';
+} from '../synth/generate.ts';
+import { SYNTH_MANIFEST, verifySynthDir } from '../synth/manifest.ts';
 
-export const SYNTH_MANIFEST = 'manifest.json';
 const SPLITS: SynthSplit[] = ['train', 'validation', 'test'];
 
 /** What a synth directory was made with; a rerun with other settings is refused. */
@@ -242,25 +242,3 @@ style, entry_point, prompt, completion, test, text), corpus.jsonl (train and val
     return 0;
   },
 };
-
-/** Check a synth directory's files against its manifest (sizes and sha256), naming the file at fault. */
-export async function verifySynthDir(dir: string): Promise<void> {
-  const manifestPath = join(dir, SYNTH_MANIFEST);
-  if (!existsSync(manifestPath))
-    throw new UserError(
-      `${dir} has no ${SYNTH_MANIFEST}; generate the tasks with \`sdt data synth --out ${dir}\`.`,
-    );
-  const m = JSON.parse(await readFile(manifestPath, 'utf8')) as {
-    files: Record<string, { bytes: number; sha256: string }>;
-  };
-  for (const [name, f] of Object.entries(m.files)) {
-    const path = join(dir, name);
-    if (!existsSync(path))
-      throw new UserError(`${path} is missing; rerun \`sdt data synth --out ${dir} --overwrite\`.`);
-    const body = await readFile(path);
-    if (body.length !== f.bytes || sha256Hex(body) !== f.sha256)
-      throw new UserError(
-        `${path} does not match ${SYNTH_MANIFEST} (size or sha256); it was changed or damaged: rerun \`sdt data synth --out ${dir} --overwrite\`.`,
-      );
-  }
-}

@@ -1,5 +1,5 @@
 import { INFILL_VARIANTS } from '../suites/infill.ts';
-import { makeEvalCommand } from './eval-command.ts';
+import { makeEvalCommand } from './eval.ts';
 
 export const command = makeEvalCommand({
   suite: 'infill',

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { bool, type CommandSpec, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { decodeText } from '../steps/decode.ts';
-import { loadTokenizer } from './index.ts';
+import { loadTokenizer } from '../tokenizer/index.ts';
 
 export const command: CommandSpec = {
   name: 'tokenizer encode',

@@ -1,6 +1,6 @@
-import type { CommandSpec } from '../common/cli.ts';
-import { cancelRun } from './executor.ts';
-import { RunDir } from './run-dir.ts';
+import type { CommandSpec } from '../../common/cli.ts';
+import { cancelRun } from '../executor.ts';
+import { RunDir } from '../run-dir.ts';
 
 export const command: CommandSpec = {
   name: 'jobs cancel',

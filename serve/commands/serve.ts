@@ -1,7 +1,7 @@
 /** `sdt serve`: an OpenAI-compatible HTTP server and a playground over one engine (docs/serve.md). */
-import { type CommandSpec, num, optStr, str } from '../common/cli.ts';
-import { UserError } from '../common/errors.ts';
-import { startServer } from './server.ts';
+import { type CommandSpec, num, optStr, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { startServer } from '../server.ts';
 
 export const command: CommandSpec = {
   name: 'serve',

@@ -7,8 +7,8 @@ import {
   describeRejects,
   readCorpus,
   sourceSpecFromOptions,
-} from './corpus.ts';
-import { loadTokenizer } from './index.ts';
+} from '../tokenizer/corpus.ts';
+import { loadTokenizer } from '../tokenizer/index.ts';
 
 export const command: CommandSpec = {
   name: 'tokenizer stats',

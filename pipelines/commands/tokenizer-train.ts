@@ -1,7 +1,7 @@
 import { type CommandSpec, num, type OptionValues, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { Progress } from '../../common/progress.ts';
-import { MAX_VOCAB_SIZE, WordCounter } from './bpe-train.ts';
+import { MAX_VOCAB_SIZE, WordCounter } from '../tokenizer/bpe-train.ts';
 import {
   assertCorpusNotEmpty,
   type CorpusReport,
@@ -9,7 +9,7 @@ import {
   describeRejects,
   readCorpus,
   sourceSpecFromOptions,
-} from './corpus.ts';
+} from '../tokenizer/corpus.ts';
 import {
   type BpeTokenizer,
   DEFAULT_MIN_FREQUENCY,
@@ -17,7 +17,7 @@ import {
   MIN_VOCAB_SIZE,
   saveTokenizer,
   trainBpe,
-} from './index.ts';
+} from '../tokenizer/index.ts';
 
 export const command: CommandSpec = {
   name: 'tokenizer train',

@@ -8,16 +8,16 @@ import { bool, type CommandSpec, num, optNum, optStr, str } from '../../common/c
 import { UserError } from '../../common/errors.ts';
 import { Progress } from '../../common/progress.ts';
 import type { Split } from '../../schemas/dataset.ts';
+import { ArrowExampleWriter, type CorruptRecord } from '../corrupt/arrow.ts';
+import { type CorruptConfig, type CorruptedExample, corruptWindow } from '../corrupt/corrupt.ts';
+import { COLOR_STYLE, PLAIN_STYLE, renderExample } from '../corrupt/diff.ts';
+import { DEFAULT_ALPHA_MAX } from '../corrupt/edit.ts';
+import type { TargetForm } from '../corrupt/targets.ts';
+import type { CorruptSpecials } from '../corrupt/types.ts';
+import { vocabularyFromTokenizer } from '../corrupt/vocab.ts';
+import { WindowPacker } from '../corrupt/windows.ts';
 import { openDataset } from '../dataset/read.ts';
 import { loadTokenizer } from '../tokenizer/index.ts';
-import { ArrowExampleWriter, type CorruptRecord } from './arrow.ts';
-import { type CorruptConfig, type CorruptedExample, corruptWindow } from './corrupt.ts';
-import { COLOR_STYLE, PLAIN_STYLE, renderExample } from './diff.ts';
-import { DEFAULT_ALPHA_MAX } from './edit.ts';
-import type { TargetForm } from './targets.ts';
-import type { CorruptSpecials } from './types.ts';
-import { vocabularyFromTokenizer } from './vocab.ts';
-import { WindowPacker } from './windows.ts';
 
 function resolveTokenizerPath(dataset: string, recorded: string): string {
   if (isAbsolute(recorded)) return recorded;

@@ -1,4 +1,4 @@
-import { makeEvalCommand } from './eval-command.ts';
+import { makeEvalCommand } from './eval.ts';
 
 export const command = makeEvalCommand({
   suite: 'synth',

@@ -1,0 +1,343 @@
+/** `sdt bench sample`: flags and wiring; the work is in bench/sample.ts. */
+import { join } from 'node:path';
+import { type CommandSpec, list, num, optNum, optStr, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { atomicWriteFile, atomicWriteJson } from '../../common/fs.ts';
+import { Progress } from '../../common/progress.ts';
+import { EngineClient, type EngineOptions } from '../../engine/client.ts';
+import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
+import { SandboxPool } from '../../eval/sandbox/pool.ts';
+import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
+import type { EvalTask } from '../../eval/suites/types.ts';
+import {
+  type BenchRow,
+  chartSvg,
+  generativeNll,
+  heldOutHeaders,
+  type Kept,
+  type ModelInfo,
+  measure,
+  modelInfo,
+  passRate,
+  suitePromptsFor,
+  validationLoss,
+} from '../sample.ts';
+
+function table(rows: BenchRow[]): string {
+  const head = [
+    'model',
+    'block',
+    'tau',
+    'batch',
+    'tok/s',
+    'ms/tok',
+    'passes/req',
+    'tok/pass',
+    'latency ms',
+    'parse ok',
+    'pass@1',
+    'AR bits/tok',
+    'val loss',
+  ];
+  const body = rows.map((r) => [
+    r.model,
+    r.block ?? '-',
+    r.threshold ?? '-',
+    r.batch,
+    r.tokensPerSecond.toFixed(1),
+    r.msPerToken.toFixed(2),
+    r.forwardPassesPerRequest.toFixed(1),
+    r.tokensPerForwardPass.toFixed(2),
+    r.latencyMs.toFixed(0),
+    `${(100 * r.parseOk).toFixed(0)}%`,
+    r.pass1 == null ? '-' : `${(100 * r.pass1).toFixed(1)}%`,
+    r.genNll == null ? '-' : r.genNll.toFixed(2),
+    r.valLoss == null ? 'unknown' : r.valLoss.toFixed(3),
+  ]);
+  const all = [head, ...body].map((r) => r.map(String));
+  const w = head.map((_, j) => Math.max(...all.map((r) => r[j].length)));
+  return all.map((r) => r.map((c, j) => c.padStart(w[j])).join('  ')).join('\n');
+}
+
+function describeFamily(d: ModelInfo, a: ModelInfo): string {
+  const same = (x: unknown, y: unknown) =>
+    x == null || y == null ? 'unknown' : x === y ? 'same' : 'DIFFERENT';
+  return [
+    `diffusion: ${d.source} (${d.attention}, ${d.params.toLocaleString()} params, tokens seen ${d.tokensSeen ?? 'unknown'})`,
+    `AR:        ${a.source} (${a.attention}, ${a.params.toLocaleString()} params, tokens seen ${a.tokensSeen ?? 'unknown'})`,
+    `same size: ${same(d.params, a.params)}; same training tokens: ${same(d.tokensSeen, a.tokensSeen)}; same data: ${same(d.dataset, a.dataset)}`,
+  ].join('\n');
+}
+
+export const command: CommandSpec = {
+  name: 'bench sample',
+  summary: 'sampler speed vs block size and threshold, AR baseline',
+  description: `
+Runs the diffusion checkpoint at every block size and threshold, and the causal AR checkpoint of the same
+family, at batch 1 and --batch, on held-out function headers of the default corpus (python stdlib test
+folders), or with --suite on a suite's tasks, whose completions then also run their tests (pass@1, after
+the timed runs). Prints a table, writes OUT/bench-sample.json and OUT/bench-sample.svg (block size against time per
+generated token). Random-weight models (--random-init) measure speed only: their quality column is noise.`,
+  options: {
+    ckpt: { type: 'string', description: 'diffusion checkpoint (block or bidirectional)', arg: 'DIR' },
+    'ar-ckpt': { type: 'string', description: 'causal AR checkpoint of the same size and data', arg: 'DIR' },
+    blocks: { type: 'list', description: 'block sizes', default: ['4', '8', '16', '32', '64'] },
+    thresholds: { type: 'list', description: 'confidence thresholds', default: ['0.7', '0.9'] },
+    batch: {
+      type: 'number',
+      min: 1,
+      integer: true,
+      description: 'the larger batch (batch 1 always runs)',
+      default: 8,
+    },
+    prompts: {
+      type: 'number',
+      min: 1,
+      integer: true,
+      description: 'prompts to complete (held-out headers, or the first tasks of --suite)',
+      default: 16,
+    },
+    suite: {
+      type: 'string',
+      description:
+        'take prompts from a suite with tests and report pass@1 (e.g. synth); default: stdlib headers',
+      arg: 'NAME',
+    },
+    'data-dir': { type: 'string', description: 'data of --suite', default: DEFAULT_DATA_DIR, arg: 'DIR' },
+    variant: { type: 'string', description: '--suite variant [default: test for synth]' },
+    'max-new': {
+      type: 'number',
+      min: 1,
+      integer: true,
+      description: 'tokens to generate per prompt',
+      default: 64,
+    },
+    'val-loss': {
+      type: 'number',
+      min: 0,
+      description: 'validation loss of --ckpt [default: its eval in RUN/log.jsonl, when there]',
+    },
+    'ar-val-loss': {
+      type: 'number',
+      min: 0,
+      description: 'validation loss of --ar-ckpt [default: its eval in RUN/log.jsonl, when there]',
+    },
+    out: {
+      type: 'string',
+      output: 'dir',
+      description: 'output directory',
+      default: 'runs/bench',
+      arg: 'DIR',
+    },
+    'random-init': {
+      type: 'number',
+      min: 0,
+      integer: true,
+      description: 'speed only: random models of --config / --ar-config',
+      arg: 'SEED',
+    },
+    config: { type: 'string', description: 'config.json of the random diffusion model', arg: 'FILE' },
+    'ar-config': { type: 'string', description: 'config.json of the random AR model', arg: 'FILE' },
+    tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
+    threads: {
+      type: 'number',
+      min: 1,
+      integer: true,
+      description:
+        'OpenMP/OpenBLAS threads of sdt-native (spinning threads on a busy machine cost far more than they give)',
+      default: 1,
+      arg: 'N',
+    },
+  },
+  examples: [
+    'sdt bench sample --ckpt runs/block/checkpoints/step-002000 --ar-ckpt runs/ar/checkpoints/step-002000',
+    'npm run bench:sample -- --ckpt CKPT --ar-ckpt AR_CKPT --blocks 8,32 --thresholds 0.9',
+  ],
+  async run(o) {
+    const seed = optNum(o, 'random-init');
+    let dOpts: EngineOptions;
+    let aOpts: EngineOptions;
+    const tokenizer = optStr(o, 'tokenizer');
+    if (seed !== undefined) {
+      if (!optStr(o, 'config') || !optStr(o, 'ar-config')) {
+        throw new UserError('bench sample: --random-init needs --config and --ar-config.');
+      }
+      if (!tokenizer) throw new UserError('bench sample: --random-init needs --tokenizer FILE.');
+      dOpts = { randomInit: { seed, config: str(o, 'config') }, tokenizer };
+      aOpts = { randomInit: { seed, config: str(o, 'ar-config') }, tokenizer };
+    } else {
+      if (!optStr(o, 'ckpt') || !optStr(o, 'ar-ckpt')) {
+        throw new UserError(
+          'bench sample: --ckpt DIR and --ar-ckpt DIR are required (or --random-init for speed only).',
+        );
+      }
+      dOpts = { ckpt: str(o, 'ckpt'), tokenizer };
+      aOpts = { ckpt: str(o, 'ar-ckpt'), tokenizer };
+    }
+    const blocks = list(o, 'blocks').map(Number);
+    const thresholds = list(o, 'thresholds').map(Number);
+    for (const [flag, vals] of [
+      ['--blocks', blocks],
+      ['--thresholds', thresholds],
+    ] as const) {
+      if (vals.some((v) => !Number.isFinite(v)))
+        throw new UserError(`bench sample: ${flag} must be numbers.`);
+    }
+    const threads = String(num(o, 'threads'));
+    const env = { OMP_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads };
+    dOpts.env = env;
+    aOpts.env = env;
+    const batch = num(o, 'batch');
+    const maxNew = num(o, 'max-new');
+    const batches = batch > 1 ? [1, batch] : [1];
+    const dValLoss = optNum(o, 'val-loss') ?? validationLoss(dOpts.ckpt, ['elbo']);
+
+    const rows: BenchRow[] = [];
+    // Batch 1 completions of each row, scored by the AR checkpoint once it is known. A larger batch
+    // decodes each prompt as it does alone (tested natively), so its rows take the same score.
+    const samples = new Map<BenchRow, Kept[]>();
+    const total = batches.length * (1 + blocks.length * thresholds.length);
+    const diffusion = await EngineClient.start(dOpts);
+    const dInfo = await modelInfo(dOpts, diffusion.info.attention_mode);
+    let prompts: string[] = [];
+    let promptTokens = 0;
+    let tasks: EvalTask[] | undefined;
+    const suite = optStr(o, 'suite');
+    const progress = new Progress({ label: 'bench sample', total, unit: 'configs' });
+    try {
+      const tok = diffusion.requireTokenizer();
+      if (suite) {
+        ({ tasks, prompts } = await suitePromptsFor(
+          suite,
+          str(o, 'data-dir'),
+          optStr(o, 'variant'),
+          num(o, 'prompts'),
+        ));
+        promptTokens = prompts.reduce((n, p) => n + tok.encode(p).length, 0) / Math.max(1, prompts.length);
+      } else {
+        ({ headers: prompts, tokens: promptTokens } = await heldOutHeaders(num(o, 'prompts'), (t) =>
+          tok.encode(t),
+        ));
+      }
+      if (prompts.length === 0) {
+        throw new UserError('bench sample: found no held-out function headers in the corpus.');
+      }
+      await diffusion.generate([prompts[0]], { maxNew: 8, block: 8 }); // warm-up
+      for (const b of batches)
+        for (const block of blocks)
+          for (const threshold of thresholds) {
+            const kept: Kept[] = [];
+            const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b, kept);
+            const row: BenchRow = {
+              model: 'diffusion',
+              block,
+              threshold,
+              valLoss: dValLoss,
+              genNll: null,
+              pass1: null,
+              ...m,
+            };
+            rows.push(row);
+            if (b === 1) samples.set(row, kept);
+            progress.tick();
+          }
+    } finally {
+      await diffusion.close();
+    }
+    const ar = await EngineClient.start(aOpts);
+    let encode: ((text: string) => ArrayLike<number>) | undefined;
+    const aInfo = await modelInfo(aOpts, ar.info.attention_mode);
+    try {
+      if (ar.info.attention_mode !== 'causal') {
+        process.stderr.write(`warning: --ar-ckpt is a ${ar.info.attention_mode} checkpoint, not causal\n`);
+      }
+      await ar.generate([prompts[0]], { mode: 'ar', maxNew: 8 });
+      encode = ar.requireTokenizer().encode.bind(ar.requireTokenizer());
+      for (const b of batches) {
+        const kept: Kept[] = [];
+        const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b, kept);
+        const row: BenchRow = {
+          model: 'ar',
+          block: null,
+          threshold: null,
+          valLoss: optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']),
+          genNll: null,
+          pass1: null,
+          ...m,
+        };
+        rows.push(row);
+        if (b === 1) samples.set(row, kept);
+        progress.tick();
+      }
+      progress.done();
+      // The AR checkpoint's own engine scores every kept completion (one engine per checkpoint).
+      if (aOpts.ckpt && ar.info.attention_mode === 'causal') {
+        for (const [row, kept] of samples) {
+          const ids = kept.map((k) => ({ prompt: encode!(k.prompt), tokens: k.tokens }));
+          row.genNll = await generativeNll(ids, ar);
+        }
+        for (const row of rows.filter((r) => r.batch !== 1)) {
+          const alone = rows.find(
+            (r) =>
+              r.batch === 1 &&
+              r.model === row.model &&
+              r.block === row.block &&
+              r.threshold === row.threshold,
+          );
+          row.genNll = alone?.genNll ?? null;
+        }
+      }
+    } finally {
+      await ar.close();
+    }
+
+    if (tasks) {
+      // Tests run after timing, so the sandbox never competes with the sampler for the cores.
+      const pool = new SandboxPool({ concurrency: 2, limits: DEFAULT_LIMITS });
+      for (const [row, kept] of samples) row.pass1 = await passRate(tasks, kept, pool);
+      for (const row of rows.filter((r) => r.batch !== 1))
+        row.pass1 =
+          rows.find(
+            (r) =>
+              r.batch === 1 &&
+              r.model === row.model &&
+              r.block === row.block &&
+              r.threshold === row.threshold,
+          )?.pass1 ?? null;
+    }
+    const family = describeFamily(dInfo, aInfo);
+    const arBest = rows.filter((r) => r.model === 'ar' && r.batch === 1)[0];
+    const out = str(o, 'out');
+    const report = {
+      machine: {
+        cpus: (await import('node:os')).cpus().length,
+        platform: process.platform,
+        threads: Number(threads),
+      },
+      family: { diffusion: dInfo, ar: aInfo, note: family },
+      prompts: prompts.length,
+      promptTokens,
+      maxNew,
+      rows,
+    };
+    await atomicWriteJson(join(out, 'bench-sample.json'), report);
+    await atomicWriteFile(join(out, 'bench-sample.svg'), chartSvg(rows));
+    process.stdout.write(
+      `${family}\n${prompts.length} ${suite ? `${suite} tasks (prompts of ${promptTokens.toFixed(1)} tokens on average)` : `held-out function headers of ${promptTokens} tokens`}, up to ${maxNew} new tokens each; ${threads} native thread(s)\n\n`,
+    );
+    process.stdout.write(`${table(rows)}\n\n`);
+    if (arBest) {
+      for (const r of rows.filter((x) => x.model === 'diffusion' && x.batch === 1)) {
+        process.stdout.write(
+          `block ${r.block} tau ${r.threshold}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1), ${r.tokensPerForwardPass.toFixed(2)} tokens/pass` +
+            (r.pass1 != null && arBest.pass1 != null
+              ? `, pass@1 ${(100 * r.pass1).toFixed(1)}% (AR ${(100 * arBest.pass1).toFixed(1)}%)`
+              : '') +
+            '\n',
+        );
+      }
+    }
+    process.stdout.write(`wrote ${join(out, 'bench-sample.json')} and ${join(out, 'bench-sample.svg')}\n`);
+    return 0;
+  },
+};
