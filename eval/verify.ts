@@ -5,12 +5,11 @@
  * on-policy training rewards few steps, and a body of repeated comment lines is both cheap to decode and
  * valid syntax (measured: a run that could keep such bodies collapsed to them).
  */
-import { UserError } from '../common/errors.ts';
 import type { Verdict, Verifier } from '../schemas/trajectory.ts';
 import { functionWritesCode, isSyntaxValid } from './report/syntax.ts';
 import { cutCompletion } from './run.ts';
 import type { SandboxPool } from './sandbox/pool.ts';
-import { SUITES } from './suites/index.ts';
+import { suiteByName } from './suites/index.ts';
 import type { EvalTask } from './suites/types.ts';
 
 /**
@@ -54,8 +53,6 @@ export function makeVerifier(tasks?: Map<string, EvalTask>, pool?: SandboxPool):
 
 /** A suite's tasks by id (the prompt keys of trajectories generated from that suite). */
 export async function loadSuiteTasks(suite: string, dataDir: string): Promise<Map<string, EvalTask>> {
-  const s = SUITES[suite];
-  if (!s) throw new UserError(`--suite ${suite}: unknown; one of ${Object.keys(SUITES).join(', ')}.`);
-  const tasks = await s.load({ dataDir });
+  const tasks = await suiteByName(suite).load({ dataDir });
   return new Map(tasks.map((t) => [t.id, t]));
 }

@@ -1,9 +1,9 @@
 /**
  * The layout rules of docs/architecture.md, checked on the source text so they cannot drift: where a command's
- * file lives (one registry, one naming rule).
+ * file lives (one registry, one naming rule) and which packages may import which.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, normalize, relative } from 'node:path';
+import { dirname, join, normalize, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commands } from '../bin/commands.ts';
 import { repoRoot } from '../common/native.ts';
@@ -22,6 +22,23 @@ function sourceFiles(dir = root): string[] {
   }
   return out;
 }
+
+/** Relative specifiers of static and dynamic imports and re-exports in a module's text. */
+function relativeSpecifiers(text: string): string[] {
+  return [
+    ...text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s*'([^']+)'/gm),
+    ...text.matchAll(/^\s*import\s*'([^']+)'/gm),
+    ...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g),
+  ]
+    .map((m) => m[1])
+    .filter((spec) => spec.startsWith('.'));
+}
+
+/** What a file imports, as paths relative to the root. */
+const importsOf = (file: string): string[] =>
+  relativeSpecifiers(readFileSync(join(root, file), 'utf8')).map((spec) =>
+    normalize(join(dirname(file), spec)),
+  );
 
 /** The registry's entries with the file each one loads, read from bin/commands.ts's table. */
 function registryFiles(): { name: string; file: string }[] {
@@ -78,5 +95,51 @@ describe('one registry, one file-naming rule for commands', () => {
         !families.has(f.split('/').at(-1)!),
     );
     expect(stray).toEqual([]);
+  });
+});
+
+describe('import rules between packages', () => {
+  const files = sourceFiles();
+  const offending = (from: (f: string) => boolean, to: string) =>
+    files.filter(from).flatMap((f) =>
+      importsOf(f)
+        .filter((t) => t.startsWith(to))
+        .map((t) => `${f} -> ${t}`),
+    );
+
+  it('post-training imports nothing from eval/ outside its command modules (the verifier is a parameter)', () => {
+    expect(
+      offending((f) => f.startsWith('posttrain/') && !f.startsWith('posttrain/commands/'), 'eval/'),
+    ).toEqual([]);
+  });
+
+  it('eval/ imports nothing from post-training', () => {
+    expect(offending((f) => f.startsWith('eval/'), 'posttrain/')).toEqual([]);
+  });
+
+  it('pipelines/ imports nothing from post-training, eval/ or the trainer', () => {
+    const up = ['posttrain/', 'eval/', 'trainer/'];
+    expect(up.flatMap((to) => offending((f) => f.startsWith('pipelines/'), to))).toEqual([]);
+  });
+
+  it('the scan sees every form of import', () => {
+    const text = [
+      "import { a } from '../eval/a.ts';",
+      'import {\n  b,\n  type C,\n} from "x";',
+      "import type { D } from '../eval/d.ts';",
+      "import {\n  e,\n  f,\n} from './e.ts';",
+      "export { g } from '../eval/g.ts';",
+      "import '../eval/side-effect.ts';",
+      "const h = async () => (await import('../eval/h.ts')).h;",
+      "import { i } from 'node:fs';",
+    ].join('\n');
+    expect(relativeSpecifiers(text)).toEqual([
+      '../eval/a.ts',
+      '../eval/d.ts',
+      './e.ts',
+      '../eval/g.ts',
+      '../eval/side-effect.ts',
+      '../eval/h.ts',
+    ]);
   });
 });

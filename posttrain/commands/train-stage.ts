@@ -12,7 +12,7 @@ import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../e
 import { SUITE_DATA_DIR_OPTION } from '../../eval/paths.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
-import { SUITES } from '../../eval/suites/index.ts';
+import { SUITES, suitePrompts } from '../../eval/suites/index.ts';
 import { loadSuiteTasks, makeVerifier } from '../../eval/verify.ts';
 import { plainVocabulary, vocabularyFromTokenizer } from '../../pipelines/corrupt/vocab.ts';
 import { loadTokenizer } from '../../pipelines/tokenizer/index.ts';
@@ -22,7 +22,7 @@ import { anchorWindows } from '../stages/anchor.ts';
 import { runDistillStage, specialsFromCheckpoint } from '../stages/distill.ts';
 import { runOnPolicy } from '../stages/onpolicy.ts';
 import { buildDistillSet, readDistillSet, writeDistillSet } from '../trajectories/distill.ts';
-import { datasetPrompts, readTrajectoryInput, suitePrompts } from '../trajectories/generate.ts';
+import { datasetPrompts, readTrajectoryInput } from '../trajectories/generate.ts';
 import { measuredOn, speedupPoints } from '../trajectories/report-speedup.ts';
 
 const STAGES = ['distill', 'onpolicy'] as const;

@@ -8,12 +8,12 @@ import { Progress } from '../../common/progress.ts';
 import { EngineClient } from '../../engine/client.ts';
 import { deviceFromOptions, SAMPLER_OPTIONS, settingsFromOptions } from '../../engine/settings.ts';
 import { SUITE_DATA_DIR_OPTION } from '../../eval/paths.ts';
-import { SUITES } from '../../eval/suites/index.ts';
+import { SUITES, suitePrompts } from '../../eval/suites/index.ts';
 import { runDistributed } from '../../jobs/executor.ts';
 import { EXECUTOR_FLAGS, executorOptions, isDistributed } from '../../jobs/flags.ts';
 import type { JobKind } from '../../jobs/kinds.ts';
 import { type PromptItem, readPromptFile } from '../sample/prompts.ts';
-import { datasetPrompts, generateTrajectories, suitePrompts } from '../trajectories/generate.ts';
+import { datasetPrompts, generateTrajectories } from '../trajectories/generate.ts';
 
 export const command: CommandSpec = {
   name: 'traj generate',

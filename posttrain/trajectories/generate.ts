@@ -1,7 +1,8 @@
 /**
  * `sdt traj generate`: a teacher checkpoint writes K trajectories per prompt through EngineClient, in Arrow
  * shards (schemas/trajectory.ts rows, ids PROMPT#K) that a rerun skips, so a killed job resumes.
- * Prompts: a JSONL file, an eval suite, or function headers + docstrings cut from a dataset's held-out split.
+ * Prompts: a JSONL file, an eval suite's (eval/suites/index.ts suitePrompts, which the command passes in), or
+ * function headers + docstrings cut from a dataset's held-out split.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
@@ -9,7 +10,6 @@ import { join } from 'node:path';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteJson } from '../../common/fs.ts';
 import type { EngineClient } from '../../engine/client.ts';
-import { SUITES } from '../../eval/suites/index.ts';
 import { openDataset } from '../../pipelines/dataset/read.ts';
 import { type SampleSettings, settingsToWire } from '../../schemas/engine.ts';
 import type { TrajectoryRow } from '../../schemas/trajectory.ts';
@@ -55,12 +55,6 @@ export async function datasetPrompts(
   }
   if (items.length === 0) throw new UserError(`${dir}: no function with a docstring in the ${split} split.`);
   return items;
-}
-
-export async function suitePrompts(suite: string, dataDir: string, limit: number): Promise<PromptItem[]> {
-  const s = SUITES[suite];
-  if (!s) throw new UserError(`--suite ${suite}: unknown; one of ${Object.keys(SUITES).join(', ')}.`);
-  return (await s.load({ dataDir })).slice(0, limit).map((t) => ({ id: t.id, prompt: t.prompt }));
 }
 
 export interface GenerateOptions {
