@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../common/errors.ts';
 import type { ExecutorOptions } from './flags.ts';
@@ -164,6 +164,8 @@ export async function runDistributed(
   const run = new RunDir(ex.runDir);
   const exists = await run.check(spec);
   if (ex.executor === 'slurm') await slurmPreflight(ex.partition);
+  else if (ex.detach)
+    throw new UserError('--detach needs --executor slurm (local tasks run in this process).');
   if (exists) {
     const live = await liveJobs(run);
     if (live.length) {
@@ -190,6 +192,9 @@ export async function runDistributed(
     say(`${run.dir}: already complete`);
     return 'done';
   }
+  // The merge runs again (a task had lost its marker, or the output was removed): a marker left by an
+  // earlier merge would read as this one finished.
+  await rm(run.markerPath(MERGE), { force: true });
   return ex.executor === 'slurm' ? slurmRun(run, record, ex, say) : localRun(run, record, ex, say);
 }
 
@@ -302,7 +307,6 @@ function runTaskHere(run: RunDir, args: string[], log: string, cpus: number): Pr
 const children = new Set<number>();
 
 async function localRun(run: RunDir, record: RunRecord, ex: ExecutorOptions, say: Say): Promise<'done'> {
-  if (ex.detach) throw new UserError('--detach needs --executor slurm (local tasks run in this process).');
   const stop = () => {
     for (const pid of children) process.kill(pid, 'SIGTERM');
     process.exit(143);

@@ -58,3 +58,47 @@ export async function waitFor(check: () => boolean, what: string, timeoutMs = 12
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * An eval's outputs without the fields that time the run (results.jsonl time_ms; summary.json
+ * generation_seconds, execution_seconds, tokens_per_second; their rows in summary.md): what must equal
+ * across executors and part counts.
+ */
+export function evalOutputs(dir: string): { results: unknown[]; summary: unknown; markdown: string[] } {
+  const results = readFileSync(join(dir, 'results.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const { time_ms: _, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      return rest;
+    });
+  const {
+    generation_seconds: _g,
+    execution_seconds: _e,
+    tokens_per_second: _t,
+    ...summary
+  } = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as Record<string, unknown>;
+  const markdown = readFileSync(join(dir, 'summary.md'), 'utf8')
+    .split('\n')
+    .filter((l) => !/^\| (tokens\/s|generation time|wall time) \|/.test(l));
+  return { results, summary, markdown };
+}
+
+/** `sdt data synth` with 20 train and 20 test tasks into `dir` (about 20 s); returns `dir`. */
+export function synthTasks(dir: string): string {
+  const r = sdtSync([
+    'data',
+    'synth',
+    '--out',
+    dir,
+    '--train',
+    '20',
+    '--validation',
+    '0',
+    '--test',
+    '20',
+    '--quiet',
+  ]);
+  if (r.code !== 0) throw new Error(`sdt data synth failed: ${r.stderr}`);
+  return dir;
+}

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOnPath } from '../jobs/slurm.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { smallTokenizer, tempDir } from './data-helpers.ts';
-import { sdtAsync, sdtSync, snapshot, waitFor } from './jobs-helpers.ts';
+import { evalOutputs, sdtAsync, sdtSync, snapshot, synthTasks, waitFor } from './jobs-helpers.ts';
 import { nativeOrBuild } from './train-helpers.ts';
 
 const CLUSTER = join(import.meta.dirname, '..', 'scripts', 'slurm-cluster.sh');
@@ -257,6 +257,55 @@ describe.skipIf(missing.length > 0)('Slurm executor on a throwaway cluster', () 
       );
       expect(existsSync(out)).toBe(false);
       expect(existsSync(`${out}.run`)).toBe(false);
+    },
+    SLURM_TEST_MS,
+  );
+
+  it(
+    'sdt eval over 3 array tasks and a merge equals the in-process eval; a rerun resubmits only the part without a marker',
+    async () => {
+      const synth = synthTasks(join(work, 'synth'));
+      const args = ['eval', 'synth', '--oracle', '--data', synth, '--quiet'];
+      const local = join(work, 'eval-local');
+      const l = sdtSync([...args, '--out', local], env);
+      expect(l.code, l.stderr).toBe(0);
+      const dist = join(work, 'eval-slurm');
+      const slurm = [...args, '--out', dist, '--executor', 'slurm', '--tasks', '3', '--poll-seconds', '0.3'];
+      const s = await sdtAsync(slurm, env);
+      expect(s.code, s.stderr).toBe(0);
+      expect(s.stdout).toContain('20/20 tasks pass');
+      expect(evalOutputs(dist)).toEqual(evalOutputs(local));
+      const run = `${dist}.run`;
+      const subs = submissions(run);
+      expect(subs.map((x) => x.role)).toEqual(['tasks', 'merge']);
+      expect(readFileSync(join(run, 'submissions.jsonl'), 'utf8')).toContain(
+        `"dependency":"afterok:${subs[0].jobId}"`,
+      );
+      expect(existsSync(join(run, 'logs', `task-2.job-${subs[0].jobId}.log`))).toBe(true);
+
+      rmSync(join(run, 'completions', '00002'));
+      rmSync(dist, { recursive: true });
+      const again = await sdtAsync(slurm, env);
+      expect(again.code, again.stderr).toBe(0);
+      expect(
+        submissions(run)
+          .filter((x) => x.role === 'tasks')
+          .map((x) => x.ranks),
+      ).toEqual([[0, 1, 2], [2]]);
+      expect(evalOutputs(dist)).toEqual(evalOutputs(local));
+
+      // A partition the cluster lacks: a named error before anything is written or submitted.
+      const never = join(work, 'eval-never');
+      const bad = sdtSync(
+        [...args, '--out', never, '--executor', 'slurm', '--tasks', '3', '--partition', 'nosuch'],
+        env,
+      );
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(
+        /slurm-partition: --partition nosuch does not exist on this cluster; its partitions: debug/,
+      );
+      expect(existsSync(never)).toBe(false);
+      expect(existsSync(`${never}.run`)).toBe(false);
     },
     SLURM_TEST_MS,
   );
