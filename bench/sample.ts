@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../common/errors.ts';
+import { renderChart } from '../common/svg.ts';
 import type { EngineClient, EngineOptions } from '../engine/client.ts';
 import { promptFor } from '../eval/generators/model.ts';
 import { functionWritesCode, isSyntaxValid } from '../eval/report/syntax.ts';
@@ -282,61 +283,33 @@ export async function generativeNll(samples: Sampled[], engine: EngineClient): P
 
 /** Block size (x, log2) against milliseconds per generated token (y), one line per threshold and batch. */
 export function chartSvg(rows: BenchRow[]): string {
-  const W = 640;
-  const Hh = 400;
-  const m = { l: 60, r: 160, t: 30, b: 50 };
   const diff = rows.filter((r) => r.model === 'diffusion' && Number.isFinite(r.msPerToken));
   const ar = rows.filter((r) => r.model === 'ar' && Number.isFinite(r.msPerToken));
   const blocks = [...new Set(diff.map((r) => r.block!))].sort((a, b) => a - b);
-  const ys = [...diff, ...ar].map((r) => r.msPerToken);
-  const yMax = Math.max(1e-9, ...ys) * 1.1;
-  const xMin = Math.log2(Math.min(...blocks, 4));
-  const xMax = Math.log2(Math.max(...blocks, 8));
-  const X = (b: number) => m.l + ((Math.log2(b) - xMin) / Math.max(1e-9, xMax - xMin)) * (W - m.l - m.r);
-  const Y = (v: number) => Hh - m.b - (v / yMax) * (Hh - m.t - m.b);
   const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
-  const parts: string[] = [];
-  parts.push(`<line x1="${m.l}" y1="${Hh - m.b}" x2="${W - m.r}" y2="${Hh - m.b}" stroke="#000"/>`);
-  parts.push(`<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${Hh - m.b}" stroke="#000"/>`);
-  for (const b of blocks) {
-    parts.push(`<text x="${X(b)}" y="${Hh - m.b + 16}" text-anchor="middle">${b}</text>`);
-  }
-  for (let k = 0; k <= 4; k++) {
-    const v = (yMax * k) / 4;
-    parts.push(`<text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end">${v.toFixed(v < 10 ? 2 : 0)}</text>`);
-  }
-  parts.push(`<text x="${(W - m.r + m.l) / 2}" y="${Hh - 10}" text-anchor="middle">block size</text>`);
-  parts.push(
-    `<text x="16" y="${(Hh - m.b + m.t) / 2}" transform="rotate(-90 16 ${(Hh - m.b + m.t) / 2})" text-anchor="middle">ms per generated token</text>`,
-  );
   const series = new Map<string, BenchRow[]>();
   for (const r of diff) {
     const key = `τ=${r.threshold} batch ${r.batch}`;
     series.set(key, [...(series.get(key) ?? []), r]);
   }
-  let i = 0;
-  for (const [key, rs] of series) {
-    const c = colors[i % colors.length];
-    const pts = rs.sort((a, b) => a.block! - b.block!).map((r) => `${X(r.block!)},${Y(r.msPerToken)}`);
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.join(' ')}"/>`);
-    for (const p of pts)
-      parts.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${c}"/>`);
-    parts.push(`<text x="${W - m.r + 8}" y="${m.t + 16 * i}" fill="${c}">${key}</text>`);
-    i++;
-  }
-  for (const r of ar) {
-    const c = '#555';
-    parts.push(
-      `<line x1="${m.l}" y1="${Y(r.msPerToken)}" x2="${W - m.r}" y2="${Y(r.msPerToken)}" stroke="${c}" stroke-dasharray="5,4"/>`,
-    );
-    parts.push(
-      `<text x="${W - m.r + 8}" y="${m.t + 16 * i}" fill="${c}">AR batch ${r.batch} (dashed)</text>`,
-    );
-    i++;
-  }
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" font-family="sans-serif" font-size="12">
-<text x="${m.l}" y="18" font-size="14">Sampler: time per generated token against block size</text>
-${parts.join('\n')}
-</svg>
-`;
+  return renderChart({
+    title: 'Sampler: time per generated token against block size',
+    width: 640,
+    height: 400,
+    x: {
+      label: 'block size',
+      log2: true,
+      ticks: blocks.length ? blocks : [4, 8],
+      min: Math.min(...blocks, 4),
+      max: Math.max(...blocks, 8),
+    },
+    y: { label: 'ms per generated token', min: 0 },
+    series: [...series].map(([label, rs], i) => ({
+      label,
+      color: colors[i % colors.length],
+      points: rs.sort((a, b) => a.block! - b.block!).map((r): [number, number] => [r.block!, r.msPerToken]),
+      width: 2,
+    })),
+    hlines: ar.map((r) => ({ y: r.msPerToken, label: `AR batch ${r.batch}`, color: '#555' })),
+  });
 }

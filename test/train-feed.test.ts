@@ -298,7 +298,7 @@ describe('unigram baselines', () => {
 });
 
 describe('loss plot', () => {
-  it('ticks cover the range with 1-2-5 steps; the SVG has one path per series and the markers', async () => {
+  it('ticks cover the range with 1-2-5 steps; the SVG has one polyline per series and the markers', async () => {
     const { renderSvg, movingAverage } = await import('../trainer/plot.ts');
     const { niceTicks } = await import('../common/svg.ts');
     for (const [lo, hi] of [
@@ -348,7 +348,7 @@ describe('loss plot', () => {
       vlines: [[0.5, 'edit stage']],
       hlines: [[1.5, 'unigram']],
     });
-    expect(svg.match(/<path /g)).toHaveLength(2);
+    expect(svg.match(/<polyline /g)).toHaveLength(2);
     expect(svg).toContain('a &lt; b');
     expect(svg).toContain('edit stage');
     expect(svg).toContain('unigram');

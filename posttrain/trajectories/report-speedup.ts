@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../common/errors.ts';
-import { escapeXml } from '../../common/svg.ts';
+import { renderChart } from '../../common/svg.ts';
 import type { RoundRecord } from '../stages/onpolicy.ts';
 
 export interface SpeedupPoint {
@@ -64,53 +64,25 @@ export function speedupPoints(rounds: RoundRecord[]): SpeedupPoint[] {
   });
 }
 
-const esc = escapeXml;
-
 /** A line chart: speedup (left axis) and verifier pass rate (right axis, 0..1) against training step. */
 export function speedupSvg(points: SpeedupPoint[], title: string): string {
-  const W = 640;
-  const H = 360;
-  const m = { l: 60, r: 60, t: 40, b: 50 };
-  const xs = points.map((p) => p.step);
-  const xMax = Math.max(1, ...xs);
-  const yMax = Math.max(1.1, ...points.map((p) => p.speedup)) * 1.1;
-  const x = (v: number) => m.l + (v / xMax) * (W - m.l - m.r);
-  const y = (v: number) => H - m.b - (v / yMax) * (H - m.t - m.b);
-  const yr = (v: number) => H - m.b - v * (H - m.t - m.b);
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(title)}</text>`,
-    `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="black"/>`,
-    `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="black"/>`,
-    `<line x1="${W - m.r}" y1="${m.t}" x2="${W - m.r}" y2="${H - m.b}" stroke="#888"/>`,
-    `<text x="${W / 2}" y="${H - 12}" text-anchor="middle">training step</text>`,
-    `<text x="16" y="${H / 2}" transform="rotate(-90 16 ${H / 2})" text-anchor="middle" fill="#1f77b4">speedup (forward passes/token vs round 0)</text>`,
-    `<text x="${W - 16}" y="${H / 2}" transform="rotate(90 ${W - 16} ${H / 2})" text-anchor="middle" fill="#2ca02c">verifier pass rate</text>`,
-    `<line x1="${m.l}" y1="${y(1)}" x2="${W - m.r}" y2="${y(1)}" stroke="#ccc" stroke-dasharray="4 3"/>`,
-  ];
-  for (let i = 0; i <= 4; i++) {
-    const v = (yMax * i) / 4;
-    parts.push(`<text x="${m.l - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text>`);
-    parts.push(`<text x="${W - m.r + 6}" y="${yr(i / 4) + 4}">${(i / 4).toFixed(2)}</text>`);
-    const s = (xMax * i) / 4;
-    parts.push(`<text x="${x(s)}" y="${H - m.b + 16}" text-anchor="middle">${Math.round(s)}</text>`);
-  }
-  const line = (pts: [number, number][], color: string) =>
-    `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"/>` +
-    pts.map(([a, b]) => `<circle cx="${a.toFixed(1)}" cy="${b.toFixed(1)}" r="3" fill="${color}"/>`).join('');
-  parts.push(
-    line(
-      points.map((p) => [x(p.step), y(p.speedup)]),
-      '#1f77b4',
-    ),
-  );
-  parts.push(
-    line(
-      points.map((p) => [x(p.step), yr(p.verifierPassRate)]),
-      '#2ca02c',
-    ),
-  );
-  parts.push('</svg>');
-  return `${parts.join('\n')}\n`;
+  return renderChart({
+    title,
+    width: 640,
+    height: 360,
+    x: { label: 'training step', min: 0 },
+    y: { label: 'speedup (forward passes/token vs round 0)', min: 0, color: '#1f77b4' },
+    y2: { label: 'verifier pass rate', min: 0, max: 1, color: '#2ca02c' },
+    series: [
+      { label: 'speedup', color: '#1f77b4', width: 2, points: points.map((p) => [p.step, p.speedup]) },
+      {
+        label: 'verifier pass rate',
+        color: '#2ca02c',
+        width: 2,
+        axis: 'right',
+        points: points.map((p) => [p.step, p.verifierPassRate]),
+      },
+    ],
+    hlines: [{ y: 1, label: 'round 0', color: '#bbb' }],
+  });
 }
