@@ -4,13 +4,12 @@
  * batch are the in-process run's) and with the oracle; a rerun runs only the parts without a marker.
  * test/jobs-slurm.test.ts runs the same on a throwaway Slurm cluster.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partRange } from '../eval/distributed.ts';
 import { smallTokenizer, tempDir } from './data-helpers.ts';
-import { evalOutputs, sdtSync, snapshot, synthTasks } from './jobs-helpers.ts';
+import { evalOutputs, initCheckpoint, sdtSync, snapshot, synthTasks } from './jobs-helpers.ts';
 import { builtNative, tinyModelConfig } from './native-build.ts';
 
 const CHILD_PROCESS_TEST_MS = 400_000;
@@ -83,19 +82,12 @@ describe('eval on the local executor', () => {
   it.skipIf(!bin)(
     'a sampled model (temperature 0.8, 2 samples): 1 part and 3 parts give the in-process results',
     async () => {
-      const tok = await smallTokenizer(work);
-      writeFileSync(join(work, 'model.json'), JSON.stringify(tinyModelConfig({ vocab_size: 600 })));
-      const ckpt = join(work, 'ckpt');
-      const init = spawnSync(bin!, [
-        'init',
-        '--config',
-        join(work, 'model.json'),
-        '--out',
-        ckpt,
-        '--tokenizer',
-        tok,
-      ]);
-      expect(init.status, String(init.stderr)).toBe(0);
+      const ckpt = initCheckpoint(
+        bin!,
+        tinyModelConfig({ vocab_size: 600 }),
+        await smallTokenizer(work),
+        join(work, 'ckpt'),
+      );
       const env = { ...process.env, SDT_NATIVE: bin };
       const args = ['eval', 'synth', '--ckpt', ckpt, '--data', synth, '--quiet'];
       args.push('--block', '4', '--max-new', '12', '--temperature', '0.8', '--seed', '5', '--n-samples', '2');

@@ -1,6 +1,6 @@
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SDT = join(import.meta.dirname, '..', 'bin', 'sdt.js');
@@ -101,4 +101,23 @@ export function synthTasks(dir: string): string {
   ]);
   if (r.code !== 0) throw new Error(`sdt data synth failed: ${r.stderr}`);
   return dir;
+}
+
+/** `sdt-native init`: a checkpoint of random weights for `config` with `tokenizer`, written to `out`. */
+export function initCheckpoint(
+  bin: string,
+  config: Record<string, unknown>,
+  tokenizer: string,
+  out: string,
+): string {
+  writeFileSync(`${out}.model.json`, JSON.stringify(config));
+  const init = spawnSync(
+    bin,
+    ['init', '--config', `${out}.model.json`, '--out', out, '--tokenizer', tokenizer],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (init.status !== 0) throw new Error(`sdt-native init failed: ${init.stderr}`);
+  return out;
 }

@@ -3,7 +3,6 @@
  * the in-process build byte for byte, a rerun runs only the tasks without a completion marker, and a run
  * directory made with other settings is refused. (test/jobs-slurm.test.ts runs the same on Slurm.)
  */
-import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { parseArrayIds, parseScontrolJobs } from '../jobs/slurm.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { readScored, type ScoredRow } from '../posttrain/trajectories/score.ts';
 import { smallTokenizer, tempDir } from './data-helpers.ts';
-import { sdtSync, snapshot } from './jobs-helpers.ts';
+import { initCheckpoint, sdtSync, snapshot } from './jobs-helpers.ts';
 import { builtNative, tinyModelConfig } from './native-build.ts';
 import { mulberry32 } from './prng.ts';
 
@@ -92,22 +91,12 @@ describe.skipIf(!bin)('traj generate on the local executor', () => {
   it(
     '2 tasks (shards r, r+2, ...) and the merge equal the in-process pool byte for byte',
     async () => {
-      const tok = join(work, 'tokenizer.json');
-      writeFileSync(
-        join(work, 'model.json'),
-        JSON.stringify(tinyModelConfig({ vocab_size: 600, attention_mode: 'block' })),
+      const ckpt = initCheckpoint(
+        bin!,
+        tinyModelConfig({ vocab_size: 600, attention_mode: 'block' }),
+        join(work, 'tokenizer.json'),
+        join(work, 'ckpt'),
       );
-      const ckpt = join(work, 'ckpt');
-      const init = spawnSync(bin!, [
-        'init',
-        '--config',
-        join(work, 'model.json'),
-        '--out',
-        ckpt,
-        '--tokenizer',
-        tok,
-      ]);
-      expect(init.status, String(init.stderr)).toBe(0);
       const prompts = join(work, 'prompts.jsonl');
       writeFileSync(
         prompts,
