@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sampler/lm.h"
+#include "sdt/splitmix64.h"
 
 namespace sdt_test {
 
@@ -88,12 +89,8 @@ class FakeLM : public sdt::sampler::LanguageModel {
   }
 
  private:
-  static uint64_t mix(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
+  // One SplitMix64 output from state z: a hash of z.
+  static uint64_t mix(uint64_t z) { return sdt::splitmix64_next(z); }
   // Sum of pseudo-random contributions of each attended (token, position) to each vocab entry;
   // the order of `seen` does not matter, as with attention.
   void row(const std::vector<std::pair<int32_t, int>>& seen, int p, float* out) const {

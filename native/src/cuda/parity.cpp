@@ -6,14 +6,11 @@
 #include <cstdio>
 #include <limits>
 
+#include "sdt/splitmix64.h"
+
 namespace sdt::cuda::parity {
 
-uint64_t Random::next() {
-  uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+uint64_t Random::next() { return splitmix64_next(state_); }
 
 float Random::uniform(float lo, float hi) {
   const double u = static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);

@@ -10,7 +10,7 @@
 
 namespace sdt::cuda::parity {
 
-// splitmix64-based generator: the same stream on every platform for a given seed.
+// SplitMix64 (sdt/splitmix64.h): the same stream on every platform for a given seed.
 class Random {
  public:
   explicit Random(uint64_t seed) : state_(seed) {}
