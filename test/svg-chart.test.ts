@@ -1,11 +1,12 @@
 /**
  * renderChart (common/svg.ts), the chart helper every plot draws through: where it puts the points, checked
- * against the axes it draws (the plot frame and the tick labels), and that an independent XML parser reads it.
+ * against the axes it draws (the plot frame and the tick labels), and that an independent XML parser reads it
+ * (test/xml-check.ts).
  */
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { renderChart } from '../common/svg.ts';
 import { mulberry32 } from './prng.ts';
+import { expectWellFormedXml } from './xml-check.ts';
 
 const polylines = (svg: string): [number, number][][] =>
   [...svg.matchAll(/<polyline [^>]*points="([^"]*)"/g)].map((m) =>
@@ -131,16 +132,7 @@ describe('renderChart', () => {
       hlines: [{ y: 2.5, label: 'ref <x>' }],
       vlines: [{ x: 1.2, label: 'stage' }],
     });
-    const r = spawnSync(
-      'python3',
-      ['-c', 'import sys, xml.etree.ElementTree as E; E.fromstring(sys.stdin.read())'],
-      {
-        input: svg,
-        encoding: 'utf8',
-      },
-    );
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
+    expectWellFormedXml(svg);
     for (const text of [
       'a &lt; b &amp; &quot;c&quot;',
       'x &lt;1&gt;',
