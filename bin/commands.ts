@@ -1,8 +1,9 @@
 import type { CommandSpec } from '../common/cli.ts';
 
 /**
- * Every subcommand, loaded lazily so `sdt --help` stays fast. Each module exports `command: CommandSpec`.
- * Add one line per command; keep the command's code in its own package (pipelines/, trainer/, eval/...).
+ * The one registry: every subcommand, loaded lazily so `sdt --help` stays fast. Each module exports
+ * `command: CommandSpec` and lives at `<package>/commands/<the command's words joined by ->.ts`
+ * (docs/architecture.md; test/layout.test.ts checks it). Add one entry per command.
  */
 export interface CommandEntry {
   name: string;
