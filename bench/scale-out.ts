@@ -3,7 +3,10 @@
  * by side in one run, on a throwaway single-node cluster (scripts/slurm-cluster.sh) unless SLURM_CONF
  * names one; then the scheduler's own cost per task (an array of empty tasks). Prints wall times, their
  * ratio, the tasks' CPU rate per core, the merge's time and peak memory, and checks the two outputs are
- * byte-identical. Run: npm run bench:scale-out [-- --tasks 4 --rounds 1 --tokenizer FILE]
+ * byte-identical. With --eval-data DIR (a `sdt data synth` folder) it also times `sdt eval synth --oracle`
+ * over DIR's first --eval-limit test tasks in process and as --eval-tasks Slurm array tasks of the same
+ * sandbox concurrency (one at a time here), and checks the outputs agree but for timing fields.
+ * Run: npm run bench:scale-out [-- --tasks 4 --rounds 1 --tokenizer FILE --eval-data runs/synth --skip-build]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,6 +23,10 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '1' },
     'empty-tasks': { type: 'string', default: '16' },
     tokenizer: { type: 'string' },
+    'eval-data': { type: 'string' },
+    'eval-limit': { type: 'string', default: '200' },
+    'eval-tasks': { type: 'string', default: '2' },
+    'skip-build': { type: 'boolean', default: false },
   },
 });
 const tasks = Number(values.tasks);
@@ -32,7 +39,7 @@ const work = mkdtempSync(join(tmpdir(), 'sdt-bench-scale-'));
 const PATH = `${process.env.PATH}:/usr/sbin`;
 
 let tokenizer = values.tokenizer;
-if (!tokenizer) {
+if (!tokenizer && !values['skip-build']) {
   // As bench:data: a 4096-token BPE trained on the first 200 files of the corpus.
   const files = (await listStdlibCorpus()).slice(0, 200);
   tokenizer = join(work, 'tokenizer.json');
@@ -98,10 +105,10 @@ interface Marker {
 
 const load0 = loadavg()[0];
 const rows: string[] = [];
-for (let round = 0; round < rounds; round++) {
+for (let round = 0; round < (values['skip-build'] ? 0 : rounds); round++) {
   const local = join(work, `local-${round}`);
   const dist = join(work, `slurm-${round}`);
-  const base = ['data', 'build', '--tokenizer', tokenizer, '--quiet'];
+  const base = ['data', 'build', '--tokenizer', tokenizer!, '--quiet'];
   const loc = timed([...base, '--out', local, '--workers', '1']);
   const localS = loc.wall;
   const distS = timed([
@@ -150,6 +157,46 @@ for (let round = 0; round < rounds; round++) {
   );
 }
 
+/** results.jsonl and summary.json without their timing fields (docs/scale-out.md lists them). */
+const untimed = (dir: string): string =>
+  readFileSync(join(dir, 'results.jsonl'), 'utf8').replace(/"time_ms":\d+/g, '') +
+  JSON.stringify({
+    ...JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')),
+    generation_seconds: 0,
+    execution_seconds: 0,
+    tokens_per_second: 0,
+  });
+
+if (values['eval-data']) {
+  const evalTasks = Number(values['eval-tasks']);
+  const base = ['eval', 'synth', '--oracle', '--data', values['eval-data'], '--quiet'];
+  base.push('--limit', values['eval-limit']!, '--concurrency', '2');
+  const local = join(work, 'eval-local');
+  const dist = join(work, 'eval-slurm');
+  const loc = timed([...base, '--out', local]);
+  const slurm = [...base, '--out', dist, '--executor', 'slurm', '--tasks', String(evalTasks)];
+  const sl = timed([...slurm, '--cpus-per-task', '2', '--poll-seconds', '0.2']);
+  const run = `${dist}.run`;
+  const markers = Array.from(
+    { length: evalTasks },
+    (_, r) =>
+      JSON.parse(readFileSync(join(run, 'completions', String(r).padStart(5, '0')), 'utf8')) as Marker,
+  );
+  const merge = JSON.parse(readFileSync(join(run, 'completions', 'merge'), 'utf8')) as Marker;
+  const submitted = Date.parse(
+    JSON.parse(readFileSync(join(run, 'submissions.jsonl'), 'utf8').split('\n')[0]).at as string,
+  );
+  const firstStart = Math.min(...markers.map((m) => Date.parse(m.started)));
+  const lastEnd = Math.max(...markers.map((m) => Date.parse(m.ended)));
+  const span = (m: Marker) => (Date.parse(m.ended) - Date.parse(m.started)) / 1000;
+  rows.push(
+    [
+      `eval synth --oracle, ${values['eval-limit']} tasks, sandbox concurrency 2: local (in process) ${loc.wall.toFixed(1)} s, Slurm (${evalTasks} tasks x 2 CPUs + merge) ${sl.wall.toFixed(1)} s, ratio ${(sl.wall / loc.wall).toFixed(2)}x; same results but for timing: ${untimed(local) === untimed(dist)}`,
+      `  submit -> first task start ${((firstStart - submitted) / 1000).toFixed(1)} s; tasks ${markers.map((m) => span(m).toFixed(1)).join(', ')} s (ran ${((lastEnd - firstStart) / 1000).toFixed(1)} s of wall); merge ${span(merge).toFixed(1)} s (${merge.cpuSeconds.toFixed(1)} s CPU), peak RSS ${merge.maxRssMB} MB`,
+    ].join('\n'),
+  );
+}
+
 // The scheduler alone: an array of empty tasks, submitted and waited for.
 const t0 = performance.now();
 execFileSync(
@@ -166,7 +213,7 @@ const cpu = cpus();
 process.stdout.write(
   [
     `hardware: ${cpu[0]?.model ?? '?'}, ${cpu.length} CPUs; load average ${load0.toFixed(1)} at start, ${loadavg()[0].toFixed(1)} at end`,
-    `corpus: the default (python3 stdlib), tokenizer ${tokenizer}`,
+    ...(tokenizer ? [`corpus: the default (python3 stdlib), tokenizer ${tokenizer}`] : []),
     ...rows,
     `scheduling: one empty job submitted and waited for ${oneS.toFixed(2)} s; an array of ${emptyTasks} empty tasks ${arrayS.toFixed(2)} s (${((arrayS / emptyTasks) * 1000).toFixed(0)} ms per task, ${cpu.length} at a time)`,
     '',
