@@ -103,6 +103,22 @@ interface Marker {
   summary?: { seconds: number };
 }
 
+/** The markers of a finished run, when it was first submitted, and the span its tasks ran (ms). */
+function runTimes(run: string, tasks: number) {
+  const markers = Array.from(
+    { length: tasks },
+    (_, r) =>
+      JSON.parse(readFileSync(join(run, 'completions', String(r).padStart(5, '0')), 'utf8')) as Marker,
+  );
+  const merge = JSON.parse(readFileSync(join(run, 'completions', 'merge'), 'utf8')) as Marker;
+  const submitted = Date.parse(
+    JSON.parse(readFileSync(join(run, 'submissions.jsonl'), 'utf8').split('\n')[0]).at as string,
+  );
+  const firstStart = Math.min(...markers.map((m) => Date.parse(m.started)));
+  const lastEnd = Math.max(...markers.map((m) => Date.parse(m.ended)));
+  return { markers, merge, submitted, firstStart, lastEnd };
+}
+
 const load0 = loadavg()[0];
 const rows: string[] = [];
 for (let round = 0; round < (values['skip-build'] ? 0 : rounds); round++) {
@@ -124,17 +140,7 @@ for (let round = 0; round < (values['skip-build'] ? 0 : rounds); round++) {
   ]).wall;
   const same = digests(local) === digests(dist);
   const run = `${dist}.run`;
-  const markers = Array.from(
-    { length: tasks },
-    (_, r) =>
-      JSON.parse(readFileSync(join(run, 'completions', String(r).padStart(5, '0')), 'utf8')) as Marker,
-  );
-  const merge = JSON.parse(readFileSync(join(run, 'completions', 'merge'), 'utf8')) as Marker;
-  const submitted = Date.parse(
-    JSON.parse(readFileSync(join(run, 'submissions.jsonl'), 'utf8').split('\n')[0]).at as string,
-  );
-  const firstStart = Math.min(...markers.map((m) => Date.parse(m.started)));
-  const lastEnd = Math.max(...markers.map((m) => Date.parse(m.ended)));
+  const { markers, merge, submitted, firstStart, lastEnd } = runTimes(run, tasks);
   const cpu = markers.reduce((n, m) => n + m.cpuSeconds, 0);
   const input = markers.reduce((n, m) => n + (m.inputBytes ?? 0), 0);
   const parts = markers.reduce((n, m) => n + (m.bytes ?? 0), 0);
@@ -177,17 +183,7 @@ if (values['eval-data']) {
   const slurm = [...base, '--out', dist, '--executor', 'slurm', '--tasks', String(evalTasks)];
   const sl = timed([...slurm, '--cpus-per-task', '2', '--poll-seconds', '0.2']);
   const run = `${dist}.run`;
-  const markers = Array.from(
-    { length: evalTasks },
-    (_, r) =>
-      JSON.parse(readFileSync(join(run, 'completions', String(r).padStart(5, '0')), 'utf8')) as Marker,
-  );
-  const merge = JSON.parse(readFileSync(join(run, 'completions', 'merge'), 'utf8')) as Marker;
-  const submitted = Date.parse(
-    JSON.parse(readFileSync(join(run, 'submissions.jsonl'), 'utf8').split('\n')[0]).at as string,
-  );
-  const firstStart = Math.min(...markers.map((m) => Date.parse(m.started)));
-  const lastEnd = Math.max(...markers.map((m) => Date.parse(m.ended)));
+  const { markers, merge, submitted, firstStart, lastEnd } = runTimes(run, evalTasks);
   const span = (m: Marker) => (Date.parse(m.ended) - Date.parse(m.started)) / 1000;
   rows.push(
     [
