@@ -91,6 +91,10 @@ export const EVAL_EXECUTOR_FLAGS: Record<string, OptionSpec> = {
     ...EXECUTOR_FLAGS['run-dir'],
     description: 'where parts, markers and logs go [default: OUT.run]',
   },
+  'cpus-per-task': {
+    ...EXECUTOR_FLAGS['cpus-per-task'],
+    description: 'CPUs per task (Slurm); a part runs --concurrency candidates at once, so match them',
+  },
 };
 
 function positiveInt(o: OptionValues, k: string): number {
