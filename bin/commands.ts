@@ -15,7 +15,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'demo',
     summary: 'the whole pipeline on the default data: tokenizer, dataset, training, sampling',
-    load: () => import('./demo.ts'),
+    load: () => import('./commands/demo.ts'),
   },
   {
     name: 'tokenizer train',

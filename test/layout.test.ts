@@ -56,14 +56,6 @@ const ruleFile = (name: string) =>
     .map((w) => w.replace(/^--/, ''))
     .join('-')}.ts`;
 
-/**
- * Command files not yet at their rule's place, each with the reason. Keep this list short: every entry is a
- * file that breaks the rule.
- */
-const NOT_YET_MOVED: Record<string, string> = {
-  'bin/demo.ts': 'to become bin/commands/demo.ts once the edits under way in it land',
-};
-
 describe('one registry, one file-naming rule for commands', () => {
   const entries = registryFiles();
 
@@ -73,7 +65,6 @@ describe('one registry, one file-naming rule for commands', () => {
 
   it('puts every command in <package>/commands/<command words joined by ->.ts', () => {
     const wrong = entries
-      .filter((e) => !(e.file in NOT_YET_MOVED))
       .filter((e) => !/^[a-z]+\/commands\/[a-z-]+\.ts$/.test(e.file) || !e.file.endsWith(ruleFile(e.name)))
       .map((e) => `${e.name}: ${e.file} (rule: <package>/${ruleFile(e.name)})`);
     expect(wrong).toEqual([]);
@@ -88,11 +79,7 @@ describe('one registry, one file-naming rule for commands', () => {
     // A family's shared spec (a factory its commands call) sits beside them, named after the family's word.
     const families = new Set(entries.map((e) => `${e.name.split(' ')[0]}.ts`));
     const stray = sourceFiles().filter(
-      (f) =>
-        /(^|\/)commands\/[^/]+$/.test(f) &&
-        !listed.has(f) &&
-        !(f in NOT_YET_MOVED) &&
-        !families.has(f.split('/').at(-1)!),
+      (f) => /(^|\/)commands\/[^/]+$/.test(f) && !listed.has(f) && !families.has(f.split('/').at(-1)!),
     );
     expect(stray).toEqual([]);
   });

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CommandSpec, num, str } from '../common/cli.ts';
-import { UserError } from '../common/errors.ts';
-import { formatDuration } from '../common/progress.ts';
-import { latestCheckpoint } from '../schemas/checkpoint.ts';
+import { type CommandSpec, num, str } from '../../common/cli.ts';
+import { UserError } from '../../common/errors.ts';
+import { formatDuration } from '../../common/progress.ts';
+import { latestCheckpoint } from '../../schemas/checkpoint.ts';
 
 /**
  * `sdt demo`: the README's main job, end to end. Each stage is the ordinary command a user would run (so
@@ -19,7 +19,7 @@ interface Stage {
 }
 
 async function runStage(stage: Stage, index: number, total: number): Promise<void> {
-  const { main } = await import('./main.ts');
+  const { main } = await import('../main.ts');
   const header = `\n== [${index + 1}/${total}] ${stage.title}`;
   if (stage.doneWhen && existsSync(stage.doneWhen)) {
     process.stderr.write(`${header}: already done (${stage.doneWhen}), skipped\n`);
