@@ -113,3 +113,16 @@ describe('interrupts', () => {
     expect(code).toBe(130);
   }, 60_000);
 });
+
+describe('a reader that stops early', () => {
+  it('exits 0 without an error when its stdout and stderr are closed before it writes', async () => {
+    const child = spawn('node', [join(repoRoot, 'bin', 'sdt.js'), '--help'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Closed before the CLI has loaded, so its first write meets a closed pipe (EPIPE), as under `| head -0`.
+    child.stdout.destroy();
+    child.stderr.destroy();
+    const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    expect(code).toBe(0);
+  }, 60_000);
+});
