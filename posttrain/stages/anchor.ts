@@ -28,6 +28,33 @@ export async function anchorWindows(
 }
 
 /**
+ * One anchor training row cut from an ordinary window `x0`. A bidirectional model (`blockSize`
+ * undefined) gets the mask process over the whole window. A block-attention model gets what block-wise
+ * decoding shows it: a clean prefix of whole blocks, then one block under the mask process, and nothing
+ * after it. Masking every block of the window instead would train each block on a noisy prefix that decoding
+ * never produces, which is the mismatch that left a block model's bodies ignoring their prompt
+ * (docs/synth.md).
+ */
+export function anchorExample(
+  x0: Int32Array,
+  rng: Rng,
+  specials: CorruptSpecials,
+  blockSize?: number,
+): { input: Int32Array; target: Int32Array; weight: Float32Array } {
+  if (!blockSize) return maskCorrupt(x0, [], rng, { specials });
+  const blocks = Math.ceil(x0.length / blockSize);
+  const start = Math.floor(rng.float() * blocks) * blockSize;
+  const end = Math.min(x0.length, start + blockSize);
+  // Block mode masks at least one position of the block, as the trainer's block masking does.
+  const noisy = maskCorrupt(x0.subarray(start, end), [], rng, { specials, mode: 'block', blockSize });
+  const input = x0.slice(0, end);
+  const weight = new Float32Array(end);
+  input.set(noisy.input, start);
+  weight.set(noisy.weight, start);
+  return { input, target: x0.slice(0, end), weight };
+}
+
+/**
  * Mask-objective loss (nats per weighted token, weights 1/t) of `windows` at t = 0.25, 0.5, 0.75 with a
  * fixed seed: the same positions are masked for every checkpoint, so rounds compare like with like.
  */

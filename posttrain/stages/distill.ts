@@ -1,14 +1,13 @@
 /**
  * `sdt train --stage distill`: constrained-order fine-tuning. Starting from a checkpoint's weights (fresh
  * optimizer), train on a distillation set (posttrain/trajectories/distill.ts) mixed with a share of
- * ordinary mask-corrupted windows as an anchor, through `sdt-native train --init-from`.
+ * ordinary mask-corrupted windows as an anchor (`anchorExample`: as block-wise decoding sees them on a block model), through `sdt-native train --init-from`.
  * The batches are written to RUN/stream.bin first (schemas/stream.ts) so a run can be replayed exactly.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../common/errors.ts';
-import { maskCorrupt } from '../../pipelines/corrupt/mask.ts';
 import { Rng } from '../../pipelines/corrupt/rng.ts';
 import type { CorruptSpecials } from '../../pipelines/corrupt/types.ts';
 import {
@@ -22,6 +21,7 @@ import {
 import { StreamWriter } from '../../schemas/stream.ts';
 import { type NativeEvent, NativeProcess } from '../../trainer/native-process.ts';
 import type { DistillExample } from '../trajectories/distill.ts';
+import { anchorExample } from './anchor.ts';
 
 export interface DistillStageOptions {
   /** Checkpoint whose weights start the stage. */
@@ -84,6 +84,8 @@ export async function writeDistillStream(
     throw new UserError('distill stage: no examples and no anchor data; nothing to train on.');
   }
   const rng = new Rng(o.seed, 0xd157);
+  const model = await readCheckpointConfig(o.ckpt);
+  const anchorBlock = model.attention_mode === 'block' ? model.block_size : undefined;
   const order = o.examples.map((_, i) => i);
   let next = order.length;
   const shuffle = () => {
@@ -107,9 +109,8 @@ export async function writeDistillStream(
         o.examples.length === 0 || (o.anchor && o.anchor.length > 0 && rng.float() < o.anchorShare);
       if (useAnchor && o.anchor && o.anchor.length > 0) {
         const x0 = o.anchor[Math.floor(rng.float() * o.anchor.length)].subarray(0, T);
-        const m = maskCorrupt(x0, [], rng, { specials: o.specials });
         placeRow(
-          { input: m.input, target: m.target, weight: m.weight },
+          anchorExample(x0, rng, o.specials, anchorBlock),
           T,
           o.specials.pad,
           r * T,
