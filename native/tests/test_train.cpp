@@ -1,11 +1,16 @@
-// Tests of native/src/train: AdamW, schedule, clipping, checkpoints, exact resume, non-finite steps.
+// Tests of native/src/train: AdamW, schedule, clipping, checkpoints, exact resume, non-finite steps,
+// the data-parallel hooks (train/data_parallel.h) at one rank and at two ranks sharing every step.
 #include <unistd.h>
 
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io/binary.h"
@@ -13,7 +18,9 @@
 #include "io/stream.h"
 #include "model/model.h"
 #include "test_framework.h"
+#include "ranks/rendezvous.h"
 #include "train/checkpoint.h"
+#include "train/data_parallel.h"
 #include "train/optimizer.h"
 #include "sdt/splitmix64.h"
 #include "train/schedule.h"
@@ -24,6 +31,9 @@ namespace fs = std::filesystem;
 using sdt::io::Json;
 using namespace sdt::train;
 using sdt::SplitMix64;
+using sdt::Device;
+using sdt::TrainBackend;
+using sdt::dist::RankEnv;
 
 namespace {
 
@@ -74,16 +84,115 @@ struct Captured {
   }
 };
 
-Captured run(const TrainConfig& cfg, const std::string& stream, const std::string& out, bool resume, int64_t stop_after = 0) {
+Captured run(const TrainConfig& cfg, const std::string& stream, const std::string& out, bool resume, int64_t stop_after = 0,
+             DataParallel* dp = nullptr) {
   Captured c;
   TrainOptions opt;
   opt.stream_path = stream;
   opt.run_dir = out;
   opt.resume = resume;
   opt.stop_after_steps = stop_after;
+  opt.data_parallel = dp;
   c.code = run_training(cfg, opt, [&](const Json& e) { c.events.push_back(e); }, [](const std::string&) {}, nullptr);
   return c;
 }
+
+
+void write_train_stream(const std::string& path, const std::vector<const sdt::io::StreamBatch*>& batches) {
+  sdt::io::StreamWriter w(path);
+  for (const auto* b : batches) w.write_batch(sdt::io::FrameKind::Train, *b);
+  w.write_control(sdt::io::FrameKind::End);
+  w.close();
+}
+
+std::vector<double> field(const Captured& c, const char* kind, const char* key) {
+  std::vector<double> out;
+  for (const Json* e : c.of(kind)) out.push_back(e->get(key)->as_number());
+  return out;
+}
+
+RankEnv world_of(int rank, int world) {
+  RankEnv e;
+  e.rank = rank;
+  e.world_size = world;
+  e.master_addr = "127.0.0.1";
+  e.source = "torchrun";
+  return e;
+}
+
+// A world of one, watched: counts the hooks' calls and checks that they leave the values alone.
+class Watched : public DataParallel {
+ public:
+  Watched() : inner_(make_data_parallel(RankEnv{}, Device::Cpu, 0)) {}
+  int rank() const override { return inner_->rank(); }
+  int world() const override { return inner_->world(); }
+  void sum(std::vector<double>& v) override {
+    const std::vector<double> before = v;
+    inner_->sum(v);
+    ++sums;
+    changed = changed || v != before;
+  }
+  void sum_gradients(TrainBackend& b) override {
+    const TrainBackend::Gradients g = b.gradients();
+    const std::vector<float> before(g.data, g.data + g.count);
+    inner_->sum_gradients(b);
+    ++gradient_sums;
+    changed = changed || g.device != Device::Cpu || std::vector<float>(g.data, g.data + g.count) != before;
+    nonzero = nonzero || before != std::vector<float>(before.size(), 0.0f);
+  }
+  int sums = 0, gradient_sums = 0;
+  bool changed = false, nonzero = false;
+
+ private:
+  std::unique_ptr<DataParallel> inner_;
+};
+
+// Two ranks of this process, one thread each, summing through shared memory. A harness for the
+// trainer's use of the hooks (global normalizer, votes, rank 0 alone checkpointing); sdt itself sums
+// across ranks only through NCCL.
+class SharedSums {
+ public:
+  void sum(std::vector<double>& v) {
+    std::unique_lock<std::mutex> lock(m_);
+    const uint64_t gen = generation_;
+    if (arrived_ == 0) acc_.assign(v.size(), 0.0);
+    for (size_t i = 0; i < v.size(); ++i) acc_[i] += v[i];
+    if (++arrived_ == 2) {
+      result_ = acc_;
+      arrived_ = 0;
+      ++generation_;
+      cv_.notify_all();
+    } else {
+      cv_.wait(lock, [&] { return generation_ != gen; });
+    }
+    v = result_;
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int arrived_ = 0;
+  uint64_t generation_ = 0;
+  std::vector<double> acc_, result_;
+};
+
+class ThreadRank : public DataParallel {
+ public:
+  ThreadRank(SharedSums& s, int rank) : s_(s), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int world() const override { return 2; }
+  void sum(std::vector<double>& v) override { s_.sum(v); }
+  void sum_gradients(TrainBackend& b) override {
+    const TrainBackend::Gradients g = b.gradients();
+    std::vector<double> v(g.data, g.data + g.count);
+    s_.sum(v);
+    for (size_t i = 0; i < g.count; ++i) g.data[i] = static_cast<float>(v[i]);
+  }
+
+ private:
+  SharedSums& s_;
+  int rank_;
+};
 
 }  // namespace
 
@@ -322,5 +431,100 @@ TEST(train_checkpoint_frames_and_a_truncated_stream) {
   CHECK_EQ(c.of("error").size(), size_t{1});
   if (!c.of("error").empty()) CHECK(c.of("error")[0]->get("message")->as_string().find("truncated") != std::string::npos);
   CHECK_EQ(read_trainer_state(dir + "/run/checkpoints/step-000003").stream_position, int64_t{6});
+  fs::remove_all(dir);
+}
+
+TEST(data_parallel_refuses_worlds_it_cannot_train_and_names_the_fix) {
+  CHECK_EQ(data_parallel_problem(world_of(0, 1), Device::Cpu), std::string());
+  CHECK_EQ(data_parallel_problem(world_of(0, 1), Device::Cuda), std::string());
+  const std::string cpu = data_parallel_problem(world_of(1, 4), Device::Cpu);
+  CHECK(cpu.find("a world of 4 ranks (from the torchrun variables: rank 1) needs --device cuda") == 0);
+  CHECK(cpu.find("NCCL") != std::string::npos && cpu.find("unset RANK/WORLD_SIZE") != std::string::npos);
+  CHECK_THROWS(make_data_parallel(world_of(0, 2), Device::Cpu, 1000));
+#ifndef SDT_HAVE_CUDA
+  const std::string cuda = data_parallel_problem(world_of(0, 2), Device::Cuda);
+  CHECK(cuda.find("needs a CUDA build of sdt-native") != std::string::npos);
+  CHECK(cuda.find("SDT_CUDA=ON") != std::string::npos);
+  CHECK_THROWS(make_data_parallel(world_of(0, 2), Device::Cuda, 1000));
+#else
+  CHECK_EQ(data_parallel_problem(world_of(0, 2), Device::Cuda), std::string());
+#endif
+  const auto one = make_data_parallel(world_of(0, 1), Device::Cpu, 0);
+  CHECK_EQ(one->world(), 1);
+  std::vector<double> v{1.5, -2.0};
+  one->sum(v);
+  CHECK(v == (std::vector<double>{1.5, -2.0}));
+}
+
+TEST(train_world_of_one_goes_through_the_hooks_and_changes_nothing) {
+  const std::string dir = temp_dir("one");
+  SplitMix64 rng{17};
+  std::vector<sdt::io::StreamBatch> batches;
+  for (int i = 0; i < 8; ++i) batches.push_back(random_batch(rng, 2, 8, 1.0f + static_cast<float>(i % 3)));
+  std::vector<const sdt::io::StreamBatch*> all;
+  for (const auto& b : batches) all.push_back(&b);
+  write_train_stream(dir + "/s.bin", all);
+  const TrainConfig cfg = tiny_config(4);
+  const Captured plain = run(cfg, dir + "/s.bin", dir + "/plain", false);
+  Watched watched;
+  const Captured hooked = run(cfg, dir + "/s.bin", dir + "/hooked", false, 0, &watched);
+  CHECK_EQ(plain.code, 0);
+  CHECK_EQ(hooked.code, 0);
+  CHECK_EQ(hooked.of("step").size(), size_t{4});
+  CHECK(field(plain, "step", "loss") == field(hooked, "step", "loss"));
+  CHECK(field(plain, "step", "grad_norm") == field(hooked, "step", "grad_norm"));
+  // Per step: the vote before it (weight sum, tokens, stop, end) and the loss; then the gradients.
+  CHECK_EQ(watched.sums, 2 * 4);
+  CHECK_EQ(watched.gradient_sums, 4);
+  CHECK(watched.nonzero);
+  CHECK(!watched.changed);
+  CHECK(sdt::io::read_binary_file(dir + "/plain/checkpoints/step-000004/model.safetensors") ==
+        sdt::io::read_binary_file(dir + "/hooked/checkpoints/step-000004/model.safetensors"));
+  fs::remove_all(dir);
+}
+
+TEST(train_two_ranks_sharing_each_step_match_one_rank_and_only_rank_0_checkpoints) {
+  const std::string dir = temp_dir("two");
+  const int steps = 4;
+  SplitMix64 rng{19};
+  // Weight sums that differ by frame: a rank normalizing by its own sum would give other losses.
+  std::vector<sdt::io::StreamBatch> batches;
+  for (int i = 0; i < 2 * steps; ++i) batches.push_back(random_batch(rng, 2, 8, 1.0f + static_cast<float>(i % 3)));
+  // One rank: two frames per step. Two ranks: rank r reads frame 2s + r of step s (trainer/feed-part.ts
+  // with micro_batches 2 over 2 ranks: one whole frame each).
+  std::vector<const sdt::io::StreamBatch*> whole, part0, part1;
+  for (size_t f = 0; f < batches.size(); ++f) {
+    whole.push_back(&batches[f]);
+    (f % 2 == 0 ? part0 : part1).push_back(&batches[f]);
+  }
+  write_train_stream(dir + "/whole.bin", whole);
+  write_train_stream(dir + "/rank0.bin", part0);
+  write_train_stream(dir + "/rank1.bin", part1);
+  const Captured one = run(tiny_config(steps), dir + "/whole.bin", dir + "/one", false);
+  CHECK_EQ(one.code, 0);
+
+  SharedSums shared;
+  ThreadRank r0(shared, 0), r1(shared, 1);
+  TrainConfig per_rank = tiny_config(steps);
+  per_rank.micro_batches = 1;
+  per_rank.threads = 1;
+  Captured c0, c1;
+  std::thread t1([&] { c1 = run(per_rank, dir + "/rank1.bin", dir + "/rank1-dir", false, 0, &r1); });
+  c0 = run(per_rank, dir + "/rank0.bin", dir + "/run", false, 0, &r0);
+  t1.join();
+  CHECK_EQ(c0.code, 0);
+  CHECK_EQ(c1.code, 0);
+  const std::vector<double> loss1 = field(one, "step", "loss"), loss2 = field(c0, "step", "loss");
+  const std::vector<double> norm1 = field(one, "step", "grad_norm"), norm2 = field(c0, "step", "grad_norm");
+  CHECK_EQ(loss2.size(), size_t{steps});
+  CHECK(loss2 == field(c1, "step", "loss"));  // both ranks hold the summed loss and the same weights
+  for (size_t i = 0; i < loss1.size() && i < loss2.size(); ++i) {
+    CHECK_CLOSE(loss2[i], loss1[i], 1e-5, 1e-6);
+    CHECK_CLOSE(norm2[i], norm1[i], 1e-4, 1e-6);
+  }
+  CHECK(field(c0, "step", "tokens") == field(one, "step", "tokens"));  // every rank's frames count
+  CHECK_EQ(latest_checkpoint(dir + "/run"), dir + "/run/checkpoints/step-000004");
+  CHECK(!fs::exists(dir + "/rank1-dir/checkpoints"));
+  CHECK(c1.of("checkpoint").empty());
   fs::remove_all(dir);
 }

@@ -28,6 +28,9 @@ class CpuTrainBackend : public TrainBackend {
   }
   int64_t updates() const override { return adamw_.updates(); }
   void sync_to_host() override {}
+  Gradients gradients() override {
+    return {Device::Cpu, model_.grad_data(), static_cast<size_t>(model_.num_params()), nullptr};
+  }
 
  private:
   Model& model_;

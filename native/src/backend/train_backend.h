@@ -4,6 +4,7 @@
 // is made and back on sync_to_host().
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -29,6 +30,15 @@ class TrainBackend {
   virtual int64_t updates() const = 0;
   // Weights, optimizer moments and the update count back into the host Model and AdamW.
   virtual void sync_to_host() = 0;
+  // The flat fp32 buffer the steps accumulate gradients in (params() order): host memory on cpu,
+  // device memory on cuda with the stream the steps run on. The data-parallel sum works on it in place.
+  struct Gradients {
+    Device device;
+    float* data;
+    size_t count;
+    void* stream;  // nullptr on cpu
+  };
+  virtual Gradients gradients() = 0;
 };
 
 // Trains `model` with `adamw` (both on the host, weights and moments already initialised or restored) on

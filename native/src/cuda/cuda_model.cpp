@@ -412,6 +412,8 @@ void CudaModel::upload_params(const float* host) {
 }
 void CudaModel::download_params(float* host) const { impl_->w.download(host); }
 void CudaModel::download_grads(float* host) const { impl_->g.download(host); }
+float* CudaModel::grad_buffer() { return impl_->g.get(); }
+Stream CudaModel::stream() const { return impl_->stream; }
 
 void CudaModel::upload_optimizer_state(const float* exp_avg, const float* exp_avg_sq, int64_t updates) {
   impl_->m.upload(exp_avg);

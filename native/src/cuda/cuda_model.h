@@ -48,6 +48,10 @@ class CudaModel {
   void upload_optimizer_state(const float* exp_avg, const float* exp_avg_sq, int64_t updates);
   void download_optimizer_state(float* exp_avg, float* exp_avg_sq) const;
   void zero_grad();
+  // The device gradient buffer (num_params() floats) and the stream every step runs on: the
+  // data-parallel sum (train/data_parallel.h) adds the other ranks' gradients into it there.
+  float* grad_buffer();
+  Stream stream() const;
 
   // As Model::forward_backward / forward_loss: the batch's pointers are HOST arrays (they are
   // checked as the CPU model checks them, then copied). Gradients are ADDED to the device

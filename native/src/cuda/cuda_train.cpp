@@ -29,6 +29,9 @@ class CudaTrainBackend : public TrainBackend {
     model_.download_optimizer_state(adamw_.exp_avg().data(), adamw_.exp_avg_sq().data());
     adamw_.set_updates(model_.optimizer_updates());
   }
+  Gradients gradients() override {
+    return {Device::Cuda, model_.grad_buffer(), static_cast<size_t>(model_.num_params()), model_.stream()};
+  }
 
  private:
   Model& host_;

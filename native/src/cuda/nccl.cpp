@@ -16,6 +16,7 @@ namespace {
 using Comm = void*;      // ncclComm_t
 using Result = int;      // ncclResult_t: 0 = ncclSuccess
 constexpr int kFloat32 = 7;  // ncclDataType_t ncclFloat32
+constexpr int kFloat64 = 8;  // ncclDataType_t ncclFloat64
 constexpr int kSum = 0;      // ncclRedOp_t ncclSum
 struct UniqueId {
   char internal[128];  // ncclUniqueId: NCCL_UNIQUE_ID_BYTES opaque bytes, passed by value
@@ -105,10 +106,17 @@ int Nccl::ranks() const { return static_cast<int>(impl_->comms.size()); }
 int Nccl::world() const { return impl_->world; }
 
 void Nccl::all_reduce_sum(int rank, float* buffer, size_t count, Stream stream) {
+  all_reduce(rank, buffer, count, kFloat32, stream);
+}
+
+void Nccl::all_reduce_sum(int rank, double* buffer, size_t count, Stream stream) {
+  all_reduce(rank, buffer, count, kFloat64, stream);
+}
+
+void Nccl::all_reduce(int rank, void* buffer, size_t count, int type, Stream stream) {
   if (rank < 0 || rank >= ranks())
     throw std::out_of_range("NCCL all_reduce_sum: rank " + std::to_string(rank) + " of " + std::to_string(ranks()));
-  impl_->check(impl_->api.all_reduce(buffer, buffer, count, kFloat32, kSum, impl_->comms[static_cast<size_t>(rank)],
-                                     stream),
+  impl_->check(impl_->api.all_reduce(buffer, buffer, count, type, kSum, impl_->comms[static_cast<size_t>(rank)], stream),
                "ncclAllReduce");
 }
 

@@ -33,12 +33,15 @@ class Nccl {
   // enqueued on `stream`.
   // With more than one rank, call it for every rank between group_start() and group_end().
   void all_reduce_sum(int rank, float* buffer, size_t count, Stream stream);
+  // The same for fp64 (the trainer's per-step scalars: weight sums, votes, losses).
+  void all_reduce_sum(int rank, double* buffer, size_t count, Stream stream);
   void group_start();
   void group_end();
   // "2.21.5" from ncclGetVersion.
   std::string version() const;
 
  private:
+  void all_reduce(int rank, void* buffer, size_t count, int type, Stream stream);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -3,6 +3,8 @@
 #include "backend/backend.h"
 #include "score/score.h"
 
+#include <sys/prctl.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -14,7 +16,9 @@
 #include "io/npy.h"
 #include "io/stream.h"
 #include "model/model.h"
+#include "ranks/rendezvous.h"
 #include "train/checkpoint.h"
+#include "train/data_parallel.h"
 #include "train/flags.h"
 #include "sdt/splitmix64.h"
 #include "train/train_config.h"
@@ -97,14 +101,29 @@ int cmd_train(int argc, char** argv) {
           {"init-from", "CKPT", "", "start from these weights (fresh optimizer, step 0)", false},
           {"stop-after-steps", "N", "0", "checkpoint and stop after N steps in this invocation (0: off)", false},
           {"device", "cpu|cuda", "cpu", "where forward, backward and the update run", false},
+          {"rendezvous-timeout", "SECONDS", "600",
+           "with more than one rank (RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS): how long to wait for them all",
+           false},
       },
       {}};
   return guarded(cmd, argc, argv, [&](const ParsedFlags& f) {
-    // The device first: a wrong --device fails before the config or the stream is read.
+    // The ranks and the device first: a world or a --device that cannot train fails before the config or
+    // the stream is read (a world's problem first, as it names the rank and what the world needs).
     const Device device = parse_device(f.str("device"));
+    const dist::RankEnv ranks = dist::rank_env();
+    if (const std::string problem = data_parallel_problem(ranks, device); !problem.empty()) {
+      throw FlagError("sdt-native train: " + problem);
+    }
     if (const std::string problem = device_problem(device); !problem.empty()) {
       throw FlagError("sdt-native train: " + problem);
     }
+    if (ranks.world_size > 1) {
+      // A rank waiting for a dead peer inside NCCL never returns: when the process that started this
+      // one (sdt train) goes, the kernel ends this one too.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    }
+    const int64_t timeout_s = f.integer("rendezvous-timeout");
+    if (timeout_s < 1 || timeout_s > 86400) throw FlagError("sdt-native train: --rendezvous-timeout must be in [1, 86400] seconds");
     TrainConfig cfg = read_train_config(f.str("config"));
     TrainOptions opt;
     opt.device = device;
@@ -116,6 +135,13 @@ int cmd_train(int argc, char** argv) {
     if (opt.resume && !opt.init_from.empty()) throw FlagError("sdt-native train: --resume and --init-from exclude each other");
     install_stop_handlers();
     try {
+      if (ranks.world_size > 1) {
+        print_log("sdt-native train: rank " + std::to_string(ranks.rank) + " of " + std::to_string(ranks.world_size) +
+                  " (" + ranks.source + " variables), GPU " + std::to_string(ranks.local_rank) + ", rendezvous " +
+                  ranks.master_addr + ":" + std::to_string(ranks.master_port));
+      }
+      const std::unique_ptr<DataParallel> dp = make_data_parallel(ranks, device, static_cast<int>(timeout_s * 1000));
+      opt.data_parallel = dp.get();
       return run_training(cfg, opt, print_event, print_log, &g_stop);
     } catch (const std::exception& e) {
       // Failures before the first step (nothing to resume, a bad stream header) as an event too, so

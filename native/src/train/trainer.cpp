@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/train_backend.h"
+#include "ranks/rendezvous.h"
 #include "io/stream.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -68,7 +69,10 @@ class Run {
   Run(const TrainConfig& cfg, const TrainOptions& opt, const EventFn& emit, const LogFn& log,
       const std::atomic<bool>* stop)
       : cfg_(cfg), opt_(opt), emit_(emit), log_(log), stop_(stop), model_(cfg.model),
-        adamw_(cfg.adamw, model_.num_params()) {}
+        adamw_(cfg.adamw, model_.num_params()) {
+    if (opt.data_parallel == nullptr) own_dp_ = make_data_parallel(dist::RankEnv{}, opt.device, 0);
+    dp_ = opt.data_parallel != nullptr ? opt.data_parallel : own_dp_.get();
+  }
 
   int execute();
 
@@ -79,7 +83,8 @@ class Run {
   void check_batch(const io::StreamBatch& b, uint64_t frame) const;
   void eval_frame(const io::StreamBatch& b, uint64_t frame);
   void flush_evals();
-  void train_step(const std::vector<io::StreamBatch>& micro, double seconds_reading);
+  void train_step(const std::vector<io::StreamBatch>& micro, double normalizer, int64_t step_tokens,
+                  double seconds_reading);
   std::string checkpoint();
   void emit_error(const std::string& message);
   void done(const char* reason);
@@ -92,6 +97,8 @@ class Run {
   Model model_;    // the host record of the weights: initialised, restored and checkpointed here
   AdamW adamw_;
   std::unique_ptr<TrainBackend> backend_;  // where the steps run (--device)
+  std::unique_ptr<DataParallel> own_dp_;   // a world of one when the caller gave none
+  DataParallel* dp_ = nullptr;
   TrainerState state_;
   int64_t last_checkpoint_step_ = -1;
   int64_t start_step_ = 0;
@@ -211,14 +218,10 @@ void Run::flush_evals() {
   pending_evals_.clear();
 }
 
-void Run::train_step(const std::vector<io::StreamBatch>& micro, double seconds_reading) {
+// `normalizer` and `step_tokens` are the step's weight sum and B*T summed over every rank's frames.
+void Run::train_step(const std::vector<io::StreamBatch>& micro, double normalizer, int64_t step_tokens,
+                     double seconds_reading) {
   const auto t0 = std::chrono::steady_clock::now();
-  double normalizer = 0.0;
-  int64_t step_tokens = 0;
-  for (const io::StreamBatch& b : micro) {
-    normalizer += weight_sum(b);
-    step_tokens += static_cast<int64_t>(b.B) * b.T;
-  }
   // No target anywhere gives a zero loss and zero gradient rather than a division by zero.
   const double used_norm = normalizer == 0.0 ? 1.0 : normalizer;
   backend_->zero_grad();
@@ -230,7 +233,12 @@ void Run::train_step(const std::vector<io::StreamBatch>& micro, double seconds_r
       throw BadBatch("train frame " + std::to_string(state_.stream_position + static_cast<int64_t>(i)) + ": " + e.what());
     }
   }
-  const double loss = ce_sum / used_norm;
+  // Each rank divided by the global weight sum, so the sums over the ranks are the step's loss and
+  // gradient as one rank reading every frame would have them (no-ops in a world of one).
+  std::vector<double> ce{ce_sum};
+  dp_->sum(ce);
+  dp_->sum_gradients(*backend_);
+  const double loss = ce[0] / used_norm;
   const double grad_norm = backend_->grad_norm();
   const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
   const double lr = cfg_.schedule.lr_at(state_.step);
@@ -275,6 +283,8 @@ void Run::train_step(const std::vector<io::StreamBatch>& micro, double seconds_r
 
 std::string Run::checkpoint() {
   const std::string path = (std::string(opt_.run_dir) + "/checkpoints/" + checkpoint_dir_name(state_.step));
+  // Every rank holds the same weights and moments after each step: rank 0 writes them for all.
+  if (dp_->rank() != 0) return path;
   if (last_checkpoint_step_ != state_.step) {
     backend_->sync_to_host();
     CheckpointWrite w;
@@ -312,15 +322,12 @@ int Run::execute() {
         reason = "stop_after_steps";
         break;
       }
-      if (stop_requested()) {
-        reason = "signal";
-        break;
-      }
+      const bool stopping = stop_requested();
       micro.clear();
       bool checkpoint_after = false;
       bool ended = false;
       const auto t_read = std::chrono::steady_clock::now();
-      while (static_cast<int>(micro.size()) < cfg_.micro_batches) {
+      while (!stopping && static_cast<int>(micro.size()) < cfg_.micro_batches) {
         const bool at_boundary = micro.empty();
         if (!reader.next(frame, at_boundary)) {
           ended = true;
@@ -346,7 +353,22 @@ int Run::execute() {
           break;
         }
       }
-      if (ended) {
+      // Every rank votes before the step, whatever its reading gave: one that stops or whose stream
+      // ended stops them all at the same step (a rank left to train alone would wait in the sum).
+      const bool signalled = stopping || (ended && reader.interrupted());
+      std::vector<double> agreed{0.0, 0.0, signalled ? 1.0 : 0.0, ended && !signalled ? 1.0 : 0.0};
+      for (const io::StreamBatch& b : micro) {
+        agreed[0] += weight_sum(b);
+        agreed[1] += static_cast<double>(b.B) * b.T;
+      }
+      dp_->sum(agreed);
+      if (agreed[2] > 0 || agreed[3] > 0) {
+        if (agreed[2] > 0) {
+          reason = "signal";
+        } else if (!ended) {
+          reason = "rank_ended";
+          log_("sdt-native train: another rank's stream ended; stopping with it");
+        }
         if (!micro.empty()) {
           log_("sdt-native train: dropping " + std::to_string(micro.size()) + " train frame(s) of an incomplete step (" +
                std::to_string(cfg_.micro_batches) + " micro-batches per step)");
@@ -354,7 +376,7 @@ int Run::execute() {
         break;
       }
       const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_read).count();
-      train_step(micro, read_s);
+      train_step(micro, agreed[0], static_cast<int64_t>(agreed[1]), read_s);
       if (state_.nonfinite_in_a_row >= cfg_.max_nonfinite_steps) {
         emit_error(std::to_string(state_.nonfinite_in_a_row) +
                    " non-finite steps in a row (max_nonfinite_steps); stopping without a checkpoint. The last good checkpoint is " +

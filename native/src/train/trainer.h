@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "io/json.h"
+#include "train/data_parallel.h"
 #include "train/train_config.h"
 
 namespace sdt::train {
@@ -30,6 +31,9 @@ struct TrainOptions {
   std::string init_from;        // start from these weights (fresh optimizer and step 0)
   int64_t stop_after_steps = 0;  // > 0: checkpoint and stop after this many steps in this invocation
   Device device = Device::Cpu;   // where forward, backward and the update run (backend/train_backend.h)
+  // The ranks this process trains with (not owned; nullptr: a world of one). Rank 0 alone writes
+  // checkpoints; every rank reads its own stream (its part of each step's examples).
+  DataParallel* data_parallel = nullptr;
 };
 
 using EventFn = std::function<void(const io::Json&)>;
