@@ -22,6 +22,7 @@ import { CHECKPOINT_FILES, checkTokenizerMatches, verifyCheckpoint } from '../sc
 import {
   type BatchOp,
   type BatchResponse,
+  type CancelResponse,
   decodeTensorMessage,
   ENGINE_VERSION,
   encodeBatchMessage,
@@ -32,6 +33,7 @@ import {
   settingsToWire,
   type Tensor,
   type WireBlock,
+  type WireError,
   type WireResponse,
   type WireResult,
   type WireStep,
@@ -136,7 +138,7 @@ function oneShotThreads(): number {
 }
 
 interface Pending {
-  resolve: (r: WireResponse | BatchResponse, tensor?: Tensor) => void;
+  resolve: (r: WireResponse | BatchResponse | CancelResponse, tensor?: Tensor) => void;
   reject: (e: Error) => void;
   onStep?: (e: WireStepEvent) => void;
 }
@@ -337,9 +339,9 @@ export class EngineClient {
   }
 
   private onLine(line: string): void {
-    let msg: WireResponse | BatchResponse | WireStepEvent;
+    let msg: WireResponse | BatchResponse | CancelResponse | WireStepEvent;
     try {
-      msg = JSON.parse(line) as WireResponse | BatchResponse | WireStepEvent;
+      msg = JSON.parse(line) as WireResponse | BatchResponse | CancelResponse | WireStepEvent;
     } catch {
       return;
     }
@@ -369,10 +371,33 @@ export class EngineClient {
    * With `onStep` the request streams: each step arrives as it happens, before the response.
    */
   request(fields: Record<string, unknown>, onStep?: (e: WireStepEvent) => void): Promise<WireResponse> {
+    return this.startRequest(fields, onStep).response;
+  }
+
+  /** As `request`, also giving the request's id, which `cancel` names. */
+  startRequest(
+    fields: Record<string, unknown>,
+    onStep?: (e: WireStepEvent) => void,
+  ): { id: string; response: Promise<WireResponse> } {
     const id = `r${this.nextId++}`;
-    return new Promise((resolve, reject) => {
+    const response = new Promise<WireResponse>((resolve, reject) => {
       const line = `${JSON.stringify({ id, ...fields, ...(onStep ? { stream: true } : {}) })}\n`;
       this.send(line, id, { resolve: (r) => resolve(r as WireResponse), reject, onStep });
+    });
+    return { id, response };
+  }
+
+  /**
+   * Stops prompts (`sequences`, indices into its prompts; default all) of a generate request while it
+   * decodes: those rows end where they are (`cancelled` in their result) and the rest of the group decodes on
+   * unchanged; a request whose every prompt is cancelled is answered with the error code `cancelled`. The
+   * engine acknowledges at once; `decoding` says whether the request was still decoding.
+   */
+  cancel(request: string, sequences?: number[]): Promise<CancelResponse | WireError> {
+    const id = `c${this.nextId++}`;
+    const line = `${JSON.stringify({ id, op: 'cancel', request, ...(sequences ? { sequences } : {}) })}\n`;
+    return new Promise((resolve, reject) => {
+      this.send(line, id, { resolve: (r) => resolve(r as CancelResponse | WireError), reject });
     });
   }
 
@@ -397,7 +422,10 @@ export class EngineClient {
    * Sends raw bytes (tests of malformed input; a string gets its line end); resolves with the next response
    * for `id`.
    */
-  sendRaw(bytes: Uint8Array | string, id: string | null): Promise<WireResponse | BatchResponse> {
+  sendRaw(
+    bytes: Uint8Array | string,
+    id: string | null,
+  ): Promise<WireResponse | BatchResponse | CancelResponse> {
     const data = typeof bytes === 'string' && !bytes.endsWith('\n') ? `${bytes}\n` : bytes;
     return new Promise((resolve, reject) => {
       this.send(data, String(id), { resolve: (r) => resolve(r), reject });

@@ -123,7 +123,14 @@ export interface WireResult {
   eos: boolean;
   context_clipped: number;
   steps: number;
+  /** This row's model calls (the calls of its group while it was decoding). */
   forward_passes: number;
+  /** Its lockstep group, numbered within the request (-1: cancelled before its group started). */
+  group: number;
+  /** Every model call of that group, whichever rows it served. */
+  group_forward_passes: number;
+  /** Stopped by a cancel message: tokens, steps and passes are what it had then (whole blocks). */
+  cancelled: boolean;
   blocks: WireBlock[];
   trajectory?: WireStep[];
   timings: { prefill_ms: number; decode_ms: number };
@@ -137,9 +144,9 @@ export type WireResponse =
 
 /** The binary-message version the engine speaks: the trainer stream's version (same framing). */
 export const ENGINE_VERSION = 1;
-export const ENGINE_OPS = ['generate', 'score', 'loss', 'logits'] as const;
+export const ENGINE_OPS = ['generate', 'cancel', 'score', 'loss', 'logits'] as const;
 export type EngineOp = (typeof ENGINE_OPS)[number];
-export type BatchOp = Exclude<EngineOp, 'generate'>;
+export type BatchOp = Exclude<EngineOp, 'generate' | 'cancel'>;
 
 /** Request fields of a generate request (native/src/sampler/protocol.cpp parse_request). */
 export const GENERATE_FIELDS = [
@@ -153,6 +160,20 @@ export const GENERATE_FIELDS = [
 ] as const;
 /** Request fields of score, loss and logits (native/src/engine/engine.cpp batch_request_fields). */
 export const BATCH_FIELDS = ['id', 'op', 'attention', 'device', 'threads'] as const;
+/**
+ * Fields of a cancel message (native/src/engine/engine.cpp cancel_fields): `request` is the id of a generate
+ * request, `sequences` the indices of its prompts to stop (default all of them).
+ */
+export const CANCEL_FIELDS = ['id', 'op', 'request', 'sequences'] as const;
+
+/** The engine's answer to a cancel message; `decoding`: the request was decoding when it arrived. */
+export interface CancelResponse {
+  id: string | number | null;
+  ok: true;
+  op: 'cancel';
+  request: string | number;
+  decoding: boolean;
+}
 
 /** The "code" of an error response. */
 export const ENGINE_ERROR_CODES = [
@@ -163,6 +184,7 @@ export const ENGINE_ERROR_CODES = [
   'missing_frame',
   'stray_frame',
   'bad_batch',
+  'cancelled',
 ] as const;
 export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
 
@@ -213,8 +235,8 @@ const DEVICES = ['cpu', 'cuda'];
 
 /**
  * What is wrong with a request line's field names and kinds (null when nothing): the checks the engine makes
- * before it looks at the model (unknown op, unknown field, the type of id, op, attention, device, stream, and a
- * generate request's prompt). The engine also checks values against the model (ids in the vocabulary, settings
+ * before it looks at the model (unknown op, unknown field, the type of id, op, attention, device, stream, a
+ * generate request's prompt, a cancel's request and sequences). The engine also checks values against the model (ids in the vocabulary, settings
  * ranges); test/engine.test.ts shows that both sides accept and reject the same documents.
  */
 export function requestProblem(doc: unknown): string | null {
@@ -223,12 +245,29 @@ export function requestProblem(doc: unknown): string | null {
   if (r.op !== undefined && typeof r.op !== 'string') return 'field "op" must be a string';
   const op = (r.op ?? 'generate') as string;
   if (!(ENGINE_OPS as readonly string[]).includes(op)) return `unknown op "${op}"`;
-  const fields: readonly string[] = op === 'generate' ? GENERATE_FIELDS : BATCH_FIELDS;
+  const fields: readonly string[] =
+    op === 'generate' ? GENERATE_FIELDS : op === 'cancel' ? CANCEL_FIELDS : BATCH_FIELDS;
   for (const k of Object.keys(r)) if (!fields.includes(k)) return `unknown field "${k}" for op "${op}"`;
   if (r.id !== undefined && typeof r.id !== 'string' && typeof r.id !== 'number')
     return 'field "id" must be a string or a number';
   if (r.device !== undefined && !DEVICES.includes(r.device as string))
     return 'field "device" must be "cpu" or "cuda"';
+  if (op === 'cancel') {
+    const isId = (x: unknown) => typeof x === 'string' || typeof x === 'number';
+    if (r.request !== undefined && !isId(r.request)) return 'field "request" must be a string or a number';
+    if (r.request === undefined) return 'op "cancel" needs field "request"';
+    const s = r.sequences;
+    if (
+      s !== undefined &&
+      !(
+        Array.isArray(s) &&
+        s.length > 0 &&
+        s.every((x) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 2 ** 30)
+      )
+    )
+      return 'field "sequences" must be a non-empty array of prompt indices';
+    return null;
+  }
   if (op !== 'generate') {
     if (r.attention !== undefined && !ATTENTION.includes(r.attention as string))
       return 'field "attention" must be "bidirectional", "causal" or "block"';

@@ -40,9 +40,12 @@ export class Metrics {
     metric('sdt_completion_tokens_total', 'counter', 'Generated tokens of answered completions.', [
       `sdt_completion_tokens_total ${this.completionTokens}`,
     ]);
-    metric('sdt_forward_passes_total', 'counter', 'Model calls of answered completions, summed over rows.', [
-      `sdt_forward_passes_total ${this.forwardPasses}`,
-    ]);
+    metric(
+      'sdt_forward_passes_total',
+      'counter',
+      'Model calls of the engine groups decoded (rows of a group share its calls).',
+      [`sdt_forward_passes_total ${this.forwardPasses}`],
+    );
     metric('sdt_engine_groups_total', 'counter', 'Engine requests (lockstep groups) decoded.', [
       `sdt_engine_groups_total ${this.groups}`,
     ]);

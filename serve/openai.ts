@@ -357,12 +357,13 @@ export function completionId(): string {
   return `cmpl-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
 }
 
-export function usageOf(rows: FinishedRow[], promptTokens: number) {
+/** `forwardPasses`: the engine's model calls of the lockstep groups the rows decoded in (groupPasses). */
+export function usageOf(rows: FinishedRow[], promptTokens: number, forwardPasses: number) {
   const completion = rows.reduce((n, r) => n + r.tokens, 0);
   return {
     prompt_tokens: promptTokens,
     completion_tokens: completion,
     total_tokens: promptTokens + completion,
-    forward_passes: rows.reduce((n, r) => n + r.forwardPasses, 0),
+    forward_passes: forwardPasses,
   };
 }

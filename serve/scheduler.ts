@@ -7,9 +7,9 @@
  * scheduler avoids: a sampled row's random stream depends on its index in the request, so jobs with
  * temperature > 0 are decoded as groups of their own and their seed reproduces.
  *
- * The engine cannot stop a request half-way, so a job cancelled (client gone, timeout) while its group
- * decodes is dropped from the answer; a queued one never reaches the engine, and a group whose jobs are
- * all cancelled is cut short by restarting the engine.
+ * A job cancelled (client gone, timeout) while its group decodes is cancelled in the engine too (a cancel
+ * message naming its rows): those rows stop at the engine's next model call and the rest of the group decodes
+ * on unchanged; a queued one never reaches the engine.
  */
 import { EngineClient, type EngineOptions } from '../engine/client.ts';
 import type { Tokenizer } from '../pipelines/tokenizer/types.ts';
@@ -48,6 +48,8 @@ interface Entry {
   key: string;
   solo: boolean;
   cancelled: boolean;
+  /** While its group decodes: the engine request and this job's first row in it. */
+  decoding?: { engine: EngineClient; id: string; first: number };
   resolve: (r: WireResult[]) => void;
   reject: (e: JobError) => void;
 }
@@ -64,7 +66,7 @@ export interface SchedulerOptions {
   engine: EngineOptions;
   /** Jobs that may wait (not counting the group decoding); one more is refused with 429. */
   maxQueue: number;
-  /** Called with every group the engine decoded: its rows and the model calls of the longest row. */
+  /** Called with every engine request decoded: its rows and its groups' model calls. */
   onGroup?: (rows: number, forwardPasses: number) => void;
 }
 
@@ -75,8 +77,6 @@ export class Scheduler {
   private readonly queue: Entry[] = [];
   private running: Entry[] = [];
   private restarting: Promise<void> | null = null;
-  /** An engine this scheduler killed, which must get no more work. */
-  private killed: EngineClient | null = null;
   private closed = false;
   private restarts = 0;
   private groups = 0;
@@ -116,7 +116,6 @@ export class Scheduler {
   private attach(engine: EngineClient): void {
     this.ready ??= engine;
     this.engine = engine;
-    this.killed = null;
     engine.onExit(() => {
       if (this.engine !== engine) return;
       this.engine = null;
@@ -154,8 +153,7 @@ export class Scheduler {
    */
   submit(job: Job, signal?: AbortSignal): Promise<WireResult[]> {
     if (this.closed) return Promise.reject(new JobError(503, 'unavailable', 'the server is shutting down'));
-    // While an engine this scheduler killed is replaced, jobs wait for the new one; after a crash they get 503.
-    if (!this.engine?.alive && !this.killed) {
+    if (!this.engine?.alive) {
       return Promise.reject(
         new JobError(
           503,
@@ -205,11 +203,11 @@ export class Scheduler {
     const i = this.queue.indexOf(entry);
     if (i >= 0) this.queue.splice(i, 1);
     entry.reject(asJobError(reason));
-    // Nobody waits for the group any more: restart the engine rather than decode rows nobody reads. Until
-    // the new engine is up nothing is sent to this one (it may answer the group before the signal lands).
-    if (this.engine && this.running.length > 0 && this.running.every((e) => e.cancelled)) {
-      this.killed = this.engine;
-      this.engine.kill();
+    // Decoding: its rows stop in the engine (a cancel that arrives after the answer changes nothing).
+    const d = entry.decoding;
+    if (d) {
+      const rows = entry.job.rows.map((_, i) => d.first + i);
+      d.engine.cancel(d.id, rows).catch(() => undefined);
     }
   }
 
@@ -246,7 +244,7 @@ export class Scheduler {
   }
 
   private pump(): void {
-    if (this.running.length > 0 || this.closed || !this.engine?.alive || this.engine === this.killed) return;
+    if (this.running.length > 0 || this.closed || !this.engine?.alive) return;
     const group = this.takeGroup();
     if (group.length === 0) return;
     this.running = group;
@@ -275,10 +273,18 @@ export class Scheduler {
         }
       : undefined;
     try {
-      const res = await engine.request(
+      const req = engine.startRequest(
         { prompts: prompts.map((p) => Array.from(p)), ...settingsToWire(group[0].job.settings) },
         onStep,
       );
+      let first = 0;
+      for (const e of group) {
+        e.decoding = { engine, id: req.id, first };
+        first += e.job.rows.length;
+      }
+      const res = await req.response;
+      for (const e of group) e.decoding = undefined;
+      if (!res.ok && res.code === 'cancelled') return; // every job of the group was cancelled (and rejected)
       if (!res.ok) {
         if (group.length === 1) {
           group[0].reject(new JobError(400, 'invalid_request_error', `engine: ${res.error}`));
@@ -292,7 +298,7 @@ export class Scheduler {
         return;
       }
       this.groups++;
-      this.opts.onGroup?.(prompts.length, Math.max(...res.results.map((r) => r.forward_passes)));
+      this.opts.onGroup?.(prompts.length, groupPasses(res.results));
       let at = 0;
       for (const e of group) {
         const mine = res.results.slice(at, at + e.job.rows.length);
@@ -302,6 +308,7 @@ export class Scheduler {
     } catch (err) {
       const restarting = !engine.alive;
       for (const e of group) {
+        e.decoding = undefined;
         if (e.cancelled) continue;
         e.reject(
           restarting
@@ -319,6 +326,16 @@ export class Scheduler {
     await this.restarting;
     await this.engine?.close();
   }
+}
+
+/**
+ * The model calls the engine made for these rows: the calls of each lockstep group they decoded in, counted
+ * once per group (rows that share a group share its calls).
+ */
+export function groupPasses(rows: WireResult[]): number {
+  const groups = new Map<number, number>();
+  for (const r of rows) if (r.group >= 0) groups.set(r.group, r.group_forward_passes);
+  return [...groups.values()].reduce((n, x) => n + x, 0);
 }
 
 function asJobError(reason: unknown): JobError {

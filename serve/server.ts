@@ -25,7 +25,7 @@ import {
   RowText,
   usageOf,
 } from './openai.ts';
-import { JobError, Scheduler } from './scheduler.ts';
+import { groupPasses, JobError, Scheduler } from './scheduler.ts';
 
 export interface ServeOptions {
   engine: EngineOptions;
@@ -162,9 +162,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     Scheduler.start({
       engine,
       maxQueue: o.maxQueue ?? 256,
-      onGroup: (rows) => {
+      onGroup: (rows, passes) => {
         metrics.groups++;
         metrics.groupRows += rows;
+        metrics.forwardPasses += passes;
       },
     });
   const scheduler = await start(o.engine);
@@ -250,14 +251,14 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     return cr.prompts.flatMap((p) => Array.from({ length: cr.n }, () => p));
   }
 
-  function account(rows: FinishedRow[], cr: CompletionRequest) {
+  function account(rows: FinishedRow[], cr: CompletionRequest, results: WireResult[]) {
     const usage = usageOf(
       rows,
       cr.prompts.reduce((n, p) => n + p.length, 0),
+      groupPasses(results),
     );
     metrics.promptTokens += usage.prompt_tokens;
     metrics.completionTokens += usage.completion_tokens;
-    metrics.forwardPasses += usage.forward_passes;
     return usage;
   }
 
@@ -281,7 +282,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         finish_reason: r.finishReason,
         sdt: { steps: r.steps, forward_passes: r.forwardPasses, tokens: r.tokens },
       })),
-      usage: account(rows, cr),
+      usage: account(rows, cr, results),
     });
     return 200;
   }
@@ -364,7 +365,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         }),
       );
     });
-    const usage = account(rows, cr);
+    const usage = account(rows, cr, results);
     if (cr.includeUsage) send(chunk([], { usage }));
     pending += 'data: [DONE]\n\n';
     flush();

@@ -230,6 +230,15 @@ describe.skipIf(!bin)('engine', () => {
       { prompt: [5], prompts: [[6]] },
       { max_new: 2 },
       { prompt: [5], max_new: 1, device: 'cpu', op: 'generate' },
+      { op: 'cancel', request: 'r999' },
+      { op: 'cancel', request: 7, sequences: [0, 2] },
+      { op: 'cancel' },
+      { op: 'cancel', request: ['r1'] },
+      { op: 'cancel', request: 'r1', sequences: [] },
+      { op: 'cancel', request: 'r1', sequences: [1.5] },
+      { op: 'cancel', request: 'r1', sequences: [-1] },
+      { op: 'cancel', request: 'r1', sequences: 3 },
+      { op: 'cancel', request: 'r1', prompt: [5] },
     ];
     const batch = packRows(randomRows(2, 5), 0);
     for (const [i, doc] of docs.entries()) {

@@ -70,6 +70,20 @@ describe.skipIf(!bin)('sdt serve', () => {
     expect(r.usage?.prompt_tokens).toBe(tok.encode(PROMPTS[0]).length + 1);
     expect(r.usage?.completion_tokens).toBe(want.tokens);
     expect((r.usage as unknown as { forward_passes: number }).forward_passes).toBe(want.passes);
+    // n copies decode as one lockstep group, which makes the model calls of one copy alone: usage counts
+    // the group's calls, each choice its own row's.
+    const three = await postJson(`${server.url}/v1/completions`, {
+      prompt: PROMPTS[0],
+      max_tokens: 20,
+      n: 3,
+    });
+    const body = three.json as unknown as {
+      choices: { text: string; sdt: { forward_passes: number } }[];
+      usage: { forward_passes: number };
+    };
+    expect(body.choices.map((c) => c.text)).toEqual([want.text, want.text, want.text]);
+    expect(body.choices.map((c) => c.sdt.forward_passes)).toEqual([want.passes, want.passes, want.passes]);
+    expect(body.usage.forward_passes).toBe(want.passes);
   });
 
   it('streams the same text as server-sent events, ending with usage', async () => {
@@ -317,6 +331,8 @@ describe.skipIf(!bin)('sdt serve', () => {
   });
 
   it('frees a cancelled stream and serves on', async () => {
+    const pid = server.scheduler.enginePid;
+    const restarts = server.scheduler.stats().engineRestarts;
     const ctrl = new AbortController();
     const res = await fetch(`${server.url}/v1/completions`, {
       method: 'POST',
@@ -347,6 +363,45 @@ describe.skipIf(!bin)('sdt serve', () => {
       max_tokens: 12,
     });
     expect(after.choices[0].text).toBe((await ref.text(PROMPTS[5], { maxNew: 12 })).text);
+    // The engine cancelled the rows; it was not restarted.
+    expect(server.scheduler.enginePid).toBe(pid);
+    expect(server.scheduler.stats().engineRestarts).toBe(restarts);
+  });
+
+  it('cancels the rows of a client that went away; the rest of its group is answered as alone', async () => {
+    const pid = server.scheduler.enginePid;
+    const groups = server.scheduler.stats().groups;
+    const restarts = server.scheduler.stats().engineRestarts;
+    const body = { max_tokens: 48, threshold: 1 };
+    const s = () => server.scheduler.stats();
+    const blocker = openai.completions.create({ model: server.modelName, prompt: PROMPTS[1], max_tokens: 8 });
+    const ctrl = new AbortController();
+    let streamed: Promise<Response> | undefined;
+    let kept: Promise<OpenAI.Completion> | undefined;
+    // While the engine holds the first request, a stream and a plain request of the same settings and
+    // length class queue, and then decode as one lockstep group.
+    const prompt = PROMPTS[3];
+    await whilePaused(() => {
+      if (!streamed && s().runningRows > 0) {
+        streamed = fetch(`${server.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ prompt, ...body, stream: true, return_steps: true }),
+          signal: ctrl.signal,
+        });
+        kept = openai.completions.create({ model: server.modelName, prompt, ...body });
+      }
+      return s().queued === 2;
+    });
+    await blocker;
+    const reader = (await (streamed as Promise<Response>)).body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/"sdt_step"/);
+    ctrl.abort();
+    const answer = await (kept as Promise<OpenAI.Completion>);
+    expect(answer.choices[0].text).toBe((await ref.text(prompt, { maxNew: 48, threshold: 1 })).text);
+    expect(server.scheduler.stats().groups - groups).toBe(2); // the blocker's, then the shared one
+    expect(server.scheduler.enginePid).toBe(pid);
+    expect(server.scheduler.stats().engineRestarts).toBe(restarts);
   });
 
   it('reads a recorded trajectory file for the playground viewer', async () => {
@@ -387,11 +442,13 @@ describe.skipIf(!bin)('sdt serve', () => {
       const r = await postJson(`${slow.url}/v1/completions`, { prompt: PROMPTS[0], max_tokens: 8 });
       expect(r.status).toBe(504);
       expect(r.json.error?.code).toBe('timeout');
-      // Its group had no other rows: the held engine is replaced, and the next request is answered.
+      // The engine, once it runs again, reads the cancel and answers the next request.
       process.kill(pid, 'SIGCONT');
       const after = await postJson(`${slow.url}/v1/completions`, { prompt: PROMPTS[0], max_tokens: 8 });
       expect(after.status).toBe(200);
       expect(after.json.choices?.[0].text).toBe((await ref.text(PROMPTS[0], { maxNew: 8 })).text);
+      expect(slow.scheduler.enginePid).toBe(pid);
+      expect(slow.scheduler.stats().engineRestarts).toBe(0);
     } finally {
       await slow.close();
     }

@@ -2,6 +2,7 @@
 // independent slow reference decoder that recomputes the whole sequence at every step.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -414,4 +415,100 @@ TEST(sampler_lockstep_batch_equals_one_by_one) {
   lm.calls = 0;
   for (size_t i : {0, 1, 3}) (void)generate(lm, prompts[i], variants[0], i);
   CHECK(grouped < lm.calls);
+}
+
+// A cancel poll that stops sequences {1, 3} when asked for the k-th time, and counts its calls.
+struct CancelAt {
+  int at;
+  int calls = 0;
+  void operator()(std::vector<uint8_t>& cancelled) {
+    if (++calls == at) cancelled[1] = cancelled[3] = 1;
+  }
+};
+
+// Rows cancelled mid-decode stop (fewer steps and model calls than decoded to the end, text a prefix
+// of theirs); the rest of their group decodes exactly as each row alone.
+TEST(sampler_cancelled_rows_stop_and_the_rest_decode_as_alone) {
+  FakeLM lm(24, 64, AttentionMode::Block, 4, 5.0f);
+  // Four prompts of length 6 form one lockstep group; prompt 4 decodes in a group of its own.
+  std::vector<std::vector<int32_t>> prompts;
+  for (int salt = 1; salt <= 4; ++salt) prompts.push_back(make_prompt(6, 24, salt));
+  prompts.push_back(make_prompt(9, 24, 5));
+  SamplerSettings diffusion = base_settings();
+  diffusion.max_new = 24;
+  diffusion.threshold = 0.5f;
+  SamplerSettings sampled = diffusion;
+  sampled.temperature = 1.0f;
+  sampled.seed = 9;
+  SamplerSettings ar = base_settings();
+  ar.mode = DecodeMode::Autoregressive;
+  ar.max_new = 12;
+  for (const SamplerSettings& s : {diffusion, sampled, ar}) {
+    lm.calls = 0;
+    const auto full = generate_batch(lm, prompts, s);
+    const int full_calls = lm.calls;
+    lm.calls = 0;
+    CancelAt poll{4};  // one poll before the group, then before each model call: the 3rd call's turn
+    const auto cut = generate_batch(lm, prompts, s, nullptr, std::ref(poll));
+    const int cut_calls = lm.calls;
+    CHECK(cut_calls <= full_calls);  // fewer when the cancelled rows were the group's slowest
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const Generation alone = generate(lm, prompts[i], s, i);
+      if (i == 1 || i == 3) {
+        CHECK(cut[i].cancelled);
+        CHECK(cut[i].steps < alone.steps);
+        CHECK(cut[i].forward_passes < alone.forward_passes);
+        CHECK(cut[i].tokens.size() < alone.tokens.size());
+        CHECK(std::equal(cut[i].tokens.begin(), cut[i].tokens.end(), alone.tokens.begin()));
+      } else {
+        CHECK(!cut[i].cancelled);
+        CHECK(cut[i].tokens == alone.tokens);
+        CHECK_EQ(cut[i].steps, alone.steps);
+        CHECK_EQ(cut[i].forward_passes, alone.forward_passes);
+      }
+    }
+  }
+  // Every row cancelled: the batch ends at once, and a group not yet started never runs.
+  lm.calls = 0;
+  int polls = 0;
+  const auto none = generate_batch(lm, prompts, diffusion, nullptr, [&](std::vector<uint8_t>& c) {
+    if (++polls == 2) std::fill(c.begin(), c.end(), 1);
+  });
+  CHECK_EQ(lm.calls, 1);  // the first group's prefill
+  for (const Generation& g : none) {
+    CHECK(g.cancelled);
+    CHECK(g.tokens.empty());
+  }
+  CHECK_EQ(none[4].group, -1);
+}
+
+// Each row reports its lockstep group and that group's model calls: summed over the groups they add
+// up to the model's own count of calls, and a row alone in its group made them all.
+TEST(sampler_group_forward_passes_are_the_model_calls) {
+  FakeLM lm(24, 64, AttentionMode::Block, 4, 5.0f);
+  const std::vector<std::vector<int32_t>> prompts = {make_prompt(6, 24, 1), make_prompt(6, 24, 2),
+                                                     make_prompt(3, 24, 3), make_prompt(6, 24, 4),
+                                                     make_prompt(9, 24, 5)};
+  SamplerSettings s = base_settings();
+  s.max_new = 18;
+  s.threshold = 0.5f;
+  s.eos_id = generate(lm, prompts[1], s, 1).tokens[5];  // rows of the group end at different blocks
+  SamplerSettings ar = base_settings();
+  ar.mode = DecodeMode::Autoregressive;
+  ar.max_new = 10;
+  SamplerSettings revised = s;
+  revised.revise_passes = 2;
+  revised.revise_threshold = 0.3f;
+  for (const SamplerSettings& settings : {s, ar, revised}) {
+    lm.calls = 0;
+    const auto out = generate_batch(lm, prompts, settings);
+    std::map<int, int> groups;
+    for (const Generation& g : out) groups[g.group] = g.group_forward_passes;
+    CHECK_EQ(groups.size(), size_t(3));
+    int sum = 0;
+    for (const auto& [group, passes] : groups) sum += passes;
+    CHECK_EQ(sum, lm.calls);
+    CHECK_EQ(out[2].group_forward_passes, out[2].forward_passes);  // alone in its group
+    CHECK(out[0].group_forward_passes >= std::max({out[0].forward_passes, out[1].forward_passes, out[3].forward_passes}));
+  }
 }

@@ -1,12 +1,16 @@
 #include "engine/engine.h"
 
 #include <omp.h>
+#include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <stdexcept>
+#include <string_view>
 
 #include "io/binary.h"
 #include "io/stream.h"
@@ -69,6 +73,46 @@ class Input {
     }
   }
 
+  // Reads what has already arrived, without waiting, while less than kLookaheadBytes are unread.
+  void read_available() {
+    if (buf_.size() - pos_ >= kLookaheadBytes) return;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0) fill();
+  }
+
+  // Finds the first complete line ahead of the reading position that is a cancel message, takes it out
+  // of the input and returns it in *line; the messages before it stay where they are. Stops (false) at
+  // the first message that has not fully arrived.
+  bool take_cancel_line(std::string* line) {
+    size_t p = std::max(scan_, pos_);
+    for (;;) {
+      while (p < buf_.size() && (buf_[p] == ' ' || buf_[p] == '\n' || buf_[p] == '\r' || buf_[p] == '\t')) ++p;
+      scan_ = p;
+      if (p == buf_.size()) return false;
+      const size_t have = buf_.size() - p;
+      const size_t magic = std::min<size_t>(have, 8);
+      if (std::memcmp(buf_.data() + p, io::kStreamMagic, magic) == 0) {
+        // A binary message (or the start of one): skipped whole once its header and payload are here.
+        if (have < io::kStreamHeaderBytes + io::kFrameHeaderBytes) return false;
+        const size_t len = io::kStreamHeaderBytes + io::kFrameHeaderBytes + io::get_u32(buf_.data() + p + 28);
+        if (have < len) return false;
+        p += len;
+        continue;
+      }
+      const auto* start = buf_.data() + p;
+      const auto* nl = static_cast<const uint8_t*>(std::memchr(start, '\n', have));
+      if (nl == nullptr) return false;
+      const size_t n = static_cast<size_t>(nl - start);
+      const std::string_view text(reinterpret_cast<const char*>(start), n);
+      if (text.find("cancel") != std::string_view::npos && is_cancel(text)) {
+        line->assign(text);
+        buf_.erase(buf_.begin() + static_cast<std::ptrdiff_t>(p), buf_.begin() + static_cast<std::ptrdiff_t>(p + n + 1));
+        return true;
+      }
+      p += n + 1;
+    }
+  }
+
   // Copies up to n bytes; fewer only at the end of input.
   size_t read(uint8_t* dst, size_t n) {
     size_t got = 0;
@@ -83,9 +127,20 @@ class Input {
   }
 
  private:
+  static bool is_cancel(std::string_view text) {
+    try {
+      const Json j = Json::parse(std::string(text));
+      const Json* op = j.is_object() ? j.get("op") : nullptr;
+      return op != nullptr && op->is_string() && op->as_string() == "cancel";
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
   bool fill() {
     if (pos_ > 0) {
       buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+      scan_ = scan_ > pos_ ? scan_ - pos_ : 0;
       pos_ = 0;
     }
     const size_t at = buf_.size();
@@ -101,6 +156,7 @@ class Input {
   int fd_;
   std::vector<uint8_t> buf_;
   size_t pos_ = 0;
+  size_t scan_ = 0;  // take_cancel_line has looked at the complete messages before this offset
 };
 
 class RequestError : public std::runtime_error {
@@ -223,6 +279,48 @@ BatchRequest parse_batch_request(const Json& j, const std::string& op, const Bac
   return r;
 }
 
+struct CancelRequest {
+  Json id;
+  Json request;                 // the generate request's id
+  std::vector<size_t> sequences;  // empty: all of its prompts
+};
+
+CancelRequest parse_cancel(const Json& j) {
+  CancelRequest c;
+  bool have_request = false;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string& k = j.key(i);
+    const Json& v = j.at(i);
+    if (k == "id" || k == "request") {
+      if (!v.is_string() && !v.is_number())
+        throw RequestError(kBadRequest, "field \"" + k + "\" must be a string or a number");
+      (k == "id" ? c.id : c.request) = v;
+      have_request = have_request || k == "request";
+    } else if (k == "op") {
+      continue;
+    } else if (k == "sequences") {
+      if (!v.is_array() || v.size() == 0)
+        throw RequestError(kBadRequest, "field \"sequences\" must be a non-empty array of prompt indices");
+      for (size_t s = 0; s < v.size(); ++s) {
+        int64_t x = -1;
+        try {
+          x = v.at(s).as_int();
+        } catch (const io::JsonError&) {
+        }
+        if (x < 0 || x > (int64_t(1) << 30))
+          throw RequestError(kBadRequest, "field \"sequences\" must hold integers in [0, 2^30] (prompt indices)");
+        c.sequences.push_back(static_cast<size_t>(x));
+      }
+    } else {
+      std::string known;
+      for (const std::string& f : cancel_fields()) known += (known.empty() ? "" : ", ") + f;
+      throw RequestError(kBadRequest, "unknown field \"" + k + "\" for op \"cancel\" (known: " + known + ")");
+    }
+  }
+  if (!have_request) throw RequestError(kBadRequest, "op \"cancel\" needs field \"request\": the id of a generate request");
+  return c;
+}
+
 double target_weight_sum(const io::StreamBatch& b) {
   double s = 0.0;
   for (size_t i = 0; i < b.weights.size(); ++i) s += b.target_ids[i] >= 0 ? b.weights[i] : 0.0f;
@@ -310,6 +408,8 @@ class Server {
       if (op == "generate") {
         if (const Json* d = j.get("device")) check_device(*d, backend_.device());
         generate(j);
+      } else if (op == "cancel") {
+        cancel(j);
       } else if (op == "score" || op == "loss" || op == "logits") {
         frame_follows = true;
         const BatchRequest r = parse_batch_request(j, op, backend_);
@@ -326,7 +426,7 @@ class Server {
         if (!problem.empty()) throw RequestError(kBadFrame, problem);
         run_batch(r, b);
       } else {
-        throw RequestError(kBadRequest, "unknown op \"" + op + "\" (known: generate, score, loss, logits)");
+        throw RequestError(kBadRequest, "unknown op \"" + op + "\" (known: generate, cancel, score, loss, logits)");
       }
     } catch (const RequestError& e) {
       fail_request(id, e.code, e.what(), frame_follows);
@@ -335,6 +435,31 @@ class Server {
     } catch (const std::exception& e) {
       fail_request(id, kBadRequest, e.what(), frame_follows);
     }
+  }
+
+  // Applies a cancel message: to the request decoding now when it names that one; read ahead while
+  // another decodes, it is kept for a request still waiting in the input; otherwise its request has
+  // been answered (or was never sent) and it changes nothing. Answered at once either way.
+  void cancel(const Json& j) {
+    const CancelRequest c = parse_cancel(j);
+    const std::string target = c.request.dump();
+    const bool decoding = decoding_.on && target == decoding_.id;
+    if (decoding) {
+      std::vector<uint8_t>& flags = decoding_.cancelled;
+      for (size_t s : c.sequences) {
+        if (s >= flags.size())
+          throw RequestError(kBadRequest, "sequence " + std::to_string(s) + " is out of range: request " + target +
+                                              " has " + std::to_string(flags.size()) + " prompts");
+      }
+      if (c.sequences.empty()) std::fill(flags.begin(), flags.end(), 1);
+      for (size_t s : c.sequences) flags[s] = 1;
+    } else if (decoding_.on) {
+      kept_cancels_.push_back({target, c.sequences});
+      if (kept_cancels_.size() > kMaxKeptCancels) kept_cancels_.pop_front();
+    }
+    Json out = Json::object();
+    out.set("id", c.id).set("ok", true).set("op", "cancel").set("request", c.request).set("decoding", decoding);
+    write_line(out.dump());
   }
 
   void generate(const Json& j) {
@@ -346,7 +471,38 @@ class Server {
         write_line(sampler::step_json(req.id, sequence, t).dump());
       };
     }
-    const auto results = sampler::generate_batch(backend_, req.prompts, req.settings, observer);
+    decoding_.on = true;
+    decoding_.id = req.id.dump();
+    decoding_.cancelled.assign(req.prompts.size(), 0);
+    for (auto it = kept_cancels_.begin(); it != kept_cancels_.end();) {
+      if (it->request != decoding_.id) {
+        ++it;
+        continue;
+      }
+      if (it->sequences.empty()) std::fill(decoding_.cancelled.begin(), decoding_.cancelled.end(), 1);
+      for (size_t s : it->sequences)
+        if (s < decoding_.cancelled.size()) decoding_.cancelled[s] = 1;
+      it = kept_cancels_.erase(it);
+    }
+    // Between model calls: cancel lines that have arrived are taken out of the input and applied.
+    const sampler::CancelPoll poll = [&](std::vector<uint8_t>& cancelled) {
+      in_.read_available();
+      std::string line;
+      while (in_.take_cancel_line(&line)) handle(line);
+      for (size_t i = 0; i < cancelled.size(); ++i) cancelled[i] |= decoding_.cancelled[i];
+    };
+    std::vector<sampler::Generation> results;
+    try {
+      results = sampler::generate_batch(backend_, req.prompts, req.settings, observer, poll);
+    } catch (...) {
+      decoding_.on = false;
+      throw;
+    }
+    decoding_.on = false;
+    if (std::all_of(decoding_.cancelled.begin(), decoding_.cancelled.end(), [](uint8_t c) { return c != 0; })) {
+      error(req.id, kCancelled, "request " + decoding_.id + " was cancelled (op \"cancel\") before it finished");
+      return;
+    }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     write_line(sampler::response_json(req, results, ms).dump());
   }
@@ -399,12 +555,29 @@ class Server {
   const Backend& backend_;
   Input in_;
   std::FILE* out_;
+  struct Decoding {
+    bool on = false;
+    std::string id;                  // the generate request's "id" as JSON text
+    std::vector<uint8_t> cancelled;  // per prompt
+  } decoding_;
+  struct KeptCancel {
+    std::string request;
+    std::vector<size_t> sequences;
+  };
+  // Bounded: a cancel read ahead for a request that has already been answered is never claimed.
+  static constexpr size_t kMaxKeptCancels = 1024;
+  std::deque<KeptCancel> kept_cancels_;
 };
 
 }  // namespace
 
 const std::vector<std::string>& batch_request_fields() {
   static const std::vector<std::string> fields = {"id", "op", "attention", "device", "threads"};
+  return fields;
+}
+
+const std::vector<std::string>& cancel_fields() {
+  static const std::vector<std::string> fields = {"id", "op", "request", "sequences"};
   return fields;
 }
 

@@ -24,9 +24,15 @@ constexpr const char* kBadFrame = "bad_frame";        // magic, version, kind, l
 constexpr const char* kMissingFrame = "missing_frame";  // a batch op not followed by its frame
 constexpr const char* kStrayFrame = "stray_frame";    // a frame no request line announced
 constexpr const char* kBadBatch = "bad_batch";        // a batch the model rejects (an id out of range)
+constexpr const char* kCancelled = "cancelled";       // a generate request whose every prompt was cancelled
+
+// How far the engine reads ahead while it decodes, looking for cancel lines; input beyond waits.
+constexpr size_t kLookaheadBytes = size_t(8) << 20;
 
 // The fields of score, loss and logits requests (generate's are parse_request's, sampler/protocol.h).
 const std::vector<std::string>& batch_request_fields();
+// The fields of a cancel message.
+const std::vector<std::string>& cancel_fields();
 
 // Serves requests read from `in_fd` until its end, writing to `out`; `source` names the model in the
 // ready line. Returns the process exit code (0).

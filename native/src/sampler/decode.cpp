@@ -122,11 +122,12 @@ struct Row {
 
 // Decodes prompts of equal length together: every model call covers all rows of the group (one
 // KV-cache row each), so the weights are read once per step for the whole group. Rows that are done
-// with a block (or ended at <|eos|>) ride along until the others catch up; their steps and forward
-// passes are not counted.
+// with a block (or ended at <|eos|>, or were cancelled) ride along until the others catch up; their
+// steps and forward passes are not counted. passes() counts the group's model calls.
 class GroupDecoder {
  public:
-  GroupDecoder(const LanguageModel& model, const SamplerSettings& s, const StepObserver& observer)
+  GroupDecoder(const LanguageModel& model, const SamplerSettings& s, const StepObserver& observer,
+               const CancelPoll& cancel, std::vector<uint8_t>& cancelled)
       : model_(model),
         cfg_(model.config()),
         s_(s),
@@ -134,6 +135,8 @@ class GroupDecoder {
         banned_(cfg_.vocab_size, model.never_emit()),
         eos_(s.eos_id == -2 ? cfg_.eos_token_id : s.eos_id),
         observer_(observer),
+        cancel_(cancel),
+        cancelled_(cancelled),
         steps_wanted_(s.record_trajectory || observer != nullptr) {
     choice_.temperature = s.temperature;
     choice_.top_p = s.top_p;
@@ -142,8 +145,24 @@ class GroupDecoder {
 
   void diffusion(std::vector<Row>& rows);
   void autoregressive(std::vector<Row>& rows);
+  int passes() const { return passes_; }
 
  private:
+  // Asks the cancel poll which sequences to stop and stops those rows that are still decoding; returns
+  // whether any stopped now. A row that already ended keeps its complete result.
+  bool poll_cancel(std::vector<Row>& rows) {
+    if (!cancel_) return false;
+    cancel_(cancelled_);
+    bool any = false;
+    for (Row& row : rows) {
+      if (row.active && cancelled_[row.index]) {
+        row.active = false;
+        row.g.cancelled = true;
+        any = true;
+      }
+    }
+    return any;
+  }
   // Logits of block position i (counted from the chunk's start, prompt tail included) of row r. The
   // last forward may have run a committed block ahead of the chunk (logit_offset_ positions per row).
   const float* row_logits(size_t r, int chunk_len, int i) const {
@@ -155,6 +174,7 @@ class GroupDecoder {
                bool want_logits, bool append, int own_block = 0) {
     if (want_logits) logits_.resize(ids.size() * static_cast<size_t>(vocab_));
     logit_offset_ = own_block;
+    ++passes_;
     model_.forward_chunk(cache, ids.data(), n, start, within, want_logits ? logits_.data() : nullptr, append,
                          own_block);
   }
@@ -190,7 +210,10 @@ class GroupDecoder {
   ChoiceRule choice_;
   const int32_t eos_;
   const StepObserver& observer_;
+  const CancelPoll& cancel_;
+  std::vector<uint8_t>& cancelled_;  // per sequence of the batch
   const bool steps_wanted_;
+  int passes_ = 0;
   std::vector<float> logits_;
   int logit_offset_ = 0;
   std::vector<float> scratch_;
@@ -417,6 +440,17 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
       for (const Row& row : rows) batch_ids.insert(batch_ids.end(), row.ids.begin(), row.ids.end());
     };
     for (;;) {
+      if (poll_cancel(rows)) {
+        // A row cancelled inside the block keeps the blocks it finished; this one's work is counted.
+        for (size_t r = 0; r < R; ++r) {
+          Row& row = rows[r];
+          if (!in_block[r] || !row.g.cancelled) continue;
+          in_block[r] = 0;
+          row.g.steps += row.stats.steps;
+          row.g.forward_passes += row.stats.forward_passes;
+          if (row.stats.forward_passes > 0) row.g.blocks.push_back(row.stats);
+        }
+      }
       std::vector<size_t> working;
       for (size_t r = 0; r < R; ++r)
         if (in_block[r] && needs_work(rows[r], tail, n, eos_)) working.push_back(r);
@@ -525,6 +559,7 @@ void GroupDecoder::autoregressive(std::vector<Row>& rows) {
   const auto t_decode = Clock::now();
   for (Row& row : rows) row.stats = BlockStats{};
   for (int k = 0; k < total; ++k) {
+    poll_cancel(rows);
     bool any = false;
     for (size_t r = 0; r < R; ++r) {
       Row& row = rows[r];
@@ -575,11 +610,16 @@ void check_prompt(const std::vector<int32_t>& prompt, const ModelConfig& c, size
   }
 }
 
+// Decodes one lockstep group; each row's Generation gets the group's number and model calls.
 void decode_group(const LanguageModel& model, const SamplerSettings& settings, const StepObserver& observer,
-                  std::vector<Row>& rows) {
-  GroupDecoder decoder(model, settings, observer);
+                  std::vector<Row>& rows, int group, const CancelPoll& cancel, std::vector<uint8_t>& cancelled) {
+  GroupDecoder decoder(model, settings, observer, cancel, cancelled);
   if (settings.mode == DecodeMode::Diffusion) decoder.diffusion(rows);
   else decoder.autoregressive(rows);
+  for (Row& row : rows) {
+    row.g.group = group;
+    row.g.group_forward_passes = decoder.passes();
+  }
 }
 
 }  // namespace
@@ -591,12 +631,14 @@ Generation generate(const LanguageModel& model, const std::vector<int32_t>& prom
   check_prompt(prompt, model.config(), static_cast<size_t>(sequence_index));
   std::vector<Row> rows;
   rows.emplace_back(prompt, sequence_seed(settings.seed, sequence_index), static_cast<size_t>(sequence_index));
-  decode_group(model, settings, observer, rows);
+  std::vector<uint8_t> none;  // read only through a cancel poll, and there is none
+  decode_group(model, settings, observer, rows, 0, nullptr, none);
   return std::move(rows[0].g);
 }
 
 std::vector<Generation> generate_batch(const LanguageModel& model, const std::vector<std::vector<int32_t>>& prompts,
-                                       const SamplerSettings& settings, const StepObserver& observer) {
+                                       const SamplerSettings& settings, const StepObserver& observer,
+                                       const CancelPoll& cancel) {
   const std::string problem = validate_settings(settings, model.config());
   if (!problem.empty()) throw std::invalid_argument(problem);
   const ModelConfig& cfg = model.config();
@@ -625,13 +667,21 @@ std::vector<Generation> generate_batch(const LanguageModel& model, const std::ve
     groups[{pad ? 1 : 0, key}].push_back(i);
   }
   const int32_t pad_id = cfg.pad_token_id >= 0 && cfg.pad_token_id < cfg.vocab_size ? cfg.pad_token_id : 0;
+  std::vector<uint8_t> cancelled(prompts.size(), 0);
+  int group = 0;
   for (auto& [kind, members] : groups) {
     if (kind.first == 1)
       std::stable_sort(members.begin(), members.end(),
                        [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
     for (size_t from = 0; from < members.size(); from += cap) {
-      const std::vector<size_t> part(members.begin() + static_cast<std::ptrdiff_t>(from),
-                                     members.begin() + static_cast<std::ptrdiff_t>(std::min(members.size(), from + cap)));
+      // Rows cancelled before their group starts are left out of it.
+      if (cancel) cancel(cancelled);
+      std::vector<size_t> part;
+      for (size_t k = from; k < std::min(members.size(), from + cap); ++k) {
+        if (cancelled[members[k]]) out[members[k]].cancelled = true;
+        else part.push_back(members[k]);
+      }
+      if (part.empty()) continue;
       size_t longest = 0;
       for (size_t i : part) longest = std::max(longest, prompts[i].size());
       // Rows keep a reference to their text: all of them are made before the first row.
@@ -647,7 +697,7 @@ std::vector<Generation> generate_batch(const LanguageModel& model, const std::ve
         rows.emplace_back(texts[k], sequence_seed(settings.seed, part[k]), part[k]);
         rows.back().pad = static_cast<int>(longest - prompts[part[k]].size());
       }
-      decode_group(model, settings, observer, rows);
+      decode_group(model, settings, observer, rows, group++, cancel, cancelled);
       for (Row& row : rows) out[row.index] = std::move(row.g);
     }
   }

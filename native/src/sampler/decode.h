@@ -101,6 +101,12 @@ struct Generation {
   std::vector<TrajectoryStep> trajectory;
   double prefill_ms = 0.0;
   double decode_ms = 0.0;
+  // Stopped by a CancelPoll: tokens, steps and passes are what it had when it stopped (whole blocks of text).
+  bool cancelled = false;
+  // The lockstep group it decoded in (numbered in the batch; -1: cancelled before its group started) and
+  // that group's model calls: every call of the group, whichever rows it served.
+  int group = -1;
+  int group_forward_passes = 0;
 };
 
 // Called with each step as it happens (for live display); the index is the sequence's in its batch.
@@ -111,9 +117,15 @@ Generation generate(const LanguageModel& model, const std::vector<int32_t>& prom
                     const SamplerSettings& settings, uint64_t sequence_index = 0,
                     const StepObserver& observer = nullptr);
 
+// Asked before each group starts and before each model call of a group: sets cancelled[i] for the
+// sequences (batch indices; the vector has one entry per prompt) to stop now. A stopped row leaves its
+// group's work at once (Generation::cancelled); the other rows decode on exactly as they would have.
+using CancelPoll = std::function<void(std::vector<uint8_t>& cancelled)>;
+
 // Decodes several prompts with the same settings; sequence i uses sequence_seed(seed, i).
 std::vector<Generation> generate_batch(const LanguageModel& model,
                                        const std::vector<std::vector<int32_t>>& prompts,
-                                       const SamplerSettings& settings, const StepObserver& observer = nullptr);
+                                       const SamplerSettings& settings, const StepObserver& observer = nullptr,
+                                       const CancelPoll& cancel = nullptr);
 
 }  // namespace sdt::sampler

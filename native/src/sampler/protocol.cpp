@@ -169,6 +169,8 @@ Json response_json(const Request& req, const std::vector<Generation>& results, d
     r.set("context_clipped", g.context_clipped);
     r.set("steps", g.steps);
     r.set("forward_passes", g.forward_passes);
+    r.set("group", g.group).set("group_forward_passes", g.group_forward_passes);
+    r.set("cancelled", g.cancelled);
     Json blocks = Json::array();
     for (const BlockStats& b : g.blocks) {
       Json bj = Json::object();
