@@ -107,7 +107,9 @@ export function trainScript(out: string, configFile: string, l: TrainLaunch, cwd
     'fi',
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash parameter expansion
     'echo "sdt train: job $SLURM_JOB_ID start ${SLURM_RESTART_COUNT:-0} on $SLURM_JOB_NODELIST ($SLURM_NTASKS ranks): sdt $*"',
-    `srun --kill-on-bad-exit=1 bash -c 'export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID; exec "$SDT_NODE" "$SDT_JS" "$@" --quiet' sdt-rank "$@"`,
+    // One rank per GPU, each on GPU LOCAL_RANK of its node; a rank that fails takes the others down
+    // (a rank whose peer died would wait inside NCCL), and the requeue resumes every rank's part.
+    `srun --kill-on-bad-exit=1 bash -c 'export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID; exec "$SDT_NODE" "$SDT_JS" "$@"${l.gpusPerNode > 0 ? ' --device cuda' : ''} --quiet' sdt-rank "$@"`,
     '',
   ].join('\n');
 }
@@ -123,10 +125,10 @@ export async function launchTraining(
   say: (line: string) => void,
 ): Promise<number> {
   const world = l.nodes * Math.max(1, l.gpusPerNode);
-  if (world > 1) {
-    // The script and the rendezvous variables are ready for more ranks; the trainer is not (yet).
+  if (world > 1 && l.gpusPerNode === 0) {
+    // Ranks sum their gradients through NCCL on GPUs; CPU ranks have no collective to do it with.
     throw new UserError(
-      `--nodes ${l.nodes} --gpus-per-node ${l.gpusPerNode} makes ${world} ranks, but sdt train trains with one rank: the data-parallel trainer is not in this sdt yet (docs/scale-out.md). Use --nodes 1 with --gpus-per-node 0 or 1.`,
+      `--nodes ${l.nodes} --gpus-per-node 0 makes ${world} CPU ranks, but more than one rank needs GPUs (the gradients are summed by NCCL; sdt has no CPU collective). Ask for GPUs with --gpus-per-node G (one rank each, --device cuda), or train on CPU with --nodes 1.`,
     );
   }
   await slurmPreflight(l.partition);

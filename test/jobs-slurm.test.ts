@@ -11,7 +11,7 @@ import { findOnPath } from '../jobs/slurm.ts';
 import { pythonStdlibDir } from '../pipelines/sources/pystdlib.ts';
 import { smallTokenizer, tempDir } from './data-helpers.ts';
 import { evalOutputs, sdtAsync, sdtSync, snapshot, synthTasks, waitFor } from './jobs-helpers.ts';
-import { nativeOrBuild } from './train-helpers.ts';
+import { nativeOrBuild, tinyTrainArgs } from './train-helpers.ts';
 
 const CLUSTER = join(import.meta.dirname, '..', 'scripts', 'slurm-cluster.sh');
 const searchPath = `${process.env.PATH}:/usr/sbin`;
@@ -321,36 +321,7 @@ describe.skipIf(missing.length > 0)('Slurm executor on a throwaway cluster', () 
             .code,
         ).toBe(0);
       }
-      const args = (out: string) => [
-        'train',
-        '--dataset',
-        data,
-        '--model',
-        'tiny',
-        '--steps',
-        '300',
-        '--batch-size',
-        '4',
-        '--micro-batches',
-        '2',
-        '--seq-len',
-        '32',
-        '--val-every',
-        '100',
-        '--val-batches',
-        '1',
-        '--checkpoint-every',
-        '4',
-        '--mask-fraction',
-        '0.5',
-        '--threads',
-        '1',
-        '--warmup',
-        '2',
-        '--out',
-        out,
-        '--quiet',
-      ];
+      const args = (out: string) => tinyTrainArgs(data, out, 300, ['--val-every', '100']);
       const trainEnv = { ...env, SDT_NATIVE: bin };
       const run = join(work, 'train-slurm');
       const training = sdtAsync([...args(run), '--executor', 'slurm', '--poll-seconds', '0.3'], trainEnv);

@@ -13,44 +13,14 @@ import { loadConfigFile } from '../trainer/config.ts';
 import { loadTrainData } from '../trainer/data.ts';
 import { readLog } from '../trainer/run-log.ts';
 import { buildValidationFrames } from '../trainer/validation.ts';
-import { nativeOrBuild, stdlibDataset, tempDir } from './train-helpers.ts';
+import { nativeOrBuild, stdlibDataset, tempDir, tinyTrainArgs } from './train-helpers.ts';
 import { readNpyFloat32, writeNpy } from './train-npy.ts';
 
 const bin = nativeOrBuild();
 let dir = '';
 let dataset = '';
 
-const tinyRun = (out: string, extra: string[] = []): string[] => [
-  'train',
-  '--dataset',
-  dataset,
-  '--model',
-  'tiny',
-  '--steps',
-  '8',
-  '--batch-size',
-  '4',
-  '--micro-batches',
-  '2',
-  '--seq-len',
-  '32',
-  '--val-every',
-  '2',
-  '--val-batches',
-  '1',
-  '--checkpoint-every',
-  '4',
-  '--mask-fraction',
-  '0.5',
-  '--threads',
-  '1',
-  '--warmup',
-  '2',
-  '--out',
-  out,
-  '--quiet',
-  ...extra,
-];
+const tinyRun = (out: string, extra: string[] = []): string[] => tinyTrainArgs(dataset, out, 8, extra);
 
 /** -log softmax(row)[target] in nats; -inf entries (the mask column) take no mass. */
 function crossEntropy(row: Float32Array, target: number): number {

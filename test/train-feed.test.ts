@@ -6,6 +6,7 @@ import { arExample } from '../trainer/ar.ts';
 import { configProblems, defaultConfig, type TrainConfig } from '../trainer/config.ts';
 import { editStageStart, stageAt } from '../trainer/curriculum.ts';
 import { EpochOrder, type FeedContext, trainFrame } from '../trainer/feed.ts';
+import { partLayout } from '../trainer/feed-part.ts';
 import { buildValidationFrames, stratifiedTimes } from '../trainer/validation.ts';
 import { buildWindowStore, type WindowLike, windowAt } from '../trainer/window-store.ts';
 
@@ -254,6 +255,73 @@ describe('feed', () => {
       });
       expect(f.denominator).toBe(n);
     }
+  });
+});
+
+describe('feed parts of a data-parallel run', () => {
+  const rowsOf = (ctx: FeedContext, from: number, to: number): number[][] => {
+    const T = ctx.cfg.data.seq_len;
+    const out: number[][] = [];
+    for (const f of frames(ctx, from, to)) {
+      const b = f.batch;
+      for (let k = 0; k < b.input.length / T; k++) {
+        const row = (a: ArrayLike<number>) => Array.from(a).slice(k * T, (k + 1) * T);
+        out.push([...row(b.input), ...row(b.target), ...row(b.weight), ...row(b.segment)]);
+      }
+    }
+    return out;
+  };
+
+  it("the ranks' parts of every step are, in rank order, exactly the world-1 step; a rank resumes at step * frames", () => {
+    const rng = new Rng(2026);
+    for (let trial = 0; trial < 24; trial++) {
+      const M = 1 + rng.int(4);
+      const bs = M * (1 + rng.int(6));
+      const divisors = [...Array(bs).keys()].map((d) => d + 1).filter((d) => bs % d === 0 && d <= 8);
+      const N = divisors[rng.int(divisors.length)];
+      const steps = 3;
+      const over: Partial<TrainConfig> = {
+        steps,
+        seed: rng.int(1000),
+        batch: { batch_size: bs, micro_batches: M },
+        curriculum: { ...defaultConfig().curriculum, mask_fraction: 0.5 },
+      };
+      const world1 = context(over);
+      const { framesPerStep, rows } = partLayout(world1.cfg, N);
+      expect(framesPerStep * rows * N, `${bs}/${M}/${N}`).toBe(bs);
+      if (M % N === 0) expect(rows).toBe(bs / M); // whole world-1 frames
+      const parts = [...Array(N).keys()].map((rank) => ({ ...context(over), part: { rank, world: N } }));
+      for (let s = 0; s < steps; s++) {
+        const whole = rowsOf(world1, s * M, (s + 1) * M);
+        const shared = parts.flatMap((p) => rowsOf(p, s * framesPerStep, (s + 1) * framesPerStep));
+        expect(shared, `batch ${bs}, micro ${M}, ${N} ranks, step ${s}`).toEqual(whole);
+        for (const p of parts) {
+          for (const f of frames(p, s * framesPerStep, (s + 1) * framesPerStep)) expect(f.step).toBe(s);
+        }
+      }
+      // The rule, independently: rank r's frame j of step s starts at example s*bs + r*bs/N + j*rows.
+      const r = rng.int(N);
+      const s = rng.int(steps);
+      const j = rng.int(framesPerStep);
+      const order = new EpochOrder(world1.cfg.seed, world1.train.count);
+      const frame = trainFrame(parts[r], order, s * framesPerStep + j);
+      const first = s * bs + (r * bs) / N + j * rows;
+      const world1Frame = trainFrame(world1, order, Math.floor(first / (bs / M)));
+      const T = world1.cfg.data.seq_len;
+      const offset = (first % (bs / M)) * T;
+      expect(Array.from(frame.batch.input.subarray(0, T))).toEqual(
+        Array.from(world1Frame.batch.input.subarray(offset, offset + T)),
+      );
+    }
+  });
+
+  it('a batch the ranks cannot share equally is refused with the flag to change', () => {
+    const ctx = context({ batch: { batch_size: 6, micro_batches: 2 } });
+    expect(() => partLayout(ctx.cfg, 4)).toThrow(
+      'batch.batch_size 6 cannot be split over 4 ranks: each rank trains batch_size / ranks sequences per step; set --batch-size to a multiple of 4.',
+    );
+    expect(partLayout(ctx.cfg, 3)).toEqual({ framesPerStep: 2, rows: 1 });
+    expect(partLayout(ctx.cfg, 2)).toEqual({ framesPerStep: 1, rows: 3 });
   });
 });
 

@@ -65,3 +65,44 @@ export async function stdlibDataset(dir: string, include: string[], vocabSize: n
   ]);
   return ds;
 }
+
+/**
+ * `sdt train` of the tiny model on `dataset` into `out` for `steps` steps: 4 sequences of 32 tokens per step in
+ * 2 micro-batches, validation every 2 steps, a checkpoint every 4, the edit stage from half-way, one thread.
+ */
+export const tinyTrainArgs = (
+  dataset: string,
+  out: string,
+  steps: number,
+  extra: string[] = [],
+): string[] => [
+  'train',
+  '--dataset',
+  dataset,
+  '--model',
+  'tiny',
+  '--steps',
+  String(steps),
+  '--batch-size',
+  '4',
+  '--micro-batches',
+  '2',
+  '--seq-len',
+  '32',
+  '--val-every',
+  '2',
+  '--val-batches',
+  '1',
+  '--checkpoint-every',
+  '4',
+  '--mask-fraction',
+  '0.5',
+  '--threads',
+  '1',
+  '--warmup',
+  '2',
+  '--out',
+  out,
+  '--quiet',
+  ...extra,
+];

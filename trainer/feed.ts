@@ -1,9 +1,10 @@
 /**
  * The feed's pure core: which window and which corruption each training example gets, and the fixed
  * validation batches. Training example `i` is a function of (seed, i) only: its window comes from a seeded
- * permutation of the windows for its epoch, its corruption from an Rng seeded with (seed, i). Frame f (one
- * micro-batch of the stream) holds examples f*B .. f*B+B-1 and belongs to step floor(f / micro_batches), so
- * restarting the feed at a frame position reproduces the rest of the run exactly.
+ * permutation of the windows for its epoch, its corruption from an Rng seeded with (seed, i). In a world of
+ * one, frame f (one micro-batch of the stream) holds examples f*B .. f*B+B-1 and belongs to step
+ * floor(f / micro_batches); a rank of a larger world builds its part of each step (feed-part.ts). Restarting
+ * the feed at a frame position reproduces the rest of the run exactly.
  */
 import { maskCorrupt, warmupCap } from '../pipelines/corrupt/mask.ts';
 import { exampleRng, Rng } from '../pipelines/corrupt/rng.ts';
@@ -11,15 +12,18 @@ import type { CorruptSpecials } from '../pipelines/corrupt/types.ts';
 import { arExample } from './ar.ts';
 import { type MicroBatch, type SequenceExample, stackExamples, twoStreamExample } from './batch.ts';
 import { alignToBlocks, type PackedWindow } from './block-align.ts';
-import { microBatchSize, rowLength, type TrainConfig } from './config.ts';
+import { rowLength, type TrainConfig } from './config.ts';
 import { type ExampleKind, exampleKind, RNG_STREAM } from './curriculum.ts';
 import { type EditContext, editExample } from './edit-example.ts';
+import { type FeedPart, partFrame, partLayout } from './feed-part.ts';
 import { type WindowStore, windowAt } from './window-store.ts';
 
 export interface FeedContext extends EditContext {
   cfg: TrainConfig;
   specials: CorruptSpecials;
   train: WindowStore;
+  /** This rank's part of the stream; absent: a world of one. */
+  part?: FeedPart;
 }
 
 /** Seeded permutations of window indices, one per epoch; the last few are cached. */
@@ -113,14 +117,15 @@ export interface TrainFrame {
   kinds: Record<ExampleKind, number>;
 }
 
-/** Micro-batch `frame` of the training stream. */
+/** Micro-batch `frame` of this rank's training stream. */
 export function trainFrame(ctx: FeedContext, order: EpochOrder, frame: number): TrainFrame {
-  const B = microBatchSize(ctx.cfg);
-  const step = Math.floor(frame / ctx.cfg.batch.micro_batches);
+  const part = ctx.part ?? { rank: 0, world: 1 };
+  const { rows } = partLayout(ctx.cfg, part.world);
+  const { step, first } = partFrame(ctx.cfg, part, frame);
   const kinds: Record<ExampleKind, number> = { mask: 0, edit: 0, ar: 0 };
   const examples: FeedExample[] = [];
-  for (let r = 0; r < B; r++) {
-    const ex = trainExample(ctx, order, frame * B + r, step);
+  for (let r = 0; r < rows; r++) {
+    const ex = trainExample(ctx, order, first + r, step);
     kinds[ex.kind]++;
     examples.push(ex);
   }

@@ -39,13 +39,20 @@ export function nativeModelConfig(
   };
 }
 
-/** The TRAIN.json, checked against the contract sdt-native applies (schemas/checkpoint.ts). */
-export function nativeTrainConfig(cfg: TrainConfig, tok: NativeTokenizerInfo): NativeTrainConfig {
+/**
+ * The TRAIN.json, checked against the contract sdt-native applies (schemas/checkpoint.ts). `framesPerStep`:
+ * the stream frames of one step that this rank reads (trainer/feed-part.ts); cfg's micro_batches by default.
+ */
+export function nativeTrainConfig(
+  cfg: TrainConfig,
+  tok: NativeTokenizerInfo,
+  framesPerStep = cfg.batch.micro_batches,
+): NativeTrainConfig {
   return checkedTrainConfig({
     model: nativeModelConfig(cfg, tok),
     tokenizer: tok.tokenizerPath,
     total_steps: totalSteps(cfg),
-    micro_batches: cfg.batch.micro_batches,
+    micro_batches: framesPerStep,
     optimizer: {
       beta1: cfg.schedule.beta1,
       beta2: cfg.schedule.beta2,

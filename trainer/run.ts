@@ -2,8 +2,13 @@
  * One `sdt train` run: prepare the run directory, start `sdt-native train`, stream the corrupted batches into
  * it (validation batches at the validation cadence), turn its events into progress, logs, a loss plot and a
  * summary. A resumed run restarts the feed at the stream position saved in the latest checkpoint.
+ *
+ * In a data-parallel run every rank runs this with its own part of the stream (feed-part.ts) and its own
+ * sdt-native, which sum the gradients over the ranks; rank 0 alone sends validation batches and writes the
+ * run directory's files (its checkpoints, logs, plot and summary). Rank r > 0 keeps only its native config
+ * and log under RUN/ranks/rank-R/.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../common/errors.ts';
 import { atomicWriteFile, atomicWriteJson } from '../common/fs.ts';
@@ -12,13 +17,15 @@ import { type TrainConfig, totalSteps } from './config.ts';
 import { editStageStart, stageAt } from './curriculum.ts';
 import type { TrainData } from './data.ts';
 import type { FeedContext } from './feed.ts';
+import { partLayout } from './feed-part.ts';
 import { FeedPool } from './feed-pool.ts';
 import { renderLossPlot } from './loss-plot.ts';
 import { countParameters } from './model-size.ts';
 import { nativeTrainConfig } from './native-config.ts';
 import { type NativeEvent, NativeProcess } from './native-process.ts';
+import { type Ranks, SOLE_RANK } from './ranks.ts';
 import { resumePoint as findResumePoint, type ResumePoint } from './resume.ts';
-import { type EvalRecord, RunLog, readLog, type StepRecord } from './run-log.ts';
+import { type EvalRecord, type LogRecord, RunLog, readLog, type StepRecord } from './run-log.ts';
 import { encodeEnd, encodeEval, encodeHeader, encodeTrain } from './stream-encoder.ts';
 import { unigramCrossEntropyBits, unigramEntropyBits } from './unigram.ts';
 import { buildValidationFrames, evalGroups, type ValidationFrame } from './validation.ts';
@@ -36,6 +43,8 @@ export interface RunOptions {
   onNativeLog?: (line: string) => void;
   /** Where sdt-native train runs forward, backward and the update; default cpu. */
   device?: 'cpu' | 'cuda';
+  /** This process's rank (trainer/ranks.ts); default a world of one. */
+  ranks?: Ranks;
 }
 
 export interface RunSummary {
@@ -69,8 +78,16 @@ export function isEvalStep(cfg: TrainConfig, step: number): boolean {
 
 export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   const { cfg, data, runDir } = opts;
+  const ranks = opts.ranks ?? SOLE_RANK;
+  const lead = ranks.rank === 0;
+  if (ranks.world > 1 && opts.device !== 'cuda') {
+    throw new UserError(
+      `rank ${ranks.rank} of ${ranks.world} (from the ${ranks.source} variables): a world of more than one rank needs --device cuda (gradients are summed across ranks by NCCL on the GPUs; sdt has no CPU collective). Train on CPU with one rank (unset RANK/WORLD_SIZE), or run the ranks on GPUs with --device cuda.`,
+    );
+  }
   const steps = totalSteps(cfg);
-  const micro = cfg.batch.micro_batches;
+  // Frames per step of this rank's part of the stream (every rank has as many); cfg's micro_batches in a world of one.
+  const micro = partLayout(cfg, ranks.world).framesPerStep;
   const totalFrames = steps * micro;
   const started = performance.now();
 
@@ -87,25 +104,29 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   const startFrame = resumePoint?.streamPosition ?? 0;
   if (startFrame !== startStep * micro) {
     throw new UserError(
-      `${resumePoint?.path}: stream position ${startFrame} does not match step ${startStep} with ${micro} micro-batches; the checkpoint belongs to another config.`,
+      `${resumePoint?.path}: stream position ${startFrame} does not match step ${startStep} with ${micro} frames per step${ranks.world > 1 ? ` on each of ${ranks.world} ranks` : ''}; the checkpoint belongs to another config, or to a run with a number of ranks that cuts steps into other frames (resume with the ranks it was trained with).`,
     );
   }
 
-  await atomicWriteJson(join(runDir, 'config.json'), cfg);
-  const nativeCfgPath = join(runDir, 'native-train.json');
+  // Rank r > 0 keeps its own files apart: the run directory's are rank 0's.
+  const ownDir = lead ? runDir : join(runDir, 'ranks', `rank-${ranks.rank}`);
+  if (lead) await atomicWriteJson(join(runDir, 'config.json'), cfg);
+  else mkdirSync(ownDir, { recursive: true });
+  const nativeCfgPath = join(ownDir, 'native-train.json');
   await atomicWriteJson(
     nativeCfgPath,
-    nativeTrainConfig(cfg, {
-      vocabSize: data.vocabSize,
-      specials: data.specials,
-      tokenizerPath: resolve(data.tokenizerPath),
-    }),
+    nativeTrainConfig(
+      cfg,
+      { vocabSize: data.vocabSize, specials: data.specials, tokenizerPath: resolve(data.tokenizerPath) },
+      micro,
+    ),
   );
   const skip = [data.specials.pad, data.specials.bos];
   const unigram = unigramEntropyBits(data.train, skip);
   const unigramVal = unigramCrossEntropyBits(data.train, data.validation, skip, data.vocabSize);
   const params = countParameters(cfg.model, data.vocabSize).total;
-  const log = await RunLog.open(runDir, resumePoint ? startStep : undefined);
+  const runLog = lead ? await RunLog.open(runDir, resumePoint ? startStep : undefined) : undefined;
+  const log = { write: (r: LogRecord): void => runLog?.write(r) };
   log.write({
     type: resumePoint ? 'resume' : 'start',
     step: startStep,
@@ -117,7 +138,13 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     validation_windows: data.validation.count,
   });
 
-  const ctx: FeedContext = { cfg, specials: data.specials, editVocab: data.editVocab, train: data.train };
+  const ctx: FeedContext = {
+    cfg,
+    specials: data.specials,
+    editVocab: data.editVocab,
+    train: data.train,
+    part: { rank: ranks.rank, world: ranks.world },
+  };
   const groups = evalGroups(cfg.objective);
   const valFrames: ValidationFrame[] = groups.flatMap((g) => buildValidationFrames(ctx, data.validation, g));
   const valBytes = valFrames.map((f) => encodeEval(f.batch, f.group));
@@ -138,7 +165,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     label: 'train',
     total: steps - startStep,
     unit: 'steps',
-    quiet: opts.quiet,
+    quiet: opts.quiet || !lead,
   });
   let lastLoss = Number.NaN;
 
@@ -187,7 +214,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       };
       log.write(rec);
       finalVal[group] = rec.bits_per_token;
-      if (!opts.quiet)
+      if (!opts.quiet && lead)
         process.stderr.write(
           `validation @ step ${rec.step}: ${group} ${rec.bits_per_token.toFixed(3)} bits/token (unigram: entropy ${unigram.toFixed(3)}, on validation ${unigramVal.toFixed(3)})\n`,
         );
@@ -206,7 +233,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   else if (cfg.init_from) args.push('--init-from', cfg.init_from);
   if (opts.stopAfterSteps && opts.stopAfterSteps > 0)
     args.push('--stop-after-steps', String(opts.stopAfterSteps));
-  const nativeLog = join(runDir, 'native.log');
+  const nativeLog = join(ownDir, 'native.log');
   const native = new NativeProcess(opts.nativeBin, args, onEvent, {
     env: { ...process.env, OMP_NUM_THREADS: String(cfg.threads) },
     onStderr: (line) => {
@@ -222,7 +249,9 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   process.on('SIGTERM', onSigint);
 
   const pool = new FeedPool(ctx, cfg.workers);
+  // Validation runs on rank 0 alone: the ranks' weights are equal, and eval frames take no part in the sums.
   const sendEval = async (): Promise<boolean> => {
+    if (!lead) return true;
     for (const bytes of valBytes) if (!(await native.write(bytes))) return false;
     return true;
   };
@@ -269,8 +298,13 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     summary.message = `sdt-native ${why}${nativeError ? `: ${nativeError}` : ''}`;
   }
   log.write({ type: 'end', step: stepsDone, time: Date.now() / 1000, status, last_loss: lastLoss });
-  await atomicWriteJson(join(runDir, 'summary.json'), summary);
-  await atomicWriteFile(join(runDir, 'loss.svg'), renderLossPlot(readLog(runDir), cfg, unigram, unigramVal));
+  if (lead) {
+    await atomicWriteJson(join(runDir, 'summary.json'), summary);
+    await atomicWriteFile(
+      join(runDir, 'loss.svg'),
+      renderLossPlot(readLog(runDir), cfg, unigram, unigramVal),
+    );
+  }
   if (status === 'failed') {
     const tail = native.stderrTail();
     throw new UserError(

@@ -16,6 +16,9 @@ import {
 } from '../config.ts';
 import { loadTrainData } from '../data.ts';
 import { dryRun, formatDryRun } from '../dry-run.ts';
+import { partLayout } from '../feed-part.ts';
+import { runLocalRanks } from '../local-ranks.ts';
+import { ranksFromEnv } from '../ranks.ts';
 import { hasCheckpoints } from '../resume.ts';
 import { runTraining } from '../run.ts';
 
@@ -98,6 +101,15 @@ Settings come from the defaults, then --config FILE, then flags.`,
       default: 0,
     },
     quiet: { type: 'boolean', description: 'no progress output' },
+    gpus: {
+      type: 'number',
+      min: 1,
+      integer: true,
+      arg: 'N',
+      description:
+        'ranks on this machine, one per GPU, each with --device cuda (data parallel: each trains batch-size/N sequences of every step; docs/train.md); 1: one process as --device says',
+      default: 1,
+    },
     ...configOptions(),
     ...TRAIN_LAUNCH_FLAGS,
   },
@@ -106,8 +118,10 @@ Settings come from the defaults, then --config FILE, then flags.`,
     'sdt train --model tiny --steps 50 --out runs/tiny --dry-run',
     'sdt train --objective ar --out runs/ar-baseline',
     'sdt train --resume runs/demo',
-    'sdt train --config data/configs/demo.json --executor slurm --partition gpu --gpus-per-node 1 --time 12:00:00',
+    'sdt train --config data/configs/demo.json --gpus 2',
+    'sdt train --config data/configs/demo.json --executor slurm --partition gpu --nodes 2 --gpus-per-node 4 --time 12:00:00',
   ],
+  conflicts: [['gpus', 'executor=slurm', 'a Slurm launch asks for --nodes and --gpus-per-node instead']],
   async run(opts) {
     const { cfg, resume } = await resolveConfig(opts);
     const quiet = bool(opts, 'quiet');
@@ -128,7 +142,18 @@ Settings come from the defaults, then --config FILE, then flags.`,
       );
     }
     const launch = trainLaunchOptions(opts);
-    if (launch) return launchTraining(cfg, resume, launch, (l) => process.stderr.write(`train: ${l}\n`));
+    const say = (l: string): boolean => process.stderr.write(`train: ${l}\n`);
+    // A batch the ranks cannot share is refused before anything is submitted or started.
+    if (launch) {
+      partLayout(cfg, launch.nodes * Math.max(1, launch.gpusPerNode));
+      return launchTraining(cfg, resume, launch, say);
+    }
+    const gpus = num(opts, 'gpus');
+    if (gpus > 1) {
+      partLayout(cfg, gpus);
+      const extraArgs = ['--stop-after', String(num(opts, 'stop-after')), ...(quiet ? ['--quiet'] : [])];
+      return runLocalRanks(cfg, resume, { gpus, extraArgs, graceSeconds: 30 }, say);
+    }
     const summary = await runTraining({
       cfg,
       data,
@@ -138,6 +163,7 @@ Settings come from the defaults, then --config FILE, then flags.`,
       stopAfterSteps: num(opts, 'stop-after'),
       quiet,
       device: str(opts, 'device') === 'cuda' ? 'cuda' : 'cpu',
+      ranks: ranksFromEnv(),
     });
     const val = Object.entries(summary.final_validation)
       .map(([g, v]) => `${g} ${v.toFixed(3)}`)
