@@ -228,9 +228,18 @@ export async function measure(
 }
 
 /** Share of completions whose program (task prompt + completion cut at its stops + tests) passes. */
-export async function passRate(tasks: EvalTask[], kept: Kept[], pool: SandboxPool): Promise<number> {
+export async function passRate(
+  tasks: EvalTask[],
+  kept: Kept[],
+  pool: SandboxPool,
+  onDone?: () => void,
+): Promise<number> {
   const results = await Promise.all(
-    kept.map((k, i) => pool.run(tasks[i].program(truncateAtStop(k.text, tasks[i].stop, tasks[i].keepStop)))),
+    kept.map(async (k, i) => {
+      const r = await pool.run(tasks[i].program(truncateAtStop(k.text, tasks[i].stop, tasks[i].keepStop)));
+      onDone?.();
+      return r;
+    }),
   );
   return results.filter((r) => r.passed).length / Math.max(1, kept.length);
 }

@@ -294,7 +294,13 @@ generated token). Random-weight models (--random-init) measure speed only: their
     if (tasks) {
       // Tests run after timing, so the sandbox never competes with the sampler for the cores.
       const pool = new SandboxPool({ concurrency: 2, limits: DEFAULT_LIMITS });
-      for (const [row, kept] of samples) row.pass1 = await passRate(tasks, kept, pool);
+      const testing = new Progress({
+        label: 'bench sample tests',
+        total: [...samples.values()].reduce((n, kept) => n + kept.length, 0),
+        unit: 'programs',
+      });
+      for (const [row, kept] of samples) row.pass1 = await passRate(tasks, kept, pool, () => testing.tick());
+      testing.done();
       for (const row of rows.filter((r) => r.batch !== 1))
         row.pass1 =
           rows.find(
