@@ -83,6 +83,11 @@ export interface ReadyInfo {
   device: 'cpu' | 'cuda';
   /** The binary-message version this engine reads and writes (ENGINE_VERSION). */
   engine_version: number;
+  /**
+   * Prompts of any length share a lockstep group under aligned blocks (when prompt + max_new + block - 1 fits
+   * the context); false: only prompts of equal length modulo the block do (the CUDA engine).
+   */
+  mixed_length_groups: boolean;
   vocab_size: number;
   max_position_embeddings: number;
   attention_mode: 'bidirectional' | 'causal' | 'block';

@@ -212,17 +212,23 @@ export class Scheduler {
   }
 
   /**
-   * A block checkpoint with aligned blocks decodes only prompts of equal length modulo its block size in
-   * one lockstep group (docs/sample.md, Batching); the engine runs a request's other lengths as further
-   * groups one after another. Jobs of other length classes therefore wait for a group of their own, so
-   * each engine request is one group and its rows are answered when that group is done.
+   * A block checkpoint with aligned blocks decodes prompts of different lengths in one lockstep group only
+   * when the engine has mixed_length_groups and the prompt leaves max_new + block - 1 positions of the
+   * context, else only prompts of equal length modulo its block size (docs/sample.md, Batching); the engine
+   * runs a request's other classes as further groups one after another. Jobs of other classes therefore
+   * wait for a group of their own, so each engine request is one group, answered when that group is done.
    */
   private lengthClasses(job: Job): number[] {
     const info = this.ready.info;
     if (info.attention_mode !== 'block' || job.settings.alignBlocks === false || job.settings.mode === 'ar')
       return [];
     const b = job.settings.block ?? info.block_size;
-    return [...new Set(job.rows.map((r) => r.length % b))].sort((x, y) => x - y);
+    const maxNew = job.settings.maxNew;
+    const mixed = (len: number) =>
+      info.mixed_length_groups &&
+      maxNew !== undefined &&
+      len + maxNew + b - 1 <= info.max_position_embeddings;
+    return [...new Set(job.rows.map((r) => (mixed(r.length) ? -1 : r.length % b)))].sort((x, y) => x - y);
   }
 
   /** The head of the queue and every later job of the same settings that fits beside it. */

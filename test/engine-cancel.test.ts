@@ -123,8 +123,18 @@ describe.skipIf(!bin)('engine cancel', () => {
       expect(r.group_forward_passes).toBe(one.forward_passes);
       expect(r.tokens).toEqual(one.tokens);
     }
-    // Prompts of two lengths modulo the block run as two groups, one after the other.
-    const two = await engine.request({ prompts: [prompt(0), prompt(1).slice(0, 5)], ...SETTINGS });
+    // Prompts of two lengths modulo the block share a group, each row as it decodes alone ...
+    const short = prompt(1).slice(0, 5);
+    const mixed = await engine.request({ prompts: [prompt(0), short], ...SETTINGS });
+    if (!mixed.ok) throw new Error(mixed.error);
+    expect(mixed.results.map((r) => r.group)).toEqual([0, 0]);
+    expect(mixed.results[0].tokens).toEqual((await alone(0)).tokens);
+    const shortAlone = await engine.request({ prompt: short, ...SETTINGS });
+    if (!shortAlone.ok) throw new Error(shortAlone.error);
+    expect(mixed.results[1].tokens).toEqual(shortAlone.results[0].tokens);
+    // ... unless one is too long to leave max_new + block - 1 positions: then two groups, one after the other.
+    const long = Array.from({ length: 15 }, (_, j) => 5 + j);
+    const two = await engine.request({ prompts: [prompt(0), long], ...SETTINGS });
     if (!two.ok) throw new Error(two.error);
     expect(new Set(two.results.map((r) => r.group))).toEqual(new Set([0, 1]));
     for (const r of two.results) expect(r.group_forward_passes).toBe(r.forward_passes);

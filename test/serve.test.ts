@@ -210,10 +210,11 @@ describe.skipIf(!bin)('sdt serve', () => {
   it('batches requests that arrive while a group decodes into the next group, each with its own answer', async () => {
     const tok = ref.engine.requireTokenizer();
     const groupsBefore = server.scheduler.stats().groups;
-    // Token prompts of one length class modulo the block size (8), which a block checkpoint decodes in
-    // one lockstep group, and one of another class, which waits for a group of its own.
+    // Token prompts of several lengths modulo the block size (8), which the engine decodes in one lockstep
+    // group, and one too long to join them (prompt + max_tokens + block - 1 over the context of 96), which
+    // waits for a group of its own.
     const ids = (n: number, k: number) => Array.from({ length: n }, (_, j) => 8 + ((j * 7 + k * 13) % 280));
-    const jobs = [ids(5, 0), ids(13, 1), ids(21, 2), ids(5, 3), ids(29, 4), ids(13, 5), ids(6, 6)];
+    const jobs = [ids(5, 0), ids(13, 1), ids(22, 2), ids(5, 3), ids(31, 4), ids(12, 5), ids(75, 6)];
     const ask = (p: number[]) =>
       openai.completions.create({ model: server.modelName, prompt: p, max_tokens: 16 });
     const first = ask(jobs[0]);
@@ -229,7 +230,7 @@ describe.skipIf(!bin)('sdt serve', () => {
       const [want] = await ref.tokens(jobs[i], { maxNew: 16 });
       expect(answers[i].choices[0].text).toBe(tok.decode(want));
     }
-    // The request that found the engine idle, then the five of its class together, then the other one.
+    // The request that found the engine idle, then the five of mixed lengths together, then the long one.
     expect(server.scheduler.stats().groups - groupsBefore).toBe(3);
   });
 

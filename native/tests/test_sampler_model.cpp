@@ -276,3 +276,100 @@ TEST(sampler_model_padded_rows_match_their_unpadded_forward) {
     CHECK(threw);
   }
 }
+
+// Under aligned blocks, prompts of every length (not only of one length modulo the block) decode as one
+// lockstep group on a model that takes chunk lengths per row, and each row gives exactly what it gives
+// alone (tokens, steps, forward passes), whatever the rule, order, revision, sampling or early <|eos|>;
+// max_new 2 makes many rows' first block their last, shorter than the group's chunk.
+TEST(sampler_model_every_length_shares_one_aligned_group) {
+  auto model = tiny_model(AttentionMode::Block, 18);
+  const ModelLM lm(*model);
+  CHECK(lm.ragged_chunks());
+  std::vector<std::vector<int32_t>> prompts;
+  for (int len : {6, 1, 9, 3, 5, 13, 2, 7, 0, 10}) {
+    std::vector<int32_t> p = prompt_of(len);
+    if (len > 0) p[0] = 4 + len % 7;
+    prompts.push_back(p);
+  }
+  std::vector<SamplerSettings> variants;
+  SamplerSettings s = lockstep_settings(AttentionMode::Block, 11);
+  variants.push_back(s);
+  s.eos_id = generate(lm, prompts[2], s, 2).tokens[4];  // rows end at different blocks
+  variants.push_back(s);
+  SamplerSettings remask = s;
+  remask.rule = CommitRule::Remask;
+  remask.steps_per_block = 3;
+  variants.push_back(remask);
+  SamplerSettings revise = s;
+  revise.rule = CommitRule::Fixed;
+  revise.tokens_per_step = 2;
+  revise.revise_passes = 2;
+  revise.revise_threshold = 0.3f;
+  variants.push_back(revise);
+  SamplerSettings sampled = s;
+  sampled.temperature = 1.0f;
+  sampled.seed = 3;
+  sampled.order = CommitOrder::Margin;
+  variants.push_back(sampled);
+  SamplerSettings short_run = lockstep_settings(AttentionMode::Block, 2);
+  variants.push_back(short_run);
+  for (size_t v = 0; v < variants.size(); ++v) {
+    const SamplerSettings& settings = variants[v];
+    const auto batch = generate_batch(lm, prompts, settings);
+    int alone_passes = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const Generation alone = generate(lm, prompts[i], settings, i);
+      alone_passes += alone.forward_passes;
+      if (batch[i].tokens != alone.tokens)
+        sdt_test::fail(__FILE__, __LINE__, "variant " + std::to_string(v) + " prompt " + std::to_string(i));
+      CHECK_EQ(batch[i].hit_eos, alone.hit_eos);
+      CHECK_EQ(batch[i].steps, alone.steps);
+      CHECK_EQ(batch[i].forward_passes, alone.forward_passes);
+      CHECK_EQ(batch[i].group, 0);
+    }
+    CHECK(batch[0].group_forward_passes < alone_passes);
+  }
+}
+
+// A row whose chunk is shorter than the group's (set_chunk_lengths) gets, at its real positions, the
+// logits its shorter chunk gets alone, also written to the cache ahead of a committed block (own_block).
+TEST(sampler_model_short_chunks_match_their_own_forward) {
+  auto model = tiny_model(AttentionMode::Block, 19);
+  const ModelLM lm(*model);
+  const int V = lm.config().vocab_size, P = 8, N = 4;
+  const std::vector<int> lens = {2, 4, 1};
+  const int R = static_cast<int>(lens.size());
+  for (int own : {0, 3}) {
+    const int C = own + N;
+    std::vector<int32_t> prompt, chunk;
+    for (int r = 0; r < R; ++r) {
+      const auto p = prompt_of(P + r);
+      prompt.insert(prompt.end(), p.begin() + r, p.end());  // P ids per row, different texts
+      for (int i = 0; i < C; ++i) chunk.push_back(i < own + lens[static_cast<size_t>(r)] ? 5 + (i * 3 + r) % 30 : 3);
+    }
+    auto cache = lm.new_cache(R);
+    lm.forward_chunk(*cache, prompt.data(), P, 0, AttentionMode::Bidirectional, nullptr, true);
+    std::vector<int> limits;
+    for (int n : lens) limits.push_back(own + n);
+    cache->set_chunk_lengths(limits);
+    std::vector<float> got(static_cast<size_t>(R) * C * V);
+    lm.forward_chunk(*cache, chunk.data(), C, P, AttentionMode::Bidirectional, got.data(), false, own);
+    for (int r = 0; r < R; ++r) {
+      const int len = own + lens[static_cast<size_t>(r)];
+      auto alone = lm.new_cache(1);
+      std::vector<float> want(static_cast<size_t>(len) * V);
+      lm.forward_chunk(*alone, prompt.data() + static_cast<long>(r) * P, P, 0, AttentionMode::Bidirectional, nullptr,
+                       true);
+      lm.forward_chunk(*alone, chunk.data() + static_cast<long>(r) * C, len, P, AttentionMode::Bidirectional,
+                       want.data(), false, own);
+      double diff = 0.0;
+      for (int i = own; i < len; ++i)
+        for (int v = 0; v < V; ++v) {
+          const float a = got[(static_cast<size_t>(r) * C + static_cast<size_t>(i)) * V + static_cast<size_t>(v)];
+          const float b = want[static_cast<size_t>(i) * V + static_cast<size_t>(v)];
+          if (!std::isinf(a) || !std::isinf(b)) diff = std::max(diff, static_cast<double>(std::fabs(a - b)));
+        }
+      CHECK_NEAR(diff, 0.0, 1e-5);
+    }
+  }
+}

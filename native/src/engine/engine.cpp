@@ -335,6 +335,8 @@ class Server {
     Json ready = sampler::ready_json(backend_.config(), source);
     ready.set("device", device_name(backend_.device()));
     ready.set("engine_version", static_cast<int>(io::kStreamVersion));
+    // Whether prompts of any length share a lockstep group under aligned blocks (docs/sample.md, Batching).
+    ready.set("mixed_length_groups", backend_.ragged_chunks());
     write_line(ready.dump());
     for (;;) {
       in_.skip_blank();

@@ -390,6 +390,9 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
     throw std::invalid_argument("KV cache was made for a different model shape: make it with Model::make_cache");
   check_chunk_args(ids, B, C, start_pos, cache.length, cache.max_len, V);
   check_row_starts(cache.row_start, B, cache.max_len);
+  if (!cache.chunk_len.empty() && static_cast<int>(cache.chunk_len.size()) != B)
+    throw std::invalid_argument("chunk lengths: " + std::to_string(cache.chunk_len.size()) + " given for a cache of " +
+                                std::to_string(B) + " rows");
   const int N = B * C;
   const size_t n = static_cast<size_t>(N);
   Activations& a = chunk_;
@@ -437,7 +440,7 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
           std::copy_n(row + static_cast<long>(nh + nkv + g) * hd, hd, vc + dst);
         }
     attention_chunk_forward(qkv, S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, attn, own_block,
-                            row_start);
+                            row_start, cache.chunk_len.empty() ? nullptr : cache.chunk_len.data());
     if (keep > 0) {
       // A probe over already-cached positions: put their committed K/V back.
       for (int bg = 0; bg < B * nkv; ++bg) {

@@ -70,6 +70,11 @@ struct KVCache {
   // query sees only itself), and the row's RoPE positions count from its first real position, so the
   // row decodes as it would alone.
   std::vector<int> row_start;
+  // Per row, how many positions of the chunks it runs are real (0: all); empty: all, for every row. The
+  // positions after are padding that no query sees: a shorter last block of a row in a lockstep group whose
+  // other rows run longer ones. Their keys are written when the chunk is appended, so a row's later chunks
+  // must not be run (nothing masks them once cached).
+  std::vector<int> chunk_len;
   // Forget everything (length = 0); the memory and the row starts are kept.
   void clear() { length = 0; }
 };

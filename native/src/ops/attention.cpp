@@ -80,9 +80,10 @@ struct ChunkMask {
   int C;
   int own_block;  // chunk positions [0, own_block) see only each other (and the cache)
   int row_start;  // positions before it are padding: unseen, and a padding query sees only itself
+  int len;        // chunk positions from it on are padding too
   bool visible(int i, int j) const {
-    if (start_pos + i < row_start) return j == start_pos + i;
-    return j >= row_start && j < key_end(i);
+    if (start_pos + i < row_start || i >= len) return j == start_pos + i;
+    return j >= row_start && j < key_end(i) && j < start_pos + len;
   }
   int key_end(int i) const {
     if (causal) return start_pos + i + 1;
@@ -229,7 +230,7 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
 
 void attention_chunk_forward(const float* q, int q_stride, const float* kcache, const float* vcache, int max_len,
                              int B, int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, float* out,
-                             int own_block, const int* row_start) {
+                             int own_block, const int* row_start, const int* chunk_len) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = nh / nkv;
 #pragma omp parallel if (static_cast<long>(B) * nh * C * (start_pos + C) * hd >= kParallelMinWork)
@@ -240,7 +241,8 @@ void attention_chunk_forward(const float* q, int q_stride, const float* kcache, 
       for (int h = 0; h < nh; ++h) {
         const int g = h / group;
         const long cache_off = (static_cast<long>(b) * nkv + g) * max_len * hd;
-        const ChunkMask cm{mode == AttentionMode::Causal, start_pos, C, own_block, row_start ? row_start[b] : 0};
+        const int len = chunk_len && chunk_len[b] > 0 ? std::min(chunk_len[b], C) : C;
+        const ChunkMask cm{mode == AttentionMode::Causal, start_pos, C, own_block, row_start ? row_start[b] : 0, len};
         attend(cm, q + static_cast<long>(b) * C * q_stride + static_cast<long>(h) * hd, q_stride, C,
                kcache + cache_off, vcache + cache_off, hd, hd, scale,
                out + static_cast<long>(b) * C * nh * hd + static_cast<long>(h) * hd, nh * hd, nullptr,

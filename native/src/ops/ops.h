@@ -73,10 +73,11 @@ void attention_backward(const float* qkv, int qkv_stride, const float* out, cons
 // except that with own_block > 0 the first own_block chunk positions form a block of their own that
 // sees only itself (a committed block written in the same call as the next block's first step).
 // row_start (nullable, [B]): positions of row b before row_start[b] are padding, which no query sees;
-// a padding query sees only itself.
+// a padding query sees only itself. chunk_len (nullable, [B]): only the first chunk_len[b] chunk positions
+// of row b are real (0 or >= C: all); the rest are padding that no query sees, each seeing only itself.
 void attention_chunk_forward(const float* q, int q_stride, const float* kcache, const float* vcache, int max_len,
                              int B, int C, int start_pos, int nh, int nkv, int hd, AttentionMode mode, float* out,
-                             int own_block = 0, const int* row_start = nullptr);
+                             int own_block = 0, const int* row_start = nullptr, const int* chunk_len = nullptr);
 
 // ---- SwiGLU ----
 // gu: [N, 2I], gate in columns [0, I), up in [I, 2I). h = silu(gate) * up, [N, I].

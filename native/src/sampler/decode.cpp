@@ -110,7 +110,13 @@ struct Row {
   int pad = 0;   // leading padding positions of prompt (LMCache::set_row_starts)
   Generation g;
   bool active = true;  // false once <|eos|> was committed
+  int total = 0;       // positions it generates (max_new clipped to the context)
+  int done = 0;        // generated positions of its finished blocks
+  int tail = 0;        // prompt positions its first block holds (aligned blocks)
   // Block state.
+  bool in_block = false;  // has positions to generate in the current block
+  int lead = 0;           // prompt positions ahead of them in the chunk (the tail, first block only)
+  int n = 0;              // positions it generates in the block
   std::vector<int32_t> ids;  // prompt tail + block
   std::vector<uint8_t> committed;
   std::vector<float> conf;
@@ -372,21 +378,30 @@ void GroupDecoder::revise_pass(Row& row, int tail, int n, int done, int block, i
 
 void GroupDecoder::diffusion(std::vector<Row>& rows) {
   const size_t R = rows.size();
-  const std::vector<int32_t>& first = rows[0].prompt;
-  const int P = static_cast<int>(first.size());
-  const int total = clip_total(P);
-  for (Row& row : rows) row.g.context_clipped = s_.max_new - total;
   const int B = s_.block_size;
   const int32_t mask = cfg_.mask_token_id;
   const bool aligned = s_.align_blocks && cfg_.attention_mode == AttentionMode::Block;
+  // With aligned blocks the prompt's complete blocks go in one by one, exactly as a block-causal forward
+  // sees them, and its partial last block (the tail) is re-run with each step of the first block. Every
+  // row's complete blocks (its padding included) end at one position, prefix_end (generate_batch lays
+  // them out so), and its tail may differ from the others'; without aligned blocks prompts end together.
+  int prefix_end = -1;
+  for (Row& row : rows) {
+    const int text = static_cast<int>(row.prompt.size());
+    const int own = text - row.pad;
+    row.total = clip_total(own);
+    row.g.context_clipped = s_.max_new - row.total;
+    const int end = aligned ? row.pad + (own / B) * B : text;
+    if (prefix_end >= 0 && end != prefix_end) throw std::logic_error("sampler: a group's prompts end at different blocks");
+    prefix_end = end;
+    row.tail = text - end;
+  }
   auto cache = model_.new_cache(static_cast<int>(R));
   set_row_starts(*cache, rows);
   std::vector<int32_t> batch_ids;
+  std::vector<int> lengths(R, 0);
 
   const auto t_prefill = Clock::now();
-  // With aligned blocks the prompt's complete blocks go in one by one, exactly as a block-causal
-  // forward sees them; its partial last block is re-run with each step of the first block.
-  const int prefix_end = aligned ? (P / B) * B : P;
   auto prefill = [&](int from, int len) {
     batch_ids.clear();
     for (const Row& row : rows) batch_ids.insert(batch_ids.end(), row.prompt.begin() + from, row.prompt.begin() + from + len);
@@ -397,55 +412,74 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
   };
   if (aligned) {
     for (int b = 0; b < prefix_end; b += B) prefill(b, B);
-  } else if (P > 0) {
-    prefill(0, P);
+  } else if (prefix_end > 0) {
+    prefill(0, prefix_end);
   }
   const double prefill_ms = ms_since(t_prefill);
 
   const auto t_decode = Clock::now();
-  int done = 0;
   // The finished block whose keys/values are not in the cache yet: they are written by the first
   // step of the next block (one model call instead of two; its positions form a block of their own
   // inside that call, so the cache holds exactly what a separate write would have put there).
   struct Pending {
     int start = 0;
     int len = 0;
-    std::vector<std::vector<int32_t>> ids;  // per row
+    std::vector<std::vector<int32_t>> ids;  // per row, len each
   } pending;
-  auto any_active = [&]() {
-    return std::any_of(rows.begin(), rows.end(), [](const Row& row) { return row.active; });
+  auto has_work = [](const Row& row) { return row.active && row.done < row.total; };
+  // Row r's chunk, then masks up to `width`.
+  auto append_chunk = [&](std::vector<int32_t>& out, const std::vector<int32_t>& chunk, int width) {
+    out.insert(out.end(), chunk.begin(), chunk.end());
+    out.insert(out.end(), static_cast<size_t>(width) - chunk.size(), mask);
   };
-  for (int block = 0; done < total && any_active(); ++block) {
-    const int chunk_start = block == 0 ? prefix_end : P + done;
-    const int tail = block == 0 ? P - prefix_end : 0;
-    const int n = std::min(B - tail, total - done);
-    const int chunk_len = tail + n;
-    std::vector<uint8_t> in_block(R, 0);
+  for (int block = 0; std::any_of(rows.begin(), rows.end(), has_work); ++block) {
+    const int chunk_start = prefix_end + block * B;
+    // Each row's chunk: its prompt tail (first block only) and the positions it still generates here. The
+    // group's chunk is the longest; a row's shorter one (its last block) is padded and masked off.
+    int C = 0;
+    for (Row& row : rows) {
+      row.in_block = has_work(row);
+      row.lead = block == 0 ? row.tail : 0;
+      row.n = row.in_block ? std::min(B - row.lead, row.total - row.done) : 0;
+      if (row.in_block) C = std::max(C, row.lead + row.n);
+    }
+    bool ragged = false;
     for (size_t r = 0; r < R; ++r) {
       Row& row = rows[r];
-      in_block[r] = row.active ? 1 : 0;
-      row.ids.assign(static_cast<size_t>(chunk_len), mask);
-      if (tail > 0) std::copy(row.prompt.begin() + prefix_end, row.prompt.end(), row.ids.begin());
+      const int len = row.in_block ? row.lead + row.n : C;
+      ragged = ragged || len < C;
       // Rows that ended still feed a block (their cache rows are never read), all masked.
-      row.committed.assign(static_cast<size_t>(n), row.active ? 0 : 1);
-      row.conf.assign(static_cast<size_t>(n), 0.0f);
-      row.rank.assign(static_cast<size_t>(n), 0.0f);
-      row.proposal.assign(static_cast<size_t>(n), mask);
+      row.ids.assign(static_cast<size_t>(len), mask);
+      if (row.lead > 0) std::copy(row.prompt.end() - row.lead, row.prompt.end(), row.ids.begin());
+      row.committed.assign(static_cast<size_t>(row.n), 0);
+      row.conf.assign(static_cast<size_t>(row.n), 0.0f);
+      row.rank.assign(static_cast<size_t>(row.n), 0.0f);
+      row.proposal.assign(static_cast<size_t>(row.n), mask);
       row.stats = BlockStats{};
-      row.stats.start = done;
-      row.stats.size = n;
+      row.stats.start = row.done;
+      row.stats.size = row.n;
     }
+    if (ragged && !model_.ragged_chunks()) throw std::logic_error("sampler: rows of different chunk lengths in one group");
+    // Before each call: how many of its positions each row really runs (0: all), `lead` ahead of its chunk.
+    auto set_lengths = [&](int lead) {
+      if (!model_.ragged_chunks()) return;
+      for (size_t r = 0; r < R; ++r) {
+        const int len = static_cast<int>(rows[r].ids.size());
+        lengths[r] = ragged && len < C ? lead + len : 0;
+      }
+      cache->set_chunk_lengths(lengths);
+    };
     auto gather = [&]() {
       batch_ids.clear();
-      for (const Row& row : rows) batch_ids.insert(batch_ids.end(), row.ids.begin(), row.ids.end());
+      for (const Row& row : rows) append_chunk(batch_ids, row.ids, C);
+      set_lengths(0);
     };
     for (;;) {
       if (poll_cancel(rows)) {
         // A row cancelled inside the block keeps the blocks it finished; this one's work is counted.
-        for (size_t r = 0; r < R; ++r) {
-          Row& row = rows[r];
-          if (!in_block[r] || !row.g.cancelled) continue;
-          in_block[r] = 0;
+        for (Row& row : rows) {
+          if (!row.in_block || !row.g.cancelled) continue;
+          row.in_block = false;
           row.g.steps += row.stats.steps;
           row.g.forward_passes += row.stats.forward_passes;
           if (row.stats.forward_passes > 0) row.g.blocks.push_back(row.stats);
@@ -453,75 +487,83 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
       }
       std::vector<size_t> working;
       for (size_t r = 0; r < R; ++r)
-        if (in_block[r] && needs_work(rows[r], tail, n, eos_)) working.push_back(r);
+        if (rows[r].in_block && needs_work(rows[r], rows[r].lead, rows[r].n, eos_)) working.push_back(r);
       if (working.empty()) break;
       if (pending.len > 0) {
         batch_ids.clear();
         for (size_t r = 0; r < R; ++r) {
           batch_ids.insert(batch_ids.end(), pending.ids[r].begin(), pending.ids[r].end());
-          batch_ids.insert(batch_ids.end(), rows[r].ids.begin(), rows[r].ids.end());
+          append_chunk(batch_ids, rows[r].ids, C);
         }
-        forward(*cache, batch_ids, pending.len + chunk_len, pending.start, AttentionMode::Bidirectional, true, true,
+        set_lengths(pending.len);
+        forward(*cache, batch_ids, pending.len + C, pending.start, AttentionMode::Bidirectional, true, true,
                 pending.len);
         pending.len = 0;
       } else {
         gather();
-        forward(*cache, batch_ids, chunk_len, chunk_start, AttentionMode::Bidirectional, true, false);
+        forward(*cache, batch_ids, C, chunk_start, AttentionMode::Bidirectional, true, false);
       }
-      for (size_t r : working) diffusion_step(rows[r], tail, n, done, block, chunk_len, r);
+      for (size_t r : working) diffusion_step(rows[r], rows[r].lead, rows[r].n, rows[r].done, block, C, r);
     }
     if (s_.revise_passes > 0) {
-      for (size_t r = 0; r < R; ++r) rows[r].revising = in_block[r] != 0;
+      for (Row& row : rows) row.revising = row.in_block;
       for (int pass = 0; pass < s_.revise_passes; ++pass) {
         if (std::none_of(rows.begin(), rows.end(), [](const Row& row) { return row.revising; })) break;
         gather();
-        forward(*cache, batch_ids, chunk_len, chunk_start, AttentionMode::Bidirectional, true, false);
-        for (size_t r = 0; r < R; ++r)
-          if (rows[r].revising) revise_pass(rows[r], tail, n, done, block, chunk_len, r, pass);
+        forward(*cache, batch_ids, C, chunk_start, AttentionMode::Bidirectional, true, false);
+        for (size_t r = 0; r < R; ++r) {
+          Row& row = rows[r];
+          if (row.revising) revise_pass(row, row.lead, row.n, row.done, block, C, r, pass);
+        }
       }
     }
     // The first <|eos|> ends a row's text; what its block holds after it is dropped.
-    for (size_t r = 0; r < R; ++r) {
-      if (!in_block[r]) continue;
-      Row& row = rows[r];
-      const int cut = eos_at(row, tail, n, eos_);
-      for (int i = 0; i < cut; ++i) row.g.tokens.push_back(row.ids[static_cast<size_t>(tail + i)]);
-      if (cut < n) {
+    for (Row& row : rows) {
+      if (!row.in_block) continue;
+      const int cut = eos_at(row, row.lead, row.n, eos_);
+      for (int i = 0; i < cut; ++i) row.g.tokens.push_back(row.ids[static_cast<size_t>(row.lead + i)]);
+      if (cut < row.n) {
         row.g.hit_eos = true;
         row.active = false;
       }
+      row.done += row.n;
     }
-    done += n;
-    if (any_active() && done < total) {
+    if (std::any_of(rows.begin(), rows.end(), has_work)) {
       const bool refresh = cfg_.attention_mode == AttentionMode::Bidirectional && s_.refresh_every > 0 &&
                            (block + 1) % s_.refresh_every == 0;
       if (refresh) {
-        // Recompute every committed key so earlier positions see the blocks that followed them.
+        // Recompute every committed key so earlier positions see the blocks that followed them. (Not
+        // aligned: every prompt ends at prefix_end and every row still decoding has done as much.)
         cache->clear();
         batch_ids.clear();
+        const int end = chunk_start + C;
         for (const Row& row : rows) {
           batch_ids.insert(batch_ids.end(), row.prompt.begin(), row.prompt.end());
           // Ended rows are padded to the common length; nothing reads their cache rows.
           std::vector<int32_t> text = row.g.tokens;
-          text.resize(static_cast<size_t>(done), mask);
+          text.resize(static_cast<size_t>(end - prefix_end), mask);
           batch_ids.insert(batch_ids.end(), text.begin(), text.end());
         }
-        forward(*cache, batch_ids, P + done, 0, AttentionMode::Bidirectional, false, true);
-        for (size_t r = 0; r < R; ++r)
-          if (rows[r].active) ++rows[r].stats.forward_passes;
+        if (model_.ragged_chunks()) cache->set_chunk_lengths(std::vector<int>(R, 0));
+        forward(*cache, batch_ids, end, 0, AttentionMode::Bidirectional, false, true);
+        for (Row& row : rows)
+          if (row.active) ++row.stats.forward_passes;
       } else {
-        // A block is entered only while some row is active, and an active row's block starts all masked,
-        // so its first step always runs and writes the pending block.
+        // A block is entered only while some row has work, and such a row's block starts all masked,
+        // so its first step always runs and writes the pending block. A row that goes on ran a whole
+        // block here, so the longest chunk is a whole block and no row's part of it is masked off.
         if (pending.len > 0) throw std::logic_error("sampler: a finished block never reached the KV cache");
         pending.start = chunk_start;
-        pending.len = chunk_len;
+        pending.len = C;
         pending.ids.resize(R);
-        for (size_t r = 0; r < R; ++r) pending.ids[r] = rows[r].ids;
+        for (size_t r = 0; r < R; ++r) {
+          pending.ids[r].clear();
+          append_chunk(pending.ids[r], rows[r].ids, C);
+        }
       }
     }
-    for (size_t r = 0; r < R; ++r) {
-      if (!in_block[r]) continue;
-      Row& row = rows[r];
+    for (Row& row : rows) {
+      if (!row.in_block) continue;
       row.g.steps += row.stats.steps;
       row.g.forward_passes += row.stats.forward_passes;
       row.g.blocks.push_back(row.stats);
@@ -652,25 +694,34 @@ std::vector<Generation> generate_batch(const LanguageModel& model, const std::ve
   std::vector<Generation> out(prompts.size());
   // Prompts of equal length share block boundaries, so they decode together in one group. A model that
   // takes row starts also batches prompts of different lengths, left-padded to the longest of the
-  // group: sorted by length so little is padded, and with blocks aligned to the model's (block
-  // checkpoints) only prompts of the same length modulo the block size, so the padding is whole blocks.
-  // A prompt too long to leave max_new positions in the context keeps to its own length, where it is
-  // clipped as it would be alone.
+  // group: sorted by length so little is padded. With blocks aligned to the model's (block checkpoints)
+  // a row's blocks must start where they start alone, so the padding is whole blocks: up to the longest
+  // prompt for prompts of the same length modulo the block size; and, on a model that also takes chunk
+  // lengths per row, for prompts of any length, padded so that their complete blocks end together (each
+  // row's first block then holds its own prompt tail, and a row's last block may be shorter than the
+  // others'). A prompt too long to leave max_new positions in the context (and, mixed, the block it may
+  // sit past the longest) keeps to its own length or class, where it is clipped as it would be alone.
   const bool aligned = settings.mode == DecodeMode::Diffusion && settings.align_blocks &&
                        cfg.attention_mode == AttentionMode::Block;
   const int ctx = cfg.max_position_embeddings;
-  std::map<std::pair<int, size_t>, std::vector<size_t>> groups;  // (padded?, key) -> members
+  const int B = settings.block_size;
+  enum Kind { Alone = 0, Padded = 1, Mixed = 2 };
+  std::map<std::pair<int, size_t>, std::vector<size_t>> groups;  // (kind, key) -> members
   for (size_t i = 0; i < prompts.size(); ++i) {
     const int len = static_cast<int>(prompts[i].size());
     const bool pad = model.padded_rows() && len + settings.max_new <= ctx;
-    const size_t key = !pad ? prompts[i].size() : aligned ? prompts[i].size() % settings.block_size : 0;
-    groups[{pad ? 1 : 0, key}].push_back(i);
+    if (pad && aligned && model.ragged_chunks() && static_cast<int64_t>(len) + settings.max_new + B - 1 <= ctx)
+      groups[{Mixed, 0}].push_back(i);
+    else if (pad)
+      groups[{Padded, aligned ? prompts[i].size() % static_cast<size_t>(B) : 0}].push_back(i);
+    else
+      groups[{Alone, prompts[i].size()}].push_back(i);
   }
   const int32_t pad_id = cfg.pad_token_id >= 0 && cfg.pad_token_id < cfg.vocab_size ? cfg.pad_token_id : 0;
   std::vector<uint8_t> cancelled(prompts.size(), 0);
   int group = 0;
   for (auto& [kind, members] : groups) {
-    if (kind.first == 1)
+    if (kind.first != Alone)
       std::stable_sort(members.begin(), members.end(),
                        [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
     for (size_t from = 0; from < members.size(); from += cap) {
@@ -682,20 +733,24 @@ std::vector<Generation> generate_batch(const LanguageModel& model, const std::ve
         else part.push_back(members[k]);
       }
       if (part.empty()) continue;
-      size_t longest = 0;
-      for (size_t i : part) longest = std::max(longest, prompts[i].size());
+      // Where the prompts end (Mixed: their complete blocks), each padded ahead to end there.
+      const auto whole = [&](size_t i) { return prompts[i].size() / static_cast<size_t>(B) * static_cast<size_t>(B); };
+      size_t end = 0;
+      for (size_t i : part) end = std::max(end, kind.first == Mixed ? whole(i) : prompts[i].size());
+      std::vector<size_t> pads;
+      for (size_t i : part) pads.push_back(end - (kind.first == Mixed ? whole(i) : prompts[i].size()));
       // Rows keep a reference to their text: all of them are made before the first row.
       std::vector<std::vector<int32_t>> texts;
       texts.reserve(part.size());
-      for (size_t i : part) {
-        texts.emplace_back(longest - prompts[i].size(), pad_id);
-        texts.back().insert(texts.back().end(), prompts[i].begin(), prompts[i].end());
+      for (size_t k = 0; k < part.size(); ++k) {
+        texts.emplace_back(pads[k], pad_id);
+        texts.back().insert(texts.back().end(), prompts[part[k]].begin(), prompts[part[k]].end());
       }
       std::vector<Row> rows;
       rows.reserve(part.size());
       for (size_t k = 0; k < part.size(); ++k) {
         rows.emplace_back(texts[k], sequence_seed(settings.seed, part[k]), part[k]);
-        rows.back().pad = static_cast<int>(longest - prompts[part[k]].size());
+        rows.back().pad = static_cast<int>(pads[k]);
       }
       decode_group(model, settings, observer, rows, group++, cancel, cancelled);
       for (Row& row : rows) out[row.index] = std::move(row.g);

@@ -31,6 +31,14 @@ class LMCache {
     for (int s : starts)
       if (s != 0) throw std::logic_error("this model cannot decode left-padded rows");
   }
+  // The next forward_chunk calls run only the first lengths[b] chunk positions of row b (0: all of them): the
+  // rest are padding that no query of the row sees, and their logits mean nothing. Appended, their keys
+  // are cached unmasked, so a row runs a shortened chunk only as its last. Only for models whose
+  // ragged_chunks() is true.
+  virtual void set_chunk_lengths(const std::vector<int>& lengths) {
+    for (int n : lengths)
+      if (n != 0) throw std::logic_error("this model cannot run chunks of different lengths per row");
+  }
 };
 
 class LanguageModel {
@@ -44,6 +52,9 @@ class LanguageModel {
   // Whether its caches take row starts (LMCache::set_row_starts): then prompts of different lengths
   // share a batch, left-padded; otherwise only prompts of equal length do.
   virtual bool padded_rows() const { return false; }
+  // Whether its caches also take chunk lengths (LMCache::set_chunk_lengths): then, with blocks aligned to
+  // the model's, prompts of every length share a batch, each row's blocks at its own boundaries.
+  virtual bool ragged_chunks() const { return false; }
 
   // Token ids the sampler never emits: <|mask|>, <|pad|>, <|bos|> and whatever else the model
   // knows to be a training-only symbol (e.g. <|del|>). Ids of -1 are ignored.

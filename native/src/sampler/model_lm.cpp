@@ -18,6 +18,12 @@ class ModelCache : public LMCache {
     check_row_starts(starts, kv.batch, kv.max_len);
     kv.row_start = starts;
   }
+  void set_chunk_lengths(const std::vector<int>& lengths) override {
+    if (static_cast<int>(lengths.size()) != kv.batch)
+      throw std::invalid_argument("chunk lengths: " + std::to_string(lengths.size()) + " given for a cache of " +
+                                  std::to_string(kv.batch) + " rows");
+    kv.chunk_len = lengths;
+  }
   KVCache kv;
 };
 

@@ -17,6 +17,7 @@ class ModelLM : public Backend {
   // Lockstep groups larger than this gain little and their caches grow linearly.
   int max_batch() const override { return 16; }
   bool padded_rows() const override { return true; }
+  bool ragged_chunks() const override { return true; }
   std::vector<int32_t> never_emit() const override {
     std::vector<int32_t> ids = LanguageModel::never_emit();
     ids.push_back(del_);
