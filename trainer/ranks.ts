@@ -14,7 +14,7 @@ export interface Ranks {
   source: 'torchrun' | 'slurm' | 'default';
 }
 
-export const SOLE_RANK: Ranks = { rank: 0, world: 1, localRank: 0, source: 'default' };
+const SOLE_RANK: Ranks = { rank: 0, world: 1, localRank: 0, source: 'default' };
 
 function int(env: NodeJS.ProcessEnv, name: string, lo: number, hi: number): number {
   const v = env[name] ?? '';

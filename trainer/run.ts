@@ -23,7 +23,7 @@ import { renderLossPlot } from './loss-plot.ts';
 import { countParameters } from './model-size.ts';
 import { nativeTrainConfig } from './native-config.ts';
 import { type NativeEvent, NativeProcess } from './native-process.ts';
-import { type Ranks, SOLE_RANK } from './ranks.ts';
+import { type Ranks, ranksFromEnv } from './ranks.ts';
 import { resumePoint as findResumePoint, type ResumePoint } from './resume.ts';
 import { type EvalRecord, type LogRecord, RunLog, readLog, type StepRecord } from './run-log.ts';
 import { encodeEnd, encodeEval, encodeHeader, encodeTrain } from './stream-encoder.ts';
@@ -43,7 +43,7 @@ export interface RunOptions {
   onNativeLog?: (line: string) => void;
   /** Where sdt-native train runs forward, backward and the update; default cpu. */
   device?: 'cpu' | 'cuda';
-  /** This process's rank (trainer/ranks.ts); default a world of one. */
+  /** This process's rank (trainer/ranks.ts); default: from the environment, as sdt-native reads it. */
   ranks?: Ranks;
 }
 
@@ -78,7 +78,8 @@ export function isEvalStep(cfg: TrainConfig, step: number): boolean {
 
 export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   const { cfg, data, runDir } = opts;
-  const ranks = opts.ranks ?? SOLE_RANK;
+  // sdt-native reads the same variables: the feed must cut the stream for the world it will join.
+  const ranks = opts.ranks ?? ranksFromEnv();
   const lead = ranks.rank === 0;
   if (ranks.world > 1 && opts.device !== 'cuda') {
     throw new UserError(

@@ -18,7 +18,6 @@ import { loadTrainData } from '../data.ts';
 import { dryRun, formatDryRun } from '../dry-run.ts';
 import { partLayout } from '../feed-part.ts';
 import { runLocalRanks } from '../local-ranks.ts';
-import { ranksFromEnv } from '../ranks.ts';
 import { hasCheckpoints } from '../resume.ts';
 import { runTraining } from '../run.ts';
 
@@ -163,7 +162,6 @@ Settings come from the defaults, then --config FILE, then flags.`,
       stopAfterSteps: num(opts, 'stop-after'),
       quiet,
       device: str(opts, 'device') === 'cuda' ? 'cuda' : 'cpu',
-      ranks: ranksFromEnv(),
     });
     const val = Object.entries(summary.final_validation)
       .map(([g, v]) => `${g} ${v.toFixed(3)}`)

@@ -14,13 +14,15 @@ namespace {
 class NcclDataParallel : public train::DataParallel {
  public:
   NcclDataParallel(const dist::RankEnv& env, int timeout_ms) : env_(env) {
-    if (env.local_rank >= device_count()) {
+    const int visible = device_count();
+    // A launcher that binds each rank to its own GPU (CUDA_VISIBLE_DEVICES of one) leaves it device 0.
+    const int device = visible == 1 ? 0 : env.local_rank;
+    if (device >= visible) {
       throw std::invalid_argument("LOCAL_RANK=" + std::to_string(env.local_rank) + " but this node shows " +
-                                  std::to_string(device_count()) +
-                                  " CUDA device(s): start at most one rank per visible GPU");
+                                  std::to_string(visible) + " CUDA devices: start at most one rank per visible GPU");
     }
     // Before any allocation: the model, its buffers and the communicator live on this rank's GPU.
-    set_device(env.local_rank);
+    set_device(device);
     nccl_ = std::make_unique<Nccl>(env, timeout_ms);
   }
   int rank() const override { return env_.rank; }
