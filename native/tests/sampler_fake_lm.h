@@ -23,6 +23,12 @@ class FakeCache : public sdt::sampler::LMCache {
   void clear() override {
     for (auto& r : rows) r.clear();
   }
+  bool keep_rows(const std::vector<int>& keep) override {
+    std::vector<std::vector<int32_t>> out;
+    for (int r : keep) out.push_back(rows[static_cast<size_t>(r)]);
+    rows.swap(out);
+    return true;
+  }
   std::vector<std::vector<int32_t>> rows;  // the ids each row has appended
 };
 
@@ -47,11 +53,13 @@ class FakeLM : public sdt::sampler::LanguageModel {
   int max_batch_ = 8;
 
   mutable int calls = 0;
+  mutable long rows_run = 0;  // cache rows over all forward_chunk calls
 
   void forward_chunk(sdt::sampler::LMCache& cache, const int32_t* ids, int n, int start_pos, sdt::AttentionMode within,
                      float* logits, bool append, int own_block = 0) const override {
     ++calls;
     auto& c = dynamic_cast<FakeCache&>(cache);
+    rows_run += static_cast<long>(c.rows.size());
     if (start_pos > c.length()) throw std::logic_error("FakeLM: start_pos beyond the cache");
     const size_t V = static_cast<size_t>(cfg_.vocab_size);
     for (size_t b = 0; b < c.rows.size(); ++b) {

@@ -445,13 +445,16 @@ TEST(sampler_cancelled_rows_stop_and_the_rest_decode_as_alone) {
   ar.max_new = 12;
   for (const SamplerSettings& s : {diffusion, sampled, ar}) {
     lm.calls = 0;
+    lm.rows_run = 0;
     const auto full = generate_batch(lm, prompts, s);
     const int full_calls = lm.calls;
+    const long full_rows = lm.rows_run;
     lm.calls = 0;
+    lm.rows_run = 0;
     CancelAt poll{4};  // one poll before the group, then before each model call: the 3rd call's turn
     const auto cut = generate_batch(lm, prompts, s, nullptr, std::ref(poll));
-    const int cut_calls = lm.calls;
-    CHECK(cut_calls <= full_calls);  // fewer when the cancelled rows were the group's slowest
+    CHECK(lm.calls <= full_calls);  // fewer when the cancelled rows were the group's slowest
+    CHECK(lm.rows_run < full_rows);  // the cancelled rows left the model calls
     for (size_t i = 0; i < prompts.size(); ++i) {
       const Generation alone = generate(lm, prompts[i], s, i);
       if (i == 1 || i == 3) {

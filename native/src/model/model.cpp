@@ -361,6 +361,35 @@ void Model::forward_logits(const int32_t* ids, int B, int T, AttentionMode mode,
   for (int i = 0; i < N; ++i) logits_out[static_cast<long>(i) * V + cfg_.mask_token_id] = neg_inf;
 }
 
+void KVCache::keep_rows(const std::vector<int>& keep) {
+  for (size_t i = 0; i < keep.size(); ++i)
+    if (keep[i] < 0 || keep[i] >= batch || (i > 0 && keep[i] <= keep[i - 1]))
+      throw std::invalid_argument("KVCache::keep_rows: rows must be ascending and in [0, " + std::to_string(batch) + ")");
+  const size_t row = static_cast<size_t>(num_kv_heads) * max_len * head_dim;
+  const int kept = static_cast<int>(keep.size());
+  // Row (l, keep[i]) moves to (l, i), never later than where it was: in this order no source is
+  // overwritten before it is read.
+  for (int l = 0; l < num_layers; ++l)
+    for (int i = 0; i < kept; ++i) {
+      const size_t from = (static_cast<size_t>(l) * batch + keep[static_cast<size_t>(i)]) * row;
+      const size_t to = (static_cast<size_t>(l) * kept + i) * row;
+      if (from == to) continue;
+      std::copy_n(k.begin() + static_cast<std::ptrdiff_t>(from), row, k.begin() + static_cast<std::ptrdiff_t>(to));
+      std::copy_n(v.begin() + static_cast<std::ptrdiff_t>(from), row, v.begin() + static_cast<std::ptrdiff_t>(to));
+    }
+  auto select = [&](std::vector<int>& per_row) {
+    if (per_row.empty()) return;
+    std::vector<int> out;
+    for (int r : keep) out.push_back(per_row[static_cast<size_t>(r)]);
+    per_row.swap(out);
+  };
+  select(row_start);
+  select(chunk_len);
+  batch = kept;
+  k.resize(static_cast<size_t>(num_layers) * kept * row);
+  v.resize(k.size());
+}
+
 KVCache Model::make_cache(int batch, int max_len) const {
   if (batch <= 0 || max_len <= 0 || max_len > cfg_.max_position_embeddings) {
     std::ostringstream os;

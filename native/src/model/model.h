@@ -77,6 +77,9 @@ struct KVCache {
   std::vector<int> chunk_len;
   // Forget everything (length = 0); the memory and the row starts are kept.
   void clear() { length = 0; }
+  // Keeps rows `keep` (ascending, distinct, in [0, batch)) in that order and drops the others, with their
+  // row starts and chunk lengths; throws std::invalid_argument for any other list.
+  void keep_rows(const std::vector<int>& keep);
 };
 
 // The argument checks of forward_chunk, shared by every backend: C > 0, 0 <= start_pos <= length,

@@ -156,6 +156,25 @@ class GroupDecoder {
  private:
   // Asks the cancel poll which sequences to stop and stops those rows that are still decoding; returns
   // whether any stopped now. A row that already ended keeps its complete result.
+  // Drops the rows of `live` (the cache's rows, in order) that `keep` rejects from the cache, when it can
+  // (LMCache::keep_rows), so later calls run only the others; per_slot (indexed like live) follows. Keeps
+  // at least one row. Rows it cannot drop ride along in every call, as before.
+  template <class Keep>
+  void drop_rows(LMCache& cache, std::vector<Row*>& live, Keep keep,
+                 std::vector<std::vector<int32_t>>* per_slot = nullptr) {
+    std::vector<int> kept;
+    for (size_t r = 0; r < live.size(); ++r)
+      if (keep(*live[r])) kept.push_back(static_cast<int>(r));
+    if (kept.empty() || kept.size() == live.size() || !cache.keep_rows(kept)) return;
+    std::vector<Row*> next;
+    for (int r : kept) next.push_back(live[static_cast<size_t>(r)]);
+    live.swap(next);
+    if (per_slot != nullptr && !per_slot->empty()) {
+      for (size_t i = 0; i < kept.size(); ++i) (*per_slot)[i].swap((*per_slot)[static_cast<size_t>(kept[i])]);
+      per_slot->resize(kept.size());
+    }
+  }
+
   bool poll_cancel(std::vector<Row>& rows) {
     if (!cancel_) return false;
     cancel_(cancelled_);
@@ -398,8 +417,10 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
   }
   auto cache = model_.new_cache(static_cast<int>(R));
   set_row_starts(*cache, rows);
+  std::vector<Row*> live;  // the cache's rows, in order
+  for (Row& row : rows) live.push_back(&row);
   std::vector<int32_t> batch_ids;
-  std::vector<int> lengths(R, 0);
+  std::vector<int> lengths;
 
   const auto t_prefill = Clock::now();
   auto prefill = [&](int from, int len) {
@@ -434,6 +455,9 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
   };
   for (int block = 0; std::any_of(rows.begin(), rows.end(), has_work); ++block) {
     const int chunk_start = prefix_end + block * B;
+    // Rows that ended (at <|eos|>, their last block, a cancel) leave the cache; a finished block of theirs
+    // waiting to be written is not needed.
+    drop_rows(*cache, live, has_work, &pending.ids);
     // Each row's chunk: its prompt tail (first block only) and the positions it still generates here. The
     // group's chunk is the longest; a row's shorter one (its last block) is padded and masked off.
     int C = 0;
@@ -444,8 +468,7 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
       if (row.in_block) C = std::max(C, row.lead + row.n);
     }
     bool ragged = false;
-    for (size_t r = 0; r < R; ++r) {
-      Row& row = rows[r];
+    for (Row& row : rows) {
       const int len = row.in_block ? row.lead + row.n : C;
       ragged = ragged || len < C;
       // Rows that ended still feed a block (their cache rows are never read), all masked.
@@ -463,15 +486,16 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
     // Before each call: how many of its positions each row really runs (0: all), `lead` ahead of its chunk.
     auto set_lengths = [&](int lead) {
       if (!model_.ragged_chunks()) return;
-      for (size_t r = 0; r < R; ++r) {
-        const int len = static_cast<int>(rows[r].ids.size());
-        lengths[r] = ragged && len < C ? lead + len : 0;
+      lengths.assign(live.size(), 0);
+      for (size_t r = 0; r < live.size(); ++r) {
+        const int len = static_cast<int>(live[r]->ids.size());
+        if (ragged && len < C) lengths[r] = lead + len;
       }
       cache->set_chunk_lengths(lengths);
     };
     auto gather = [&]() {
       batch_ids.clear();
-      for (const Row& row : rows) append_chunk(batch_ids, row.ids, C);
+      for (const Row* row : live) append_chunk(batch_ids, row->ids, C);
       set_lengths(0);
     };
     for (;;) {
@@ -484,16 +508,17 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
           row.g.forward_passes += row.stats.forward_passes;
           if (row.stats.forward_passes > 0) row.g.blocks.push_back(row.stats);
         }
+        drop_rows(*cache, live, [](const Row& row) { return !row.g.cancelled; }, &pending.ids);
       }
-      std::vector<size_t> working;
-      for (size_t r = 0; r < R; ++r)
-        if (rows[r].in_block && needs_work(rows[r], rows[r].lead, rows[r].n, eos_)) working.push_back(r);
+      std::vector<size_t> working;  // slots of live
+      for (size_t r = 0; r < live.size(); ++r)
+        if (live[r]->in_block && needs_work(*live[r], live[r]->lead, live[r]->n, eos_)) working.push_back(r);
       if (working.empty()) break;
       if (pending.len > 0) {
         batch_ids.clear();
-        for (size_t r = 0; r < R; ++r) {
+        for (size_t r = 0; r < live.size(); ++r) {
           batch_ids.insert(batch_ids.end(), pending.ids[r].begin(), pending.ids[r].end());
-          append_chunk(batch_ids, rows[r].ids, C);
+          append_chunk(batch_ids, live[r]->ids, C);
         }
         set_lengths(pending.len);
         forward(*cache, batch_ids, pending.len + C, pending.start, AttentionMode::Bidirectional, true, true,
@@ -503,7 +528,10 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
         gather();
         forward(*cache, batch_ids, C, chunk_start, AttentionMode::Bidirectional, true, false);
       }
-      for (size_t r : working) diffusion_step(rows[r], rows[r].lead, rows[r].n, rows[r].done, block, C, r);
+      for (size_t r : working) {
+        Row& row = *live[r];
+        diffusion_step(row, row.lead, row.n, row.done, block, C, r);
+      }
     }
     if (s_.revise_passes > 0) {
       for (Row& row : rows) row.revising = row.in_block;
@@ -511,8 +539,8 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
         if (std::none_of(rows.begin(), rows.end(), [](const Row& row) { return row.revising; })) break;
         gather();
         forward(*cache, batch_ids, C, chunk_start, AttentionMode::Bidirectional, true, false);
-        for (size_t r = 0; r < R; ++r) {
-          Row& row = rows[r];
+        for (size_t r = 0; r < live.size(); ++r) {
+          Row& row = *live[r];
           if (row.revising) revise_pass(row, row.lead, row.n, row.done, block, C, r, pass);
         }
       }
@@ -537,14 +565,14 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
         cache->clear();
         batch_ids.clear();
         const int end = chunk_start + C;
-        for (const Row& row : rows) {
-          batch_ids.insert(batch_ids.end(), row.prompt.begin(), row.prompt.end());
+        for (const Row* row : live) {
+          batch_ids.insert(batch_ids.end(), row->prompt.begin(), row->prompt.end());
           // Ended rows are padded to the common length; nothing reads their cache rows.
-          std::vector<int32_t> text = row.g.tokens;
+          std::vector<int32_t> text = row->g.tokens;
           text.resize(static_cast<size_t>(end - prefix_end), mask);
           batch_ids.insert(batch_ids.end(), text.begin(), text.end());
         }
-        if (model_.ragged_chunks()) cache->set_chunk_lengths(std::vector<int>(R, 0));
+        if (model_.ragged_chunks()) cache->set_chunk_lengths(std::vector<int>(live.size(), 0));
         forward(*cache, batch_ids, end, 0, AttentionMode::Bidirectional, false, true);
         for (Row& row : rows)
           if (row.active) ++row.stats.forward_passes;
@@ -555,10 +583,10 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
         if (pending.len > 0) throw std::logic_error("sampler: a finished block never reached the KV cache");
         pending.start = chunk_start;
         pending.len = C;
-        pending.ids.resize(R);
-        for (size_t r = 0; r < R; ++r) {
+        pending.ids.resize(live.size());
+        for (size_t r = 0; r < live.size(); ++r) {
           pending.ids[r].clear();
-          append_chunk(pending.ids[r], rows[r].ids, C);
+          append_chunk(pending.ids[r], live[r]->ids, C);
         }
       }
     }
@@ -599,12 +627,16 @@ void GroupDecoder::autoregressive(std::vector<Row>& rows) {
   const double prefill_ms = ms_since(t_prefill);
 
   const auto t_decode = Clock::now();
-  for (Row& row : rows) row.stats = BlockStats{};
+  std::vector<Row*> live;  // the cache's rows, in order
+  for (Row& row : rows) {
+    row.stats = BlockStats{};
+    live.push_back(&row);
+  }
   for (int k = 0; k < total; ++k) {
     poll_cancel(rows);
     bool any = false;
-    for (size_t r = 0; r < R; ++r) {
-      Row& row = rows[r];
+    for (size_t r = 0; r < live.size(); ++r) {
+      Row& row = *live[r];
       if (!row.active) continue;
       const TokenChoice c = choose_token(row_logits(r, 1, 0), vocab_, banned_, choice_, row.rng, scratch_);
       ++row.stats.steps;
@@ -627,6 +659,11 @@ void GroupDecoder::autoregressive(std::vector<Row>& rows) {
       any = true;
     }
     if (!any || k + 1 >= total) break;
+    // Rows that ended leave the cache (their next token is never read).
+    for (size_t r = 0; r < live.size(); ++r) live[r]->ids.assign(1, batch_ids[r]);
+    drop_rows(*cache, live, [](const Row& row) { return row.active; });
+    batch_ids.clear();
+    for (const Row* row : live) batch_ids.push_back(row->ids[0]);
     forward(*cache, batch_ids, 1, P + k, AttentionMode::Causal, true, true);
     for (Row& row : rows)
       if (row.active) ++row.stats.forward_passes;

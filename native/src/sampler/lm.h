@@ -35,6 +35,13 @@ class LMCache {
   // rest are padding that no query of the row sees, and their logits mean nothing. Appended, their keys
   // are cached unmasked, so a row runs a shortened chunk only as its last. Only for models whose
   // ragged_chunks() is true.
+  // Keeps rows `keep` (ascending indices) and drops the others: row keep[i] becomes row i, with its cached
+  // keys/values, row start and chunk length, and batch() becomes keep.size(). Returns false, changing
+  // nothing, when this cache cannot; the sampler then runs rows that are done along with the others.
+  virtual bool keep_rows(const std::vector<int>& keep) {
+    (void)keep;
+    return false;
+  }
   virtual void set_chunk_lengths(const std::vector<int>& lengths) {
     for (int n : lengths)
       if (n != 0) throw std::logic_error("this model cannot run chunks of different lengths per row");

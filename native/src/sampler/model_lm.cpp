@@ -18,6 +18,10 @@ class ModelCache : public LMCache {
     check_row_starts(starts, kv.batch, kv.max_len);
     kv.row_start = starts;
   }
+  bool keep_rows(const std::vector<int>& keep) override {
+    kv.keep_rows(keep);
+    return true;
+  }
   void set_chunk_lengths(const std::vector<int>& lengths) override {
     if (static_cast<int>(lengths.size()) != kv.batch)
       throw std::invalid_argument("chunk lengths: " + std::to_string(lengths.size()) + " given for a cache of " +
