@@ -111,4 +111,32 @@ inline std::vector<int32_t> slow_reference(const LanguageModel& m, const std::ve
   return {seq.begin() + P, seq.end()};
 }
 
+// The slow reference of the left-to-right threshold rule: every step a full forward of the sequence so
+// far under block attention, no cache; the leftmost masked position is committed, then the next ones while
+// their greedy probability (as float, as the sampler compares it) is >= threshold.
+inline std::vector<int32_t> slow_prefix_reference(const LanguageModel& m, const std::vector<int32_t>& prompt,
+                                                  int total, float threshold) {
+  const auto& c = m.config();
+  const int B = c.block_size;
+  const int P = static_cast<int>(prompt.size());
+  std::vector<int32_t> seq(prompt);
+  std::vector<float> logits;
+  for (int pos = P; pos < P + total;) {
+    const int end = std::min((pos / B + 1) * B, P + total);
+    seq.resize(static_cast<size_t>(end), c.mask_token_id);
+    for (int next = pos; next < end;) {
+      logits.assign(static_cast<size_t>(end) * static_cast<size_t>(c.vocab_size), 0.0f);
+      m.forward_full(seq.data(), end, AttentionMode::Block, logits.data());
+      const int first = next;
+      for (; next < end; ++next) {
+        const auto [tok, p] = greedy(logits.data() + static_cast<size_t>(next) * static_cast<size_t>(c.vocab_size), c);
+        if (next > first && static_cast<float>(p) < threshold) break;
+        seq[static_cast<size_t>(next)] = tok;
+      }
+    }
+    pos = end;
+  }
+  return {seq.begin() + P, seq.end()};
+}
+
 }  // namespace sdt_test

@@ -29,7 +29,8 @@ enum class CommitRule { Threshold, Fixed, Remask };
 //   Random:      a fresh random priority per position and step (from the sequence's seeded stream).
 //   LeftToRight: the leftmost masked position first.
 // Threshold rule: Confidence, Margin and Entropy commit the positions whose own score is >= threshold;
-// Random and LeftToRight commit as many positions as have confidence >= threshold, taken in their order.
+// Random commits as many positions as have confidence >= threshold, taken in its order; LeftToRight
+// commits the leftmost masked positions up to the first whose confidence is below the threshold.
 // Remask re-scores committed tokens by their probability, so it ranks by Confidence only.
 enum class CommitOrder { Confidence, Margin, Entropy, Random, LeftToRight };
 
