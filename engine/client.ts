@@ -261,11 +261,6 @@ export class EngineClient {
     return this.exited === null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Ends the engine at once (SIGKILL): pending requests are rejected as for any exit. */
-  kill(): void {
-    if (this.alive) this.child.kill('SIGKILL');
-  }
-
   /** Calls `f` once the engine has exited and its pending requests were rejected. */
   onExit(f: (e: Error) => void): void {
     if (this.exited) {
