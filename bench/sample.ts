@@ -25,6 +25,8 @@ export interface BenchRow {
   model: 'diffusion' | 'ar';
   block: number | null;
   threshold: number | null;
+  /** Commit order of the threshold rule (docs/sample.md); null for AR. */
+  order: string | null;
   batch: number;
   requests: number;
   generatedTokens: number;
@@ -193,7 +195,7 @@ export async function measure(
   settings: SampleSettings,
   batch: number,
   keep?: Kept[],
-): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'valLoss' | 'genNll' | 'pass1'>> {
+): Promise<Omit<BenchRow, 'model' | 'block' | 'threshold' | 'order' | 'valLoss' | 'genNll' | 'pass1'>> {
   let generated = 0;
   let passes = 0;
   let ok = 0;
@@ -298,7 +300,7 @@ export function chartSvg(rows: BenchRow[]): string {
   const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
   const series = new Map<string, BenchRow[]>();
   for (const r of diff) {
-    const key = `τ=${r.threshold} batch ${r.batch}`;
+    const key = `τ=${r.threshold}${r.order === 'confidence' ? '' : ` ${r.order}`} batch ${r.batch}`;
     series.set(key, [...(series.get(key) ?? []), r]);
   }
   return renderChart({

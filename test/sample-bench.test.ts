@@ -49,6 +49,7 @@ describe('bench sample helpers', () => {
       model: block === null ? 'ar' : 'diffusion',
       block,
       threshold,
+      order: block === null ? null : 'confidence',
       batch,
       requests: 1,
       generatedTokens: 10,

@@ -9,6 +9,7 @@ import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import type { EvalTask } from '../../eval/suites/types.ts';
+import { COMMIT_ORDERS, type CommitOrder } from '../../schemas/engine.ts';
 import {
   type BenchRow,
   chartSvg,
@@ -28,6 +29,7 @@ function table(rows: BenchRow[]): string {
     'model',
     'block',
     'tau',
+    'order',
     'batch',
     'tok/s',
     'ms/tok',
@@ -43,6 +45,7 @@ function table(rows: BenchRow[]): string {
     r.model,
     r.block ?? '-',
     r.threshold ?? '-',
+    r.order ?? '-',
     r.batch,
     r.tokensPerSecond.toFixed(1),
     r.msPerToken.toFixed(2),
@@ -83,6 +86,11 @@ generated token). Random-weight models (--random-init) measure speed only: their
     'ar-ckpt': { type: 'string', description: 'causal AR checkpoint of the same size and data', arg: 'DIR' },
     blocks: { type: 'list', description: 'block sizes', default: ['4', '8', '16', '32', '64'] },
     thresholds: { type: 'list', description: 'confidence thresholds', default: ['0.7', '0.9'] },
+    orders: {
+      type: 'list',
+      description: 'commit orders of the threshold rule, each at every block and threshold (docs/sample.md)',
+      default: ['confidence'],
+    },
     batch: {
       type: 'number',
       min: 1,
@@ -176,6 +184,12 @@ generated token). Random-weight models (--random-init) measure speed only: their
     }
     const blocks = list(o, 'blocks').map(Number);
     const thresholds = list(o, 'thresholds').map(Number);
+    const orders = list(o, 'orders') as CommitOrder[];
+    const unknown = orders.find((x) => !COMMIT_ORDERS.includes(x));
+    if (unknown)
+      throw new UserError(
+        `bench sample: --orders: unknown order "${unknown}"; one of ${COMMIT_ORDERS.join(', ')}.`,
+      );
     for (const [flag, vals] of [
       ['--blocks', blocks],
       ['--thresholds', thresholds],
@@ -196,7 +210,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     // Batch 1 completions of each row, scored by the AR checkpoint once it is known. A larger batch
     // decodes each prompt as it does alone (tested natively), so its rows take the same score.
     const samples = new Map<BenchRow, Kept[]>();
-    const total = batches.length * (1 + blocks.length * thresholds.length);
+    const total = batches.length * (1 + blocks.length * thresholds.length * orders.length);
     const diffusion = await EngineClient.start(dOpts);
     const dInfo = await modelInfo(dOpts, diffusion.info.attention_mode);
     let prompts: string[] = [];
@@ -225,22 +239,24 @@ generated token). Random-weight models (--random-init) measure speed only: their
       await diffusion.generate([prompts[0]], { maxNew: 8, block: 8 }); // warm-up
       for (const b of batches)
         for (const block of blocks)
-          for (const threshold of thresholds) {
-            const kept: Kept[] = [];
-            const m = await measure(diffusion, prompts, { maxNew, block, threshold }, b, kept);
-            const row: BenchRow = {
-              model: 'diffusion',
-              block,
-              threshold,
-              valLoss: dValLoss,
-              genNll: null,
-              pass1: null,
-              ...m,
-            };
-            rows.push(row);
-            if (b === 1) samples.set(row, kept);
-            progress.tick();
-          }
+          for (const order of orders)
+            for (const threshold of thresholds) {
+              const kept: Kept[] = [];
+              const m = await measure(diffusion, prompts, { maxNew, block, threshold, order }, b, kept);
+              const row: BenchRow = {
+                model: 'diffusion',
+                block,
+                threshold,
+                order,
+                valLoss: dValLoss,
+                genNll: null,
+                pass1: null,
+                ...m,
+              };
+              rows.push(row);
+              if (b === 1) samples.set(row, kept);
+              progress.tick();
+            }
     } finally {
       await diffusion.close();
     }
@@ -260,6 +276,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
           model: 'ar',
           block: null,
           threshold: null,
+          order: null,
           valLoss: optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']),
           genNll: null,
           pass1: null,
@@ -282,7 +299,8 @@ generated token). Random-weight models (--random-init) measure speed only: their
               r.batch === 1 &&
               r.model === row.model &&
               r.block === row.block &&
-              r.threshold === row.threshold,
+              r.threshold === row.threshold &&
+              r.order === row.order,
           );
           row.genNll = alone?.genNll ?? null;
         }
@@ -308,7 +326,8 @@ generated token). Random-weight models (--random-init) measure speed only: their
               r.batch === 1 &&
               r.model === row.model &&
               r.block === row.block &&
-              r.threshold === row.threshold,
+              r.threshold === row.threshold &&
+              r.order === row.order,
           )?.pass1 ?? null;
     }
     const family = describeFamily(dInfo, aInfo);
@@ -335,7 +354,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     if (arBest) {
       for (const r of rows.filter((x) => x.model === 'diffusion' && x.batch === 1)) {
         process.stdout.write(
-          `block ${r.block} tau ${r.threshold}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1), ${r.tokensPerForwardPass.toFixed(2)} tokens/pass` +
+          `block ${r.block} tau ${r.threshold}${r.order === 'confidence' ? '' : ` ${r.order}`}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1), ${r.tokensPerForwardPass.toFixed(2)} tokens/pass` +
             (r.pass1 != null && arBest.pass1 != null
               ? `, pass@1 ${(100 * r.pass1).toFixed(1)}% (AR ${(100 * arBest.pass1).toFixed(1)}%)`
               : '') +
