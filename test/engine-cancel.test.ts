@@ -1,8 +1,8 @@
 /**
  * The engine's cancel message (schemas/engine.md) on a real model: rows cancelled while their request decodes
  * stop early (fewer steps and model calls than decoded to the end) while the rest of the lockstep group gives
- * exactly what each row gives decoded alone; a request cancelled whole ends with the `cancelled` error; the
- * engine serves on. And each result's group_forward_passes is the model calls of its lockstep group.
+ * exactly what each row gives decoded alone; a request cancelled whole ends with the `cancelled` error, and
+ * one cancelled while it waits behind another ends before its first step; the engine serves on. And each result's group_forward_passes is the model calls of its lockstep group.
  *
  * The cancel is sent when the first step event arrives. The engine cannot have finished by then: it writes
  * several hundred kilobytes of step events, and a pipe holds 64 KiB, so it waits for this client to read
@@ -108,6 +108,20 @@ describe.skipIf(!bin)('engine cancel', () => {
     expect(far).toMatchObject({ ok: false, code: 'bad_request' });
     expect((far as { error: string }).error).toMatch(/sequence 8 is out of range/);
     expect((await req.response).ok).toBe(true);
+  });
+
+  it('ends a request cancelled while it waits behind another before it decodes a step', async () => {
+    const prompts = Array.from({ length: ROWS }, (_, i) => prompt(i));
+    const first = engine.startRequest({ prompts, ...SETTINGS });
+    let steps = 0;
+    const second = engine.startRequest({ prompts, ...SETTINGS }, () => steps++);
+    const ack = await engine.cancel(second.id);
+    expect(ack).toMatchObject({ ok: true, op: 'cancel' });
+    expect(await second.response).toMatchObject({ ok: false, code: 'cancelled' });
+    expect(steps).toBe(0);
+    const done = await first.response;
+    if (!done.ok) throw new Error(done.error);
+    expect(done.results.every((r) => !r.cancelled && r.steps === SETTINGS.max_new)).toBe(true);
   });
 
   it('reports each lockstep group with its model calls', async () => {
