@@ -232,6 +232,22 @@ describe.skipIf(!bin)('sdt serve', () => {
     }
     // The request that found the engine idle, then the five of mixed lengths together, then the long one.
     expect(server.scheduler.stats().groups - groupsBefore).toBe(3);
+    // The five shared one group's model calls, which each reports as its usage: what the engine counts for
+    // that group decoded by itself.
+    const shared = await ref.engine.request({
+      prompts: jobs.slice(1, 6),
+      max_new: 16,
+      block: 8,
+      mode: 'diffusion',
+    });
+    if (!shared.ok) throw new Error(shared.error);
+    expect(new Set(shared.results.map((r) => r.group))).toEqual(new Set([0]));
+    const passes = (a: OpenAI.Completion) =>
+      (a.usage as unknown as { forward_passes: number }).forward_passes;
+    for (const a of answers.slice(1, 6)) expect(passes(a)).toBe(shared.results[0].group_forward_passes);
+    // The long one decoded in a group of its own: its own calls.
+    const [alone] = await ref.engine.generateTokens([jobs[6]], { maxNew: 16, block: 8 });
+    expect(passes(answers[6])).toBe(alone.forwardPasses);
   });
 
   it('answers bad requests with OpenAI-style errors and the right status, and keeps serving', async () => {
