@@ -179,9 +179,11 @@ describe('report grid (fake sampler)', () => {
       source: (c) => `def ${name}(a, b):\n${c}`,
     });
     const tasks = [task('f', 1, 2), task('g', 3, 4)];
+    const orders = new Set<string | undefined>();
     const client: SamplerClientLike = {
       // Block 8 answers right slowly; block 32 answers fast with broken syntax; AR is right and slowest.
       async generate(prompts, s) {
+        orders.add(s.order);
         const right = s.block !== 32;
         return {
           seconds: s.mode === 'ar' ? 4 : s.block === 8 ? 1 : 0.25,
@@ -200,21 +202,40 @@ describe('report grid (fake sampler)', () => {
       ckpt: 'fake',
       suite: 'toy',
       tasks,
-      settings: gridSettings([8, 32], [0.9], true),
+      settings: gridSettings([8, 32], [0.9], true, [], ['confidence', 'left-to-right']),
       base: { maxNew: 16, temperature: 0, topP: 1, seed: 0 },
       concurrency: 2,
       valLoss: 1.5,
       outDir,
       quiet: true,
     });
-    expect(rows.map((r) => r.label)).toEqual(['B8 t0.9', 'B32 t0.9', 'AR']);
-    expect(rows.map((r) => r.pass1)).toEqual([1, 0, 1]);
-    expect(rows.map((r) => r.syntaxValid)).toEqual([1, 0, 1]);
-    expect(rows.map((r) => r.tokensPerSecond)).toEqual([10, 40, 2.5]);
-    expect(rows.map((r) => r.forwardPassesPerToken)).toEqual([0.4, 0.4, 1]);
+    expect(rows.map((r) => r.label)).toEqual([
+      'B8 t0.9',
+      'B8 t0.9 left-to-right',
+      'B32 t0.9',
+      'B32 t0.9 left-to-right',
+      'AR',
+    ]);
+    expect(rows.map((r) => r.order)).toEqual([
+      'confidence',
+      'left-to-right',
+      'confidence',
+      'left-to-right',
+      null,
+    ]);
+    expect([...orders]).toEqual([undefined, 'left-to-right']);
+    expect(rows.map((r) => r.pass1)).toEqual([1, 1, 0, 0, 1]);
+    expect(rows.map((r) => r.syntaxValid)).toEqual([1, 1, 0, 0, 1]);
+    expect(rows.map((r) => r.tokensPerSecond)).toEqual([10, 10, 40, 40, 2.5]);
+    expect(rows.map((r) => r.forwardPassesPerToken)).toEqual([0.4, 0.4, 0.4, 0.4, 1]);
     expect(rows[0].valLoss).toBe(1.5);
     const front = paretoFront(rows.map((r) => ({ x: r.tokensPerSecond, y: r.pass1 })));
-    expect(front.map((i) => rows[i].label)).toEqual(['B8 t0.9', 'B32 t0.9']);
+    expect(front.map((i) => rows[i].label)).toEqual([
+      'B8 t0.9',
+      'B8 t0.9 left-to-right',
+      'B32 t0.9',
+      'B32 t0.9 left-to-right',
+    ]);
     rmSync(outDir, { recursive: true, force: true });
   });
 });

@@ -44,4 +44,15 @@ describe('parallelism axis and accuracy under parallelism', () => {
       'student AR',
     ]);
   });
+
+  it('repeats the threshold settings under each commit order and passes the order to the sampler', () => {
+    const s = gridSettings([16], [0.9, 0.7], false, [], ['confidence', 'left-to-right']);
+    expect(s.map((x) => settingLabel(x))).toEqual([
+      'B16 t0.9',
+      'B16 t0.7',
+      'B16 t0.9 left-to-right',
+      'B16 t0.7 left-to-right',
+    ]);
+    expect(s.map((x) => x.order)).toEqual([undefined, undefined, 'left-to-right', 'left-to-right']);
+  });
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type CommandSpec, list, num, optNum, optStr, str } from '../../common/cli.ts';
 import { UserError } from '../../common/errors.ts';
 import { atomicWriteFile } from '../../common/fs.ts';
+import { COMMIT_ORDERS, type CommitOrder } from '../../schemas/engine.ts';
 import { openSamplerClient } from '../generators/model.ts';
 import { DEFAULT_DATA_DIR, REPO_ROOT } from '../paths.ts';
 import { type GridSetting, gridSettings, runGrid } from '../report/grid.ts';
@@ -26,6 +27,15 @@ const numbers = (xs: string[], flag: string) =>
     if (!Number.isFinite(v)) throw new UserError(`--${flag} expects numbers; got ${JSON.stringify(x)}.`);
     return v;
   });
+
+const orders = (xs: string[]): CommitOrder[] => {
+  const bad = xs.find((x) => !(COMMIT_ORDERS as readonly string[]).includes(x));
+  if (bad)
+    throw new UserError(
+      `--orders: unknown order ${JSON.stringify(bad)}; one of ${COMMIT_ORDERS.join(', ')}.`,
+    );
+  return xs as CommitOrder[];
+};
 
 /** Read rows written by an earlier run (rows.jsonl), checking the fields the report needs. */
 async function readRows(path: string): Promise<ParetoRow[]> {
@@ -92,6 +102,12 @@ export const command: CommandSpec = {
       arg: 'P,...',
       description: 'commit thresholds',
       default: ['0.5', '0.7', '0.9'],
+    },
+    orders: {
+      type: 'list',
+      arg: 'ORDER,...',
+      description: 'commit orders of the threshold rule, each at every block and threshold (docs/sample.md)',
+      default: ['confidence'],
     },
     ar: {
       type: 'boolean',
@@ -187,6 +203,7 @@ export const command: CommandSpec = {
           numbers(list(o, 'thresholds'), 'thresholds'),
           Boolean(o.ar),
           numbers(list(o, 'fixed'), 'fixed'),
+          orders(list(o, 'orders')),
         );
         fresh.push(...(await grid(ckpt, settings, str(o, 'label'))));
       }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { CommitOrder } from '../../schemas/engine.ts';
 import { ModelGenerator, type SamplerClientLike, type SamplerFlags } from '../generators/model.ts';
 import { runEval } from '../run.ts';
 import type { EvalTask } from '../suites/types.ts';
@@ -11,21 +12,26 @@ export interface GridSetting {
   threshold: number | null;
   /** Fixed rule: this many tokens per step (threshold null). */
   tokensPerStep?: number | null;
+  /** Commit order of the threshold rule; confidence when absent (docs/sample.md). */
+  order?: CommitOrder;
 }
 
 /**
- * Every block x threshold pair in diffusion mode, every block x fixed step size (the fixed rule: K tokens
- * per step), then the autoregressive baseline when asked.
+ * Every block x threshold pair in diffusion mode (under each commit order), every block x fixed step size
+ * (the fixed rule: K tokens per step), then the autoregressive baseline when asked.
  */
 export function gridSettings(
   blocks: number[],
   thresholds: number[],
   ar: boolean,
   fixed: number[] = [],
+  orders: CommitOrder[] = ['confidence'],
 ): GridSetting[] {
   const out: GridSetting[] = [];
   for (const block of blocks) {
-    for (const threshold of thresholds) out.push({ mode: 'diffusion', block, threshold });
+    for (const order of orders)
+      for (const threshold of thresholds)
+        out.push({ mode: 'diffusion', block, threshold, ...(order === 'confidence' ? {} : { order }) });
     for (const k of fixed) out.push({ mode: 'diffusion', block, threshold: null, tokensPerStep: k });
   }
   if (ar) out.push({ mode: 'ar', block: null, threshold: null });
@@ -36,7 +42,7 @@ export function settingLabel(s: GridSetting, prefix = ''): string {
   if (s.mode === 'ar') return `${prefix}AR`;
   return s.tokensPerStep
     ? `${prefix}B${s.block} k${s.tokensPerStep}`
-    : `${prefix}B${s.block} t${s.threshold}`;
+    : `${prefix}B${s.block} t${s.threshold}${s.order ? ` ${s.order}` : ''}`;
 }
 
 export interface GridRunOptions {
@@ -76,6 +82,7 @@ export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
               mode: 'diffusion',
               block: s.block ?? undefined,
               threshold: s.threshold ?? undefined,
+              ...(s.order ? { order: s.order } : {}),
             };
     const generator = new ModelGenerator(o.client, flags, o.ckpt);
     const { summary, results } = await runEval({
@@ -96,6 +103,7 @@ export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
       block: s.block,
       threshold: s.threshold,
       tokensPerStep: s.tokensPerStep ?? null,
+      order: s.order ?? (s.mode === 'ar' || s.tokensPerStep ? null : 'confidence'),
       tokensPerSecond: summary.tokens_per_second ?? 0,
       forwardPassesPerToken: summary.forward_passes_per_token,
       pass1: summary.pass_at_k['pass@1'] ?? 0,

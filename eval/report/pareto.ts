@@ -6,6 +6,8 @@ export interface ParetoRow {
   threshold: number | null;
   /** Set for the fixed rule: tokens committed per step (threshold is then null). */
   tokensPerStep?: number | null;
+  /** Commit order of the threshold rule (absent in rows written before orders were recorded). */
+  order?: string | null;
   tokensPerSecond: number;
   forwardPassesPerToken: number | null;
   pass1: number;
