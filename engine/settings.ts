@@ -34,7 +34,7 @@ export const SAMPLER_OPTIONS: Record<string, OptionSpec> = {
   order: {
     type: 'string',
     description:
-      'which masked positions a step prefers; threshold rule: confidence, margin and entropy compare their own score with T, random and left-to-right take as many as have confidence >= T',
+      'which masked positions a step prefers; threshold rule: confidence, margin and entropy compare their own score with T, random takes as many as have confidence >= T, left-to-right the leftmost masked positions up to the first below T',
     default: 'confidence',
     choices: [...COMMIT_ORDERS],
   },

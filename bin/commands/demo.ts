@@ -193,7 +193,11 @@ function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[]
         '--blocks',
         BLOCK,
         '--thresholds',
-        '0.9,0.7,0.5,0.3',
+        '0.9,0.7,0.5',
+        // Left-to-right commits only a confident prefix of the block: nearer one-token-per-step quality
+        // at fewer passes than the confidence order on this world (docs/synth.md).
+        '--orders',
+        'confidence,left-to-right',
         '--batch',
         '1',
         '--prompts',
@@ -217,7 +221,9 @@ function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[]
       firstTestPrompt(synth),
       ...sampler,
       '--threshold',
-      '0.7',
+      '0.9',
+      '--order',
+      'left-to-right',
     ],
   });
   return stages;
@@ -350,7 +356,9 @@ function paretoStages(out: string, synth: string): Stage[] {
     '--blocks',
     BLOCK,
     '--thresholds',
-    '0.95,0.9,0.7,0.5,0.3',
+    '0.95,0.9,0.7,0.5',
+    '--orders',
+    'confidence,left-to-right',
     '--max-new',
     MAX_NEW,
     '--limit',
