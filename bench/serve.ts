@@ -5,8 +5,9 @@
  * engine, its first step event). Every answer is checked against the engine's own completion of that
  * prompt (greedy decoding), and the bench fails if any request is lost, answered twice or answered wrong.
  *
- *   npm run bench:serve -- --ckpt runs/recipe/diffusion/checkpoints/step-001000 [--requests 64]
- *     [--clients 1,4,16,64] [--max-tokens 32] [--prompts runs/recipe/synth/test.jsonl] [--out runs/bench-serve]
+ *   npm run bench:serve -- [--ckpt DIR (default: the demo's latest block checkpoint, runs/demo/diffusion)]
+ *     [--requests 64] [--clients 1,4,16,64] [--max-tokens 32] [--prompts runs/demo/synth/test.jsonl]
+ *     [--out runs/bench-serve]
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -17,19 +18,27 @@ import { parseArgs } from 'node:util';
 import { atomicWriteJson } from '../common/fs.ts';
 import { repoRoot } from '../common/native.ts';
 import { EngineClient } from '../engine/client.ts';
+import { latestCheckpoint } from '../schemas/checkpoint.ts';
 
 const { values } = parseArgs({
   options: {
-    ckpt: { type: 'string', default: 'runs/recipe/diffusion/checkpoints/step-001000' },
+    ckpt: { type: 'string' },
     requests: { type: 'string', default: '64' },
     clients: { type: 'string', default: '1,4,16,64' },
     'max-tokens': { type: 'string', default: '32' },
     threshold: { type: 'string', default: '0.9' },
-    prompts: { type: 'string', default: 'runs/recipe/synth/test.jsonl' },
+    prompts: { type: 'string', default: 'runs/demo/synth/test.jsonl' },
     out: { type: 'string', default: 'runs/bench-serve' },
   },
 });
-const ckpt = values.ckpt as string;
+const ckpt =
+  values.ckpt ??
+  latestCheckpoint('runs/demo/diffusion')?.path ??
+  (() => {
+    throw new Error(
+      'bench:serve: no --ckpt and no checkpoint in runs/demo/diffusion; run `npm run demo` first.',
+    );
+  })();
 const nRequests = Number(values.requests);
 const levels = (values.clients as string).split(',').map(Number);
 const maxTokens = Number(values['max-tokens']);
