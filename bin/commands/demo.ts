@@ -68,7 +68,7 @@ const SCALES: Record<string, SynthScale> = {
   demo: {
     tasks: [30000, 300, 200],
     config: 'data/configs/synth-demo.json',
-    diffusionSteps: 500,
+    diffusionSteps: 750,
     benchTasks: 100,
     postTraining: false,
   },
