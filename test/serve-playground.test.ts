@@ -51,6 +51,20 @@ async function runChromium(args: string[]): Promise<string> {
   return stdout;
 }
 
+/**
+ * The page's DOM once its decoding is done. Chromium's virtual time can run out while the event stream is
+ * still arriving on a loaded machine (the capture is then early, not wrong), so a capture without the
+ * page's done mark is taken again, a few times at most; the last one is returned either way.
+ */
+async function domWhenDone(page: string): Promise<string> {
+  let dom = '';
+  for (let attempt = 0; attempt < 4; attempt++) {
+    dom = await runChromium(['--dump-dom', page]);
+    if (/<body[^>]*data-state="done"/.test(dom)) break;
+  }
+  return dom;
+}
+
 const unescapeHtml = (s: string) =>
   s
     .replace(/&lt;/g, '<')
@@ -81,7 +95,8 @@ describe.skipIf(skip !== '')('sdt serve playground in Chromium', () => {
   it('draws the completion as it decodes, with each position’s step and confidence', async () => {
     const want = await ref.text(PROMPTS[0], { maxNew: 24 });
     const page = `${server.url}/?auto=1&ar=0&max_tokens=24&block=8&prompt=${encodeURIComponent(PROMPTS[0])}`;
-    const dom = await runChromium(['--dump-dom', page]);
+    const dom = await domWhenDone(page);
+    expect(dom).toMatch(/<body[^>]*data-state="done"/);
     const panel = dom.slice(dom.indexOf('id="panel-diffusion"'), dom.indexOf('id="panel-ar"'));
     const text = /<pre class="text">([\s\S]*?)<\/pre>/.exec(panel)?.[1] ?? '';
     expect(unescapeHtml(text)).toBe(want.text);
