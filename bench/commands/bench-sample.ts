@@ -236,7 +236,14 @@ generated token). Random-weight models (--random-init) measure speed only: their
       if (prompts.length === 0) {
         throw new UserError('bench sample: found no held-out function headers in the corpus.');
       }
-      await diffusion.generate([prompts[0]], { maxNew: 8, block: 8 }); // warm-up
+      // Warm-up at the first setting over a few prompts: with only a short one, the first measured
+      // setting ran up to 1.7x slower per forward pass than the same setting measured later in the run.
+      await measure(
+        diffusion,
+        prompts.slice(0, 16),
+        { maxNew, block: blocks[0], threshold: thresholds[0] },
+        1,
+      );
       for (const b of batches)
         for (const block of blocks)
           for (const order of orders)
@@ -267,7 +274,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
       if (ar.info.attention_mode !== 'causal') {
         process.stderr.write(`warning: --ar-ckpt is a ${ar.info.attention_mode} checkpoint, not causal\n`);
       }
-      await ar.generate([prompts[0]], { mode: 'ar', maxNew: 8 });
+      await measure(ar, prompts.slice(0, 16), { mode: 'ar', maxNew }, 1); // warm-up, as for diffusion
       encode = ar.requireTokenizer().encode.bind(ar.requireTokenizer());
       for (const b of batches) {
         const kept: Kept[] = [];
