@@ -131,7 +131,14 @@ describe.skipIf(!haveNative)('on-policy round', () => {
     const again = await runOnPolicy(opts);
     expect(again).toHaveLength(2);
     expect(readFileSync(join(out, 'onpolicy.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
-  }, 120_000);
+
+    // More --rounds on the same run: the measure-only last round now trains, and the new last one measures.
+    const more = await runOnPolicy({ ...opts, rounds: 2 });
+    expect(more.map((r) => r.round)).toEqual([0, 1, 2]);
+    expect(more.map((r) => r.step)).toEqual([0, 12, 24]);
+    expect(new Set(more.map((r) => r.ckpt)).size).toBe(3);
+    expect(readFileSync(join(out, 'onpolicy.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+  }, 180_000);
 });
 
 describe('advantage weights (--update awr)', () => {

@@ -7,7 +7,7 @@
  * token, steps per block, verifier pass rate, validation loss; `sdt report speedup RUN` plots them.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Progress } from '../../common/progress.ts';
 import { EngineClient } from '../../engine/client.ts';
@@ -310,6 +310,13 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
         .filter((l) => l.trim())
         .map((l) => JSON.parse(l) as RoundRecord)
     : [];
+  // A run extended with more --rounds: its last record only measured the final model, so that round
+  // becomes a training round (else it would be measured twice and one round of training lost).
+  const last = records.at(-1) as (RoundRecord & { next_ckpt?: string }) | undefined;
+  if (last && last.next_ckpt === last.ckpt && last.round < o.rounds) {
+    records.pop();
+    await writeFile(logPath, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  }
   let ckpt = records.length ? nextCkpt(records) : o.ckpt;
   let step = records.length ? nextStep(records, o.stepsPerRound) : 0;
   for (let round = records.length; round <= o.rounds; round++) {
