@@ -202,8 +202,14 @@ export function parseCommandArgs(
       if (range) throw new UserError(`sdt ${spec.name}: ${range}.`);
       opts[name] = n;
     } else if (o.type === 'list') {
-      // Lists accept repeated flags and comma-separated values.
-      opts[name] = (raw as string[]).flatMap((v) => v.split(',')).filter((v) => v.length > 0);
+      // Lists accept repeated flags and comma-separated values; with choices, every item is one of them.
+      const items = (raw as string[]).flatMap((v) => v.split(',')).filter((v) => v.length > 0);
+      const bad = o.choices ? items.find((v) => !o.choices!.includes(v)) : undefined;
+      if (bad !== undefined)
+        throw new UserError(
+          `sdt ${spec.name}: every item of --${name} must be one of ${o.choices!.join(', ')}; got ${JSON.stringify(bad)}.`,
+        );
+      opts[name] = items;
     } else {
       if (o.choices && typeof raw === 'string' && !o.choices.includes(raw)) {
         throw new UserError(

@@ -24,6 +24,7 @@ const spec: CommandSpec = {
     dir: { type: 'string', description: 'output dir', output: 'dir' },
     ar: { type: 'boolean', description: 'autoregressive' },
     block: { type: 'number', description: 'block size' },
+    orders: { type: 'list', description: 'orders', choices: ['left', 'right'], default: ['left'] },
   },
   conflicts: [['ar', 'block', 'an AR model decodes one token at a time']],
   run: async () => 0,
@@ -73,6 +74,12 @@ describe('numeric ranges', () => {
 describe('arguments and conflicts', () => {
   it('refuses extra positional arguments', () => {
     expect(parse(['a', 'b'])).toThrow('unexpected argument "b" (it takes IN; options start with --)');
+  });
+  it('checks every item of a list against its choices', () => {
+    expect(parseCommandArgs(spec, ['IN', '--orders', 'right,left']).opts.orders).toEqual(['right', 'left']);
+    expect(parse(['IN', '--orders', 'left', '--orders', 'up'])).toThrow(
+      'every item of --orders must be one of left, right; got "up".',
+    );
   });
   it('refuses conflicting flags with the reason', () => {
     expect(parse(['IN', '--ar', '--block', '4'])).toThrow(

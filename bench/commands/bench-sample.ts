@@ -24,6 +24,21 @@ import {
   validationLoss,
 } from '../sample.ts';
 
+/**
+ * The batch-1 row of the same model and setting: a larger batch decodes each prompt as it does alone
+ * (tested natively), so it takes that row's scores.
+ */
+function aloneTwin(rows: BenchRow[], row: BenchRow): BenchRow | undefined {
+  return rows.find(
+    (r) =>
+      r.batch === 1 &&
+      r.model === row.model &&
+      r.block === row.block &&
+      r.threshold === row.threshold &&
+      r.order === row.order,
+  );
+}
+
 function table(rows: BenchRow[]): string {
   const head = [
     'model',
@@ -89,6 +104,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     orders: {
       type: 'list',
       description: 'commit orders of the threshold rule, each at every block and threshold (docs/sample.md)',
+      choices: COMMIT_ORDERS,
       default: ['confidence'],
     },
     batch: {
@@ -185,11 +201,6 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const blocks = list(o, 'blocks').map(Number);
     const thresholds = list(o, 'thresholds').map(Number);
     const orders = list(o, 'orders') as CommitOrder[];
-    const unknown = orders.find((x) => !COMMIT_ORDERS.includes(x));
-    if (unknown)
-      throw new UserError(
-        `bench sample: --orders: unknown order "${unknown}"; one of ${COMMIT_ORDERS.join(', ')}.`,
-      );
     for (const [flag, vals] of [
       ['--blocks', blocks],
       ['--thresholds', thresholds],
@@ -207,8 +218,8 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const dValLoss = optNum(o, 'val-loss') ?? validationLoss(dOpts.ckpt, ['elbo']);
 
     const rows: BenchRow[] = [];
-    // Batch 1 completions of each row, scored by the AR checkpoint once it is known. A larger batch
-    // decodes each prompt as it does alone (tested natively), so its rows take the same score.
+    // Batch 1 completions of each row, scored by the AR checkpoint once it is known; larger batches take
+    // their scores from these rows (aloneTwin).
     const samples = new Map<BenchRow, Kept[]>();
     const total = batches.length * (1 + blocks.length * thresholds.length * orders.length);
     const diffusion = await EngineClient.start(dOpts);
@@ -300,17 +311,8 @@ generated token). Random-weight models (--random-init) measure speed only: their
           const ids = kept.map((k) => ({ prompt: encode!(k.prompt), tokens: k.tokens }));
           row.genNll = await generativeNll(ids, ar);
         }
-        for (const row of rows.filter((r) => r.batch !== 1)) {
-          const alone = rows.find(
-            (r) =>
-              r.batch === 1 &&
-              r.model === row.model &&
-              r.block === row.block &&
-              r.threshold === row.threshold &&
-              r.order === row.order,
-          );
-          row.genNll = alone?.genNll ?? null;
-        }
+        for (const row of rows.filter((r) => r.batch !== 1))
+          row.genNll = aloneTwin(rows, row)?.genNll ?? null;
       }
     } finally {
       await ar.close();
@@ -326,16 +328,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
       });
       for (const [row, kept] of samples) row.pass1 = await passRate(tasks, kept, pool, () => testing.tick());
       testing.done();
-      for (const row of rows.filter((r) => r.batch !== 1))
-        row.pass1 =
-          rows.find(
-            (r) =>
-              r.batch === 1 &&
-              r.model === row.model &&
-              r.block === row.block &&
-              r.threshold === row.threshold &&
-              r.order === row.order,
-          )?.pass1 ?? null;
+      for (const row of rows.filter((r) => r.batch !== 1)) row.pass1 = aloneTwin(rows, row)?.pass1 ?? null;
     }
     const family = describeFamily(dInfo, aInfo);
     const arBest = rows.filter((r) => r.model === 'ar' && r.batch === 1)[0];

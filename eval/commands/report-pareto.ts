@@ -28,15 +28,6 @@ const numbers = (xs: string[], flag: string) =>
     return v;
   });
 
-const orders = (xs: string[]): CommitOrder[] => {
-  const bad = xs.find((x) => !(COMMIT_ORDERS as readonly string[]).includes(x));
-  if (bad)
-    throw new UserError(
-      `--orders: unknown order ${JSON.stringify(bad)}; one of ${COMMIT_ORDERS.join(', ')}.`,
-    );
-  return xs as CommitOrder[];
-};
-
 /** Read rows written by an earlier run (rows.jsonl), checking the fields the report needs. */
 async function readRows(path: string): Promise<ParetoRow[]> {
   const text = await readFile(path, 'utf8').catch(() => {
@@ -107,6 +98,7 @@ export const command: CommandSpec = {
       type: 'list',
       arg: 'ORDER,...',
       description: 'commit orders of the threshold rule, each at every block and threshold (docs/sample.md)',
+      choices: COMMIT_ORDERS,
       default: ['confidence'],
     },
     ar: {
@@ -203,7 +195,7 @@ export const command: CommandSpec = {
           numbers(list(o, 'thresholds'), 'thresholds'),
           Boolean(o.ar),
           numbers(list(o, 'fixed'), 'fixed'),
-          orders(list(o, 'orders')),
+          list(o, 'orders') as CommitOrder[],
         );
         fresh.push(...(await grid(ckpt, settings, str(o, 'label'))));
       }
