@@ -5,6 +5,9 @@ import { UserError } from './errors.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The sdt CLI's entry, for processes that run sdt again (Slurm tasks, training ranks). */
+export const sdtCli = join(repoRoot, 'bin', 'sdt.js');
+
 /** Path of the sdt-native binary: $SDT_NATIVE, or native/build/sdt-native as `npm install` builds it. */
 export function nativeBinary(): string {
   const path = process.env.SDT_NATIVE ?? join(repoRoot, 'native', 'build', 'sdt-native');

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../common/errors.ts';
+import { sdtCli } from '../common/native.ts';
 import type { ExecutorOptions } from './flags.ts';
 import { jobKind } from './kinds.ts';
 import { MERGE, RunDir, type RunRecord, type RunSpec, type Submission } from './run-dir.ts';
@@ -24,8 +24,6 @@ import {
  * local executor runs them as child processes here; the Slurm executor submits one array job for the
  * tasks and a merge job that depends on it (afterok).
  */
-
-const SDT_JS = fileURLToPath(new URL('../bin/sdt.js', import.meta.url));
 
 export type TaskState =
   | { kind: 'done' }
@@ -143,7 +141,7 @@ function sbatchScript(run: RunDir, record: RunRecord, ex: ExecutorOptions, role:
     'set -euo pipefail',
     `cd ${q(record.cwd)}`,
     `export SDT_TASK_CPUS="\${SLURM_CPUS_PER_TASK:-${ex.cpusPerTask}}"`,
-    `exec ${q(process.execPath)} ${q(SDT_JS)} jobs task ${q(run.dir)} ${role === 'merge' ? '--merge' : '--rank "$SLURM_ARRAY_TASK_ID"'}`,
+    `exec ${q(process.execPath)} ${q(sdtCli)} jobs task ${q(run.dir)} ${role === 'merge' ? '--merge' : '--rank "$SLURM_ARRAY_TASK_ID"'}`,
     '',
   ];
   return lines.join('\n');
@@ -291,7 +289,7 @@ async function slurmRun(
 function runTaskHere(run: RunDir, args: string[], log: string, cpus: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const fd = openSync(log, 'a');
-    const child = spawn(process.execPath, [SDT_JS, 'jobs', 'task', run.dir, ...args], {
+    const child = spawn(process.execPath, [sdtCli, 'jobs', 'task', run.dir, ...args], {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, SDT_TASK_CPUS: String(cpus) },
     });

@@ -1,9 +1,9 @@
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { list, num, type OptionSpec, type OptionValues, optStr } from '../common/cli.ts';
 import { UserError } from '../common/errors.ts';
 import { atomicWriteJson } from '../common/fs.ts';
+import { sdtCli } from '../common/native.ts';
 import { EXECUTOR_FLAGS } from './flags.ts';
 import { isLive, sbatch, showJob, slurmPreflight } from './slurm.ts';
 
@@ -14,8 +14,6 @@ import { isLive, sbatch, showJob, slurmPreflight } from './slurm.ts';
  * one, so a preempted run continues exactly where its last checkpoint left it (the trainer checkpoints
  * on the SIGTERM Slurm sends first).
  */
-
-const SDT_JS = fileURLToPath(new URL('../bin/sdt.js', import.meta.url));
 
 const pick = (names: string[]): Record<string, OptionSpec> =>
   Object.fromEntries(names.map((n) => [n, EXECUTOR_FLAGS[n]]));
@@ -94,7 +92,7 @@ export function trainScript(out: string, configFile: string, l: TrainLaunch, cwd
     '# resumes from the latest complete checkpoint when there is one.',
     'set -euo pipefail',
     `cd ${q(cwd)}`,
-    `export SDT_NODE=${q(process.execPath)} SDT_JS=${q(SDT_JS)}`,
+    `export SDT_NODE=${q(process.execPath)} SDT_JS=${q(sdtCli)}`,
     // The rendezvous contract the native trainer reads (docs/scale-out.md): rank 0's host and a port
     // derived from the job id; each rank's RANK/WORLD_SIZE/LOCAL_RANK come from srun's SLURM_* below.
     'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',

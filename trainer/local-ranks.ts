@@ -11,12 +11,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../common/errors.ts';
 import { atomicWriteJson } from '../common/fs.ts';
+import { sdtCli } from '../common/native.ts';
 import type { TrainConfig } from './config.ts';
-
-const SDT_JS = fileURLToPath(new URL('../bin/sdt.js', import.meta.url));
 
 /** A TCP port free on 127.0.0.1 now (the kernel's pick), for rank 0's rendezvous. */
 export function freePort(): Promise<number> {
@@ -75,7 +73,7 @@ export async function runLocalRanks(
       const fd = openSync(log, 'a');
       stdio = ['ignore', fd, fd];
     }
-    const child = spawn(process.execPath, [SDT_JS, ...args], {
+    const child = spawn(process.execPath, [sdtCli, ...args], {
       stdio,
       env: {
         ...process.env,
