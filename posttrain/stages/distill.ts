@@ -1,7 +1,8 @@
 /**
  * `sdt train --stage distill`: constrained-order fine-tuning. Starting from a checkpoint's weights (fresh
  * optimizer), train on a distillation set (posttrain/trajectories/distill.ts) mixed with a share of
- * ordinary mask-corrupted windows as an anchor (`anchorExample`: as block-wise decoding sees them on a block model), through `sdt-native train --init-from`.
+ * ordinary mask-corrupted windows as an anchor (`anchorExample`: on a block model, as block-wise decoding
+ * sees them), through `sdt-native train --init-from`.
  * The batches are written to RUN/stream.bin first (schemas/stream.ts) so a run can be replayed exactly.
  */
 import { existsSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { Rng } from '../../pipelines/corrupt/rng.ts';
 import type { CorruptSpecials } from '../../pipelines/corrupt/types.ts';
 import {
   CHECKPOINT_FILES,
+  type CheckpointConfig,
   checkedTrainConfig,
   checkpointSpecials,
   latestCheckpoint,
@@ -79,12 +81,12 @@ function placeRow(
 export async function writeDistillStream(
   path: string,
   o: DistillStageOptions,
+  model: CheckpointConfig,
 ): Promise<{ distill: number; anchor: number }> {
   if (o.examples.length === 0 && !(o.anchor && o.anchor.length > 0)) {
     throw new UserError('distill stage: no examples and no anchor data; nothing to train on.');
   }
   const rng = new Rng(o.seed, 0xd157);
-  const model = await readCheckpointConfig(o.ckpt);
   const anchorBlock = model.attention_mode === 'block' ? model.block_size : undefined;
   const order = o.examples.map((_, i) => i);
   let next = order.length;
@@ -141,8 +143,7 @@ export async function writeDistillStream(
 }
 
 /** The TRAIN.json of the stage: the checkpoint's own model config, a constant-ish short schedule. */
-export async function distillTrainConfig(o: DistillStageOptions): Promise<NativeTrainConfig> {
-  const model = await readCheckpointConfig(o.ckpt);
+export function distillTrainConfig(o: DistillStageOptions, model: CheckpointConfig): NativeTrainConfig {
   const tok = join(o.ckpt, CHECKPOINT_FILES.tokenizer);
   return checkedTrainConfig({
     model,
@@ -168,9 +169,10 @@ export async function runDistillStage(o: DistillStageOptions): Promise<DistillSt
   }
   await mkdir(o.out, { recursive: true });
   const streamPath = join(o.out, 'stream.bin');
-  const counts = await writeDistillStream(streamPath, o);
+  const model = await readCheckpointConfig(o.ckpt);
+  const counts = await writeDistillStream(streamPath, o, model);
   const trainPath = join(o.out, 'TRAIN.json');
-  await writeFile(trainPath, `${JSON.stringify(await distillTrainConfig(o), null, 2)}\n`);
+  await writeFile(trainPath, `${JSON.stringify(distillTrainConfig(o, model), null, 2)}\n`);
   const losses: number[] = [];
   let error = '';
   const proc = new NativeProcess(
