@@ -43,6 +43,11 @@ function trainArgs(run: string, extra: string[]): string[] {
     : ['train', ...extra, '--out', run];
 }
 
+/** `sdt bench sample` of a run's latest block checkpoint against the AR run's latest one. */
+function benchAgainstAr(diffusion: string, ar: string): string[] {
+  return ['bench', 'sample', '--ckpt', checkpointOf(diffusion), '--ar-ckpt', checkpointOf(ar)];
+}
+
 function checkpointOf(run: string): string {
   const c = latestCheckpoint(run);
   if (!c) throw new UserError(`no complete checkpoint in ${run}; rerun \`sdt demo\`.`);
@@ -183,12 +188,7 @@ function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[]
       title:
         'block-parallel decoding against AR on held-out tasks: pass@1 (tests), tokens/s, tokens per pass',
       argv: () => [
-        'bench',
-        'sample',
-        '--ckpt',
-        checkpointOf(diffusion),
-        '--ar-ckpt',
-        checkpointOf(ar),
+        ...benchAgainstAr(diffusion, ar),
         ...suite,
         '--blocks',
         BLOCK,
@@ -466,12 +466,7 @@ function stdlibStages(
     {
       title: 'block-parallel sampling against AR',
       argv: () => [
-        'bench',
-        'sample',
-        '--ckpt',
-        checkpointOf(diffusion),
-        '--ar-ckpt',
-        checkpointOf(ar),
+        ...benchAgainstAr(diffusion, ar),
         '--blocks',
         '4,8,16,32',
         '--thresholds',
