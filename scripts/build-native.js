@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds native/ (the sdt-native binary) with CMake into native/build. Runs on `npm install`.
 // Env: SDT_NATIVE_BUILD_DIR (default native/build), SDT_CUDA (AUTO|ON|OFF, default OFF here so that an
-// install stays quick; CI compiles the kernels in a separate build), SDT_BLAS (AUTO|OPENBLAS|OWN).
+// install stays quick; CI compiles the kernels in a separate build), SDT_BLAS (OWN|AUTO|OPENBLAS, default OWN: docs/model.md).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -39,7 +39,7 @@ const configure = [
   build,
   '-DCMAKE_BUILD_TYPE=Release',
   `-DSDT_CUDA=${process.env.SDT_CUDA ?? 'OFF'}`,
-  `-DSDT_BLAS=${process.env.SDT_BLAS ?? 'AUTO'}`,
+  `-DSDT_BLAS=${process.env.SDT_BLAS ?? 'OWN'}`,
   // Node's headers, for the data build's tree-sitter addon (native/node).
   `-DSDT_NODE_INCLUDE=${resolve(dirname(process.execPath), '..', 'include', 'node')}`,
 ];

@@ -278,3 +278,29 @@ TEST(model_two_stream_needs_an_even_row) {
   }
   CHECK(threw);
 }
+
+// pack_for_decoding changes speed, not results: chunked decoding (prefill, probes, appends) gives the same
+// bits with and without the packs, over shapes that cross the GEMM's KC block; changing the weights through
+// the parameter accessors drops the packs, so decoding sees the new weights.
+TEST(model_decoding_packs_give_the_same_bits_and_follow_weight_changes) {
+  for (AttentionMode mode : {AttentionMode::Block, AttentionMode::Causal}) {
+    TestRng rng(91);
+    auto cfg = sdt_test::tiny_config(2, false, mode);
+    cfg.block_size = 4;
+    cfg.intermediate_size = 300;  // the down projection's K spans two KC blocks
+    sdt::Model m(cfg);
+    m.init(91);
+    sharpen(m);
+    const int B = 2, T = 12;
+    const auto ids = random_ids(cfg, B * T, rng);
+    const auto plain = chunked_logits(m, ids, B, T, 4, mode, true);
+    m.pack_for_decoding();
+    const auto packed = chunked_logits(m, ids, B, T, 4, mode, true);
+    CHECK(plain == packed);
+    sharpen(m);  // through params(): the packs go
+    const auto changed = chunked_logits(m, ids, B, T, 4, mode, true);
+    CHECK(max_diff(plain, changed) > 1e-3);
+    m.pack_for_decoding();
+    CHECK(chunked_logits(m, ids, B, T, 4, mode, true) == changed);
+  }
+}

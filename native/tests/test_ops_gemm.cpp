@@ -105,3 +105,52 @@ TEST(gemm_inside_a_parallel_region_is_correct) {
     }
   CHECK_NEAR(err, 0.0, 1e-3);
 }
+
+// Decoding relies on it (Model::forward_chunk): each output row of gemm_own is bit for bit the same whatever
+// number of rows the call has, with and without accumulation, single-threaded or inside the thread team.
+TEST(gemm_own_rows_do_not_depend_on_the_row_count) {
+  TestRng rng(5);
+  const int max_rows = 70;
+  for (const auto& s : {std::pair{384, 128}, std::pair{128, 384}, std::pair{1000, 130}}) {
+    const int N = s.first, K = s.second;
+    const auto A = sdt_test::random_vector(static_cast<size_t>(max_rows) * K, rng);
+    const auto W = sdt_test::random_vector(static_cast<size_t>(N) * K, rng);
+    const auto C0 = sdt_test::random_vector(static_cast<size_t>(max_rows) * N, rng);
+    for (float beta : {0.0f, 1.0f}) {
+      auto full = C0;
+      sdt::gemm_own(false, true, max_rows, N, K, 1.0f, A.data(), K, W.data(), K, beta, full.data(), N);
+      int differing = 0;
+      for (int M = 1; M < max_rows; ++M) {
+        auto part = C0;
+        sdt::gemm_own(false, true, M, N, K, 1.0f, A.data(), K, W.data(), K, beta, part.data(), N);
+        if (!std::equal(part.begin(), part.begin() + static_cast<long>(M) * N, full.begin())) ++differing;
+      }
+      CHECK_EQ(differing, 0);
+    }
+  }
+}
+
+// A packed weight gives gemm_own's bits: shapes across KC and NC blocks, op(A) plain and transposed, beta 0
+// and 1, B packed from op(B) stored either way.
+TEST(gemm_own_packed_equals_gemm_own) {
+  TestRng rng(6);
+  const int shapes[][3] = {{1, 384, 128}, {7, 33, 65}, {40, 3100, 530}, {3, 1, 9}};
+  int differing = 0;
+  for (const auto& s : shapes) {
+    const int M = s[0], N = s[1], K = s[2];
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (float beta : {0.0f, 1.0f}) {
+          const int lda = ta ? M : K, ldb = tb ? K : N;
+          const auto A = sdt_test::random_vector(static_cast<size_t>(M) * K, rng);
+          const auto Bm = sdt_test::random_vector(static_cast<size_t>(N) * K, rng);
+          const auto C0 = sdt_test::random_vector(static_cast<size_t>(M) * N, rng);
+          auto want = C0, got = C0;
+          sdt::gemm_own(ta, tb, M, N, K, 0.5f, A.data(), lda, Bm.data(), ldb, beta, want.data(), N);
+          const sdt::PackedB packed(tb, K, N, Bm.data(), ldb);
+          sdt::gemm_own_packed(ta, M, 0.5f, A.data(), lda, packed, beta, got.data(), N);
+          if (want != got) ++differing;
+        }
+  }
+  CHECK_EQ(differing, 0);
+}

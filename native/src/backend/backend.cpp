@@ -21,7 +21,10 @@ struct OwnedModel {
 
 class CpuBackend : private OwnedModel, public sampler::ModelLM {
  public:
-  CpuBackend(std::unique_ptr<Model> m, int del) : OwnedModel{std::move(m)}, ModelLM(*model, del) {}
+  // A backend serves weights that no longer change, so decoding packs them once.
+  CpuBackend(std::unique_ptr<Model> m, int del) : OwnedModel{std::move(m)}, ModelLM(*model, del) {
+    model->pack_for_decoding();
+  }
 };
 
 }  // namespace

@@ -126,6 +126,66 @@ void scale_c(int M, int N, float beta, float* C, int ldc) {
   }
 }
 
+// Threads and row-block height of one product: small products are not worth waking the thread team, and
+// row blocks are enough for every thread but no taller than what stays in L2 with one KC slice.
+struct Split {
+  int threads;
+  int mc;
+};
+Split split_rows(int M, int N, int K) {
+  const double flops = 2.0 * M * N * K;
+  const int threads = (omp_in_parallel() || flops < 2e6) ? 1 : omp_get_max_threads();
+  const int mc = (M + threads - 1) / threads;
+  return {threads, std::max(MR, std::min(MC_MAX, (mc + MR - 1) / MR * MR))};
+}
+
+// C[:, j0:j0+nc] += alpha * op(A)[:, p0:p0+kc] * (packed B block at bpack). With pack_into (== bpack), the
+// block is first packed there from op(B), inside the same thread team.
+void multiply_block(bool transA, const float* A, int lda, int M, int p0, int kc, int j0, int nc, float alpha,
+                    float* C, int ldc, const Split& split, const float* bpack, float* pack_into, bool transB,
+                    const float* B, int ldb) {
+  const int npanels = (nc + NR - 1) / NR;
+  const int threads = split.threads, mc = split.mc;
+#pragma omp parallel num_threads(threads)
+  {
+    if (pack_into != nullptr) {
+#pragma omp for schedule(static)
+      for (int jp = 0; jp < npanels; ++jp) {
+        const int cols = std::min(NR, nc - jp * NR);
+        pack_b_panel(transB, B, ldb, p0, kc, j0 + jp * NR, cols, pack_into + static_cast<long>(jp) * NR * kc);
+      }
+    }
+    static thread_local std::unique_ptr<float[]> abuf;
+    static thread_local size_t acap = 0;
+    float* apack = scratch(abuf, acap, static_cast<size_t>(MC_MAX + MR) * KC);
+    const int mblocks = (M + mc - 1) / mc;
+    // Split both the row blocks and the column panels so small-M products still use all threads.
+    const int nsplit = mblocks >= threads ? 1 : std::min(npanels, (threads + mblocks - 1) / mblocks);
+    const int per = (npanels + nsplit - 1) / nsplit;
+#pragma omp for schedule(dynamic) collapse(2)
+    for (int ib = 0; ib < mblocks; ++ib) {
+      for (int s = 0; s < nsplit; ++s) {
+        const int i0 = ib * mc;
+        const int rows_blk = std::min(mc, M - i0);
+        pack_a(transA, A, lda, i0, rows_blk, p0, kc, apack);
+        const int jp_end = std::min(npanels, (s + 1) * per);
+        for (int jp = s * per; jp < jp_end; ++jp) {
+          const int cols = std::min(NR, nc - jp * NR);
+          const float* bp = bpack + static_cast<long>(jp) * NR * kc;
+          for (int ir = 0; ir < rows_blk; ir += MR) {
+            const int rows = std::min(MR, rows_blk - ir);
+            micro_kernel(kc, apack + static_cast<long>(ir) * kc, bp, alpha,
+                         C + static_cast<long>(i0 + ir) * ldc + j0 + jp * NR, ldc, rows, cols);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Floats of op(B)[p0:p0+kc, j0:j0+nc] packed: whole NR-column panels.
+size_t packed_block_size(int kc, int nc) { return static_cast<size_t>(kc) * ((nc + NR - 1) / NR * NR); }
+
 }  // namespace
 
 void gemm_own(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
@@ -133,55 +193,48 @@ void gemm_own(bool transA, bool transB, int M, int N, int K, float alpha, const 
   if (M <= 0 || N <= 0) return;
   scale_c(M, N, beta, C, ldc);
   if (K <= 0 || alpha == 0.0f) return;
-
-  // Small products are not worth waking the thread team.
-  const double flops = 2.0 * M * N * K;
-  const int threads = (omp_in_parallel() || flops < 2e6) ? 1 : omp_get_max_threads();
-  // Enough row blocks for every thread, but no taller than what stays in L2 with one KC slice.
-  int mc = (M + threads - 1) / threads;
-  mc = std::max(MR, std::min(MC_MAX, (mc + MR - 1) / MR * MR));
-
+  const Split split = split_rows(M, N, K);
   static thread_local std::unique_ptr<float[]> bbuf;
   static thread_local size_t bcap = 0;
-  float* bpack = scratch(bbuf, bcap, static_cast<size_t>(std::min(K, KC)) * ((std::min(N, NC) + NR - 1) / NR * NR));
+  float* bpack = scratch(bbuf, bcap, packed_block_size(std::min(K, KC), std::min(N, NC)));
+  for (int j0 = 0; j0 < N; j0 += NC)
+    for (int p0 = 0; p0 < K; p0 += KC)
+      multiply_block(transA, A, lda, M, p0, std::min(KC, K - p0), j0, std::min(NC, N - j0), alpha, C, ldc, split,
+                     bpack, bpack, transB, B, ldb);
+}
+
+PackedB::PackedB(bool transB, int K, int N, const float* B, int ldb) : K_(K), N_(N) {
+  size_t total = 0;
+  for (int j0 = 0; j0 < N; j0 += NC)
+    for (int p0 = 0; p0 < K; p0 += KC) total += packed_block_size(std::min(KC, K - p0), std::min(NC, N - j0));
+  data_.resize(total);
+  float* dst = data_.data();
   for (int j0 = 0; j0 < N; j0 += NC) {
     const int nc = std::min(NC, N - j0);
-    const int npanels = (nc + NR - 1) / NR;
     for (int p0 = 0; p0 < K; p0 += KC) {
       const int kc = std::min(KC, K - p0);
-#pragma omp parallel num_threads(threads)
-      {
-#pragma omp for schedule(static)
-        for (int jp = 0; jp < npanels; ++jp) {
-          const int cols = std::min(NR, nc - jp * NR);
-          pack_b_panel(transB, B, ldb, p0, kc, j0 + jp * NR, cols, bpack + static_cast<long>(jp) * NR * kc);
-        }
-        static thread_local std::unique_ptr<float[]> abuf;
-        static thread_local size_t acap = 0;
-        float* apack = scratch(abuf, acap, static_cast<size_t>(MC_MAX + MR) * KC);
-        const int mblocks = (M + mc - 1) / mc;
-        // Split both the row blocks and the column panels so small-M products still use all threads.
-        const int nsplit = mblocks >= threads ? 1 : std::min(npanels, (threads + mblocks - 1) / mblocks);
-        const int per = (npanels + nsplit - 1) / nsplit;
-#pragma omp for schedule(dynamic) collapse(2)
-        for (int ib = 0; ib < mblocks; ++ib) {
-          for (int s = 0; s < nsplit; ++s) {
-            const int i0 = ib * mc;
-            const int rows_blk = std::min(mc, M - i0);
-            pack_a(transA, A, lda, i0, rows_blk, p0, kc, apack);
-            const int jp_end = std::min(npanels, (s + 1) * per);
-            for (int jp = s * per; jp < jp_end; ++jp) {
-              const int cols = std::min(NR, nc - jp * NR);
-              const float* bp = bpack + static_cast<long>(jp) * NR * kc;
-              for (int ir = 0; ir < rows_blk; ir += MR) {
-                const int rows = std::min(MR, rows_blk - ir);
-                micro_kernel(kc, apack + static_cast<long>(ir) * kc, bp, alpha,
-                             C + static_cast<long>(i0 + ir) * ldc + j0 + jp * NR, ldc, rows, cols);
-              }
-            }
-          }
-        }
-      }
+      for (int jp = 0; jp * NR < nc; ++jp)
+        pack_b_panel(transB, B, ldb, p0, kc, j0 + jp * NR, std::min(NR, nc - jp * NR),
+                     dst + static_cast<long>(jp) * NR * kc);
+      dst += packed_block_size(kc, nc);
+    }
+  }
+}
+
+void gemm_own_packed(bool transA, int M, float alpha, const float* A, int lda, const PackedB& B, float beta, float* C,
+                     int ldc) {
+  const int N = B.N(), K = B.K();
+  if (M <= 0 || N <= 0) return;
+  scale_c(M, N, beta, C, ldc);
+  if (K <= 0 || alpha == 0.0f) return;
+  const Split split = split_rows(M, N, K);
+  const float* block = B.data_.data();
+  for (int j0 = 0; j0 < N; j0 += NC) {
+    const int nc = std::min(NC, N - j0);
+    for (int p0 = 0; p0 < K; p0 += KC) {
+      const int kc = std::min(KC, K - p0);
+      multiply_block(transA, A, lda, M, p0, kc, j0, nc, alpha, C, ldc, split, block, nullptr, false, nullptr, 0);
+      block += packed_block_size(kc, nc);
     }
   }
 }

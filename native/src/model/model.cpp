@@ -19,6 +19,18 @@ void linear(const float* x, int N, int in, const float* W, int out, float* y, bo
   gemm(false, true, N, out, in, 1.0f, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
+// The same product for decoding (forward_chunk), from the weight's pack when there is one: gemm_own gives
+// each output row the same operations however many rows share the call, whereas OpenBLAS computes the rows
+// past its last whole register tile with other kernels, so with it a row's logits would depend on which rows
+// were batched with it and a batched row could decode differently from the same prompt alone.
+void linear_batch_invariant(const float* x, int N, int in, const float* W, int out, float* y, bool accumulate,
+                            const PackedB* packed) {
+  if (packed != nullptr)
+    gemm_own_packed(false, N, 1.0f, x, in, *packed, accumulate ? 1.0f : 0.0f, y, out);
+  else
+    gemm_own(false, true, N, out, in, 1.0f, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
+}
+
 // dx[N, in] (= or +=) dy[N, out] * W[out, in];  dW[out, in] += dy^T x.
 void linear_backward(const float* x, int N, int in, const float* W, int out, const float* dy, float* dx,
                      bool accumulate_dx, float* dW) {
@@ -157,12 +169,14 @@ Model::Model(const ModelConfig& config) : cfg_(config) {
 }
 
 ParamView* Model::find_param(const std::string& hf_name) {
+  decode_packs_.clear();
   for (auto& p : params_)
     if (p.name == hf_name) return &p;
   return nullptr;
 }
 
 void Model::init(uint64_t seed) {
+  decode_packs_.clear();
   Rng rng{seed};
   const double std_base = 0.02;
   const double std_resid = 0.02 / std::sqrt(2.0 * cfg_.num_hidden_layers);
@@ -440,12 +454,15 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
   const int keep = append_to_cache ? 0 : std::max(0, std::min(cache.length, start_pos + C) - start_pos);
   std::vector<float> saved_k(static_cast<size_t>(L) * B * nkv * keep * hd), saved_v(saved_k.size());
 
+  auto pack = [&](int layer, int which) -> const PackedB* {
+    return decode_packs_.empty() ? nullptr : &decode_packs_[static_cast<size_t>(layer) * 4 + which];
+  };
   embedding_forward(data_.data(), D, ids, N, x);
   const size_t layer_stride = static_cast<size_t>(B) * nkv * cache.max_len * hd;
   for (int l = 0; l < L; ++l) {
     const LayerOffsets& o = layer_off_[static_cast<size_t>(l)];
     rmsnorm_forward(x, data_.data() + o.input_norm, N, D, cfg_.rms_norm_eps, xn, inv);
-    linear(xn, N, D, data_.data() + o.qkv, S, qkv, false);
+    linear_batch_invariant(xn, N, D, data_.data() + o.qkv, S, qkv, false, pack(l, 0));
     rope_forward(rope_, qkv, N, S, nh + nkv, pos, C);
     // The chunk's K/V go into the cache slots [start_pos, start_pos + C); they only count as
     // cached (cache.length) when append_to_cache is set.
@@ -479,11 +496,11 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
         std::copy_n(saved_v.data() + from, static_cast<size_t>(keep) * hd, vc + at);
       }
     }
-    linear(attn, N, A, data_.data() + o.o, D, x, true);
+    linear_batch_invariant(attn, N, A, data_.data() + o.o, D, x, true, pack(l, 1));
     rmsnorm_forward(x, data_.data() + o.post_norm, N, D, cfg_.rms_norm_eps, xn, inv);
-    linear(xn, N, D, data_.data() + o.gate_up, 2 * I, gu, false);
+    linear_batch_invariant(xn, N, D, data_.data() + o.gate_up, 2 * I, gu, false, pack(l, 2));
     swiglu_forward(gu, N, I, h);
-    linear(h, N, I, data_.data() + o.down, D, x, true);
+    linear_batch_invariant(h, N, I, data_.data() + o.down, D, x, true, pack(l, 3));
   }
   if (append_to_cache) cache.length = start_pos + C;
   // The vocabulary projection is the widest GEMM of a small model: skip it for cache-only calls and for
@@ -496,9 +513,25 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
     const long first = own_block > 0 ? static_cast<long>(b) * C + own_block : 0;
     const int count = own_block > 0 ? rows : N;
     float* out = logits_out + first * V;
-    linear(xn + first * D, count, D, lm_head(), V, out, false);
+    linear_batch_invariant(xn + first * D, count, D, lm_head(), V, out, false, pack(L, 0));
     for (int i = 0; i < count; ++i) out[static_cast<long>(i) * V + cfg_.mask_token_id] = neg_inf;
   }
+}
+
+void Model::pack_for_decoding() {
+  const int D = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
+  const int nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, hd = cfg_.head_dim();
+  const int S = (nh + 2 * nkv) * hd, A = nh * hd;
+  std::vector<PackedB> packs;
+  auto add = [&](const float* W, int out, int in) { packs.emplace_back(true, in, out, W, in); };
+  for (const LayerOffsets& o : layer_off_) {
+    add(data_.data() + o.qkv, S, D);
+    add(data_.data() + o.o, D, A);
+    add(data_.data() + o.gate_up, 2 * I, D);
+    add(data_.data() + o.down, D, I);
+  }
+  add(lm_head(), V, D);
+  decode_packs_ = std::move(packs);
 }
 
 }  // namespace sdt

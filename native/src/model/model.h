@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "gemm/gemm.h"
+
 #include "model/config.h"
 #include "ops/ops.h"
 
@@ -114,11 +116,18 @@ class Model {
   // Parameters in a fixed order (embed_tokens, then per layer: input_layernorm, q, k, v, o,
   // post_attention_layernorm, gate, up, down; then model.norm, then lm_head when untied).
   // Views point into one contiguous parameter buffer and one contiguous gradient buffer.
-  std::vector<ParamView>& params() { return params_; }
+  // The non-const accessors and init() drop the decoding packs (pack_for_decoding): the weights may change.
+  std::vector<ParamView>& params() {
+    decode_packs_.clear();
+    return params_;
+  }
   const std::vector<ParamView>& params() const { return params_; }
   // nullptr when there is no parameter of that name.
   ParamView* find_param(const std::string& hf_name);
-  float* param_data() { return data_.data(); }
+  float* param_data() {
+    decode_packs_.clear();
+    return data_.data();
+  }
   float* grad_data() { return grad_.data(); }
   const float* param_data() const { return data_.data(); }
   const float* grad_data() const { return grad_.data(); }
@@ -168,6 +177,12 @@ class Model {
   void forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
                      float* logits_out, bool append_to_cache, int own_block = 0);
 
+  // Packs forward_chunk's weights once into the GEMM's panel layout (a second copy of the projection
+  // weights), so that decoding no longer repacks every weight on every call, which is most of a one-row
+  // call's time. Same bits as without. For weights that no longer change (a loaded checkpoint being
+  // served); changing them through a pointer taken before this call is not seen.
+  void pack_for_decoding();
+
  private:
   // Offsets of one layer's tensors in data_ / grad_. q/k/v are adjacent (one fused [q;k;v]
   // projection) and so are gate/up, so each pair or triple is a single GEMM.
@@ -198,6 +213,8 @@ class Model {
   std::vector<float> grad_;
   std::vector<ParamView> params_;
   std::vector<LayerOffsets> layer_off_;
+  // pack_for_decoding's weights: per layer qkv, o, gate_up, down, then the lm head; empty: none.
+  std::vector<PackedB> decode_packs_;
   int64_t norm_off_ = 0;
   int64_t lm_head_off_ = 0;  // == 0 (embed_tokens) when tied
   Workspace ws_;              // reused between calls
