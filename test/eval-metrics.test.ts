@@ -160,6 +160,14 @@ describe('prompt fitting for the model context', () => {
     expect(Array.from(fitPrompt(ids(10), null, 4, special).ids)).toEqual([6, 7, 8, 9]);
   });
 
+  it('starts a plain prompt with <|bos|>, as the engine client does, inside the room', () => {
+    expect(Array.from(fitPrompt(ids(3, 10), null, 8, special, 1).ids)).toEqual([1, 10, 11, 12]);
+    const cut = fitPrompt(ids(10), null, 4, special, 1);
+    expect(cut.cut).toBe(true);
+    expect(Array.from(cut.ids)).toEqual([1, 7, 8, 9]);
+    expect(fitPrompt(ids(3), null, 4, special, 1).cut).toBe(false);
+  });
+
   it('keeps the text nearest the gap of a FIM prompt, and its markers', () => {
     const fit = fitPrompt(ids(6), ids(6, 100), 9, special); // 15 tokens into 9: drop 6
     expect(fit.cut).toBe(true);

@@ -114,19 +114,22 @@ export class ModelGenerator implements Generator {
 }
 
 /**
- * Token ids of a prompt that fit in `room` positions. A plain prompt keeps its end; a FIM prompt keeps the
- * text nearest the gap, dropping the start of the prefix and the end of the suffix, never the markers.
+ * Token ids of a prompt that fit in `room` positions. A plain prompt starts with `bos` (when >= 0), as every
+ * training document does and as the engine client sends text prompts, and keeps its end; a FIM prompt keeps
+ * the text nearest the gap, dropping the start of the prefix and the end of the suffix, never the markers.
  */
 export function fitPrompt(
   prefix: Int32Array,
   suffix: Int32Array | null,
   room: number,
   special: { fimPrefix: number; fimSuffix: number; fimMiddle: number },
+  bos = -1,
 ): { ids: Int32Array; cut: boolean } {
   if (suffix === null) {
-    return prefix.length > room
-      ? { ids: prefix.slice(prefix.length - room), cut: true }
-      : { ids: prefix, cut: false };
+    const lead = bos >= 0 ? [bos] : [];
+    const keep = room - lead.length;
+    const cut = prefix.length > keep;
+    return { ids: Int32Array.from([...lead, ...(cut ? prefix.slice(prefix.length - keep) : prefix)]), cut };
   }
   let pre = prefix;
   let suf = suffix;
@@ -155,7 +158,7 @@ export async function openSamplerClient(
   const context = client.info.max_position_embeddings;
   const encode = (p: SamplerPrompt, room: number) =>
     'text' in p
-      ? fitPrompt(tok.encode(p.text), null, room, tok.special)
+      ? fitPrompt(tok.encode(p.text), null, room, tok.special, client.info.bos_token_id)
       : fitPrompt(tok.encode(p.prefix), tok.encode(p.suffix), room, tok.special);
   return {
     async generate(prompts, settings) {
