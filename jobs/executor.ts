@@ -74,6 +74,8 @@ export async function runStatus(run: RunDir, record: RunRecord): Promise<RunStat
     if (!j) return { kind: 'failed', job, state: 'UNKNOWN (no longer known to Slurm)', exitCode: '?', log };
     if (isWaiting(j.state)) return { kind: 'pending', job };
     if (isRunning(j.state)) return { kind: 'running', job };
+    // The marker was looked for before Slurm was asked: a task that finished in between has written it.
+    if ((await run.completion(rank)) !== undefined) return { kind: 'done' };
     const state = j.state === 'COMPLETED' ? 'COMPLETED without a completion marker' : j.state;
     return { kind: 'failed', job, state, exitCode: j.exitCode, log: j.log || log };
   };
