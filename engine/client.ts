@@ -120,7 +120,11 @@ export interface BatchOptions {
 
 /** A text prompt's ids after <|bos|> (when the checkpoint has one), as every training document starts. */
 export function promptIds(tok: Tokenizer, text: string, bos: number): Int32Array {
-  const ids = tok.encode(text);
+  return withBos(tok.encode(text), bos);
+}
+
+/** `ids` after <|bos|>; `ids` itself when bos < 0 (a checkpoint without one). */
+export function withBos(ids: Int32Array, bos: number): Int32Array {
   if (bos < 0) return ids;
   const out = new Int32Array(ids.length + 1);
   out[0] = bos;

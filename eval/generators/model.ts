@@ -1,5 +1,5 @@
 import { UserError } from '../../common/errors.ts';
-import { EngineClient } from '../../engine/client.ts';
+import { EngineClient, withBos } from '../../engine/client.ts';
 import type { SampleSettings } from '../../schemas/engine.ts';
 import type { EvalTask } from '../suites/types.ts';
 import type { GenerationStats, Generator, TaskGeneration } from './types.ts';
@@ -126,10 +126,9 @@ export function fitPrompt(
   bos = -1,
 ): { ids: Int32Array; cut: boolean } {
   if (suffix === null) {
-    const lead = bos >= 0 ? [bos] : [];
-    const keep = room - lead.length;
+    const keep = bos >= 0 ? room - 1 : room;
     const cut = prefix.length > keep;
-    return { ids: Int32Array.from([...lead, ...(cut ? prefix.slice(prefix.length - keep) : prefix)]), cut };
+    return { ids: withBos(cut ? prefix.slice(prefix.length - keep) : prefix, bos), cut };
   }
   let pre = prefix;
   let suf = suffix;

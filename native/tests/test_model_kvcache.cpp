@@ -300,6 +300,12 @@ TEST(model_decoding_packs_give_the_same_bits_and_follow_weight_changes) {
     sharpen(m);  // through params(): the packs go
     const auto changed = chunked_logits(m, ids, B, T, 4, mode, true);
     CHECK(max_diff(plain, changed) > 1e-3);
+    // The same weights in a model that was never packed: stale packs would leave the projections as they were.
+    sdt::Model fresh(cfg);
+    fresh.init(91);
+    sharpen(fresh);
+    sharpen(fresh);
+    CHECK(chunked_logits(fresh, ids, B, T, 4, mode, true) == changed);
     m.pack_for_decoding();
     CHECK(chunked_logits(m, ids, B, T, 4, mode, true) == changed);
   }

@@ -49,6 +49,10 @@ export interface RoundRecord {
   heldout?: HeldoutMetrics;
 }
 
+/** A record as onpolicy.jsonl holds it: plus the checkpoint the next round starts from (its own when it only
+ * measured). */
+type LoggedRound = RoundRecord & { next_ckpt?: string };
+
 export interface HeldoutMetrics {
   prompts: number;
   generated_tokens: number;
@@ -312,7 +316,7 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
     : [];
   // A run extended with more --rounds: its last record only measured the final model, so that round
   // becomes a training round (else it would be measured twice and one round of training lost).
-  const last = records.at(-1) as (RoundRecord & { next_ckpt?: string }) | undefined;
+  const last = records.at(-1) as LoggedRound | undefined;
   if (last && last.next_ckpt === last.ckpt && last.round < o.rounds) {
     records.pop();
     await writeFile(logPath, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
@@ -420,11 +424,11 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
 }
 
 function nextCkpt(records: RoundRecord[]): string {
-  const last = records.at(-1) as RoundRecord & { next_ckpt?: string };
+  const last = records.at(-1) as LoggedRound;
   return last.next_ckpt ?? last.ckpt;
 }
 
 function nextStep(records: RoundRecord[], stepsPerRound: number): number {
-  const last = records.at(-1) as RoundRecord & { next_ckpt?: string };
+  const last = records.at(-1) as LoggedRound;
   return last.next_ckpt && last.next_ckpt !== last.ckpt ? last.step + stepsPerRound : last.step;
 }
