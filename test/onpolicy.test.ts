@@ -16,6 +16,7 @@ import {
   advantageWeights,
   distinctBigramShare,
   rewardOf,
+  roundPrompts,
   runOnPolicy,
   selectForDistillation,
 } from '../posttrain/stages/onpolicy.ts';
@@ -139,6 +140,27 @@ describe.skipIf(!haveNative)('on-policy round', () => {
     expect(new Set(more.map((r) => r.ckpt)).size).toBe(3);
     expect(readFileSync(join(out, 'onpolicy.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
   }, 180_000);
+});
+
+describe('prompts per round (--prompts-per-round)', () => {
+  it('gives each round the next window, covers the list before repeating, and wraps', () => {
+    const all = Array.from({ length: 10 }, (_, i) => i);
+    const windows = [0, 1, 2, 3, 4].map((r) => roundPrompts(all, 4, r));
+    for (const w of windows) expect(w).toHaveLength(4);
+    // Consecutive windows continue where the last one stopped, modulo the list.
+    const flat = windows.flat();
+    flat.forEach((v, i) => {
+      expect(v).toBe(i % all.length);
+    });
+    // The first ceil(10 / 4) rounds together see every prompt.
+    expect(new Set(windows.slice(0, 3).flat()).size).toBe(10);
+  });
+  it('uses every prompt every round when the window is 0 or not smaller than the list', () => {
+    const all = ['a', 'b', 'c'];
+    expect(roundPrompts(all, 0, 5)).toEqual(all);
+    expect(roundPrompts(all, undefined, 1)).toEqual(all);
+    expect(roundPrompts(all, 3, 2)).toEqual(all);
+  });
 });
 
 describe('advantage weights (--update awr)', () => {

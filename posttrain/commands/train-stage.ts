@@ -209,6 +209,15 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       description: 'onpolicy: at most N prompts',
       default: 64,
     },
+    'prompts-per-round': {
+      type: 'number',
+      min: 0,
+      integer: true,
+      arg: 'N',
+      description:
+        'onpolicy: prompts sampled per round, round r taking the r-th window of N of the --limit prompts (0: all, every round)',
+      default: 0,
+    },
     heldout: {
       type: 'number',
       min: 0,
@@ -350,6 +359,7 @@ pass rate and validation loss per round; plot with \`sdt report speedup OUT\`. R
       bin,
       device: deviceFromOptions(o),
       prompts,
+      promptsPerRound: num(o, 'prompts-per-round'),
       heldoutPrompts,
       settings: settingsFromOptions(o),
       k: num(o, 'k'),

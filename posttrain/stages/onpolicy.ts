@@ -79,6 +79,11 @@ export interface OnPolicyOptions {
   /** Where the engine runs (sampling, validation loss); training stays on the CPU trainer. */
   device?: 'cpu' | 'cuda';
   prompts: (PromptItem & { tokens?: Int32Array })[];
+  /**
+   * Prompts each round samples: round r takes the r-th window of this size from `prompts` (wrapping), so
+   * rounds see fresh tasks instead of relearning the same ones. 0 or absent: every prompt, every round.
+   */
+  promptsPerRound?: number;
   /** Held-out prompts measured every round (greedy); should share no source file with `prompts`. */
   heldoutPrompts?: (PromptItem & { tokens?: Int32Array })[];
   settings: SampleSettings;
@@ -260,15 +265,23 @@ async function sampleAndScore(
   return scored;
 }
 
+/** The prompts round `round` samples: the round's window of `perRound` prompts, wrapping around the list. */
+export function roundPrompts<T>(prompts: T[], perRound: number | undefined, round: number): T[] {
+  if (!perRound || perRound >= prompts.length) return prompts;
+  const start = (round * perRound) % prompts.length;
+  const window = prompts.slice(start, start + perRound);
+  return window.length === perRound ? window : [...window, ...prompts.slice(0, perRound - window.length)];
+}
+
 function samplePool(
   o: OnPolicyOptions,
   engine: EngineClient,
   dir: string,
-  seed: number,
+  round: number,
 ): Promise<ScoredRow[]> {
-  const settings = { ...o.settings, seed };
+  const settings = { ...o.settings, seed: o.seed + 1000 * round };
   return sampleAndScore(o, engine, dir, {
-    prompts: o.prompts,
+    prompts: roundPrompts(o.prompts, o.promptsPerRound, round),
     settings,
     k: o.k,
     name: 'pool',
@@ -331,7 +344,7 @@ export async function runOnPolicy(o: OnPolicyOptions): Promise<RoundRecord[]> {
     let heldout: HeldoutMetrics | undefined;
     let validation: number | null;
     try {
-      pool = await samplePool(o, engine, dir, o.seed + 1000 * round);
+      pool = await samplePool(o, engine, dir, round);
       heldout = o.heldoutPrompts?.length ? await measureHeldout(o, engine, dir) : undefined;
       validation = await maskedValidationLoss(engine, o.validation, o.specials);
     } finally {
