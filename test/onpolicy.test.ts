@@ -139,6 +139,18 @@ describe.skipIf(!haveNative)('on-policy round', () => {
     expect(more.map((r) => r.step)).toEqual([0, 12, 24]);
     expect(new Set(more.map((r) => r.ckpt)).size).toBe(3);
     expect(readFileSync(join(out, 'onpolicy.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+
+    // One prompt per round: round 0 samples only 'a', round 1 (the measuring one) only 'b'.
+    const windowed = join(dir, 'run-windowed');
+    const perRound = await runOnPolicy({ ...opts, out: windowed, promptsPerRound: 1 });
+    expect(perRound.map((r) => r.trajectories)).toEqual([4, 4]);
+    for (const [round, id] of [
+      [0, 'a'],
+      [1, 'b'],
+    ] as const) {
+      const rows = await readScored(join(windowed, `round-00${round}`, 'scored.arrow'));
+      expect(new Set(rows.map((r) => r.id.split('#')[0]))).toEqual(new Set([id]));
+    }
   }, 180_000);
 });
 
