@@ -268,9 +268,8 @@ async function sampleAndScore(
 /** The prompts round `round` samples: the round's window of `perRound` prompts, wrapping around the list. */
 export function roundPrompts<T>(prompts: T[], perRound: number | undefined, round: number): T[] {
   if (!perRound || perRound >= prompts.length) return prompts;
-  const start = (round * perRound) % prompts.length;
-  const window = prompts.slice(start, start + perRound);
-  return window.length === perRound ? window : [...window, ...prompts.slice(0, perRound - window.length)];
+  const start = round * perRound;
+  return Array.from({ length: perRound }, (_, i) => prompts[(start + i) % prompts.length]);
 }
 
 function samplePool(
