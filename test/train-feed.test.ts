@@ -219,6 +219,48 @@ describe('feed', () => {
     ).toMatch(/drop --clean-prefix/);
   });
 
+  it('suffix masks: with --suffix-masks 1 every masked block of a mask example is a clean prefix then masks', () => {
+    const base = defaultConfig();
+    const B = 8;
+    const ctxOf = (suffix: number) =>
+      context({
+        steps: 20,
+        batch: { batch_size: 4, micro_batches: 1 },
+        model: { ...base.model, attention_mode: 'block', block_size: B },
+        curriculum: { ...base.curriculum, mask_fraction: 1, suffix_masks: suffix },
+      });
+    // Blocks whose masks are not a suffix of their maskable tokens (mask, then a visible maskable token).
+    const scattered = (suffix: number) => {
+      let count = 0;
+      for (const f of frames(ctxOf(suffix), 0, 20)) {
+        const { input } = f.batch;
+        for (let a = 0; a < input.length; a += B) {
+          let seenMask = false;
+          for (let i = a; i < a + B; i++) {
+            if (input[i] === SP.mask) seenMask = true;
+            else if (seenMask && isMaskable(input[i], SP)) {
+              count++;
+              break;
+            }
+          }
+        }
+      }
+      return count;
+    };
+    expect(scattered(1)).toBe(0);
+    expect(scattered(0)).toBeGreaterThan(0);
+    const cfg = { ...base, curriculum: { ...base.curriculum, suffix_masks: 0.5 } };
+    expect(configProblems(cfg, 'x').join()).toMatch(/suffix_masks.*--attention block/);
+    const block = { ...base.model, attention_mode: 'block' as const };
+    expect(configProblems({ ...cfg, model: block }, 'x')).toEqual([]);
+    expect(
+      configProblems(
+        { ...cfg, model: block, curriculum: { ...cfg.curriculum, structure: true } },
+        'x',
+      ).join(),
+    ).toMatch(/suffix_masks and curriculum.structure/);
+  });
+
   it('ar: targets are the inputs shifted by one, within a document', () => {
     const ctx = context({ objective: 'ar', steps: 4, batch: { batch_size: 2, micro_batches: 1 } });
     for (const f of frames(ctx, 0, 4)) {

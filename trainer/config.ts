@@ -60,6 +60,8 @@ export interface TrainConfig {
     two_stream: boolean;
     /** Block attention: documents start at block boundaries and their last block is filled with <|eos|>. */
     align_blocks: boolean;
+    /** Block attention: the probability that a block masks a suffix (a clean prefix, the rest masked). */
+    suffix_masks: number;
   };
   batch: {
     /** Sequences per optimizer step (all micro-batches together). */
@@ -304,6 +306,16 @@ export const FIELDS: FieldSpec[] = [
     description:
       'block attention: each packed document starts at a block boundary and its last block is filled with <|eos|> targets, as the sampler meets a document (documents that no longer fit the window are left out)',
     default: false,
+  },
+  {
+    path: 'curriculum.suffix_masks',
+    flag: 'suffix-masks',
+    type: 'number',
+    description:
+      'block attention, mask stage: the probability that a block masks its last m tokens (m drawn as for scattered masks) instead of scattered ones: the clean-prefix, masked-rest states left-to-right decoding asks about (0: off)',
+    default: 0,
+    min: 0,
+    max: 1,
   },
   {
     path: 'curriculum.mask_warmup_steps',
@@ -664,6 +676,14 @@ export function configProblems(cfg: TrainConfig, source: string): string[] {
   if (cfg.curriculum.align_blocks && (cfg.objective !== 'diffusion' || m.attention_mode !== 'block'))
     problems.push(
       `${source}: curriculum.align_blocks aligns documents to the blocks of block diffusion; set --attention block (got objective ${cfg.objective}, attention ${m.attention_mode})`,
+    );
+  if (cfg.curriculum.suffix_masks > 0 && (cfg.objective !== 'diffusion' || m.attention_mode !== 'block'))
+    problems.push(
+      `${source}: curriculum.suffix_masks masks block suffixes for block diffusion; set --attention block or --suffix-masks 0 (got objective ${cfg.objective}, attention ${m.attention_mode})`,
+    );
+  if (cfg.curriculum.suffix_masks > 0 && cfg.curriculum.structure)
+    problems.push(
+      `${source}: curriculum.suffix_masks and curriculum.structure exclude each other (a suffix is not a tree-sitter span); drop one`,
     );
   if (cfg.curriculum.two_stream && cfg.curriculum.clean_prefix)
     problems.push(

@@ -99,6 +99,7 @@ export function trainExample(ctx: FeedContext, order: EpochOrder, index: number,
         tCap: warmupCap(step, cfg.curriculum.mask_warmup_steps),
         ...blockMasking(cfg),
         ...(cfg.curriculum.clean_prefix && cfg.model.attention_mode === 'block' ? { cleanPrefix: true } : {}),
+        ...(cfg.curriculum.suffix_masks > 0 ? { suffixFraction: cfg.curriculum.suffix_masks } : {}),
       },
       w.segment,
     );

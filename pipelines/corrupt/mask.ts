@@ -49,6 +49,13 @@ export interface MaskOptions {
    * (the prompt) that decoding shows it clean.
    */
   cleanPrefix?: boolean;
+  /**
+   * Block mode: the probability that a block masks a suffix (its last m maskable tokens, m drawn as the
+   * uniform process would count them) instead of scattered positions. Left-to-right decoding only ever shows
+   * a block as a clean prefix and a masked rest, so these are exactly the states it asks the model about.
+   * 0 (default) draws nothing extra, so streams without it are unchanged.
+   */
+  suffixFraction?: number;
   eps?: number;
 }
 
@@ -67,6 +74,10 @@ export function isMaskable(tok: number, sp: CorruptSpecials): boolean {
   return tok !== sp.pad && tok !== sp.bos;
 }
 
+/**
+ * Each maskable position of [a, b) is masked with probability p (at least one if forced). With `suffix`
+ * the same count is drawn, but the last that many maskable positions are masked instead.
+ */
 function maskRegionUniform(
   maskable: Uint8Array,
   isMasked: Uint8Array,
@@ -75,6 +86,7 @@ function maskRegionUniform(
   p: number,
   forceOne: boolean,
   rng: Rng,
+  suffix = false,
 ): void {
   let count = 0;
   let candidates = 0;
@@ -82,9 +94,18 @@ function maskRegionUniform(
     if (!maskable[i]) continue;
     candidates++;
     if (rng.float() < p) {
-      isMasked[i] = 1;
+      if (!suffix) isMasked[i] = 1;
       count++;
     }
+  }
+  if (suffix) {
+    let m = forceOne && candidates > 0 ? Math.max(count, 1) : count;
+    for (let i = b - 1; i >= a && m > 0; i--) {
+      if (!maskable[i]) continue;
+      isMasked[i] = 1;
+      m--;
+    }
+    return;
   }
   if (forceOne && count === 0 && candidates > 0) {
     let pick = rng.int(candidates);
@@ -194,6 +215,11 @@ export function maskCorrupt(
   if (mode === 'block' && !(Number.isInteger(blockSize) && blockSize >= 1)) {
     throw new Error(`mask: block mode needs an integer blockSize >= 1, got ${opts.blockSize}`);
   }
+  const suffixFraction = opts.suffixFraction ?? 0;
+  if (!(suffixFraction >= 0 && suffixFraction <= 1))
+    throw new Error(`mask: suffixFraction must be in [0, 1], got ${opts.suffixFraction}`);
+  if (suffixFraction > 0 && (mode !== 'block' || opts.structure))
+    throw new Error('mask: suffix masking needs block mode without structure-aware masking');
   const kinds = opts.spanKinds ? new Set(opts.spanKinds) : undefined;
   const usable = opts.structure ? spans.filter((s) => !kinds || kinds.has(s.kind)) : [];
 
@@ -214,7 +240,9 @@ export function maskCorrupt(
     regions++;
     rate.fill(p, a, b);
     const forceOne = mode === 'block';
-    if (opts.structure) {
+    if (suffixFraction > 0 && rng.float() < suffixFraction) {
+      maskRegionUniform(maskable, isMasked, a, b, p, forceOne, rng, true);
+    } else if (opts.structure) {
       const inRegion = usable.filter((s) => s.end > a && s.start < b);
       maskRegionStructured(maskable, isMasked, a, b, p, forceOne, inRegion, rng, maskedSpans);
     } else {
