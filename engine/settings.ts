@@ -54,6 +54,14 @@ export const SAMPLER_OPTIONS: Record<string, OptionSpec> = {
     default: 0,
     arg: 'K',
   },
+  'error-budget': {
+    type: 'number',
+    min: 0,
+    description:
+      "threshold rule: stop a step before its commits' summed error, the sum of (1 - confidence), would exceed E (at least one commit; 0 = off)",
+    default: 0,
+    arg: 'E',
+  },
   'tokens-per-step': {
     type: 'number',
     min: 1,
@@ -121,6 +129,7 @@ export function settingsFromOptions(o: OptionValues): SampleSettings {
     order: str(o, 'order') as SampleSettings['order'],
     threshold: num(o, 'threshold'),
     maxPerStep: num(o, 'max-per-step'),
+    errorBudget: num(o, 'error-budget'),
     tokensPerStep: num(o, 'tokens-per-step'),
     stepsPerBlock: num(o, 'steps-per-block'),
     temperature: num(o, 'temperature'),

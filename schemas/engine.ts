@@ -29,6 +29,8 @@ export interface SampleSettings {
   order?: CommitOrder;
   threshold?: number;
   maxPerStep?: number;
+  /** Threshold rule: stop a step before its summed error (1 - confidence) exceeds this; 0 = off. */
+  errorBudget?: number;
   tokensPerStep?: number;
   stepsPerBlock?: number;
   /** 0 = greedy. */
@@ -53,6 +55,7 @@ const WIRE_NAMES: Record<keyof SampleSettings, string> = {
   order: 'order',
   threshold: 'threshold',
   maxPerStep: 'max_per_step',
+  errorBudget: 'error_budget',
   tokensPerStep: 'tokens_per_step',
   stepsPerBlock: 'steps_per_block',
   temperature: 'temperature',

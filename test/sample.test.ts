@@ -134,6 +134,23 @@ describe.skipIf(!haveNative)('sdt-native serve', () => {
     if (!bad.ok) expect(bad.error).toMatch(/"order"/);
   });
 
+  it('passes the error budget through: every multi-token step stays within it', async () => {
+    const s = { maxNew: 16, block: 8, threshold: 0, eos: -1, trajectory: true };
+    const [open] = await client.generateTokens([[5, 6, 7]], s);
+    const [tight] = await client.generateTokens([[5, 6, 7]], { ...s, errorBudget: 0.5 });
+    for (const t of tight.trajectory!) {
+      if (t.positions.length < 2) continue;
+      expect(t.confidences.reduce((sum, c) => sum + (1 - c), 0)).toBeLessThanOrEqual(0.5 + 1e-6);
+    }
+    // Threshold 0 commits each block at once (3 blocks: the prompt's, then 8 and 3 positions); the budget
+    // makes the random model take more steps.
+    expect(open.steps).toBe(3);
+    expect(tight.steps).toBeGreaterThan(open.steps);
+    const bad = await client.request({ prompt: [5], error_budget: -1 });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.error).toMatch(/error_budget/);
+  });
+
   it('is deterministic for a seed when sampling', async () => {
     const s = { maxNew: 16, block: 8, temperature: 1, topP: 0.95, seed: 11, eos: -1 };
     const [a] = await client.generateTokens([[5, 6]], s);

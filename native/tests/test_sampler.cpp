@@ -515,3 +515,39 @@ TEST(sampler_group_forward_passes_are_the_model_calls) {
     CHECK(out[0].group_forward_passes >= std::max({out[0].forward_passes, out[1].forward_passes, out[3].forward_passes}));
   }
 }
+
+TEST(sampler_error_budget_bounds_each_steps_summed_error) {
+  FakeLM lm(24, 64, AttentionMode::Block, 8, 12.0f);
+  for (CommitOrder order : {CommitOrder::Confidence, CommitOrder::LeftToRight}) {
+    SamplerSettings s = base_settings();
+    s.block_size = 8;
+    s.max_new = 32;
+    s.threshold = 0.3f;
+    s.order = order;
+    s.record_trajectory = true;
+    const auto prompt = make_prompt(5, 24, 3);
+    const Generation open = generate(lm, prompt, s);
+    s.error_budget = 1e9f;  // never binding: the same decode
+    const Generation loose = generate(lm, prompt, s);
+    CHECK(loose.tokens == open.tokens);
+    CHECK_EQ(loose.steps, open.steps);
+    s.error_budget = 0.4f;
+    const Generation tight = generate(lm, prompt, s);
+    int multi = 0;
+    for (const TrajectoryStep& t : tight.trajectory) {
+      if (t.positions.size() < 2) continue;
+      ++multi;
+      double error = 0.0;
+      for (float c : t.confidences) error += 1.0 - c;
+      CHECK(error <= 0.4 + 1e-6);
+    }
+    // The budget binds on this model (more steps than without it) yet still commits several at once.
+    CHECK(tight.steps > open.steps);
+    CHECK(multi > 0);
+    CHECK(replay(tight, 3, 32) == tight.tokens);
+  }
+  SamplerSettings bad = base_settings();
+  bad.error_budget = -1.0f;
+  FakeLM small(24, 64, AttentionMode::Block, 4);
+  CHECK(!validate_settings(bad, small.config()).empty());
+}

@@ -67,6 +67,7 @@ std::string validate_settings(const SamplerSettings& s, const ModelConfig& confi
   if (s.block_size < 1) return "block must be >= 1";
   if (!(s.threshold >= 0.0f && s.threshold <= 1.0f)) return "threshold must be in [0, 1]";
   if (s.max_per_step < 0) return "max_per_step must be >= 0 (0 = no cap)";
+  if (!(s.error_budget >= 0.0f) || !std::isfinite(s.error_budget)) return "error_budget must be >= 0 (0 = off)";
   if (s.tokens_per_step < 1) return "tokens_per_step must be >= 1";
   if (s.steps_per_block < 0) return "steps_per_block must be >= 0 (0 = one per position)";
   if (s.rule == CommitRule::Remask && s.order != CommitOrder::Confidence)
@@ -305,12 +306,16 @@ void GroupDecoder::diffusion_step(Row& row, int tail, int n, int done, int block
     size_t quota = 0;
     if (s_.order == CommitOrder::Random)
       for (int i : candidates) quota += conf[static_cast<size_t>(i)] >= s_.threshold ? 1 : 0;
+    double error = 0.0;
     for (int i : candidates) {
+      const float c = conf[static_cast<size_t>(i)];
       if (!commit.empty()) {
         if (own_score && row.rank[static_cast<size_t>(i)] < s_.threshold) break;
         if (s_.order == CommitOrder::Random && commit.size() >= quota) break;
-        if (s_.order == CommitOrder::LeftToRight && conf[static_cast<size_t>(i)] < s_.threshold) break;
+        if (s_.order == CommitOrder::LeftToRight && c < s_.threshold) break;
+        if (s_.error_budget > 0.0f && error + (1.0 - c) > s_.error_budget) break;
       }
+      error += 1.0 - c;
       commit.push_back(i);
       if (s_.max_per_step > 0 && static_cast<int>(commit.size()) >= s_.max_per_step) break;
     }

@@ -15,7 +15,9 @@ enum class DecodeMode { Diffusion, Autoregressive };
 
 // How a diffusion step decides which masked positions of the block to commit.
 //   Threshold: every masked position whose confidence >= threshold, at least the most confident one,
-//              at most max_per_step when that is > 0.
+//              at most max_per_step when that is > 0, and with error_budget > 0 only while the summed
+//              error of the step's commits stays within it (an error budget: many near-certain tokens
+//              per step, few doubtful ones).
 //   Fixed:     the tokens_per_step most confident masked positions.
 //   Remask:    low-confidence remasking over steps_per_block steps: after step s the
 //              ceil(n * (s + 1) / steps) most confident positions of the block are kept, where
@@ -49,6 +51,9 @@ struct SamplerSettings {
   CommitOrder order = CommitOrder::Confidence;
   float threshold = 0.9f;
   int max_per_step = 0;     // Threshold: cap per step, 0 = none
+  // Threshold: also stop before the position that would bring the step's summed error, the sum of
+  // (1 - confidence) over its commits, above this (at least one commit). 0 = off.
+  float error_budget = 0.0f;
   int tokens_per_step = 1;  // Fixed
   int steps_per_block = 0;  // Remask: 0 = one step per position
   float temperature = 0.0f;  // 0 = greedy

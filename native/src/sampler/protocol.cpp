@@ -112,6 +112,8 @@ Request parse_request(const Json& line, const ModelConfig& c) {
       s.threshold = as_float_field(v, k);
     } else if (k == "max_per_step") {
       s.max_per_step = as_int_field(v, k, 0, big);
+    } else if (k == "error_budget") {
+      s.error_budget = as_float_field(v, k);
     } else if (k == "tokens_per_step") {
       s.tokens_per_step = as_int_field(v, k, 1, big);
     } else if (k == "steps_per_block") {
@@ -147,7 +149,7 @@ Request parse_request(const Json& line, const ModelConfig& c) {
     } else {
       throw std::invalid_argument("unknown field \"" + k +
                                   "\" (known: id, prompt, prompts, mode, rule, order, max_new, block, threshold, "
-                                  "max_per_step, tokens_per_step, steps_per_block, temperature, top_p, seed, "
+                                  "max_per_step, error_budget, tokens_per_step, steps_per_block, temperature, top_p, seed, "
                                   "refresh_every, align_blocks, revise_passes, revise_threshold, trajectory, stream, eos, op, device)");
     }
   }
