@@ -25,7 +25,7 @@ export const command = makeEvalCommand({
   examples: [
     'sdt eval synth --oracle',
     'sdt eval synth --oracle --out runs/eval/synth-oracle --executor slurm --tasks 8 --partition cpu',
-    'sdt eval synth --ckpt runs/synth-recipe/ar/checkpoints/step-003000 --ar',
-    'sdt eval synth --ckpt runs/synth-recipe/diffusion/checkpoints/step-003000 --block 16 --threshold 0.9',
+    'sdt eval synth --ckpt runs/recipe/ar/checkpoints/step-000600 --ar --data runs/recipe/synth',
+    'sdt eval synth --ckpt runs/recipe/diffusion/checkpoints/step-002500 --data runs/recipe/synth --block 16 --max-new 96 --threshold 0.9 --order left-to-right',
   ],
 });
