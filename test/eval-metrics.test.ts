@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { niceTicks } from '../common/svg.ts';
 import { fitPrompt, type SamplerClientLike } from '../eval/generators/model.ts';
 import { meanPassAtK, passAtK } from '../eval/passk.ts';
-import { gridSettings, runGrid } from '../eval/report/grid.ts';
+import { gridSettings, runGrid, settingLabel } from '../eval/report/grid.ts';
 import { chooseQuality, type ParetoRow, paretoFront, paretoMarkdown } from '../eval/report/pareto.ts';
 import { paretoSvg } from '../eval/report/svg.ts';
 import { isSyntaxValid, syntaxValidRate } from '../eval/report/syntax.ts';
@@ -244,6 +244,49 @@ describe('report grid (fake sampler)', () => {
       'B32 t0.9',
       'B32 t0.9 left-to-right',
     ]);
+    rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it('error budgets: one row per budget, each sent to the sampler and recorded; 0 is no budget', async () => {
+    const settings = gridSettings([16], [0.9], false, [], ['left-to-right'], [0, 0.5]);
+    expect(settings.map((s) => settingLabel(s))).toEqual([
+      'B16 t0.9 left-to-right',
+      'B16 t0.9 left-to-right E0.5',
+    ]);
+    const budgets: (number | undefined)[] = [];
+    const client: SamplerClientLike = {
+      async generate(prompts, s) {
+        budgets.push(s.errorBudget);
+        return {
+          seconds: 1,
+          completions: prompts.map(() => ({ text: '    return a + b\n', tokens: 5, forwardPasses: 2 })),
+        };
+      },
+      async close() {},
+    };
+    const task: EvalTask = {
+      id: 'f',
+      prompt: 'def f(a, b):\n',
+      reference: '    return a + b\n',
+      stop: HUMANEVAL_STOP,
+      program: (c) => `def f(a, b):\n${c}\nassert f(1, 2) == 3\n`,
+      source: (c) => `def f(a, b):\n${c}`,
+    };
+    const outDir = mkdtempSync(join(tmpdir(), 'sdt-grid-'));
+    const rows = await runGrid({
+      client,
+      ckpt: 'fake',
+      suite: 'toy',
+      tasks: [task],
+      settings,
+      base: { maxNew: 16, temperature: 0, topP: 1, seed: 0 },
+      concurrency: 1,
+      valLoss: null,
+      outDir,
+      quiet: true,
+    });
+    expect(budgets).toEqual([undefined, 0.5]);
+    expect(rows.map((r) => r.errorBudget)).toEqual([undefined, 0.5]);
     rmSync(outDir, { recursive: true, force: true });
   });
 });

@@ -35,7 +35,8 @@ function aloneTwin(rows: BenchRow[], row: BenchRow): BenchRow | undefined {
       r.model === row.model &&
       r.block === row.block &&
       r.threshold === row.threshold &&
-      r.order === row.order,
+      r.order === row.order &&
+      (r.errorBudget ?? 0) === (row.errorBudget ?? 0),
   );
 }
 
@@ -45,6 +46,7 @@ function table(rows: BenchRow[]): string {
     'block',
     'tau',
     'order',
+    'budget',
     'batch',
     'tok/s',
     'ms/tok',
@@ -61,6 +63,7 @@ function table(rows: BenchRow[]): string {
     r.block ?? '-',
     r.threshold ?? '-',
     r.order ?? '-',
+    r.errorBudget ? r.errorBudget : '-',
     r.batch,
     r.tokensPerSecond.toFixed(1),
     r.msPerToken.toFixed(2),
@@ -106,6 +109,12 @@ generated token). Random-weight models (--random-init) measure speed only: their
       description: 'commit orders of the threshold rule, each at every block and threshold (docs/sample.md)',
       choices: COMMIT_ORDERS,
       default: ['confidence'],
+    },
+    'error-budgets': {
+      type: 'list',
+      description:
+        'error budgets of the threshold rule (docs/sample.md), each at every block, order and threshold; 0 = none',
+      default: ['0'],
     },
     batch: {
       type: 'number',
@@ -201,13 +210,17 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const blocks = list(o, 'blocks').map(Number);
     const thresholds = list(o, 'thresholds').map(Number);
     const orders = list(o, 'orders') as CommitOrder[];
+    const budgets = list(o, 'error-budgets').map(Number);
     for (const [flag, vals] of [
       ['--blocks', blocks],
       ['--thresholds', thresholds],
+      ['--error-budgets', budgets],
     ] as const) {
       if (vals.some((v) => !Number.isFinite(v)))
         throw new UserError(`bench sample: ${flag} must be numbers.`);
     }
+    if (budgets.some((v) => v < 0))
+      throw new UserError('bench sample: --error-budgets must be >= 0 (0 = none).');
     const threads = String(num(o, 'threads'));
     const env = { OMP_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads };
     dOpts.env = env;
@@ -221,7 +234,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     // Batch 1 completions of each row, scored by the AR checkpoint once it is known; larger batches take
     // their scores from these rows (aloneTwin).
     const samples = new Map<BenchRow, Kept[]>();
-    const total = batches.length * (1 + blocks.length * thresholds.length * orders.length);
+    const total = batches.length * (1 + blocks.length * thresholds.length * orders.length * budgets.length);
     const diffusion = await EngineClient.start(dOpts);
     const dInfo = await modelInfo(dOpts, diffusion.info.attention_mode);
     let prompts: string[] = [];
@@ -229,6 +242,13 @@ generated token). Random-weight models (--random-init) measure speed only: their
     let tasks: EvalTask[] | undefined;
     const suite = optStr(o, 'suite');
     const progress = new Progress({ label: 'bench sample', total, unit: 'configs' });
+    type Setting = Pick<BenchRow, 'model' | 'block' | 'threshold' | 'order' | 'errorBudget' | 'valLoss'>;
+    const record = (setting: Setting, m: Awaited<ReturnType<typeof measure>>, b: number, kept: Kept[]) => {
+      const row: BenchRow = { ...setting, genNll: null, pass1: null, ...m };
+      rows.push(row);
+      if (b === 1) samples.set(row, kept);
+      progress.tick();
+    };
     try {
       const tok = diffusion.requireTokenizer();
       if (suite) {
@@ -258,23 +278,24 @@ generated token). Random-weight models (--random-init) measure speed only: their
       for (const b of batches)
         for (const block of blocks)
           for (const order of orders)
-            for (const threshold of thresholds) {
-              const kept: Kept[] = [];
-              const m = await measure(diffusion, prompts, { maxNew, block, threshold, order }, b, kept);
-              const row: BenchRow = {
-                model: 'diffusion',
-                block,
-                threshold,
-                order,
-                valLoss: dValLoss,
-                genNll: null,
-                pass1: null,
-                ...m,
-              };
-              rows.push(row);
-              if (b === 1) samples.set(row, kept);
-              progress.tick();
-            }
+            for (const errorBudget of budgets)
+              for (const threshold of thresholds) {
+                const kept: Kept[] = [];
+                const settings = {
+                  maxNew,
+                  block,
+                  threshold,
+                  order,
+                  ...(errorBudget > 0 ? { errorBudget } : {}),
+                };
+                const m = await measure(diffusion, prompts, settings, b, kept);
+                record(
+                  { model: 'diffusion', block, threshold, order, errorBudget, valLoss: dValLoss },
+                  m,
+                  b,
+                  kept,
+                );
+              }
     } finally {
       await diffusion.close();
     }
@@ -290,19 +311,9 @@ generated token). Random-weight models (--random-init) measure speed only: their
       for (const b of batches) {
         const kept: Kept[] = [];
         const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b, kept);
-        const row: BenchRow = {
-          model: 'ar',
-          block: null,
-          threshold: null,
-          order: null,
-          valLoss: optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']),
-          genNll: null,
-          pass1: null,
-          ...m,
-        };
-        rows.push(row);
-        if (b === 1) samples.set(row, kept);
-        progress.tick();
+        const valLoss =
+          optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']);
+        record({ model: 'ar', block: null, threshold: null, order: null, valLoss }, m, b, kept);
       }
       progress.done();
       // The AR checkpoint's own engine scores every kept completion (one engine per checkpoint).
@@ -354,7 +365,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     if (arBest) {
       for (const r of rows.filter((x) => x.model === 'diffusion' && x.batch === 1)) {
         process.stdout.write(
-          `block ${r.block} tau ${r.threshold}${r.order === 'confidence' ? '' : ` ${r.order}`}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1), ${r.tokensPerForwardPass.toFixed(2)} tokens/pass` +
+          `block ${r.block} tau ${r.threshold}${r.order === 'confidence' ? '' : ` ${r.order}`}${r.errorBudget ? ` budget ${r.errorBudget}` : ''}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1), ${r.tokensPerForwardPass.toFixed(2)} tokens/pass` +
             (r.pass1 != null && arBest.pass1 != null
               ? `, pass@1 ${(100 * r.pass1).toFixed(1)}% (AR ${(100 * arBest.pass1).toFixed(1)}%)`
               : '') +

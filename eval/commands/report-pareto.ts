@@ -101,6 +101,13 @@ export const command: CommandSpec = {
       choices: COMMIT_ORDERS,
       default: ['confidence'],
     },
+    'error-budgets': {
+      type: 'list',
+      arg: 'E,...',
+      description:
+        'error budgets of the threshold rule (docs/sample.md), each at every block, order and threshold; 0 = none',
+      default: ['0'],
+    },
     ar: {
       type: 'boolean',
       description: "add AR decoding of --ckpt (one token per pass, the checkpoint's own)",
@@ -196,6 +203,7 @@ export const command: CommandSpec = {
           Boolean(o.ar),
           numbers(list(o, 'fixed'), 'fixed'),
           list(o, 'orders') as CommitOrder[],
+          numbers(list(o, 'error-budgets'), 'error-budgets'),
         );
         fresh.push(...(await grid(ckpt, settings, str(o, 'label'))));
       }

@@ -14,11 +14,14 @@ export interface GridSetting {
   tokensPerStep?: number | null;
   /** Commit order of the threshold rule; confidence when absent (docs/sample.md). */
   order?: CommitOrder;
+  /** Error budget of the threshold rule; none when absent. */
+  errorBudget?: number;
 }
 
 /**
- * Every block x threshold pair in diffusion mode (under each commit order), every block x fixed step size
- * (the fixed rule: K tokens per step), then the autoregressive baseline when asked.
+ * Every block x threshold pair in diffusion mode (under each commit order and error budget; 0 = none),
+ * every block x fixed step size (the fixed rule: K tokens per step), then the autoregressive baseline
+ * when asked.
  */
 export function gridSettings(
   blocks: number[],
@@ -26,12 +29,20 @@ export function gridSettings(
   ar: boolean,
   fixed: number[] = [],
   orders: CommitOrder[] = ['confidence'],
+  errorBudgets: number[] = [0],
 ): GridSetting[] {
   const out: GridSetting[] = [];
   for (const block of blocks) {
     for (const order of orders)
-      for (const threshold of thresholds)
-        out.push({ mode: 'diffusion', block, threshold, ...(order === 'confidence' ? {} : { order }) });
+      for (const budget of errorBudgets)
+        for (const threshold of thresholds)
+          out.push({
+            mode: 'diffusion',
+            block,
+            threshold,
+            ...(order === 'confidence' ? {} : { order }),
+            ...(budget > 0 ? { errorBudget: budget } : {}),
+          });
     for (const k of fixed) out.push({ mode: 'diffusion', block, threshold: null, tokensPerStep: k });
   }
   if (ar) out.push({ mode: 'ar', block: null, threshold: null });
@@ -42,7 +53,7 @@ export function settingLabel(s: GridSetting, prefix = ''): string {
   if (s.mode === 'ar') return `${prefix}AR`;
   return s.tokensPerStep
     ? `${prefix}B${s.block} k${s.tokensPerStep}`
-    : `${prefix}B${s.block} t${s.threshold}${s.order ? ` ${s.order}` : ''}`;
+    : `${prefix}B${s.block} t${s.threshold}${s.order ? ` ${s.order}` : ''}${s.errorBudget ? ` E${s.errorBudget}` : ''}`;
 }
 
 export interface GridRunOptions {
@@ -83,6 +94,7 @@ export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
               block: s.block ?? undefined,
               threshold: s.threshold ?? undefined,
               ...(s.order ? { order: s.order } : {}),
+              ...(s.errorBudget ? { errorBudget: s.errorBudget } : {}),
             };
     const generator = new ModelGenerator(o.client, flags, o.ckpt);
     const { summary, results } = await runEval({
@@ -104,6 +116,7 @@ export async function runGrid(o: GridRunOptions): Promise<ParetoRow[]> {
       threshold: s.threshold,
       tokensPerStep: s.tokensPerStep ?? null,
       order: s.order ?? (s.mode === 'ar' || s.tokensPerStep ? null : 'confidence'),
+      ...(s.errorBudget ? { errorBudget: s.errorBudget } : {}),
       tokensPerSecond: summary.tokens_per_second ?? 0,
       forwardPassesPerToken: summary.forward_passes_per_token,
       pass1: summary.pass_at_k['pass@1'] ?? 0,

@@ -8,6 +8,8 @@ export interface ParetoRow {
   tokensPerStep?: number | null;
   /** Commit order of the threshold rule (absent in rows written before orders were recorded). */
   order?: string | null;
+  /** Error budget of the threshold rule (docs/sample.md); absent or 0: none. */
+  errorBudget?: number | null;
   tokensPerSecond: number;
   forwardPassesPerToken: number | null;
   pass1: number;
