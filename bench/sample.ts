@@ -27,7 +27,7 @@ export interface BenchRow {
   threshold: number | null;
   /** Commit order of the threshold rule (docs/sample.md); null for AR. */
   order: string | null;
-  /** Error budget of the threshold rule (docs/sample.md); 0 = none, null for AR. */
+  /** Error budget of the threshold rule (docs/sample.md); 0 = none, absent for AR. */
   errorBudget?: number | null;
   batch: number;
   requests: number;

@@ -46,6 +46,12 @@ export function randomRow(rng: Rng, lines: number): { tokens: Int32Array; spans:
   return { tokens: Int32Array.from(toks), spans };
 }
 
+/** n ordinary tokens (ids 10..109) from a stream seeded with `seed`: a row with nothing special in it. */
+export function plainRow(n: number, seed: number): Int32Array {
+  const rng = new Rng(seed);
+  return Int32Array.from({ length: n }, () => 10 + rng.int(100));
+}
+
 export const seeds = (n: number): number[] => Array.from({ length: n }, (_, i) => i * 7919 + 13);
 
 /** A fixed set of windows and configs that a worker thread can rebuild on its own. */

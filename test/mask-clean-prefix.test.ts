@@ -1,13 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { maskCorrupt } from '../pipelines/corrupt/mask.ts';
 import { Rng } from '../pipelines/corrupt/rng.ts';
-import { SP } from './corrupt-helpers.ts';
+import { plainRow as row, SP } from './corrupt-helpers.ts';
 
 const B = 8;
-const row = (n: number, seed: number) => {
-  const rng = new Rng(seed);
-  return Int32Array.from({ length: n }, () => 10 + rng.int(100));
-};
 
 describe('block masking with a clean prefix', () => {
   it('leaves every block before some block k untouched and masks every block from k on', () => {

@@ -63,7 +63,7 @@ function table(rows: BenchRow[]): string {
     r.block ?? '-',
     r.threshold ?? '-',
     r.order ?? '-',
-    r.errorBudget ? r.errorBudget : '-',
+    r.errorBudget || '-',
     r.batch,
     r.tokensPerSecond.toFixed(1),
     r.msPerToken.toFixed(2),
