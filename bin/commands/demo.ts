@@ -109,6 +109,30 @@ function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[]
   const common = ['--config', scale.config, '--dataset', data, ...steps];
   const suite = ['--suite', 'synth', '--data-dir', synth];
   const sampler = ['--block', BLOCK, '--max-new', MAX_NEW];
+  /** `bench sample` of a block checkpoint against the AR run on held-out tasks, batch 1. */
+  const benchOnTasks = (ckpt: string, thresholds: string, orders: string, dir: string): string[] => [
+    'bench',
+    'sample',
+    '--ckpt',
+    ckpt,
+    '--ar-ckpt',
+    checkpointOf(ar),
+    ...suite,
+    '--blocks',
+    BLOCK,
+    '--thresholds',
+    thresholds,
+    '--orders',
+    orders,
+    '--batch',
+    '1',
+    '--prompts',
+    String(scale.benchTasks),
+    '--max-new',
+    MAX_NEW,
+    '--out',
+    dir,
+  ];
   const stages: Stage[] = [
     {
       title: 'synthetic tasks (held-out compositions for validation and test)',
@@ -198,54 +222,22 @@ function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[]
     {
       title:
         'block-parallel decoding against AR on held-out tasks: pass@1 (tests), tokens/s, tokens per pass',
-      argv: () => [
-        ...benchAgainstAr(diffusion, ar),
-        ...suite,
-        '--blocks',
-        BLOCK,
-        '--thresholds',
-        '0.9,0.7,0.5',
-        // Left-to-right commits only a confident prefix of the block: nearer one-token-per-step quality
-        // at fewer passes than the confidence order on this world (docs/synth.md).
-        '--orders',
-        'confidence,left-to-right',
-        '--batch',
-        '1',
-        '--prompts',
-        String(scale.benchTasks),
-        '--max-new',
-        MAX_NEW,
-        '--out',
-        join(out, 'bench'),
-      ],
+      // Left-to-right commits only a confident prefix of the block: nearer one-token-per-step quality at
+      // fewer passes than the confidence order on this world (docs/synth.md).
+      argv: () =>
+        benchOnTasks(checkpointOf(diffusion), '0.9,0.7,0.5', 'confidence,left-to-right', join(out, 'bench')),
     },
   ];
   if (scale.postTraining)
     stages.push(...postTrainingStages(out, data, synth, sampler), ...paretoStages(out, synth), {
       title: 'the on-policy student against AR on held-out tasks: pass@1 (tests), tokens/s, tokens per pass',
-      argv: () => [
-        'bench',
-        'sample',
-        '--ckpt',
-        onpolicyModel(join(out, 'onpolicy')),
-        '--ar-ckpt',
-        checkpointOf(ar),
-        ...suite,
-        '--blocks',
-        BLOCK,
-        '--thresholds',
-        '0.9,0.8,0.7',
-        '--orders',
-        'left-to-right',
-        '--batch',
-        '1',
-        '--prompts',
-        String(scale.benchTasks),
-        '--max-new',
-        MAX_NEW,
-        '--out',
-        join(out, 'bench-student'),
-      ],
+      argv: () =>
+        benchOnTasks(
+          onpolicyModel(join(out, 'onpolicy')),
+          '0.9,0.8,0.7',
+          'left-to-right',
+          join(out, 'bench-student'),
+        ),
     });
   stages.push({
     title: 'one held-out program decoded block by block (animated on a terminal)',
