@@ -56,7 +56,9 @@ class FakeLM : public sdt::sampler::LanguageModel {
   mutable long rows_run = 0;  // cache rows over all forward_chunk calls
 
   void forward_chunk(sdt::sampler::LMCache& cache, const int32_t* ids, int n, int start_pos, sdt::AttentionMode within,
-                     float* logits, bool append, int own_block = 0) const override {
+                     float* logits, bool append, int own_block = 0,
+                     const uint8_t* logit_rows = nullptr) const override {
+    (void)logit_rows;  // a fake writes every row
     ++calls;
     auto& c = dynamic_cast<FakeCache&>(cache);
     rows_run += static_cast<long>(c.rows.size());

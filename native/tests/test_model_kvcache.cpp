@@ -1,4 +1,5 @@
 // KV-cache exactness: chunked decoding with the cache reproduces the full-sequence logits.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -308,5 +309,60 @@ TEST(model_decoding_packs_give_the_same_bits_and_follow_weight_changes) {
     CHECK(chunked_logits(fresh, ids, B, T, 4, mode, true) == changed);
     m.pack_for_decoding();
     CHECK(chunked_logits(m, ids, B, T, 4, mode, true) == changed);
+  }
+}
+
+// Logits of only some rows (the sampler's masked positions): those rows keep their bits, the others are not
+// written, and the cache holds what a full call writes, with and without an own block, packed or not.
+TEST(model_kvcache_logit_rows_keep_the_bits_of_the_rows_they_name) {
+  for (bool packed : {false, true}) {
+    TestRng rng(93);
+    auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
+    cfg.block_size = 4;
+    sdt::Model m(cfg);
+    m.init(93);
+    sharpen(m);
+    if (packed) m.pack_for_decoding();
+    const int B = 2, V = cfg.vocab_size, P = 4, C = 8, own = 4;
+    const auto prompt = random_ids(cfg, B * P, rng);
+    const auto chunk = random_ids(cfg, B * C, rng);
+    std::vector<uint8_t> rows(static_cast<size_t>(B) * C, 0);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = rng.below(2) == 1 ? 1 : 0;
+    rows[5] = 1;
+    rows[static_cast<size_t>(C) + 6] = 0;
+    const float sentinel = 12345.0f;
+    for (int own_block : {0, own}) {
+      sdt::KVCache all = m.make_cache(B, 16), some = m.make_cache(B, 16);
+      std::vector<float> scratch(static_cast<size_t>(B) * P * V);
+      for (sdt::KVCache* c : {&all, &some}) m.forward_chunk(*c, prompt.data(), P, 0, AttentionMode::Block, scratch.data(), true);
+      std::vector<float> full(static_cast<size_t>(B) * C * V, sentinel), part(full.size(), sentinel);
+      m.forward_chunk(all, chunk.data(), C, P, AttentionMode::Block, full.data(), true, own_block);
+      m.forward_chunk(some, chunk.data(), C, P, AttentionMode::Block, part.data(), true, own_block, rows.data());
+      int written = 0;
+      for (int i = 0; i < B * C; ++i) {
+        const float* a = full.data() + static_cast<size_t>(i) * V;
+        const float* b = part.data() + static_cast<size_t>(i) * V;
+        const bool named = rows[static_cast<size_t>(i)] != 0 && i % C >= own_block;
+        if (named) {
+          CHECK(std::equal(a, a + V, b));
+          ++written;
+        } else {
+          CHECK(std::all_of(b, b + V, [&](float v) { return v == sentinel; }));
+        }
+      }
+      CHECK(written > 0);
+      // The same cache: a probe of the next block answers the same from both.
+      const auto next = random_ids(cfg, B * 4, rng);
+      std::vector<float> pa(static_cast<size_t>(B) * 4 * V), pb(pa.size());
+      m.forward_chunk(all, next.data(), 4, P + C, AttentionMode::Block, pa.data(), false);
+      m.forward_chunk(some, next.data(), 4, P + C, AttentionMode::Block, pb.data(), false);
+      CHECK(pa == pb);
+      // A cache-only call (no logits) writes the same keys/values as one with logits.
+      sdt::KVCache quiet = m.make_cache(B, 16);
+      m.forward_chunk(quiet, prompt.data(), P, 0, AttentionMode::Block, nullptr, true);
+      m.forward_chunk(quiet, chunk.data(), C, P, AttentionMode::Block, nullptr, true, own_block);
+      m.forward_chunk(quiet, next.data(), 4, P + C, AttentionMode::Block, pb.data(), false);
+      CHECK(pa == pb);
+    }
   }
 }

@@ -1,5 +1,6 @@
 // The sampler on the real model (randomly initialised): the KV-cache paths it takes must give the
 // logits a cache-free forward gives, and its decodes must equal the slow references.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -57,8 +58,8 @@ class CheckingLM : public LanguageModel {
     return inner_.new_cache(batch);
   }
   void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start, AttentionMode within, float* logits,
-                     bool append, int own_block) const override {
-    inner_.forward_chunk(cache, ids, n, start, within, logits, append, own_block);
+                     bool append, int own_block, const uint8_t* logit_rows) const override {
+    inner_.forward_chunk(cache, ids, n, start, within, logits, append, own_block, logit_rows);
     std::vector<int32_t> seq(mirror_.begin(), mirror_.begin() + start);
     seq.insert(seq.end(), ids, ids + n);
     if (logits != nullptr) {
@@ -66,6 +67,7 @@ class CheckingLM : public LanguageModel {
       std::vector<float> full(seq.size() * V);
       inner_.forward_full(seq.data(), static_cast<int>(seq.size()), mode_, full.data());
       for (int i = own_block; i < n; ++i) {  // an own block's logit rows are not written
+        if (logit_rows != nullptr && logit_rows[i] == 0) continue;  // nor are rows the caller does not read
         for (size_t v = 0; v < V; ++v) {
           const float a = logits[static_cast<size_t>(i) * V + v];
           const float b = full[(static_cast<size_t>(start + i)) * V + v];
@@ -87,6 +89,29 @@ class CheckingLM : public LanguageModel {
   const LanguageModel& inner_;
   AttentionMode mode_;
   mutable std::vector<int32_t> mirror_;
+};
+
+// The model with every row's logits computed: the sampler's logit_rows hint dropped.
+class AllRowsLM : public LanguageModel {
+ public:
+  explicit AllRowsLM(const LanguageModel& inner) : inner_(inner) {}
+  const sdt::ModelConfig& config() const override { return inner_.config(); }
+  std::unique_ptr<LMCache> new_cache(int batch) const override { return inner_.new_cache(batch); }
+  int max_batch() const override { return inner_.max_batch(); }
+  bool padded_rows() const override { return inner_.padded_rows(); }
+  bool ragged_chunks() const override { return inner_.ragged_chunks(); }
+  void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start, AttentionMode within, float* logits,
+                     bool append, int own_block, const uint8_t* logit_rows) const override {
+    if (logit_rows != nullptr) ++hinted;
+    inner_.forward_chunk(cache, ids, n, start, within, logits, append, own_block, nullptr);
+  }
+  void forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const override {
+    inner_.forward_full(ids, n, mode, logits);
+  }
+  mutable int hinted = 0;
+
+ private:
+  const LanguageModel& inner_;
 };
 
 std::vector<int32_t> prompt_of(int n) {
@@ -372,4 +397,50 @@ TEST(sampler_model_short_chunks_match_their_own_forward) {
       CHECK_NEAR(diff, 0.0, 1e-5);
     }
   }
+}
+
+// The sampler asks for the logits of the positions it reads only (ModelLM then skips the others' last layer
+// and vocabulary rows): every decode is the same as with all rows computed, down to the trajectory's
+// confidences, for each commit rule and order, alone and in a batch of mixed lengths.
+TEST(sampler_model_reading_only_masked_rows_changes_no_decode) {
+  auto model = tiny_model(AttentionMode::Block, 17);
+  const ModelLM lm(*model);
+  const AllRowsLM all(lm);
+  std::vector<SamplerSettings> grid;
+  for (CommitOrder order : {CommitOrder::Confidence, CommitOrder::LeftToRight}) {
+    SamplerSettings s;
+    s.block_size = 4;
+    s.max_new = 13;
+    s.threshold = 0.5f;
+    s.order = order;
+    s.eos_id = -1;
+    s.record_trajectory = true;
+    grid.push_back(s);
+    s.temperature = 0.8f;
+    grid.push_back(s);
+  }
+  SamplerSettings fixed = grid[0];
+  fixed.rule = CommitRule::Fixed;
+  fixed.tokens_per_step = 2;
+  grid.push_back(fixed);
+  SamplerSettings remask = grid[0];
+  remask.rule = CommitRule::Remask;
+  remask.steps_per_block = 3;
+  grid.push_back(remask);
+  const std::vector<std::vector<int32_t>> prompts = {prompt_of(5), prompt_of(8), prompt_of(11)};
+  for (const SamplerSettings& s : grid) {
+    const auto fast = generate_batch(lm, prompts, s);
+    const auto reference = generate_batch(all, prompts, s);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      CHECK(fast[i].tokens == reference[i].tokens);
+      CHECK_EQ(fast[i].steps, reference[i].steps);
+      CHECK_EQ(fast[i].forward_passes, reference[i].forward_passes);
+      CHECK_EQ(fast[i].trajectory.size(), reference[i].trajectory.size());
+      for (size_t k = 0; k < std::min(fast[i].trajectory.size(), reference[i].trajectory.size()); ++k) {
+        CHECK(fast[i].trajectory[k].tokens == reference[i].trajectory[k].tokens);
+        CHECK(fast[i].trajectory[k].confidences == reference[i].trajectory[k].confidences);
+      }
+    }
+  }
+  CHECK(all.hinted > 0);  // the sampler did ask for some rows only
 }

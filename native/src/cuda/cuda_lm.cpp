@@ -54,7 +54,8 @@ std::unique_ptr<sampler::LMCache> CudaLM::new_cache(int batch) const {
 }
 
 void CudaLM::forward_chunk(sampler::LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
-                           float* logits, bool append, int own_block) const {
+                           float* logits, bool append, int own_block, const uint8_t* logit_rows) const {
+  (void)logit_rows;  // every row's logits are computed: the GPU runs the whole chunk in one launch per layer
   auto* c = dynamic_cast<CudaLMCache*>(&cache);
   if (c == nullptr) throw std::logic_error("CudaLM::forward_chunk: cache was not made by this model");
   if (n == 0) return;

@@ -424,7 +424,7 @@ KVCache Model::make_cache(int batch, int max_len) const {
 }
 
 void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
-                          float* logits_out, bool append_to_cache, int own_block) {
+                          float* logits_out, bool append_to_cache, int own_block, const uint8_t* logit_rows) {
   check_own_block(own_block, C, mode);
   const int B = cache.batch, D = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
   const int nh = cfg_.num_attention_heads, nkv = cfg_.num_key_value_heads, hd = cfg_.head_dim();
@@ -453,6 +453,14 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
   // Without append, slots of already-committed positions the chunk overlaps are restored after use.
   const int keep = append_to_cache ? 0 : std::max(0, std::min(cache.length, start_pos + C) - start_pos);
   std::vector<float> saved_k(static_cast<size_t>(L) * B * nkv * keep * hd), saved_v(saved_k.size());
+
+  // The rows whose logits are read. Past the last layer's keys/values nothing else needs a row, so the
+  // rest of that layer and the vocabulary projection run on these alone (a cache-only call: none).
+  std::vector<int> out_rows;
+  if (logits_out != nullptr)
+    for (int i = 0; i < N; ++i)
+      if (i % C >= own_block && (logit_rows == nullptr || logit_rows[i] != 0)) out_rows.push_back(i);
+  const int M = static_cast<int>(out_rows.size());
 
   auto pack = [&](int layer, int which) -> const PackedB* {
     return decode_packs_.empty() ? nullptr : &decode_packs_[static_cast<size_t>(layer) * 4 + which];
@@ -485,8 +493,10 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
           std::copy_n(row + static_cast<long>(nh + g) * hd, hd, kc + dst);
           std::copy_n(row + static_cast<long>(nh + nkv + g) * hd, hd, vc + dst);
         }
-    attention_chunk_forward(qkv, S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, attn, own_block,
-                            row_start, cache.chunk_len.empty() ? nullptr : cache.chunk_len.data());
+    const bool keys_only = l == L - 1 && M == 0;  // a cache write's last layer: its keys/values are all it gives
+    if (!keys_only)
+      attention_chunk_forward(qkv, S, kc, vc, cache.max_len, B, C, start_pos, nh, nkv, hd, mode, attn, own_block,
+                              row_start, cache.chunk_len.empty() ? nullptr : cache.chunk_len.data());
     if (keep > 0) {
       // A probe over already-cached positions: put their committed K/V back.
       for (int bg = 0; bg < B * nkv; ++bg) {
@@ -496,25 +506,37 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
         std::copy_n(saved_v.data() + from, static_cast<size_t>(keep) * hd, vc + at);
       }
     }
-    linear_batch_invariant(attn, N, A, data_.data() + o.o, D, x, true, pack(l, 1));
-    rmsnorm_forward(x, data_.data() + o.post_norm, N, D, cfg_.rms_norm_eps, xn, inv);
-    linear_batch_invariant(xn, N, D, data_.data() + o.gate_up, 2 * I, gu, false, pack(l, 2));
-    swiglu_forward(gu, N, I, h);
-    linear_batch_invariant(h, N, I, data_.data() + o.down, D, x, true, pack(l, 3));
+    int rows = N;
+    if (l == L - 1 && M < N) {
+      // Compacted in place, front to back: out_rows ascends, so out_rows[j] >= j is read before it is overwritten.
+      for (int j = 0; j < M; ++j) {
+        const long from = out_rows[static_cast<size_t>(j)];
+        if (from == j) continue;
+        std::copy_n(attn + from * A, A, attn + static_cast<long>(j) * A);
+        std::copy_n(x + from * D, D, x + static_cast<long>(j) * D);
+      }
+      rows = M;
+    }
+    if (rows == 0) break;
+    linear_batch_invariant(attn, rows, A, data_.data() + o.o, D, x, true, pack(l, 1));
+    rmsnorm_forward(x, data_.data() + o.post_norm, rows, D, cfg_.rms_norm_eps, xn, inv);
+    linear_batch_invariant(xn, rows, D, data_.data() + o.gate_up, 2 * I, gu, false, pack(l, 2));
+    swiglu_forward(gu, rows, I, h);
+    linear_batch_invariant(h, rows, I, data_.data() + o.down, D, x, true, pack(l, 3));
   }
   if (append_to_cache) cache.length = start_pos + C;
-  // The vocabulary projection is the widest GEMM of a small model: skip it for cache-only calls and for
-  // an own block, whose logits nobody reads.
-  if (logits_out == nullptr) return;
-  rmsnorm_forward(x, data_.data() + norm_off_, N, D, cfg_.rms_norm_eps, xn, inv);
+  if (M == 0) return;
+  rmsnorm_forward(x, data_.data() + norm_off_, M, D, cfg_.rms_norm_eps, xn, inv);
+  // Rows are computed the same whatever shares the call (linear_batch_invariant), so the projection of
+  // the compacted rows, scattered back, is what each row alone would give.
+  const bool dense = M == N;
+  float* out = dense ? logits_out : grow(chunk_logits_, static_cast<size_t>(M) * V);
+  linear_batch_invariant(xn, M, D, lm_head(), V, out, false, pack(L, 0));
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  const int rows = C - own_block;
-  for (int b = 0; b < (own_block > 0 ? B : 1); ++b) {
-    const long first = own_block > 0 ? static_cast<long>(b) * C + own_block : 0;
-    const int count = own_block > 0 ? rows : N;
-    float* out = logits_out + first * V;
-    linear_batch_invariant(xn + first * D, count, D, lm_head(), V, out, false, pack(L, 0));
-    for (int i = 0; i < count; ++i) out[static_cast<long>(i) * V + cfg_.mask_token_id] = neg_inf;
+  for (int j = 0; j < M; ++j) {
+    float* row = logits_out + static_cast<long>(out_rows[static_cast<size_t>(j)]) * V;
+    if (!dense) std::copy_n(out + static_cast<long>(j) * V, V, row);
+    row[cfg_.mask_token_id] = neg_inf;
   }
 }
 

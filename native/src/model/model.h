@@ -174,8 +174,11 @@ class Model {
   // attending to the cache and to each other only, so a committed block can be written to the cache
   // in the same call that runs the first step of the block after it, as exactly as in two calls.
   // Their logit rows are not written. logits_out may be null (cache writes only).
+  // logit_rows (B * C flags, null: all): only the flagged rows' logits are written, and only they run the
+  // last layer past its keys/values, so a block step whose committed positions nobody reads costs less.
+  // A written row has the same bits as without the flags.
   void forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_pos, AttentionMode mode,
-                     float* logits_out, bool append_to_cache, int own_block = 0);
+                     float* logits_out, bool append_to_cache, int own_block = 0, const uint8_t* logit_rows = nullptr);
 
   // Packs forward_chunk's weights once into the GEMM's panel layout (a second copy of the projection
   // weights), so that decoding no longer repacks every weight on every call, which is most of a one-row
@@ -219,6 +222,7 @@ class Model {
   int64_t lm_head_off_ = 0;  // == 0 (embed_tokens) when tied
   Workspace ws_;              // reused between calls
   Activations chunk_;         // forward_chunk's scratch
+  std::vector<float> chunk_logits_;  // forward_chunk's logits of the rows it computes, before they are scattered
   std::vector<int32_t> chunk_pos_;
   RopeTable rope_;
 };

@@ -196,13 +196,26 @@ class GroupDecoder {
     return logits_.data() + (r * stride + static_cast<size_t>(logit_offset_ + i)) * static_cast<size_t>(vocab_);
   }
   // Runs the same chunk positions for every row; `ids` holds rows.size() * n ids.
+  // `read` (one flag per id, null: all) names the positions whose logits will be read.
   void forward(LMCache& cache, const std::vector<int32_t>& ids, int n, int start, AttentionMode within,
-               bool want_logits, bool append, int own_block = 0) {
+               bool want_logits, bool append, int own_block = 0, const std::vector<uint8_t>* read = nullptr) {
     if (want_logits) logits_.resize(ids.size() * static_cast<size_t>(vocab_));
     logit_offset_ = own_block;
     ++passes_;
     model_.forward_chunk(cache, ids.data(), n, start, within, want_logits ? logits_.data() : nullptr, append,
-                         own_block);
+                         own_block, read != nullptr ? read->data() : nullptr);
+  }
+  // The chunk positions a step of the rows in `working` reads (diffusion_step): their masked positions, and
+  // under the remask rule their committed ones too. `width` positions per row, `offset` of them ahead of
+  // the chunk (a pending block).
+  void mark_read(const std::vector<Row*>& live, const std::vector<size_t>& working, int width, int offset) {
+    read_.assign(live.size() * static_cast<size_t>(width), 0);
+    for (size_t r : working) {
+      const Row& row = *live[r];
+      uint8_t* flags = read_.data() + r * static_cast<size_t>(width) + offset + row.lead;
+      for (int i = 0; i < row.n; ++i)
+        flags[i] = s_.rule == CommitRule::Remask || !row.committed[static_cast<size_t>(i)] ? 1 : 0;
+    }
   }
   int clip_total(int prompt_len) const {
     const int ctx = cfg_.max_position_embeddings;
@@ -241,6 +254,7 @@ class GroupDecoder {
   const bool steps_wanted_;
   int passes_ = 0;
   std::vector<float> logits_;
+  std::vector<uint8_t> read_;  // mark_read's flags
   int logit_offset_ = 0;
   std::vector<float> scratch_;
 };
@@ -530,12 +544,14 @@ void GroupDecoder::diffusion(std::vector<Row>& rows) {
           append_chunk(batch_ids, live[r]->ids, C);
         }
         set_lengths(pending.len);
+        mark_read(live, working, pending.len + C, pending.len);
         forward(*cache, batch_ids, pending.len + C, pending.start, AttentionMode::Bidirectional, true, true,
-                pending.len);
+                pending.len, &read_);
         pending.len = 0;
       } else {
         gather();
-        forward(*cache, batch_ids, C, chunk_start, AttentionMode::Bidirectional, true, false);
+        mark_read(live, working, C, 0);
+        forward(*cache, batch_ids, C, chunk_start, AttentionMode::Bidirectional, true, false, 0, &read_);
       }
       for (size_t r : working) {
         Row& row = *live[r];

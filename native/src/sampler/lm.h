@@ -77,8 +77,11 @@ class LanguageModel {
   // written at [start_pos, start_pos + n) and the cache length becomes start_pos + n.
   // own_block > 0 (non-causal `within` only): chunk positions [0, own_block) attend to the cache and to
   // each other only, as if they had been run (and appended) in a call of their own first.
-  virtual void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos,
-                             AttentionMode within, float* logits, bool append, int own_block = 0) const = 0;
+  // logit_rows (batch * n flags, null: all) names the rows whose logits the caller reads; a model may leave
+  // the others unwritten and skip work for them (ModelLM does), but never changes a flagged row.
+  virtual void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
+                             float* logits, bool append, int own_block = 0,
+                             const uint8_t* logit_rows = nullptr) const = 0;
 
   // Whole-sequence forward without any cache, under `mode` (Block: blocks of config().block_size
   // aligned at position 0). The reference the cached paths are tested against.

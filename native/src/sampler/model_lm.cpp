@@ -38,11 +38,11 @@ std::unique_ptr<LMCache> ModelLM::new_cache(int batch) const {
 }
 
 void ModelLM::forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
-                            float* logits, bool append, int own_block) const {
+                            float* logits, bool append, int own_block, const uint8_t* logit_rows) const {
   auto* c = dynamic_cast<ModelCache*>(&cache);
   if (c == nullptr) throw std::logic_error("ModelLM::forward_chunk: cache was not made by this model");
   if (n == 0) return;
-  model_.forward_chunk(c->kv, ids, n, start_pos, within, logits, append, own_block);
+  model_.forward_chunk(c->kv, ids, n, start_pos, within, logits, append, own_block, logit_rows);
 }
 
 void ModelLM::forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const {

@@ -24,7 +24,8 @@ class ModelLM : public Backend {
     return ids;
   }
   void forward_chunk(LMCache& cache, const int32_t* ids, int n, int start_pos, AttentionMode within,
-                     float* logits, bool append, int own_block = 0) const override;
+                     float* logits, bool append, int own_block = 0,
+                     const uint8_t* logit_rows = nullptr) const override;
   void forward_full(const int32_t* ids, int n, AttentionMode mode, float* logits) const override;
   Device device() const override { return Device::Cpu; }
   LossStats forward_loss(const Batch& batch, double normalizer, float* token_ce) const override {
