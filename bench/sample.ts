@@ -50,6 +50,8 @@ export interface BenchRow {
    */
   genNll: number | null;
   valLoss: number | null;
+  /** Tokens/s of each timed run (--repeat), in run order; tokensPerSecond is their median. */
+  runs?: number[];
 }
 
 export interface ModelInfo {
@@ -189,6 +191,40 @@ export interface Kept {
   prompt: string;
   text: string;
   tokens: Int32Array;
+}
+
+export type Measured = Awaited<ReturnType<typeof measure>>;
+
+export function median(values: number[]): number {
+  if (values.length === 0) throw new Error('median of no values');
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/**
+ * Timed runs of one row as one: the median tokens/s, ms/token and latency. Decoding is deterministic (greedy,
+ * or seeded per sequence), so every run generates the same tokens in the same passes; a run that did not is a
+ * bug, not noise, and is refused.
+ */
+export function foldRuns(runs: Measured[]): Measured & { runs: number[] } {
+  const [first] = runs;
+  if (!first) throw new Error('foldRuns: no runs');
+  const differs = runs.find(
+    (r) =>
+      r.generatedTokens !== first.generatedTokens || r.tokensPerForwardPass !== first.tokensPerForwardPass,
+  );
+  if (differs)
+    throw new Error(
+      `timed runs of one bench row generated different text (${first.generatedTokens} and ${differs.generatedTokens} tokens): decoding should be deterministic`,
+    );
+  return {
+    ...first,
+    tokensPerSecond: median(runs.map((r) => r.tokensPerSecond)),
+    msPerToken: median(runs.map((r) => r.msPerToken)),
+    latencyMs: median(runs.map((r) => r.latencyMs)),
+    runs: runs.map((r) => r.tokensPerSecond),
+  };
 }
 
 export async function measure(

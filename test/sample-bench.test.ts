@@ -4,12 +4,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pairedRatio } from '../bench/commands/bench-sample.ts';
 import {
   type BenchRow,
   chartSvg,
+  foldRuns,
   functionOf,
   generativeNll,
   heldOutHeaders,
+  type Measured,
+  median,
   paramCount,
   parsesAsFunction,
 } from '../bench/sample.ts';
@@ -160,5 +164,52 @@ describe('prompt boundaries', () => {
     expect(prompt).toBe('def f(x):\n    """Twice."""');
     expect(src.startsWith(prompt)).toBe(true);
     expect(pretokenize(src.slice(prompt.length))[0]).toBe('\n    ');
+  });
+});
+
+describe('repeated timed runs', () => {
+  const run = (tps: number, tokens = 600): Measured => ({
+    batch: 1,
+    requests: 10,
+    generatedTokens: tokens,
+    tokensPerSecond: tps,
+    msPerToken: 1000 / tps,
+    forwardPassesPerRequest: 12,
+    tokensPerForwardPass: tokens / 120,
+    latencyMs: (tokens / 10 / tps) * 1000,
+    parseOk: 1,
+  });
+  const row = (model: 'ar' | 'diffusion', runs: number[]): BenchRow => ({
+    model,
+    block: null,
+    threshold: null,
+    order: null,
+    genNll: null,
+    pass1: null,
+    valLoss: null,
+    ...foldRuns(runs.map((t) => run(t))),
+  });
+
+  it('fold to the median of each timing, keeping the counts and every run', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    const folded = foldRuns([run(100), run(300), run(120)]);
+    expect(folded.tokensPerSecond).toBe(120);
+    expect(folded.msPerToken).toBeCloseTo(1000 / 120, 9);
+    expect(folded.latencyMs).toBeCloseTo(run(120).latencyMs, 9);
+    expect(folded.generatedTokens).toBe(600);
+    expect(folded.runs).toEqual([100, 300, 120]);
+    // Runs that decoded different text are a determinism bug, not noise.
+    expect(() => foldRuns([run(100), run(100, 599)])).toThrow(/different text/);
+  });
+
+  it('take the ratio to AR within each repetition, then the median', () => {
+    // The machine ran twice as fast in the second repetition: the ratio is taken within each repetition
+    // (3.00, 3.50, 2.82), not between the medians (310 / 110 = 2.82).
+    const d = row('diffusion', [300, 700, 310]);
+    const a = row('ar', [100, 200, 110]);
+    expect(pairedRatio(d, a)).toBe('3.00x (median of 3 paired runs, 2.82-3.50x)');
+    expect(d.tokensPerSecond / a.tokensPerSecond).toBeCloseTo(2.82, 2);
+    expect(pairedRatio(row('diffusion', [250]), row('ar', [100]))).toBe('2.50x');
   });
 });

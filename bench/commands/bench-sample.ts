@@ -9,15 +9,18 @@ import { DEFAULT_DATA_DIR } from '../../eval/paths.ts';
 import { SandboxPool } from '../../eval/sandbox/pool.ts';
 import { DEFAULT_LIMITS } from '../../eval/sandbox/types.ts';
 import type { EvalTask } from '../../eval/suites/types.ts';
-import { COMMIT_ORDERS, type CommitOrder } from '../../schemas/engine.ts';
+import { COMMIT_ORDERS, type CommitOrder, type SampleSettings } from '../../schemas/engine.ts';
 import {
   type BenchRow,
   chartSvg,
+  foldRuns,
   generativeNll,
   heldOutHeaders,
   type Kept,
+  type Measured,
   type ModelInfo,
   measure,
+  median,
   modelInfo,
   passRate,
   suitePromptsFor,
@@ -38,6 +41,19 @@ function aloneTwin(rows: BenchRow[], row: BenchRow): BenchRow | undefined {
       r.order === row.order &&
       (r.errorBudget ?? 0) === (row.errorBudget ?? 0),
   );
+}
+
+/**
+ * A diffusion row's tokens/s over the AR row's: with several repetitions, the median of the ratios of the runs
+ * made in the same repetition, and their range.
+ */
+export function pairedRatio(row: BenchRow, ar: BenchRow): string {
+  const d = row.runs ?? [row.tokensPerSecond];
+  const a = ar.runs ?? [ar.tokensPerSecond];
+  if (d.length < 2 || d.length !== a.length)
+    return `${(row.tokensPerSecond / ar.tokensPerSecond).toFixed(2)}x`;
+  const ratios = d.map((x, i) => x / a[i]);
+  return `${median(ratios).toFixed(2)}x (median of ${ratios.length} paired runs, ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x)`;
 }
 
 function table(rows: BenchRow[]): string {
@@ -172,6 +188,15 @@ generated token). Random-weight models (--random-init) measure speed only: their
     config: { type: 'string', description: 'config.json of the random diffusion model', arg: 'FILE' },
     'ar-config': { type: 'string', description: 'config.json of the random AR model', arg: 'FILE' },
     tokenizer: { type: 'string', description: 'tokenizer.json [default: CKPT/tokenizer.json]', arg: 'FILE' },
+    repeat: {
+      type: 'number',
+      min: 1,
+      integer: true,
+      description:
+        'timed runs of every row, each repetition running all rows and then AR; tok/s is the median, and the ratio to AR the median of the ratios within a repetition',
+      default: 1,
+      arg: 'N',
+    },
     threads: {
       type: 'number',
       min: 1,
@@ -230,26 +255,49 @@ generated token). Random-weight models (--random-init) measure speed only: their
     const batches = batch > 1 ? [1, batch] : [1];
     const dValLoss = optNum(o, 'val-loss') ?? validationLoss(dOpts.ckpt, ['elbo']);
 
+    const repeat = num(o, 'repeat');
+    type Setting = Pick<BenchRow, 'model' | 'block' | 'threshold' | 'order' | 'errorBudget' | 'valLoss'>;
+    const grid: { setting: Setting; sample: SampleSettings }[] = [];
+    for (const block of blocks)
+      for (const order of orders)
+        for (const errorBudget of budgets)
+          for (const threshold of thresholds)
+            grid.push({
+              setting: { model: 'diffusion', block, threshold, order, errorBudget, valLoss: dValLoss },
+              sample: { maxNew, block, threshold, order, ...(errorBudget > 0 ? { errorBudget } : {}) },
+            });
+    const arValLoss = optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']);
+    grid.push({
+      setting: { model: 'ar', block: null, threshold: null, order: null, valLoss: arValLoss },
+      sample: { mode: 'ar', maxNew },
+    });
+
     const rows: BenchRow[] = [];
     // Batch 1 completions of each row, scored by the AR checkpoint once it is known; larger batches take
     // their scores from these rows (aloneTwin).
     const samples = new Map<BenchRow, Kept[]>();
-    const total = batches.length * (1 + blocks.length * thresholds.length * orders.length * budgets.length);
+    const progress = new Progress({
+      label: 'bench sample',
+      total: repeat * batches.length * grid.length,
+      unit: 'runs',
+    });
+    // Both engines stay up, so that every repetition times each diffusion row and the AR row next to each
+    // other: a machine that runs slower for a while then slows both sides of a ratio.
     const diffusion = await EngineClient.start(dOpts);
-    const dInfo = await modelInfo(dOpts, diffusion.info.attention_mode);
+    let ar: EngineClient | undefined;
+    let dInfo: ModelInfo;
+    let aInfo: ModelInfo;
     let prompts: string[] = [];
     let promptTokens = 0;
     let tasks: EvalTask[] | undefined;
     const suite = optStr(o, 'suite');
-    const progress = new Progress({ label: 'bench sample', total, unit: 'configs' });
-    type Setting = Pick<BenchRow, 'model' | 'block' | 'threshold' | 'order' | 'errorBudget' | 'valLoss'>;
-    const record = (setting: Setting, m: Awaited<ReturnType<typeof measure>>, b: number, kept: Kept[]) => {
-      const row: BenchRow = { ...setting, genNll: null, pass1: null, ...m };
-      rows.push(row);
-      if (b === 1) samples.set(row, kept);
-      progress.tick();
-    };
     try {
+      ar = await EngineClient.start(aOpts);
+      dInfo = await modelInfo(dOpts, diffusion.info.attention_mode);
+      aInfo = await modelInfo(aOpts, ar.info.attention_mode);
+      if (ar.info.attention_mode !== 'causal') {
+        process.stderr.write(`warning: --ar-ckpt is a ${ar.info.attention_mode} checkpoint, not causal\n`);
+      }
       const tok = diffusion.requireTokenizer();
       if (suite) {
         ({ tasks, prompts } = await suitePromptsFor(
@@ -267,66 +315,46 @@ generated token). Random-weight models (--random-init) measure speed only: their
       if (prompts.length === 0) {
         throw new UserError('bench sample: found no held-out function headers in the corpus.');
       }
+      const engineOf = (g: (typeof grid)[number]) => (g.setting.model === 'ar' ? ar! : diffusion);
       // Warm-up at the first setting over a few prompts: with only a short one, the first measured
       // setting ran up to 1.7x slower per forward pass than the same setting measured later in the run.
-      await measure(
-        diffusion,
-        prompts.slice(0, 16),
-        { maxNew, block: blocks[0], threshold: thresholds[0] },
-        1,
-      );
+      await measure(diffusion, prompts.slice(0, 16), grid[0].sample, 1);
+      await measure(ar, prompts.slice(0, 16), { mode: 'ar', maxNew }, 1);
+      const runs = new Map<string, Measured[]>();
+      const kept = new Map<string, Kept[]>();
+      for (let rep = 0; rep < repeat; rep++)
+        for (const b of batches)
+          for (const [k, g] of grid.entries()) {
+            const key = `${b}/${k}`;
+            if (rep === 0) {
+              kept.set(key, []);
+              runs.set(key, []);
+            }
+            const m = await measure(engineOf(g), prompts, g.sample, b, rep === 0 ? kept.get(key) : undefined);
+            runs.get(key)!.push(m);
+            progress.tick();
+          }
       for (const b of batches)
-        for (const block of blocks)
-          for (const order of orders)
-            for (const errorBudget of budgets)
-              for (const threshold of thresholds) {
-                const kept: Kept[] = [];
-                const settings = {
-                  maxNew,
-                  block,
-                  threshold,
-                  order,
-                  ...(errorBudget > 0 ? { errorBudget } : {}),
-                };
-                const m = await measure(diffusion, prompts, settings, b, kept);
-                record(
-                  { model: 'diffusion', block, threshold, order, errorBudget, valLoss: dValLoss },
-                  m,
-                  b,
-                  kept,
-                );
-              }
-    } finally {
-      await diffusion.close();
-    }
-    const ar = await EngineClient.start(aOpts);
-    let encode: ((text: string) => ArrayLike<number>) | undefined;
-    const aInfo = await modelInfo(aOpts, ar.info.attention_mode);
-    try {
-      if (ar.info.attention_mode !== 'causal') {
-        process.stderr.write(`warning: --ar-ckpt is a ${ar.info.attention_mode} checkpoint, not causal\n`);
-      }
-      await measure(ar, prompts.slice(0, 16), { mode: 'ar', maxNew }, 1); // warm-up, as for diffusion
-      encode = ar.requireTokenizer().encode.bind(ar.requireTokenizer());
-      for (const b of batches) {
-        const kept: Kept[] = [];
-        const m = await measure(ar, prompts, { mode: 'ar', maxNew }, b, kept);
-        const valLoss =
-          optNum(o, 'ar-val-loss') ?? validationLoss(aOpts.ckpt, ['nll', 'ar', 'causal', 'elbo']);
-        record({ model: 'ar', block: null, threshold: null, order: null, valLoss }, m, b, kept);
-      }
+        for (const [k, g] of grid.entries()) {
+          const key = `${b}/${k}`;
+          const row: BenchRow = { ...g.setting, genNll: null, pass1: null, ...foldRuns(runs.get(key)!) };
+          rows.push(row);
+          if (b === 1) samples.set(row, kept.get(key)!);
+        }
       progress.done();
       // The AR checkpoint's own engine scores every kept completion (one engine per checkpoint).
       if (aOpts.ckpt && ar.info.attention_mode === 'causal') {
-        for (const [row, kept] of samples) {
-          const ids = kept.map((k) => ({ prompt: encode!(k.prompt), tokens: k.tokens }));
+        const encode = ar.requireTokenizer().encode.bind(ar.requireTokenizer());
+        for (const [row, completions] of samples) {
+          const ids = completions.map((c) => ({ prompt: encode(c.prompt), tokens: c.tokens }));
           row.genNll = await generativeNll(ids, ar);
         }
         for (const row of rows.filter((r) => r.batch !== 1))
           row.genNll = aloneTwin(rows, row)?.genNll ?? null;
       }
     } finally {
-      await ar.close();
+      await diffusion.close();
+      await ar?.close();
     }
 
     if (tasks) {
@@ -365,7 +393,7 @@ generated token). Random-weight models (--random-init) measure speed only: their
     if (arBest) {
       for (const r of rows.filter((x) => x.model === 'diffusion' && x.batch === 1)) {
         process.stdout.write(
-          `block ${r.block} tau ${r.threshold}${r.order === 'confidence' ? '' : ` ${r.order}`}${r.errorBudget ? ` budget ${r.errorBudget}` : ''}: ${(r.tokensPerSecond / arBest.tokensPerSecond).toFixed(2)}x AR tokens/s (batch 1), ${r.tokensPerForwardPass.toFixed(2)} tokens/pass` +
+          `block ${r.block} tau ${r.threshold}${r.order === 'confidence' ? '' : ` ${r.order}`}${r.errorBudget ? ` budget ${r.errorBudget}` : ''}: ${pairedRatio(r, arBest)} AR tokens/s (batch 1), ${r.tokensPerForwardPass.toFixed(2)} tokens/pass` +
             (r.pass1 != null && arBest.pass1 != null
               ? `, pass@1 ${(100 * r.pass1).toFixed(1)}% (AR ${(100 * arBest.pass1).toFixed(1)}%)`
               : '') +
