@@ -5,8 +5,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "gemm/gemm.h"
@@ -84,10 +86,14 @@ void pack_b_panel(bool transB, const float* B, int ldb, int p0, int kc, int j0, 
   }
 }
 
-// C[0:rows, 0:cols] += alpha * (packed A panel) * (packed B panel).
-void micro_kernel(int kc, const float* a, const float* b, float alpha, float* C, int ldc, int rows, int cols) {
-  vec c0[MR], c1[MR];
-  for (int i = 0; i < MR; ++i) {
+// C[0:R, 0:cols] += alpha * (packed A panel) * (packed B panel), for the first R of the panel's MR rows. A
+// row's operations are the same whatever R is (its own accumulators, in the same order), so a partial tile,
+// such as the single row of a token-by-token decoding step, costs R rows of multiply-adds instead of MR
+// and gives the bits a full tile would.
+template <int R>
+void micro_kernel_rows(int kc, const float* a, const float* b, float alpha, float* C, int ldc, int cols) {
+  vec c0[R], c1[R];
+  for (int i = 0; i < R; ++i) {
     c0[i] = vec{};
     c1[i] = vec{};
   }
@@ -96,21 +102,35 @@ void micro_kernel(int kc, const float* a, const float* b, float alpha, float* C,
     std::memcpy(&b0, b + p * NR, sizeof(vec));
     std::memcpy(&b1, b + p * NR + VW, sizeof(vec));
     const float* ap = a + p * MR;
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const float ai = ap[i];
       c0[i] += ai * b0;
       c1[i] += ai * b1;
     }
   }
-  float tile[MR][NR];
-  for (int i = 0; i < MR; ++i) {
+  float tile[R][NR];
+  for (int i = 0; i < R; ++i) {
     std::memcpy(&tile[i][0], &c0[i], sizeof(vec));
     std::memcpy(&tile[i][VW], &c1[i], sizeof(vec));
   }
-  for (int i = 0; i < rows; ++i) {
+  for (int i = 0; i < R; ++i) {
     float* crow = C + static_cast<long>(i) * ldc;
     for (int j = 0; j < cols; ++j) crow[j] += alpha * tile[i][j];
   }
+}
+
+using MicroKernel = void (*)(int, const float*, const float*, float, float*, int, int);
+
+template <size_t... I>
+constexpr std::array<MicroKernel, sizeof...(I)> micro_kernels(std::index_sequence<I...>) {
+  return {&micro_kernel_rows<static_cast<int>(I) + 1>...};
+}
+
+constexpr std::array<MicroKernel, MR> kMicroKernels = micro_kernels(std::make_index_sequence<MR>{});
+
+// C[0:rows, 0:cols] += alpha * (packed A panel) * (packed B panel), rows in [1, MR].
+void micro_kernel(int kc, const float* a, const float* b, float alpha, float* C, int ldc, int rows, int cols) {
+  kMicroKernels[static_cast<size_t>(rows - 1)](kc, a, b, alpha, C, ldc, cols);
 }
 
 void scale_c(int M, int N, float beta, float* C, int ldc) {
