@@ -71,6 +71,8 @@ interface SynthScale {
   suffixMasks: number;
   /** Held-out test tasks the speed/quality table decodes. */
   benchTasks: number;
+  /** Timed runs of each bench row (`bench sample --repeat`): single runs of a row differed by up to 25%. */
+  benchRepeat: number;
   postTraining: boolean;
 }
 
@@ -81,6 +83,7 @@ const SCALES: Record<string, SynthScale> = {
     diffusionSteps: 750,
     suffixMasks: 0,
     benchTasks: 100,
+    benchRepeat: 1,
     postTraining: false,
   },
   recipe: {
@@ -89,6 +92,7 @@ const SCALES: Record<string, SynthScale> = {
     diffusionSteps: 2500,
     suffixMasks: 0.5,
     benchTasks: 500,
+    benchRepeat: 3,
     postTraining: true,
   },
 };
@@ -130,6 +134,8 @@ function synthStages(out: string, scale: SynthScale, stepsFlag: number): Stage[]
     String(scale.benchTasks),
     '--max-new',
     MAX_NEW,
+    '--repeat',
+    String(scale.benchRepeat),
     '--out',
     dir,
   ];
