@@ -80,7 +80,7 @@ const SCALES: Record<string, SynthScale> = {
   demo: {
     tasks: [30000, 300, 200],
     config: 'data/configs/synth-demo.json',
-    diffusionSteps: 750,
+    diffusionSteps: 650,
     suffixMasks: 0,
     benchTasks: 100,
     benchRepeat: 1,
