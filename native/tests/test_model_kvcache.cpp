@@ -37,6 +37,16 @@ void sharpen(sdt::Model& m) {
       for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 10.0f;
 }
 
+// tiny_config with 2 kv heads, untied, blocks of 4, initialised from `seed` and sharpened.
+sdt::Model sharp_model(AttentionMode mode, uint64_t seed) {
+  auto cfg = sdt_test::tiny_config(2, false, mode);
+  cfg.block_size = 4;
+  sdt::Model m(cfg);
+  m.init(seed);
+  sharpen(m);
+  return m;
+}
+
 // Runs forward_chunk over [0, T) in chunks of `chunk` and gathers the logits row-major [B*T, V].
 std::vector<float> chunked_logits(sdt::Model& m, const std::vector<int32_t>& ids, int B, int T, int chunk,
                                   AttentionMode mode, bool probe_without_append) {
@@ -144,11 +154,8 @@ TEST(model_kvcache_rejects_bad_ranges) {
 
 TEST(model_kvcache_probe_over_committed_positions_leaves_cache_intact) {
   TestRng rng(49);
-  auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
-  cfg.block_size = 4;
-  sdt::Model m(cfg);
-  m.init(49);
-  sharpen(m);
+  sdt::Model m = sharp_model(AttentionMode::Block, 49);
+  const sdt::ModelConfig& cfg = m.config();
   const int B = 2, V = cfg.vocab_size;
   const auto ids = random_ids(cfg, B * 12, rng);  // three blocks per row
   auto chunk = [&](int s) {
@@ -182,13 +189,8 @@ TEST(model_kvcache_probe_over_committed_positions_leaves_cache_intact) {
 TEST(model_kvcache_own_block_equals_write_then_step) {
   for (AttentionMode mode : {AttentionMode::Block, AttentionMode::Bidirectional}) {
     TestRng rng(77);
-    auto cfg = sdt_test::tiny_config(2, false, mode);
-    cfg.block_size = 4;
-    sdt::Model m(cfg);
-    m.init(77);
-    for (auto& p : m.params())
-      if (p.shape.size() == 2)
-        for (int64_t i = 0; i < p.numel; ++i) p.data[i] *= 10.0f;
+    sdt::Model m = sharp_model(mode, 77);
+    const sdt::ModelConfig& cfg = m.config();
     const int B = 2, V = cfg.vocab_size, P = 4, N = 4;
     const auto prompt = random_ids(cfg, B * P, rng);
     const auto committed = random_ids(cfg, B * N, rng);  // block [4, 8)
@@ -317,11 +319,8 @@ TEST(model_decoding_packs_give_the_same_bits_and_follow_weight_changes) {
 TEST(model_kvcache_logit_rows_keep_the_bits_of_the_rows_they_name) {
   for (bool packed : {false, true}) {
     TestRng rng(93);
-    auto cfg = sdt_test::tiny_config(2, false, AttentionMode::Block);
-    cfg.block_size = 4;
-    sdt::Model m(cfg);
-    m.init(93);
-    sharpen(m);
+    sdt::Model m = sharp_model(AttentionMode::Block, 93);
+    const sdt::ModelConfig& cfg = m.config();
     if (packed) m.pack_for_decoding();
     const int B = 2, V = cfg.vocab_size, P = 4, C = 8, own = 4;
     const auto prompt = random_ids(cfg, B * P, rng);

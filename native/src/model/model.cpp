@@ -456,7 +456,8 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
 
   // The rows whose logits are read. Past the last layer's keys/values nothing else needs a row, so the
   // rest of that layer and the vocabulary projection run on these alone (a cache-only call: none).
-  std::vector<int> out_rows;
+  std::vector<int>& out_rows = chunk_out_rows_;
+  out_rows.clear();
   if (logits_out != nullptr)
     for (int i = 0; i < N; ++i)
       if (i % C >= own_block && (logit_rows == nullptr || logit_rows[i] != 0)) out_rows.push_back(i);
@@ -506,6 +507,7 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
         std::copy_n(saved_v.data() + from, static_cast<size_t>(keep) * hd, vc + at);
       }
     }
+    if (keys_only) break;
     int rows = N;
     if (l == L - 1 && M < N) {
       // Compacted in place, front to back: out_rows ascends, so out_rows[j] >= j is read before it is overwritten.
@@ -517,7 +519,6 @@ void Model::forward_chunk(KVCache& cache, const int32_t* ids, int C, int start_p
       }
       rows = M;
     }
-    if (rows == 0) break;
     linear_batch_invariant(attn, rows, A, data_.data() + o.o, D, x, true, pack(l, 1));
     rmsnorm_forward(x, data_.data() + o.post_norm, rows, D, cfg_.rms_norm_eps, xn, inv);
     linear_batch_invariant(xn, rows, D, data_.data() + o.gate_up, 2 * I, gu, false, pack(l, 2));

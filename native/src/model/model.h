@@ -223,6 +223,7 @@ class Model {
   Workspace ws_;              // reused between calls
   Activations chunk_;         // forward_chunk's scratch
   std::vector<float> chunk_logits_;  // forward_chunk's logits of the rows it computes, before they are scattered
+  std::vector<int> chunk_out_rows_;  // forward_chunk's rows whose logits are read
   std::vector<int32_t> chunk_pos_;
   RopeTable rope_;
 };
